@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs whatever is missing for myguard on Debian/Ubuntu: system packages with
+# apt-get, Python packages into ./.venv, and the compiled _fast extensions.
+# Safe to run again: each step checks before it acts.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+DEB_PACKAGES=(mariadb-server mariadb-client slapd ldap-utils haproxy sysbench openssl
+              build-essential pkg-config python3-dev python3-venv libmariadb-dev libmariadb-dev-compat)
+missing=()
+for p in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  # slapd asks questions unless told not to; its system instance is not used.
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.myguard-deps
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "bootstrap: installing Python packages into .venv"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e ".[test]"
+  touch "$stamp"
+fi
+# Rebuild the Cython extensions when any .pyx/.pxd is newer than its .so.
+need_build=0
+for src in src/myguard/_fast/*.pyx; do
+  [ -e "$src" ] || continue
+  mod=${src%.pyx}
+  so=$(ls "$mod".*.so 2>/dev/null | head -n1 || true)
+  if [ -z "$so" ] || [ "$src" -nt "$so" ]; then need_build=1; fi
+done
+if [ $need_build -eq 1 ]; then
+  echo "bootstrap: compiling src/myguard/_fast"
+  .venv/bin/python setup.py -q build_ext --inplace >/dev/null
+fi

@@ -1,0 +1,21 @@
+"""Builds the Cython extensions in src/myguard/_fast (one module per .pyx file)."""
+
+from pathlib import Path
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+FAST = Path("src/myguard/_fast")
+
+extensions = [
+    Extension(f"myguard._fast.{pyx.stem}", [str(pyx)], extra_compile_args=["-O3"])
+    for pyx in sorted(FAST.glob("*.pyx"))
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        language_level=3,
+        compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True},
+    ),
+)

@@ -1,0 +1,1 @@
+"""Identity sources: who a client is, and which groups they belong to."""

@@ -1,0 +1,81 @@
+"""The contract between the authentication exchange and an identity source.
+
+The exchange (``myguard.frontend.authenticate``) never sees how identities are stored:
+it asks a source to check a cleartext password (full authentication) or for the
+stored scramble verifiers that let fast-auth plugins work without one.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+
+class AuthFailed(Exception):
+    """The credentials are wrong, the user is unknown or disabled.
+
+    ``reason`` is for the log and audit only; the client always gets the same
+    generic "Access denied" so that it cannot probe which users exist.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class IdentityUnavailable(Exception):
+    """The identity provider cannot be reached or did not answer in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An authenticated person or program, as policy and audit see them."""
+
+    user: str
+    groups: frozenset[str] = frozenset()
+    source: str = "users-file"
+    # Name of a backend account from the config (per-group mapping); None = default.
+    backend_account: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class FastVerifiers:
+    """Stored verifiers that let a fast-auth plugin check a scramble without the password.
+
+    ``native_stage2`` is SHA1(SHA1(password)) for mysql_native_password;
+    ``sha2_stage2`` is SHA256(SHA256(password)) for caching_sha2_password fast auth.
+    Either may be None when the source does not keep it.
+    """
+
+    identity: Identity
+    native_stage2: bytes | None = None
+    sha2_stage2: bytes | None = None
+
+
+class IdentitySource(abc.ABC):
+    """Where identities come from (users file, LDAP, ...)."""
+
+    name: str = "identity"
+
+    @abc.abstractmethod
+    async def authenticate(self, user: str, password: str) -> Identity:
+        """Full authentication with the cleartext password.
+
+        Raises AuthFailed for bad credentials, IdentityUnavailable when the provider
+        cannot answer.
+        """
+
+    @abc.abstractmethod
+    async def fast_verifiers(self, user: str) -> FastVerifiers | None:
+        """Stored fast-auth verifiers for ``user``, or None if the source keeps none.
+
+        Raises IdentityUnavailable when the provider cannot answer.
+        """
+
+    async def refresh(self, identity: Identity) -> Identity:
+        """Re-resolve groups for a user authenticated earlier (default: unchanged)."""
+        return identity
+
+    async def close(self) -> None:
+        """Release connections and threads."""
