@@ -1,0 +1,1 @@
+"""Inline approval of held statements: policy, durable queue, waiting, notification."""
