@@ -23,6 +23,7 @@ ER_APPROVAL_REFUSED = (
     4715  # an approver's action was refused (self-approval, not an approver, closed)
 )
 ER_APPROVAL_NOT_FOUND = 4716
+ER_MYGUARD_COMMAND_SYNTAX = 4717  # a MYGUARD ... command typed wrong
 
 MAX_MESSAGE_BYTES = 511
 
@@ -125,3 +126,8 @@ class ApprovalNotFound(ApprovalError):
     def __init__(self, request_id: int) -> None:
         self.request_id = request_id
         super().__init__(f"id={request_id}")
+
+
+class MyguardCommandSyntax(ApprovalError):
+    code = ER_MYGUARD_COMMAND_SYNTAX
+    token = "MYGUARD_COMMAND_SYNTAX"
