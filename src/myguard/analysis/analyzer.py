@@ -1,0 +1,458 @@
+"""``analyze()``: from COM_QUERY text to one ``Statement`` per statement, never raising."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from myguard.analysis import tokens as tk
+from myguard.analysis.extract import Extract
+from myguard.analysis.kinds import names_for
+from myguard.analysis.lexer import LexError, Token, render, split, tokenize
+from myguard.analysis.model import UNPARSED, Statement, TableName
+from myguard.analysis.sqlglot_path import analyse, query_kind
+
+Handler = Callable[[list[Token], str, str | None], Statement]
+
+_DDL_SKIP = frozenset(
+    {
+        "OR",
+        "REPLACE",
+        "TEMPORARY",
+        "UNIQUE",
+        "FULLTEXT",
+        "SPATIAL",
+        "ONLINE",
+        "OFFLINE",
+        "IGNORE",
+        "AGGREGATE",
+        "DEFINER",
+        "ALGORITHM",
+        "SQL",
+        "SECURITY",
+        "IF",
+        "NOT",
+        "EXISTS",
+        "EXTERNAL",
+        "CURRENT_USER",
+    }
+)
+_OBJECTS = {
+    "TABLE": "table",
+    "DATABASE": "database",
+    "SCHEMA": "database",
+    "VIEW": "view",
+    "INDEX": "index",
+    "KEY": "index",
+    "USER": "user",
+    "ROLE": "role",
+    "PROCEDURE": "procedure",
+    "FUNCTION": "function",
+    "TRIGGER": "trigger",
+    "EVENT": "event",
+    "SERVER": "server",
+    "TABLESPACE": "tablespace",
+    "LOGFILE": "logfile",
+    "SEQUENCE": "sequence",
+    "PACKAGE": "package",
+    "RESOURCE": "resource",
+    "REFERENCE": "spatial",
+    "INSTANCE": "instance",
+    "UNDO": "undo",
+}
+# Objects whose CREATE/ALTER sqlglot parses into tables we can trust (DROP is token-level).
+_SQLGLOT_OBJECTS = frozenset({"table", "view", "index"})
+_QUERY_START = frozenset({"SELECT", "WITH", "TABLE", "VALUES", "INSERT", "UPDATE", "DELETE"})
+_EXPLAIN_OPTIONS = frozenset({"EXTENDED", "PARTITIONS", "FORMAT", "ANALYZE", "VERBOSE"})
+_ADMIN_TABLE_PREFIX = frozenset({"NO_WRITE_TO_BINLOG", "LOCAL", "TABLE", "TABLES"})
+_WORD_KINDS = {
+    "KILL": "kill",
+    "SHOW": "show",
+    "COMMIT": "commit",
+    "ROLLBACK": "rollback",
+    "SAVEPOINT": "savepoint",
+    "RELEASE": "savepoint",
+    "XA": "xa",
+    "UNLOCK": "unlock",
+    "FLUSH": "flush",
+    "INSTALL": "install",
+    "UNINSTALL": "uninstall",
+    "SHUTDOWN": "shutdown",
+    "RESTART": "restart",
+    "RESET": "reset",
+    "PURGE": "purge",
+    "CHANGE": "change",
+    "STOP": "stop",
+    "CLONE": "clone",
+    "BINLOG": "binlog",
+    "BACKUP": "backup",
+    "IMPORT": "import",
+    "HELP": "help",
+    "CACHE": "cache_index",
+    "GRANT": "grant",
+    "REVOKE": "revoke",
+    "DEALLOCATE": "deallocate",
+}
+
+
+def analyze(sql: str, current_db: str | None) -> list[Statement]:
+    """Analyse every statement of a COM_QUERY text; unparseable text yields kind "unparsed"."""
+    try:
+        statements = split(tokenize(sql))
+    except LexError as exc:
+        return [unparsed(sql, str(exc))]
+    result: list[Statement] = []
+    db = current_db
+    for tokens in statements:
+        statement = analyze_tokens(tokens, db)
+        if statement.kind == "use":
+            # USE inside a multi-statement text changes how the following ones resolve.
+            parts, _ = tk.name_at(tokens, 1)
+            db = parts[0] if parts else db
+        result.append(statement)
+    return result
+
+
+def unparsed(sql: str, error: str) -> Statement:
+    return Statement(sql=sql, kind=UNPARSED, names=frozenset({UNPARSED}), error=error)
+
+
+def analyze_tokens(tokens: list[Token], current_db: str | None) -> Statement:
+    """Analyse one statement's tokens."""
+    sql = render(tokens)
+    first = tokens[0]
+    if first.kind == "op" and first.text == "(":
+        return _query(tokens, sql, current_db)
+    handler = _HANDLERS.get(first.upper) if first.kind == "word" else None
+    if handler is not None:
+        return handler(tokens, sql, current_db)
+    kind = _WORD_KINDS.get(first.upper) if first.kind == "word" else None
+    if kind is None:
+        return unparsed(sql, f"unknown statement {first.text!r}")
+    return _simple(sql, kind)
+
+
+def _simple(sql: str, kind: str, object_type: str | None = None, **fields: object) -> Statement:
+    extras = fields.pop("extras", frozenset())
+    names = names_for(kind, object_type, extras)  # type: ignore[arg-type]
+    return Statement(sql=sql, kind=kind, object_type=object_type, names=names, **fields)  # type: ignore[arg-type]
+
+
+def _from_extract(sql: str, kind: str, found: Extract, **fields: object) -> Statement:
+    return _simple(
+        sql,
+        kind,
+        reads=found.reads,
+        writes=found.writes,
+        columns=found.columns,
+        star_tables=found.star_tables,
+        has_where=found.has_where,
+        where_tautology=found.where_tautology,
+        has_limit=found.has_limit,
+        **fields,
+    )
+
+
+def _query(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    """SELECT / WITH / TABLE / VALUES / INSERT / UPDATE / DELETE, including SELECT ... INTO."""
+    into, tokens = _strip_into(tokens)
+    parsed = analyse(render(tokens), current_db)
+    if parsed is None:
+        return unparsed(sql, "sqlglot could not parse the statement")
+    tree, found = parsed
+    kind = query_kind(tree)
+    if kind is None:
+        return unparsed(sql, f"unexpected {type(tree).__name__} statement")
+    extras = frozenset({f"into_{into}"}) if into else frozenset()
+    return _from_extract(sql, kind, found, into=into, extras=extras)
+
+
+def _strip_into(tokens: list[Token]) -> tuple[str | None, list[Token]]:
+    """Remove ``INTO OUTFILE|DUMPFILE 'f' ...`` / ``INTO @v, ...`` that sqlglot cannot parse."""
+    start = 0
+    while True:
+        index = tk.find_word(tokens, "INTO", start)
+        if index < 0 or index + 1 >= len(tokens):
+            return None, tokens
+        following = tokens[index + 1]
+        if following.upper in ("OUTFILE", "DUMPFILE"):
+            into = following.upper.lower()
+            break
+        if following.kind == "var":
+            into = "variable"
+            break
+        start = index + 1
+    end = tk.find_word(tokens, "FROM", index)
+    return into, tokens[:index] + (tokens[end:] if end >= 0 else [])
+
+
+def _replace(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    # REPLACE has INSERT's grammar; sqlglot's MySQL dialect only knows the latter.
+    insert = Token("word", "INSERT", "INSERT", False)
+    statement = _query([insert, *tokens[1:]], sql, current_db)
+    if statement.kind != "insert":
+        return statement
+    return replace(statement, kind="replace", names=names_for("replace", None))
+
+
+def _ddl(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    kind = tokens[0].upper.lower()
+    index = _object_index(tokens)
+    if index < 0:
+        return unparsed(sql, f"{kind.upper()} of an unknown object")
+    word = tokens[index].upper
+    if word == "PREPARE" and kind == "drop":
+        return _simple(sql, "deallocate")
+    object_type = _OBJECTS[word]
+    if object_type in _SQLGLOT_OBJECTS and kind != "drop":
+        parsed = analyse(sql, current_db)
+        if parsed is not None and parsed[1].writes:
+            return _from_extract(sql, kind, parsed[1], object_type=object_type)
+    name_index = tk.skip_words(tokens, index + 1, frozenset({"IF", "NOT", "EXISTS"}))
+    writes: list[TableName] = []
+    if object_type == "database":
+        parts, _ = tk.name_at(tokens, name_index)
+        writes = [TableName(parts[0], "*")] if parts else []
+    elif object_type in ("table", "view"):
+        writes = tk.table_list(tokens, name_index, current_db)
+    elif object_type == "index":
+        on = tk.find_word(tokens, "ON", index)
+        table, _ = tk.table_at(tokens, on + 1, current_db) if on >= 0 else (None, 0)
+        writes = [table] if table else []
+    return _simple(sql, kind, object_type, writes=frozenset(writes))
+
+
+def _object_index(tokens: list[Token]) -> int:
+    """Index of the object keyword after CREATE/ALTER/DROP, skipping modifiers, or -1."""
+    previous = tokens[0]
+    for index in range(1, len(tokens)):
+        token = tokens[index]
+        after_equals = previous.kind == "op" and previous.text == "="
+        previous = token
+        if token.kind != "word" or after_equals or token.upper in _DDL_SKIP:
+            continue
+        if token.upper in _OBJECTS or token.upper == "PREPARE":
+            return index
+        return -1
+    return -1
+
+
+def _truncate(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    index = 2 if tk.is_word(tokens, 1, "TABLE") else 1
+    writes = tk.table_list(tokens, index, current_db)
+    if not writes:
+        return unparsed(sql, "TRUNCATE without a table")
+    return _simple(sql, "truncate", "table", writes=frozenset(writes))
+
+
+def _rename(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    if tk.is_word(tokens, 1, "USER"):
+        return _simple(sql, "rename", "user")
+    if not tk.is_word(tokens, 1, "TABLE", "TABLES"):
+        return unparsed(sql, "RENAME of an unknown object")
+    writes: list[TableName] = []
+    for chunk in tk.top_level_chunks(tokens, 2):
+        to = next((i for i, t in enumerate(chunk) if t.upper == "TO"), -1)
+        for start in (0, to + 1) if to >= 0 else (0,):
+            table, _ = tk.table_at(chunk, start, current_db)
+            if table is not None:
+                writes.append(table)
+    return _simple(sql, "rename", "table", writes=frozenset(writes))
+
+
+def _set(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    extras = set()
+    words = {t.upper for t in tokens if t.kind == "word"}
+    if "PASSWORD" in words:
+        extras.add("set_password")
+    if words & {"GLOBAL", "PERSIST", "PERSIST_ONLY"} or any(
+        t.kind == "var" and t.upper.lower().startswith(("@@global.", "@@persist")) for t in tokens
+    ):
+        extras.add("set_global")
+    fields: dict[str, object] = {}
+    if "SELECT" in words:
+        # SET @x = (SELECT ssn FROM customers ...) reads data like a SELECT does.
+        parsed = analyse(sql, current_db)
+        if parsed is None:
+            return unparsed(sql, "sqlglot could not parse the SET subquery")
+        fields = {"reads": parsed[1].reads, "columns": parsed[1].columns}
+    return _simple(sql, "set", extras=frozenset(extras), **fields)
+
+
+def _call(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    # What a procedure does is invisible here.
+    return _simple(sql, "call", "procedure", opaque=True)
+
+
+def _begin(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    if tk.is_word(tokens, 1, "NOT"):
+        # MariaDB's BEGIN NOT ATOMIC ... END runs a whole block of statements.
+        return _simple(sql, "compound", opaque=True)
+    if len(tokens) > 1 and not tk.is_word(tokens, 1, "WORK"):
+        return unparsed(sql, "unexpected words after BEGIN")
+    return _simple(sql, "begin")
+
+
+def _start(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    if tk.is_word(tokens, 1, "TRANSACTION"):
+        return _simple(sql, "begin")
+    return _simple(sql, "start")
+
+
+def _load(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    if not tk.is_word(tokens, 1, "DATA", "XML"):
+        return (
+            _simple(sql, "load_index")
+            if tk.is_word(tokens, 1, "INDEX")
+            else unparsed(sql, "unknown LOAD statement")
+        )
+    infile = tk.find_word(tokens, "INFILE")
+    local = infile > 0 and any(t.upper == "LOCAL" for t in tokens[:infile])
+    into = tk.find_word(tokens, "INTO")
+    table, _ = tk.table_at(tokens, into + 2, current_db) if into > 0 else (None, 0)
+    if table is None:
+        return unparsed(sql, "LOAD DATA without INTO TABLE")
+    extras = frozenset({"load_data_local"}) if local else frozenset()
+    return _simple(sql, "load_data", writes=frozenset({table}), local=local, extras=extras)
+
+
+def _lock(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    if tk.is_word(tokens, 1, "INSTANCE"):
+        return _simple(sql, "lock", "instance")
+    if not tk.is_word(tokens, 1, "TABLE", "TABLES"):
+        return unparsed(sql, "unknown LOCK statement")
+    reads: set[TableName] = set()
+    writes: set[TableName] = set()
+    for chunk in tk.top_level_chunks(tokens, 2):
+        table, _ = tk.table_at(chunk, 0, current_db)
+        if table is not None:
+            (writes if any(t.upper == "WRITE" for t in chunk) else reads).add(table)
+    return _simple(sql, "lock", "table", reads=frozenset(reads), writes=frozenset(writes))
+
+
+def _use(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    parts, end = tk.name_at(tokens, 1)
+    if len(parts) != 1 or end != len(tokens):
+        return unparsed(sql, "USE needs one database name")
+    return _simple(sql, "use")
+
+
+def _prepare(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    source = tk.find_word(tokens, "FROM")
+    if source < 0:
+        return unparsed(sql, "PREPARE without FROM")
+    return _dynamic(tokens, source + 1, sql, current_db, "prepare")
+
+
+def _execute(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    if tk.is_word(tokens, 1, "IMMEDIATE"):
+        return _dynamic(tokens, 2, sql, current_db, "execute_immediate")
+    # EXECUTE s runs what PREPARE s held, which was decided when it was prepared.
+    return _simple(sql, "execute")
+
+
+def _dynamic(
+    tokens: list[Token], index: int, sql: str, current_db: str | None, kind: str
+) -> Statement:
+    """The statement in ``PREPARE s FROM '...'`` / ``EXECUTE IMMEDIATE '...'``, or opaque."""
+    text, end = tk.string_literal(tokens, index)
+    if text is None or (end < len(tokens) and not tk.is_word(tokens, end, "USING")):
+        return _simple(sql, kind, opaque=True)
+    inner = analyze(text, current_db)
+    if len(inner) != 1:
+        return replace(unparsed(sql, f"{kind} text must hold one statement"), cacheable=False)
+    # The literal text is erased by the fingerprint: never cache this analysis.
+    return replace(inner[0], sql=sql, prepared=True, cacheable=False)
+
+
+def _handler(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    table, _ = tk.table_at(tokens, 1, current_db)
+    reads = frozenset({table}) if table is not None else frozenset()
+    return _simple(sql, "handler", reads=reads)
+
+
+def _do(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    select = Token("word", "SELECT", "SELECT", False)
+    parsed = analyse(render([select, *tokens[1:]]), current_db)
+    if parsed is None:
+        return unparsed(sql, "sqlglot could not parse DO")
+    return _simple(sql, "do", reads=parsed[1].reads, columns=parsed[1].columns)
+
+
+def _admin_tables(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    """ANALYZE / OPTIMIZE / REPAIR / CHECK / CHECKSUM TABLE list; MariaDB's ANALYZE <stmt>."""
+    kind = tokens[0].upper.lower()
+    if kind == "analyze" and tk.is_word(tokens, 1, *(_QUERY_START - {"TABLE"}), "REPLACE"):
+        # MariaDB's ANALYZE <statement> executes it.
+        return analyze_tokens(tokens[1:], current_db)
+    index = tk.skip_words(tokens, 1, _ADMIN_TABLE_PREFIX)
+    tables = frozenset(tk.table_list(tokens, index, current_db))
+    if kind in ("check", "checksum"):
+        return _simple(sql, kind, "table", reads=tables)
+    return _simple(sql, kind, "table", writes=tables)
+
+
+def _explain(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    index = 1
+    executes = False
+    while tk.is_word(tokens, index, *_EXPLAIN_OPTIONS):
+        executes = executes or tokens[index].upper == "ANALYZE"
+        index += 1
+        if index < len(tokens) and tokens[index].text == "=":
+            index += 2
+    rest = tokens[index:]
+    if not rest:
+        return unparsed(sql, "EXPLAIN of nothing")
+    if not (tk.is_word(rest, 0, *_QUERY_START, "REPLACE") or rest[0].text == "("):
+        if tk.is_word(rest, 0, "FOR"):
+            return _simple(sql, "explain")
+        table, _ = tk.table_at(rest, 0, current_db)
+        return _simple(sql, "describe", reads=frozenset({table} if table else set()))
+    inner = analyze_tokens(rest, current_db)
+    if executes or inner.unparsed:
+        # EXPLAIN ANALYZE runs the statement.
+        return replace(inner, sql=sql)
+    return _simple(
+        sql,
+        "explain",
+        reads=inner.reads | inner.writes,
+        columns=inner.columns,
+        star_tables=inner.star_tables,
+        cacheable=inner.cacheable,
+    )
+
+
+_HANDLERS: dict[str, Handler] = {
+    "SELECT": _query,
+    "WITH": _query,
+    "TABLE": _query,
+    "VALUES": _query,
+    "INSERT": _query,
+    "UPDATE": _query,
+    "DELETE": _query,
+    "REPLACE": _replace,
+    "CREATE": _ddl,
+    "ALTER": _ddl,
+    "DROP": _ddl,
+    "TRUNCATE": _truncate,
+    "RENAME": _rename,
+    "SET": _set,
+    "CALL": _call,
+    "BEGIN": _begin,
+    "START": _start,
+    "LOAD": _load,
+    "LOCK": _lock,
+    "USE": _use,
+    "PREPARE": _prepare,
+    "EXECUTE": _execute,
+    "HANDLER": _handler,
+    "DO": _do,
+    "ANALYZE": _admin_tables,
+    "OPTIMIZE": _admin_tables,
+    "REPAIR": _admin_tables,
+    "CHECK": _admin_tables,
+    "CHECKSUM": _admin_tables,
+    "EXPLAIN": _explain,
+    "DESCRIBE": _explain,
+    "DESC": _explain,
+}

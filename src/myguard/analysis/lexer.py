@@ -1,0 +1,166 @@
+"""A small MySQL lexer: executable comments become code, other comments vanish, statements split.
+
+sqlglot drops ``/*! ... */`` as a comment and gives up on many admin statements, so the proxy
+needs its own view of the raw text before anything is parsed: a smuggled
+``SELECT 1 /*! ; DROP TABLE t */`` must come out as two statements.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Order matters: comments and quoted runs must win over operators.
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<ws>\s+)
+    |(?P<xopen>/\*M?!\d{0,6})
+    |(?P<comment>/\*.*?\*/|--(?:[ \t\r\f\v][^\n]*|(?=\n)|$)|\#[^\n]*)
+    |(?P<xclose>\*/)
+    |(?P<str>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*")
+    |(?P<qid>`(?:[^`]|``)*`)
+    |(?P<var>@@?(?:`(?:[^`]|``)*`|'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*"|[\w$.]*))
+    |(?P<word>[^\W\d][\w$]*|\$[\w$]*|\d+[a-zA-Z_$][\w$]*)
+    |(?P<num>0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+    |(?P<op><=>|->>|<=|>=|<>|!=|:=|\|\||&&|->|<<|>>|[-+*/%=<>!~^&|(),.;:?{}\[\]\\])
+    |(?P<bad>.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+# Statements whose body may contain ';' (stored programs, MariaDB anonymous blocks).
+_ROUTINES = frozenset({"PROCEDURE", "FUNCTION", "TRIGGER", "EVENT"})
+# Words that may sit between CREATE and the routine keyword.
+_ROUTINE_PREFIX = frozenset({"OR", "REPLACE", "DEFINER", "AGGREGATE", "IF", "NOT", "EXISTS"})
+# A bare END after these words closes a block other than BEGIN/CASE, so it does not count.
+_END_SUFFIXES = frozenset({"IF", "LOOP", "WHILE", "REPEAT"})
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One lexeme of code. ``kind`` is str, qid, var, word, num or op; ``upper`` for words."""
+
+    kind: str
+    text: str
+    upper: str
+    gap: bool  # whitespace or a comment preceded it
+
+    @property
+    def value(self) -> str:
+        """The identifier or string content with quotes and escapes undone."""
+        if self.kind == "qid":
+            return self.text[1:-1].replace("``", "`")
+        if self.kind == "str":
+            quote = self.text[0]
+            body = self.text[1:-1].replace(quote * 2, quote)
+            return re.sub(r"\\(.)", _unescape, body)
+        return self.text
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "Z": "\x1a", "b": "\b"}
+
+
+def _unescape(match: re.Match[str]) -> str:
+    char = match.group(1)
+    return _ESCAPES.get(char, char)
+
+
+class LexError(ValueError):
+    """Text MySQL itself would refuse: unterminated quote or comment."""
+
+
+def tokenize(sql: str) -> list[Token]:
+    """Tokens of ``sql`` with executable comments opened and plain comments removed."""
+    tokens: list[Token] = []
+    gap = False
+    open_exec = 0
+    for match in _TOKEN_RE.finditer(sql):
+        kind = match.lastgroup
+        text = match.group()
+        if kind in ("ws", "comment"):
+            gap = True
+            continue
+        if kind == "xopen":
+            # /*!50001 ... */ and /*M!100101 ... */ are code on a matching server: keep it.
+            open_exec += 1
+            gap = True
+            continue
+        if kind == "xclose":
+            if not open_exec:
+                raise LexError("'*/' outside a comment")
+            open_exec -= 1
+            gap = True
+            continue
+        if kind == "bad":
+            if text in ("'", '"', "`") or text == "/":
+                raise LexError(f"unterminated {text!r}")
+            raise LexError(f"unexpected character {text!r}")
+        if kind == "op" and text == "/" and sql.startswith("/*", match.start()):
+            raise LexError("unterminated comment")
+        upper = text.upper() if kind == "word" else text
+        tokens.append(Token(kind, text, upper, gap))
+        gap = False
+    if open_exec:
+        raise LexError("unterminated executable comment")
+    return tokens
+
+
+def render(tokens: list[Token]) -> str:
+    """Plain SQL for sqlglot: the tokens joined, a space wherever whitespace or a comment was."""
+    parts: list[str] = []
+    for token in tokens:
+        if token.gap and parts:
+            parts.append(" ")
+        parts.append(token.text)
+    return "".join(parts)
+
+
+def split(tokens: list[Token]) -> list[list[Token]]:
+    """Split on ';' except inside stored-program bodies; empty statements are dropped."""
+    statements: list[list[Token]] = []
+    current: list[Token] = []
+    depth = 0
+    compound = False
+    for index, token in enumerate(tokens):
+        if token.kind == "op" and token.text == ";" and depth == 0:
+            if current:
+                statements.append(current)
+            current, compound = [], False
+            continue
+        current.append(token)
+        if token.kind != "word":
+            continue
+        if not compound:
+            compound = _starts_compound(current)
+            if not compound:
+                continue
+        if token.upper in ("BEGIN", "CASE") and not _follows_end(tokens, index):
+            depth += 1
+        elif token.upper == "END":
+            following = tokens[index + 1].upper if index + 1 < len(tokens) else ""
+            if following not in _END_SUFFIXES and depth:
+                depth -= 1
+    if current:
+        statements.append(current)
+    return statements
+
+
+def _follows_end(tokens: list[Token], index: int) -> bool:
+    return index > 0 and tokens[index - 1].upper == "END"
+
+
+def _starts_compound(current: list[Token]) -> bool:
+    """Whether the statement so far opens a body that may hold ';'."""
+    first = current[0].upper
+    if first == "BEGIN":
+        return len(current) > 1 and current[1].upper == "NOT"
+    if first != "CREATE" or current[-1].upper not in _ROUTINES:
+        return False
+    # Only CREATE [OR REPLACE] [DEFINER = x] [AGGREGATE] <routine>: any other word means the
+    # routine keyword is just a name (CREATE TABLE event ...).
+    previous = current[0]
+    for token in current[1:-1]:
+        if token.kind == "word" and token.upper not in _ROUTINE_PREFIX and previous.text != "=":
+            return False
+        previous = token
+    return True
