@@ -79,32 +79,40 @@ class MysqlApprovalStore(SqlApprovalStore):
         # Our queries contain no literal '?' or '%', so this swap is safe.
         return super()._sql(text).replace("?", "%s")
 
+    def _connect(self) -> pymysql.connections.Connection:
+        t = self.target
+        conn = pymysql.connect(
+            host=t.host,
+            port=t.port,
+            user=t.user,
+            password=t.password or "",
+            database=t.database,
+            connect_timeout=t.connect_timeout,
+            autocommit=False,
+            charset="utf8mb4",
+        )
+        with self._all_lock:
+            self._all.append(conn)
+            if not self._schema_ready:
+                with conn.cursor() as cur:
+                    for statement in _DDL:
+                        cur.execute(statement)
+                conn.commit()
+                self._schema_ready = True
+        self._local.conn = conn
+        return conn
+
     def _connection(self) -> pymysql.connections.Connection:
         conn = getattr(self._local, "conn", None)
-        if conn is None:
-            t = self.target
-            conn = pymysql.connect(
-                host=t.host,
-                port=t.port,
-                user=t.user,
-                password=t.password or "",
-                database=t.database,
-                connect_timeout=t.connect_timeout,
-                autocommit=False,
-                charset="utf8mb4",
-            )
-            with self._all_lock:
-                self._all.append(conn)
-                if not self._schema_ready:
-                    with conn.cursor() as cur:
-                        for statement in _DDL:
-                            cur.execute(statement)
-                    conn.commit()
-                    self._schema_ready = True
-            self._local.conn = conn
-        else:
-            conn.ping(reconnect=True)
-        return conn
+        if conn is not None:
+            try:
+                conn.ping(reconnect=False)
+                return conn
+            except pymysql.err.Error:
+                # Server restarted or idle timeout: drop this one and open a fresh one.
+                with self._all_lock:
+                    self._all.remove(conn)
+        return self._connect()
 
     def _run(self, work: Callable[[Cursor], T]) -> T:
         attempt = 1
