@@ -55,7 +55,11 @@ async def _identity(args: argparse.Namespace, check: IdentityCheck) -> Identity:
 
 
 async def _execute(args: argparse.Namespace, check: IdentityCheck, audit: AuditSink | None) -> int:
-    store = open_store(args.store, password=os.environ.get(PASSWORD_ENV))
+    try:
+        store = open_store(args.store, password=os.environ.get(PASSWORD_ENV))
+    except ValueError as bad:
+        print(f"myguard approvals: {bad}", file=sys.stderr)
+        return 2
     service = ApprovalService(store, audit=audit)
     try:
         if args.action == "list":
