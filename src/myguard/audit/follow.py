@@ -1,0 +1,131 @@
+"""Follow a live audit directory like ``tail -F``: across rotation, retention and repair.
+
+The writer only starts a new segment after it has finished writing the old one, so once
+a newer segment exists the current one is complete: read it to the end, then move on.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from myguard.audit.records import AuditFormatError, AuditRecord
+from myguard.audit.segment import (
+    FRAME_HEAD,
+    HEADER_SIZE,
+    FrameError,
+    iter_frames,
+    list_segments,
+    segment_name,
+    segment_seq,
+    split_payload,
+)
+
+
+class Follower:
+    """Yields new records as they are written.
+
+    Start after ``after`` (a record from a reader), at the oldest record (``from_start``)
+    or, by default, after the last record currently written.
+    """
+
+    def __init__(
+        self, directory: str | Path, *, after: AuditRecord | None = None, from_start: bool = False
+    ) -> None:
+        self.directory = Path(directory)
+        self._file: BinaryIO | None = None
+        self._buffer = b""
+        self._offset = HEADER_SIZE  # file offset of the first byte in _buffer
+        segments = list_segments(self.directory)
+        if after is not None:
+            self._seq = segment_seq(after.segment)
+            self._offset = after.end
+        elif from_start or not segments:
+            self._seq = segments[0][0] if segments else 1
+        else:
+            self._seq = segments[-1][0]
+            self.poll()  # skip what is already there
+
+    def poll(self) -> list[AuditRecord]:
+        """Records written since the last poll (never blocks)."""
+        records: list[AuditRecord] = []
+        while True:
+            if self._file is None and not self._open_current():
+                return records
+            records.extend(self._read_available())
+            newer = [seq for seq, _ in list_segments(self.directory) if seq > self._seq]
+            if not newer:
+                return records
+            # The current segment is finished: drain it, then switch.
+            records.extend(self._read_available())
+            self._switch(min(newer))
+
+    def follow(
+        self, interval: float = 0.25, stop: Callable[[], bool] | None = None
+    ) -> Iterator[AuditRecord]:
+        """Blocking iterator over new records; ends when ``stop()`` returns True."""
+        while stop is None or not stop():
+            records = self.poll()
+            yield from records
+            if not records:
+                time.sleep(interval)
+
+    __iter__ = follow
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> Follower:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _open_current(self) -> bool:
+        try:
+            self._file = open(self.directory / segment_name(self._seq), "rb")
+        except FileNotFoundError:
+            # Removed by retention before we got to it: continue with the next one.
+            newer = [seq for seq, _ in list_segments(self.directory) if seq > self._seq]
+            if newer:
+                self._switch(min(newer))
+                return self._open_current()
+            return False
+        return True
+
+    def _switch(self, seq: int) -> None:
+        self.close()
+        self._seq, self._buffer, self._offset = seq, b"", HEADER_SIZE
+
+    def _read_available(self) -> list[AuditRecord]:
+        file = self._file
+        assert file is not None
+        read_to = self._offset + len(self._buffer)
+        if os.fstat(file.fileno()).st_size < read_to:
+            # Crash repair cut a torn tail we had half read; the chain continues from here.
+            self._buffer = b""
+        file.seek(self._offset + len(self._buffer))
+        self._buffer += file.read()
+        records = []
+        consumed = 0
+        name = segment_name(self._seq)
+        try:
+            for offset, payload in iter_frames(self._buffer, 0):
+                _, seq, body = split_payload(payload)
+                record = AuditRecord.decode(body)
+                consumed = offset + FRAME_HEAD.size + len(payload)
+                record.seq, record.segment = seq, name
+                record.offset, record.end = self._offset + offset, self._offset + consumed
+                records.append(record)
+        except FrameError as exc:
+            if not exc.torn:
+                where = self._offset + exc.offset
+                raise AuditFormatError(f"{name} at offset {where}: {exc.reason}") from exc
+        self._buffer = self._buffer[consumed:]
+        self._offset += consumed
+        return records

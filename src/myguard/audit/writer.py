@@ -1,0 +1,283 @@
+"""AuditWriter: the asyncio front of the audit trail, with group commit on a writer thread.
+
+Callers encode their record on the event loop (cheap, and a bad value fails in the
+caller), queue the body and await a future. One dedicated thread takes everything queued,
+chains and frames it in one buffer, writes it with one pwrite and (per mode) one
+fdatasync, then settles all the callers' futures with one call_soon_threadsafe. So the
+loop never blocks on disk and the per-record cost is a msgpack pack and a queue put.
+
+fsync modes (the guarantee is per record, at the moment ``write()`` returns):
+  always  fdatasync before returning; the thread never waits to gather more records, so
+          a lone caller pays one fsync per record and concurrent callers share one.
+  batch   the same guarantee, but the thread waits up to ``batch_window`` seconds to
+          gather records from concurrent callers into one fsync (fewer, larger syncs).
+  off     written to the OS (page cache) before returning, never fsynced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Literal
+
+from myguard.audit.appender import Repair, SegmentAppender
+from myguard.audit.records import AuditRecord, restart_record
+from myguard.audit.retention import apply_retention
+from myguard.audit.segment import HEADER_SIZE
+
+log = logging.getLogger("myguard.audit")
+
+FsyncMode = Literal["always", "batch", "off"]
+FSYNC_MODES: tuple[FsyncMode, ...] = ("always", "batch", "off")
+
+_MAX_BATCH = 4096
+_STOP = object()
+
+
+class AuditUnavailable(Exception):
+    """The audit trail cannot take records now; the proxy must refuse statements."""
+
+
+def _settle(futures: list[asyncio.Future[None]], error: str | None) -> None:
+    for future in futures:
+        if future.done():  # the caller was cancelled; its record is written anyway
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(AuditUnavailable(error))
+
+
+class AuditWriter:
+    """Appends records to the hash-chained segment files in one directory.
+
+    Use :meth:`open`; one writer per directory (nothing stops a second one, so don't).
+    """
+
+    def __init__(
+        self,
+        appender: SegmentAppender,
+        *,
+        fsync: FsyncMode,
+        rotate_bytes: int,
+        rotate_seconds: float,
+        retention_days: float | None,
+        retention_bytes: int | None,
+        archive_dir: Path | None,
+        redact_literals: bool,
+        batch_window: float,
+        retry_interval: float,
+        maintenance_interval: float,
+    ) -> None:
+        self._appender = appender
+        self._sync = fsync != "off"
+        self._linger = batch_window if fsync == "batch" else 0.0
+        self._rotate_bytes = rotate_bytes
+        self._rotate_seconds = rotate_seconds
+        self._retention_seconds = retention_days * 86400 if retention_days is not None else None
+        self._retention_bytes = retention_bytes
+        self._archive_dir = archive_dir
+        self._redact = redact_literals
+        self._retry_interval = retry_interval
+        self._maintenance_interval = maintenance_interval
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._loop = asyncio.get_running_loop()
+        self._healthy = True
+        self._closing = False
+        self._last_error: OSError | None = None
+        self._next_maintenance = 0.0
+        self._thread = threading.Thread(target=self._run, name="myguard-audit", daemon=True)
+
+    @classmethod
+    async def open(
+        cls,
+        directory: str | Path,
+        *,
+        fsync: FsyncMode = "batch",
+        rotate_bytes: int = 64 * 1024 * 1024,
+        rotate_seconds: float = 86400.0,
+        retention_days: float | None = None,
+        retention_bytes: int | None = None,
+        hmac_key: bytes | None = None,
+        archive_dir: str | Path | None = None,
+        redact_literals: bool = False,
+        batch_window: float = 0.002,
+        retry_interval: float = 0.5,
+        maintenance_interval: float = 60.0,
+    ) -> AuditWriter:
+        """Open (or create) the chain in ``directory``, repair a torn tail after a crash and
+        write a ``restart`` record when resuming. Raises AuditUnavailable if that fails."""
+        if fsync not in FSYNC_MODES:
+            raise ValueError(f"fsync must be one of {FSYNC_MODES}, got {fsync!r}")
+        for name, value in (("rotate_bytes", rotate_bytes), ("rotate_seconds", rotate_seconds)):
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        try:
+            appender, repair = await asyncio.to_thread(SegmentAppender.open, directory, hmac_key)
+        except OSError as exc:
+            raise AuditUnavailable(f"cannot open audit directory {directory}: {exc}") from exc
+        writer = cls(
+            appender,
+            fsync=fsync,
+            rotate_bytes=rotate_bytes,
+            rotate_seconds=rotate_seconds,
+            retention_days=retention_days,
+            retention_bytes=retention_bytes,
+            archive_dir=Path(archive_dir) if archive_dir is not None else None,
+            redact_literals=redact_literals,
+            batch_window=batch_window,
+            retry_interval=retry_interval,
+            maintenance_interval=maintenance_interval,
+        )
+        writer._thread.start()
+        if repair is not None:
+            try:
+                await writer.write(_restart_from(repair))
+            except AuditUnavailable:
+                await writer.close()
+                raise
+        return writer
+
+    @property
+    def healthy(self) -> bool:
+        """False while records cannot be written; turns True again once a retry succeeds."""
+        return self._healthy
+
+    @property
+    def last_error(self) -> OSError | None:
+        """The most recent write failure (kept after recovery, for diagnostics)."""
+        return self._last_error
+
+    @property
+    def directory(self) -> Path:
+        return self._appender.directory
+
+    async def write(self, record: AuditRecord) -> None:
+        """Return once ``record`` is durable per the fsync mode; raise AuditUnavailable if not."""
+        if self._closing:
+            raise AuditUnavailable("audit writer is closed")
+        if not self._healthy:
+            raise AuditUnavailable(f"audit trail unavailable: {self._last_error}")
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._queue.put((record.encode(self._redact), future))
+        await future
+
+    async def close(self) -> None:
+        """Write everything queued, fsync, stop the thread. Further writes raise."""
+        if self._closing:
+            return
+        self._closing = True
+        self._queue.put(_STOP)
+        await asyncio.to_thread(self._thread.join)
+
+    # --- writer thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            timeout = self._maintenance_interval if self._healthy else self._retry_interval
+            try:
+                first = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                self._idle()
+                continue
+            if first is _STOP:
+                break
+            batch = [first]
+            stop = self._gather(batch)
+            self._commit(batch)
+        try:
+            self._appender.close()
+        except OSError as exc:
+            log.error("closing audit segment failed: %s", exc)
+
+    def _gather(self, batch: list[object]) -> bool:
+        """Add what else is queued (waiting up to the batch window); True on stop."""
+        get = self._queue.get
+        deadline = time.monotonic() + self._linger
+        while len(batch) < _MAX_BATCH:
+            remaining = deadline - time.monotonic()
+            try:
+                item = get(timeout=remaining) if remaining > 0 else get(block=False)
+            except queue.Empty:
+                return False
+            if item is _STOP:
+                return True
+            batch.append(item)
+        return False
+
+    def _commit(self, batch: list) -> None:
+        error = self._append([body for body, _ in batch])
+        futures = [future for _, future in batch]
+        try:
+            self._loop.call_soon_threadsafe(_settle, futures, error)
+        except RuntimeError:
+            pass  # the loop is gone: nobody is waiting any more
+
+    def _append(self, bodies: list[bytes]) -> str | None:
+        """Write ``bodies``; the error message on failure (and the writer turns unhealthy)."""
+        if not self._healthy:
+            # The first write after an outage says so in the chain itself.
+            reason = f"recovered after audit write failure: {self._last_error}"
+            bodies = [restart_record(reason=reason).encode(), *bodies]
+        appender = self._appender
+        try:
+            if appender.size > HEADER_SIZE and (
+                appender.size >= self._rotate_bytes
+                or time.time() - appender.segment_created >= self._rotate_seconds
+            ):
+                appender.rotate()
+                self._next_maintenance = 0.0
+            appender.append(bodies, self._sync)
+        except OSError as exc:
+            if self._healthy:
+                log.error("audit trail unavailable: %s", exc)
+            self._last_error = exc
+            self._healthy = False
+            return f"audit write failed: {exc}"
+        if not self._healthy:
+            log.warning("audit trail recovered")
+            self._healthy = True
+        self._maintain()
+        return None
+
+    def _idle(self) -> None:
+        if not self._healthy:
+            self._append([])
+        else:
+            self._maintain()
+
+    def _maintain(self) -> None:
+        if self._retention_seconds is None and self._retention_bytes is None:
+            return
+        now = time.monotonic()
+        if now < self._next_maintenance:
+            return
+        self._next_maintenance = now + self._maintenance_interval
+        try:
+            removed = apply_retention(
+                self._appender.directory,
+                current_seq=self._appender.segment_seq,
+                max_age_seconds=self._retention_seconds,
+                max_bytes=self._retention_bytes,
+                archive_dir=self._archive_dir,
+            )
+        except OSError as exc:
+            log.error("audit retention failed: %s", exc)
+            return
+        for path in removed:
+            log.info("audit retention removed %s", path.name)
+
+
+def _restart_from(repair: Repair) -> AuditRecord:
+    return restart_record(
+        reason=repair.reason,
+        segment=repair.segment,
+        offset=repair.offset,
+        truncated_bytes=repair.truncated_bytes,
+    )
