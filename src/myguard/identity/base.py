@@ -77,5 +77,5 @@ class IdentitySource(abc.ABC):
         """Re-resolve groups for a user authenticated earlier (default: unchanged)."""
         return identity
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook, most sources hold nothing
         """Release connections and threads."""

@@ -1,0 +1,3 @@
+from myguard.cli import main
+
+raise SystemExit(main())

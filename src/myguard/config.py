@@ -1,0 +1,187 @@
+"""The main configuration file (TOML): listeners, backends, identity, TLS and limits."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from myguard.config_error import ConfigError
+from myguard.config_reader import TableReader
+
+
+@dataclass(frozen=True, slots=True)
+class BackendAccount:
+    user: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class BackendConfig:
+    name: str
+    environment: str
+    listen: tuple[str, int]
+    upstream: tuple[str, int]
+    account: BackendAccount
+    # group name -> account used for members of that group (first matching group wins)
+    group_accounts: tuple[tuple[str, BackendAccount], ...] = ()
+    tls: bool = False
+    tls_ca_file: Path | None = None
+    tls_verify: bool = True
+    local_infile: bool = False
+    connect_timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    cert_file: Path
+    key_file: Path
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityConfig:
+    source: str
+    users_file: Path | None
+    rsa_key_file: Path | None
+    greeting_plugin: str
+    verifier_ttl: float
+    max_failures: int
+    failure_window: float
+    lockout: float
+    ldap_table: dict | None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    file: Path
+    backends: tuple[BackendConfig, ...]
+    identity: IdentityConfig
+    tls: TlsConfig | None
+    require_tls: bool
+    admin_listen: tuple[str, int] | None
+    workers: int
+    max_allowed_packet: int
+    handshake_timeout: float
+    idle_timeout: float
+    shutdown_timeout: float
+    max_connections: int
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a config file; raises ConfigError naming file, key and expectation."""
+    file = str(path)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(file, "(file)", "an existing config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, "(syntax)", f"valid TOML ({exc})") from None
+    top = TableReader(data, file, "")
+    config = Config(
+        file=Path(file),
+        backends=_backends(top),
+        identity=_identity(top),
+        tls=_tls(top),
+        require_tls=top.bool("require_tls", False),
+        admin_listen=top.address("admin_listen", "127.0.0.1:9106"),
+        workers=top.int("workers", os.cpu_count() or 1, minimum=1),
+        max_allowed_packet=top.int("max_allowed_packet", 64 << 20, minimum=1024),
+        handshake_timeout=top.number("handshake_timeout", 10.0, minimum=0.1),
+        idle_timeout=top.number("idle_timeout", 28800.0, minimum=1),
+        shutdown_timeout=top.number("shutdown_timeout", 30.0),
+        max_connections=top.int("max_connections", 4096, minimum=1),
+    )
+    if config.require_tls and config.tls is None:
+        raise ConfigError(file, "require_tls", "a [tls] table with cert_file and key_file", True)
+    top.finish()
+    return config
+
+
+def _account(t: TableReader) -> BackendAccount:
+    user = t.str("user", required=True)
+    return BackendAccount(user, t.secret("password", required=True) or "")
+
+
+def _backends(top: TableReader) -> tuple[BackendConfig, ...]:
+    raw = top._get("backends", None)
+    if not isinstance(raw, list) or not raw:
+        raise top.error("backends", "one or more [[backends]] tables", raw)
+    backends = []
+    seen: set[str] = set()
+    for i, table in enumerate(raw):
+        t = TableReader(table, top.file, f"backends[{i}]")
+        name = t.str("name", required=True)
+        if name in seen:
+            raise t.error("name", "a name no other backend has", name)
+        seen.add(name)
+        groups = []
+        accounts = t.sub("group_accounts")
+        if accounts is not None:
+            for group in accounts.table:
+                sub = accounts.sub(group)
+                groups.append((group, _account(sub)))
+                sub.finish()
+        backends.append(
+            BackendConfig(
+                name=name,
+                environment=t.str("environment", required=True),
+                listen=t.address("listen", None) or _required(t, "listen"),
+                upstream=t.address("upstream", None) or _required(t, "upstream"),
+                account=_account(t),
+                group_accounts=tuple(groups),
+                tls=t.bool("tls", False),
+                tls_ca_file=t.path("tls_ca_file"),
+                tls_verify=t.bool("tls_verify", True),
+                local_infile=t.bool("local_infile", False),
+                connect_timeout=t.number("connect_timeout", 5.0, minimum=0.1),
+            )
+        )
+        t.finish()
+    listens = [b.listen for b in backends]
+    if len(set(listens)) != len(listens):
+        raise top.error("backends", "a different listen address for each backend", listens)
+    return tuple(backends)
+
+
+def _required(t: TableReader, name: str) -> tuple[str, int]:
+    raise ConfigError(t.file, t.key(name), '"host:port" (required)')
+
+
+def _identity(top: TableReader) -> IdentityConfig:
+    t = top.sub("identity") or TableReader({}, top.file, "identity")
+    source = t.choice("source", ("users-file", "ldap"), "users-file")
+    users_file = t.path("users_file")
+    if source == "users-file" and users_file is None:
+        raise t.error("users_file", "a path to the users file (myguard users add writes it)")
+    ldap = t._get("ldap", None)
+    if source == "ldap" and not isinstance(ldap, dict):
+        raise t.error("ldap", "an [identity.ldap] table when source = \"ldap\"", ldap)
+    config = IdentityConfig(
+        source=source,
+        users_file=users_file,
+        rsa_key_file=t.path("rsa_key_file"),
+        greeting_plugin=t.choice(
+            "greeting_plugin", ("caching_sha2_password", "mysql_native_password"), "mysql_native_password"
+        ),
+        verifier_ttl=t.number("verifier_ttl", 3600.0),
+        max_failures=t.int("max_failures", 5, minimum=1),
+        failure_window=t.number("failure_window", 300.0),
+        lockout=t.number("lockout", 300.0),
+        ldap_table=ldap,
+    )
+    t.finish()
+    return config
+
+
+def _tls(top: TableReader) -> TlsConfig | None:
+    t = top.sub("tls")
+    if t is None:
+        return None
+    config = TlsConfig(t.path("cert_file", required=True), t.path("key_file", required=True))
+    for name, p in (("cert_file", config.cert_file), ("key_file", config.key_file)):
+        if not p.is_file():
+            raise t.error(name, "an existing PEM file", str(p))
+    t.finish()
+    return config

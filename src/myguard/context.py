@@ -1,0 +1,35 @@
+"""What every session of one worker process shares."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+
+from myguard.backend.connect import BackendUnavailable, probe
+from myguard.config import BackendConfig, Config
+from myguard.frontend.authenticate import Authenticator
+from myguard.logs import event
+from myguard.protocol.handshake import Greeting
+from myguard.session.registry import SessionRegistry
+
+
+@dataclass(slots=True)
+class ServerContext:
+    config: Config
+    authenticator: Authenticator
+    registry: SessionRegistry
+    tls: ssl.SSLContext | None
+    draining: bool = False
+    _greetings: dict[str, Greeting] = field(default_factory=dict)
+
+    async def backend_greeting(self, backend: BackendConfig) -> Greeting | None:
+        """The backend's greeting (version, capabilities), cached after the first success."""
+        greeting = self._greetings.get(backend.name)
+        if greeting is None:
+            try:
+                greeting = await probe(backend)
+            except BackendUnavailable as exc:
+                event(30, "backend_probe_failed", backend=backend.name, detail=exc.detail)
+                return None
+            self._greetings[backend.name] = greeting
+        return greeting

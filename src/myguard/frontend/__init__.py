@@ -1,0 +1,1 @@
+"""Client-facing connection phase: greeting, TLS upgrade and authentication."""

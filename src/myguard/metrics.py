@@ -1,0 +1,28 @@
+"""Prometheus metrics, served on the admin listener's /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+SESSIONS_OPEN = Gauge("myguard_sessions_open", "Client sessions currently open", ["backend"])
+LOGINS = Counter("myguard_logins_total", "Login attempts by outcome", ["backend", "outcome"])
+STATEMENTS = Counter(
+    "myguard_statements_total", "Commands handled, by command and outcome", ["command", "outcome"]
+)
+BYTES = Counter("myguard_bytes_total", "Bytes relayed", ["direction"])
+BACKEND_CONNECT_SECONDS = Histogram(
+    "myguard_backend_connect_seconds",
+    "Time to connect and log in to a backend",
+    ["backend"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+STATEMENT_SECONDS = Histogram(
+    "myguard_statement_seconds",
+    "Time from a command's arrival to the end of its response",
+    ["command"],
+    buckets=(0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30),
+)
+ERRORS = Counter("myguard_errors_total", "Errors by kind", ["kind"])
+
+BYTES_TO_CLIENT = BYTES.labels("to_client")
+BYTES_TO_BACKEND = BYTES.labels("to_backend")

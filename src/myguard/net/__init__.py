@@ -1,0 +1,1 @@
+"""Sockets: packet streams over asyncio transports, TLS contexts."""

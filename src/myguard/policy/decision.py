@@ -1,0 +1,59 @@
+"""The outcome of a policy decision and how a block is shown to the client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from myguard.analysis.model import Statement
+from myguard.policy.mask_spec import MaskSpec
+
+if TYPE_CHECKING:
+    from myguard.approvals.model import ApprovalPolicy
+
+# MySQL reserves error numbers 50000-51999 for third parties; neither MySQL nor MariaDB uses
+# them, so clients can tell a myguard refusal from a server error.
+ER_MYGUARD_BLOCKED = 50700
+SQLSTATE_BLOCKED = "42000"
+
+ALLOW = "allow"
+MASK = "mask"
+APPROVE = "approve"
+BLOCK = "block"
+# Most restrictive last: the engine keeps the highest rank among matching rules.
+RANK = {ALLOW: 0, MASK: 1, APPROVE: 2, BLOCK: 3}
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedHit:
+    """A rule in observe mode that matched: what it would have done, and to which statement."""
+
+    rule: str
+    action: str
+    statement: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do with a COM_QUERY text (all its statements).
+
+    ``masks`` lists (tag or column glob, spec) from every matching mask rule in file order:
+    the first entry that applies to a result column wins.
+    """
+
+    action: str
+    rule: str
+    message: str
+    statements: tuple[Statement, ...]
+    observed: tuple[ObservedHit, ...] = ()
+    masks: tuple[tuple[str, MaskSpec], ...] = ()
+    approval: ApprovalPolicy | None = None
+    error_code: int | None = None
+
+    @property
+    def blocked(self) -> bool:
+        return self.action == BLOCK
+
+    def client_message(self) -> str:
+        """The error text the client sees for a block (sent with SQLSTATE 42000)."""
+        return f"myguard: blocked by rule '{self.rule}': {self.message}"

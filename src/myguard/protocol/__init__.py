@@ -1,0 +1,1 @@
+"""MySQL client/server protocol codecs: pure functions over bytes, no I/O."""

@@ -1,0 +1,1 @@
+"""A client session: the command phase between an authenticated client and its backend."""

@@ -1,0 +1,41 @@
+"""Sessions by id, so that KILL can find its target."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Protocol
+
+
+class Killable(Protocol):
+    id: int
+    user: str
+
+    async def kill(self, query_only: bool) -> None: ...
+
+
+class SessionRegistry:
+    """Hands out session ids (shown to clients as connection ids) and finds sessions by id."""
+
+    def __init__(self, worker: int = 0) -> None:
+        # Worker index in the high bits keeps ids unique across worker processes.
+        self._ids = itertools.count((worker << 24) + 1)
+        self._sessions: dict[int, Killable] = {}
+
+    def new_id(self) -> int:
+        return next(self._ids) & 0xFFFFFFFF
+
+    def add(self, session: Killable) -> None:
+        self._sessions[session.id] = session
+
+    def remove(self, session_id: int) -> None:
+        self._sessions.pop(session_id, None)
+
+    def get(self, session_id: int) -> Killable | None:
+        return self._sessions.get(session_id)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def __iter__(self) -> Iterator[Killable]:
+        return iter(list(self._sessions.values()))

@@ -1,0 +1,461 @@
+"""One client connection: login, then commands relayed to its backend connection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+
+from myguard import metrics
+from myguard.backend.connect import BackendConnection, BackendUnavailable, connect
+from myguard.config import BackendAccount, BackendConfig
+from myguard.context import ServerContext
+from myguard.frontend.authenticate import AuthResult, Exchange, LoginDenied
+from myguard.identity.base import Identity, IdentityUnavailable
+from myguard.logs import event
+from myguard.net.packet_stream import ConnectionLost, PacketStream
+from myguard.protocol.auth import MYSQL_NATIVE_PASSWORD
+from myguard.protocol.constants import (
+    PROXY_CAPABILITIES,
+    UTF8MB4_GENERAL_CI,
+    Capability,
+    Command,
+    ServerStatus,
+)
+from myguard.protocol.errors import (
+    CR_SERVER_LOST,
+    ER_MYGUARD_IDENTITY_UNAVAILABLE,
+    ER_NOT_ALLOWED_COMMAND,
+    ER_SECURE_TRANSPORT_REQUIRED,
+    ER_UNKNOWN_COM_ERROR,
+    MySQLError,
+    ProtocolError,
+)
+from myguard.protocol.generic_response import err_packet, ok_packet, parse_err
+from myguard.protocol.handshake import (
+    Greeting,
+    HandshakeResponse,
+    build_greeting,
+    parse_change_user,
+    parse_handshake_response,
+)
+from myguard.session import kill as kill_stmt
+from myguard.session.relay import (
+    RESPONSE_EXECUTE,
+    RESPONSE_FETCH,
+    RESPONSE_FIELD_LIST,
+    RESPONSE_PREPARE,
+    RESPONSE_QUERY,
+    RESPONSE_SIMPLE,
+    ClientGone,
+    ResponseScanner,
+    relay_response,
+)
+
+_LOAD_LOCAL = re.compile(rb"\bLOAD\s+(?:DATA|XML)\s+(?:LOW_PRIORITY\s+|CONCURRENT\s+)?LOCAL\b", re.I)
+_DEFAULT_VERSION = "5.5.5-10.11.0-MariaDB-myguard"
+
+# Commands whose response is one packet (OK, ERR, EOF or a STATISTICS string).
+_SIMPLE = frozenset(
+    {
+        Command.COM_PING,
+        Command.COM_INIT_DB,
+        Command.COM_STATISTICS,
+        Command.COM_SET_OPTION,
+        Command.COM_STMT_RESET,
+        Command.COM_RESET_CONNECTION,
+    }
+)
+_RESPONSE_KIND = {
+    Command.COM_QUERY: RESPONSE_QUERY,
+    Command.COM_STMT_PREPARE: RESPONSE_PREPARE,
+    Command.COM_STMT_EXECUTE: RESPONSE_EXECUTE,
+    Command.COM_STMT_FETCH: RESPONSE_FETCH,
+    Command.COM_FIELD_LIST: RESPONSE_FIELD_LIST,
+    **{c: RESPONSE_SIMPLE for c in _SIMPLE},
+}
+_COMMAND_NAMES = {c.value: c.name[4:].lower() for c in Command}
+
+
+def _scramble() -> bytes:
+    # Printable, NUL-free bytes: some clients treat the scramble as a C string.
+    return bytes(33 + b % 94 for b in os.urandom(20))
+
+
+class Session:
+    """A client session. ``run()`` owns it from accept to close."""
+
+    def __init__(
+        self,
+        ctx: ServerContext,
+        backend_config: BackendConfig,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.ctx = ctx
+        self.backend_config = backend_config
+        self.id = ctx.registry.new_id()
+        self.client = PacketStream(reader, writer, ctx.config.max_allowed_packet)
+        self.source_ip = self.client.peer
+        self.identity: Identity | None = None
+        self.user = ""
+        self.attributes: dict[str, str] = {}
+        self.capabilities = 0
+        self.database: str | None = None
+        self.backend: BackendConnection | None = None
+        self.scanner: ResponseScanner | None = None
+        self.scramble = _scramble()
+        self.busy = False
+        self.last_active = time.monotonic()
+        self.task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.task = asyncio.current_task()
+        name = self.backend_config.name
+        gauge = metrics.SESSIONS_OPEN.labels(name)
+        gauge.inc()
+        try:
+            try:
+                await asyncio.wait_for(self._login(), self.ctx.config.handshake_timeout)
+            except TimeoutError:
+                self._fail(ProtocolError("Bad handshake: handshake timed out"), "handshake_timeout")
+                return
+            self.ctx.registry.add(self)
+            await self._command_loop()
+        except MySQLError as exc:
+            self._fail(exc, "protocol" if isinstance(exc, ProtocolError) else "error")
+        except (ConnectionLost, ClientGone) as exc:
+            event(logging.INFO, "client_gone", session=self.id, user=self.user or None, detail=str(exc))
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # a bug must cost one session, never the proxy
+            metrics.ERRORS.labels("internal").inc()
+            logging.getLogger("myguard").exception("session %s failed", self.id)
+            self._send_error(MySQLError(4692, "HY000", f"myguard internal error: {type(exc).__name__}"))
+        finally:
+            self.ctx.registry.remove(self.id)
+            gauge.dec()
+            if self.backend is not None:
+                self.backend.close()
+            self.client.close()
+            event(logging.INFO, "session_end", session=self.id, user=self.user or None)
+
+    def _fail(self, exc: MySQLError, kind: str) -> None:
+        metrics.ERRORS.labels(kind).inc()
+        event(
+            logging.WARNING,
+            "session_error",
+            session=self.id,
+            user=self.user or None,
+            code=exc.code,
+            error=exc.message,
+            reason=getattr(exc, "reason", None),
+        )
+        self._send_error(exc)
+
+    def _send_error(self, exc: MySQLError) -> None:
+        try:
+            self.client.write_packet(err_packet(exc.code, exc.sqlstate, exc.message))
+        except Exception:  # the socket may already be gone; the error is logged
+            return
+
+    async def kill(self, query_only: bool) -> None:
+        """KILL from another session (or this one): stop the running statement or the session."""
+        if self.backend is not None:
+            await self._kill_backend_thread(self.backend.thread_id, query_only)
+        if not query_only and self.task is not None and self.task is not asyncio.current_task():
+            self.task.cancel()
+
+    async def _kill_backend_thread(self, thread_id: int, query_only: bool) -> None:
+        conn = await connect(
+            self.backend_config,
+            self._account(),
+            client_capabilities=int(PROXY_CAPABILITIES),
+            charset=UTF8MB4_GENERAL_CI,
+            database=None,
+            attributes={"program_name": "myguard", "myguard_purpose": "kill"},
+            max_packet=1 << 20,
+        )
+        try:
+            word = "QUERY" if query_only else "CONNECTION"
+            conn.stream.seq = 0
+            conn.stream.write_packet(bytes((Command.COM_QUERY,)) + f"KILL {word} {thread_id}".encode())
+            await conn.stream.drain()
+            await conn.stream.read_packet()
+        finally:
+            conn.close()
+
+    # -- connection phase ------------------------------------------------------------
+
+    async def _login(self) -> None:
+        cfg = self.ctx.config
+        backend_greeting = await self.ctx.backend_greeting(self.backend_config)
+        offered = self._offered_capabilities(backend_greeting)
+        greeting = Greeting(
+            server_version=backend_greeting.server_version if backend_greeting else _DEFAULT_VERSION,
+            connection_id=self.id,
+            scramble=self.scramble,
+            capabilities=offered,
+            charset=(backend_greeting.charset if backend_greeting else 0) or UTF8MB4_GENERAL_CI,
+            status=ServerStatus.SERVER_STATUS_AUTOCOMMIT,
+            auth_plugin=cfg.identity.greeting_plugin,
+        )
+        self.client.write_packet(build_greeting(greeting))
+        await self.client.drain()
+        response = parse_handshake_response(await self.client.read_packet())
+        if response.ssl_request:
+            if self.ctx.tls is None:
+                raise ProtocolError("Bad handshake: TLS requested but not offered")
+            await self.client.start_tls(self.ctx.tls, server_side=True)
+            response = parse_handshake_response(await self.client.read_packet())
+        self.capabilities = response.capabilities & offered
+        self.user = response.user
+        self.attributes = response.attributes
+        self.database = response.database
+        if cfg.require_tls and not self.client.tls:
+            raise MySQLError(
+                ER_SECURE_TRANSPORT_REQUIRED,
+                "08004",
+                "Connections using insecure transport are prohibited while --require_secure_transport=ON.",
+                fatal=True,
+            )
+        result = await self._authenticate(response.user, self._plugin(response.auth_plugin), response.auth_response)
+        await self._connect_backend(result.identity, response, response.database)
+        self.client.write_packet(ok_packet(status=self.backend.status))
+        await self.client.drain()
+        metrics.LOGINS.labels(self.backend_config.name, "success").inc()
+        event(
+            logging.INFO,
+            "login",
+            session=self.id,
+            user=self.user,
+            groups=",".join(sorted(result.identity.groups)),
+            source=self.source_ip,
+            program=self.attributes.get("program_name"),
+            plugin=result.plugin,
+            method=result.method,
+            tls=self.client.tls,
+            backend=self.backend_config.name,
+        )
+
+    def _plugin(self, plugin: str) -> str:
+        if self.capabilities & Capability.CLIENT_PLUGIN_AUTH and plugin:
+            return plugin
+        return MYSQL_NATIVE_PASSWORD
+
+    def _offered_capabilities(self, backend: Greeting | None) -> int:
+        caps = int(PROXY_CAPABILITIES)
+        if backend is not None:
+            # Never promise a result format the backend cannot produce: rows pass through as-is.
+            caps &= backend.capabilities | ~int(_FORMAT_CAPABILITIES)
+        if self.ctx.tls is not None:
+            caps |= Capability.CLIENT_SSL
+        if self.backend_config.local_infile:
+            caps |= Capability.CLIENT_LOCAL_FILES
+        return caps
+
+    async def _authenticate(self, user: str, plugin: str, response: bytes) -> AuthResult:
+        exchange = Exchange(
+            self.ctx.authenticator, self.client, self.scramble, self.capabilities, self.source_ip
+        )
+        try:
+            result = await exchange.run(user, plugin, response)
+        except LoginDenied as exc:
+            metrics.LOGINS.labels(self.backend_config.name, "denied").inc()
+            event(logging.WARNING, "login_failed", session=self.id, user=user, source=self.source_ip, reason=exc.reason)
+            raise
+        except IdentityUnavailable as exc:
+            metrics.LOGINS.labels(self.backend_config.name, "identity_unavailable").inc()
+            raise MySQLError(
+                ER_MYGUARD_IDENTITY_UNAVAILABLE,
+                "08004",
+                f"myguard: the identity provider is unavailable, try again later ({exc})",
+                fatal=True,
+            ) from None
+        self.identity = result.identity
+        return result
+
+    def _account(self) -> BackendAccount:
+        groups = self.identity.groups if self.identity else frozenset()
+        for group, account in self.backend_config.group_accounts:
+            if group in groups:
+                return account
+        return self.backend_config.account
+
+    async def _connect_backend(self, identity: Identity, response: HandshakeResponse, database: str | None) -> None:
+        attrs = {
+            "program_name": "myguard",
+            "myguard_user": identity.user,
+            "myguard_session": str(self.id),
+        }
+        if "program_name" in response.attributes:
+            attrs["myguard_client_program"] = response.attributes["program_name"][:64]
+        started = time.perf_counter()
+        try:
+            self.backend = await connect(
+                self.backend_config,
+                self._account(),
+                client_capabilities=self.capabilities,
+                charset=response.charset or UTF8MB4_GENERAL_CI,
+                database=database,
+                attributes=attrs,
+                max_packet=self.ctx.config.max_allowed_packet,
+            )
+        except BackendUnavailable:
+            metrics.LOGINS.labels(self.backend_config.name, "backend_unavailable").inc()
+            raise
+        metrics.BACKEND_CONNECT_SECONDS.labels(self.backend_config.name).observe(time.perf_counter() - started)
+        self.scanner = ResponseScanner(bool(self.capabilities & Capability.CLIENT_DEPRECATE_EOF))
+
+    # -- command phase ---------------------------------------------------------------
+
+    async def _command_loop(self) -> None:
+        client = self.client
+        while not self.ctx.draining:
+            client.seq = 0
+            payload = await client.read_packet()
+            if not payload:
+                raise ProtocolError("malformed packet: empty command", 1835)
+            self.busy = True
+            self.last_active = time.monotonic()
+            command = payload[0]
+            started = time.perf_counter()
+            outcome = "ok"
+            try:
+                if command == Command.COM_QUIT:
+                    return
+                await self._dispatch(command, payload)
+            except MySQLError as exc:
+                outcome = "error"
+                if exc.fatal:
+                    raise
+                client.write_packet(err_packet(exc.code, exc.sqlstate, exc.message))
+                await client.drain()
+            finally:
+                self.busy = False
+            name = _COMMAND_NAMES.get(command, "unknown")
+            metrics.STATEMENTS.labels(name, outcome).inc()
+            metrics.STATEMENT_SECONDS.labels(name).observe(time.perf_counter() - started)
+
+    async def _dispatch(self, command: int, payload: bytes) -> None:
+        if command == Command.COM_QUERY:
+            await self._query(payload)
+        elif command in _RESPONSE_KIND:
+            await self._forward(payload, _RESPONSE_KIND[command])
+        elif command in (Command.COM_STMT_CLOSE, Command.COM_STMT_SEND_LONG_DATA):
+            self._send_backend(payload)  # no response by protocol
+        elif command == Command.COM_PROCESS_KILL:
+            if len(payload) < 5:
+                raise ProtocolError("malformed COM_PROCESS_KILL", 1835)
+            target = int.from_bytes(payload[1:5], "little")
+            await kill_stmt.kill(self.ctx.registry, self.user, kill_stmt.KillRequest(target, False))
+            self._ok()
+        elif command == Command.COM_CHANGE_USER:
+            await self._change_user(payload)
+        else:
+            name = _COMMAND_NAMES.get(command, f"0x{command:02x}")
+            raise MySQLError(ER_UNKNOWN_COM_ERROR, "08S01", f"myguard: command {name} is not supported")
+
+    def _ok(self) -> None:
+        status = self.scanner.status if self.scanner else 0
+        self.client.write_packet(ok_packet(status=status & ~ServerStatus.SERVER_MORE_RESULTS_EXISTS))
+
+    def _send_backend(self, payload: bytes) -> None:
+        stream = self.backend.stream
+        stream.seq = 0
+        stream.write_packet(payload)
+        metrics.BYTES_TO_BACKEND.inc(len(payload) + 4)
+
+    async def _query(self, payload: bytes) -> None:
+        sql = payload[1:]
+        request = kill_stmt.parse_kill(sql)
+        if request is not None:
+            await kill_stmt.kill(self.ctx.registry, self.user, request)
+            self._ok()
+            await self.client.drain()
+            return
+        if not self.backend_config.local_infile and _LOAD_LOCAL.search(sql):
+            raise MySQLError(
+                ER_NOT_ALLOWED_COMMAND,
+                "42000",
+                f"myguard: LOAD DATA LOCAL INFILE is disabled for backend '{self.backend_config.name}' "
+                "(set local_infile = true in its config to allow it)",
+            )
+        await self._forward(payload, RESPONSE_QUERY)
+
+    async def _forward(self, payload: bytes, kind: int) -> None:
+        backend = self.backend.stream
+        scanner = self.scanner
+        self._send_backend(payload)
+        scanner.start(kind)
+        try:
+            await relay_response(scanner, backend, self.client)
+            while scanner.local_infile:
+                await self._local_infile(scanner)
+                await relay_response(scanner, backend, self.client)
+        except ConnectionLost as exc:
+            # The backend died mid-command: tell the client and end the session; silently
+            # reconnecting would lose its transaction and session state.
+            metrics.ERRORS.labels("backend_lost").inc()
+            event(logging.WARNING, "backend_lost", session=self.id, user=self.user, detail=str(exc))
+            self.client.seq = (scanner.last_seq + 1) & 0xFF if scanner.last_seq else self.client.seq
+            raise MySQLError(
+                CR_SERVER_LOST,
+                "HY000",
+                f"myguard: lost connection to backend '{self.backend_config.name}' during query",
+                fatal=True,
+            ) from None
+
+    async def _local_infile(self, scanner: ResponseScanner) -> None:
+        """Relay a LOAD DATA LOCAL file: client packets until an empty one, then the server's answer."""
+        client, backend = self.client, self.backend.stream
+        client.seq = backend.seq = (scanner.last_seq + 1) & 0xFF
+        while True:
+            packet = await client.read_packet()
+            backend.write_packet(packet)
+            await backend.drain()
+            if not packet:
+                break
+        scanner.resume_after_infile()
+
+    async def _change_user(self, payload: bytes) -> None:
+        change = parse_change_user(payload, self.capabilities)
+        previous_account = self._account()
+        self.user = change.user
+        result = await self._authenticate(change.user, self._plugin(change.auth_plugin), change.auth_response)
+        self.attributes = change.attributes or self.attributes
+        if self._account() != previous_account:
+            self.backend.close()
+            response = HandshakeResponse(self.capabilities, 0, change.charset or UTF8MB4_GENERAL_CI, attributes=self.attributes)
+            await self._connect_backend(result.identity, response, change.database)
+        else:
+            # Same service account: reset the backend session as a change of user would.
+            await self._backend_command(bytes((Command.COM_RESET_CONNECTION,)))
+            if change.database:
+                await self._backend_command(bytes((Command.COM_INIT_DB,)) + change.database.encode())
+        self.database = change.database
+        self._ok()
+        await self.client.drain()
+        event(logging.INFO, "change_user", session=self.id, user=self.user, method=result.method)
+
+    async def _backend_command(self, payload: bytes) -> None:
+        """Run a one-packet command on the backend for myguard itself; errors go to the client."""
+        self._send_backend(payload)
+        response = await self.backend.stream.read_packet()
+        if response[:1] == b"\xff":
+            err = parse_err(response)
+            raise MySQLError(err.code, err.sqlstate, err.message)
+
+
+_FORMAT_CAPABILITIES = (
+    Capability.CLIENT_DEPRECATE_EOF
+    | Capability.CLIENT_SESSION_TRACK
+    | Capability.CLIENT_MULTI_RESULTS
+    | Capability.CLIENT_PS_MULTI_RESULTS
+    | Capability.CLIENT_MULTI_STATEMENTS
+    | Capability.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+)

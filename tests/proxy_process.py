@@ -1,0 +1,124 @@
+"""Run myguard as a real process for tests: write its config, start it, stop it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mariadb_server import SERVICE_USER, MariaDBServer, free_port
+
+from myguard.identity.users_file import write_user
+from myguard.tls import write_self_signed
+
+USERS = {
+    "alice": ("alice-pw-1", ["dba"]),
+    "bob": ("bob-pw-2", ["analysts"]),
+    "carol": ("carol-pw-3", []),
+}
+
+
+def toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class ProxyProcess:
+    """One ``myguard serve`` process in front of ``db``, configured for the tests."""
+
+    def __init__(self, base: Path, db: MariaDBServer, *, upstream_port: int | None = None, **options: object) -> None:
+        self.base = base
+        base.mkdir(parents=True, exist_ok=True)
+        self.db = db
+        self.port = free_port()
+        self.admin_port = free_port()
+        self.upstream_port = upstream_port or db.port
+        self.options = options
+        self.cert = base / "server.crt"
+        self.key = base / "server.key"
+        self.users_file = base / "users.toml"
+        self.config_file = base / "myguard.toml"
+        self.log_file = base / "myguard.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        if not self.cert.exists():
+            write_self_signed(self.cert, self.key)
+        if not self.users_file.exists():
+            for name, (password, groups) in USERS.items():
+                write_user(self.users_file, name, password, groups)
+        self.write_config()
+
+    def write_config(self) -> None:
+        opts = dict(self.options)
+        backend = {
+            "name": "main",
+            "environment": opts.pop("environment", "production"),
+            "listen": f"127.0.0.1:{self.port}",
+            "upstream": f"127.0.0.1:{self.upstream_port}",
+            "user": SERVICE_USER,
+            "password_env": "MYGUARD_SVC_PASSWORD",
+            "local_infile": opts.pop("local_infile", False),
+        }
+        top = {
+            "admin_listen": f"127.0.0.1:{self.admin_port}",
+            "workers": 1,
+            "require_tls": opts.pop("require_tls", False),
+            "handshake_timeout": opts.pop("handshake_timeout", 5),
+            "idle_timeout": opts.pop("idle_timeout", 3600),
+            "shutdown_timeout": opts.pop("shutdown_timeout", 10),
+            "max_allowed_packet": opts.pop("max_allowed_packet", 64 << 20),
+        }
+        identity = {"source": "users-file", "users_file": str(self.users_file), **opts.pop("identity", {})}
+        lines = [f"{k} = {toml_value(v)}" for k, v in top.items()]
+        lines += ["", "[tls]", f"cert_file = {toml_value(str(self.cert))}", f"key_file = {toml_value(str(self.key))}"]
+        lines += ["", "[identity]"] + [f"{k} = {toml_value(v)}" for k, v in identity.items()]
+        lines += ["", "[[backends]]"] + [f"{k} = {toml_value(v)}" for k, v in backend.items()]
+        if opts:
+            raise TypeError(f"unknown proxy options {sorted(opts)}")
+        self.config_file.write_text("\n".join(lines) + "\n")
+
+    def start(self) -> None:
+        env = self.db.env()
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        log = open(self.log_file, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "myguard", "serve", "--config", str(self.config_file), "--log-level", "DEBUG"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"myguard exited: {self.log_file.read_text()[-3000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("myguard did not start listening within 30 s")
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")
