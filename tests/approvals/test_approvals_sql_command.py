@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from myguard.approvals.errors import ER_MYGUARD_COMMAND_SYNTAX, MyguardCommandSyntax
 from myguard.approvals.sql_command import MyguardCommand, parse_myguard_command
@@ -52,3 +54,13 @@ def test_malformed_myguard_commands_raise_usage(sql):
         parse_myguard_command(sql)
     assert raised.value.code == ER_MYGUARD_COMMAND_SYNTAX
     assert raised.value.message.startswith("MYGUARD_COMMAND_SYNTAX usage:")
+
+
+@given(st.text())
+def test_ordinary_sql_is_never_taken_for_a_command(text):
+    for sql in (
+        f"SELECT {text}",
+        f"INSERT INTO t VALUES ({text!r})",
+        f"/* {text.replace('*/', '')} */ SELECT 1",
+    ):
+        assert parse_myguard_command(sql) is None
