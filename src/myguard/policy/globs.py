@@ -35,9 +35,7 @@ class TableGlob:
 
     def matches(self, table: TableName) -> bool:
         db, name = table_key(table)
-        return self.db.match(db) is not None and (
-            name == "*" or self.table.match(name) is not None
-        )
+        return self.db.match(db) is not None and (name == "*" or self.table.match(name) is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +51,7 @@ class ColumnGlob:
         parts = text.split(".") if isinstance(text, str) else []
         if len(parts) != 3 or not all(parts):
             raise ValueError("a glob of the form db.table.column, e.g. shop.customers.ssn")
-        table = TableGlob(
-            f"{parts[0]}.{parts[1]}", compile_glob(parts[0]), compile_glob(parts[1])
-        )
+        table = TableGlob(f"{parts[0]}.{parts[1]}", compile_glob(parts[0]), compile_glob(parts[1]))
         return cls(text, table, compile_glob(parts[2]))
 
     def matches(self, table: TableName, column: str) -> bool:

@@ -1,0 +1,151 @@
+"""The decision engine: which rule decides what happens to a request."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from myguard.analysis import Statement, analyze
+from myguard.policy.cache import AnalysisCache
+from myguard.policy.config import RulesFile, load_file, parse_text
+from myguard.policy.context import RequestContext
+from myguard.policy.decision import (
+    BLOCK,
+    ER_MYGUARD_BLOCKED,
+    MASK,
+    RANK,
+    Decision,
+    ObservedHit,
+)
+from myguard.policy.globs import ColumnGlob
+from myguard.policy.rules import Rule
+from myguard.policy.touch import SchemaLookup, Touch, touch
+
+DEFAULT_RULE = "default"
+UNPARSED_RULE = "unparsed"
+UNPARSED_MESSAGE = "the statement could not be analysed"
+DEFAULT_CACHE_SIZE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    action: str
+    rule: Rule | None
+    name: str
+    message: str
+
+
+class Policy:
+    """A loaded rules file. Immutable apart from its analysis cache: swap policies to reload."""
+
+    def __init__(
+        self,
+        rules_file: RulesFile,
+        schema: SchemaLookup | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        self.file = rules_file.file
+        self.rules = rules_file.rules
+        self.tags: dict[str, tuple[ColumnGlob, ...]] = rules_file.tags
+        self.default_action = rules_file.default_action
+        self.default_message = rules_file.default_message
+        self.schema = schema
+        self.cache: AnalysisCache[tuple[Touch, ...]] = AnalysisCache(cache_size)
+        self._enforced = tuple(r for r in self.rules if not r.observe)
+        self._observed = tuple(r for r in self.rules if r.observe)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        schema: SchemaLookup | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> Policy:
+        """Read and validate ``path``; raises ConfigError. Touches nothing else."""
+        return cls(load_file(path), schema, cache_size)
+
+    @classmethod
+    def from_text(
+        cls,
+        text: str,
+        file: str = "<rules>",
+        schema: SchemaLookup | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> Policy:
+        return cls(parse_text(text, file), schema, cache_size)
+
+    @property
+    def cache_hits(self) -> int:
+        return self.cache.hits
+
+    @property
+    def cache_misses(self) -> int:
+        return self.cache.misses
+
+    def touches(self, sql: str, current_db: str | None) -> tuple[Touch, ...]:
+        """Analyses of every statement in ``sql`` with their tags, from the cache if possible."""
+
+        def build() -> tuple[tuple[Touch, ...], bool]:
+            statements = analyze(sql, current_db)
+            touches = self._touches(statements)
+            return touches, all(s.cacheable for s in statements)
+
+        return self.cache.get_or_build(sql, current_db, build)
+
+    def decide(self, ctx: RequestContext, sql: str) -> Decision:
+        """The decision for a COM_QUERY text."""
+        return self._decide(ctx, self.touches(sql, ctx.current_db))
+
+    def decide_statements(self, ctx: RequestContext, statements: Iterable[Statement]) -> Decision:
+        """The decision for statements analysed elsewhere (e.g. a COM_STMT_PREPARE)."""
+        return self._decide(ctx, self._touches(statements))
+
+    def _touches(self, statements: Iterable[Statement]) -> tuple[Touch, ...]:
+        return tuple(touch(s, self.tags, self.schema) for s in statements)
+
+    def _decide(self, ctx: RequestContext, touches: tuple[Touch, ...]) -> Decision:
+        verdicts = [self._verdict(ctx, t) for t in touches]
+        observed = tuple(
+            ObservedHit(rule.name, rule.action, index)
+            for index, t in enumerate(touches)
+            for rule in self._observed
+            if rule.matches(ctx, t)
+        )
+        statements = tuple(t.statement for t in touches)
+        if not verdicts:
+            return Decision(self.default_action, DEFAULT_RULE, "", statements, observed)
+        # A multi-statement request gets the most restrictive of its statements' verdicts.
+        worst = max(verdicts, key=lambda v: RANK[v.action])
+        masks = tuple(
+            mask
+            for v in verdicts
+            if v.action == MASK and v.rule is not None
+            for mask in v.rule.masks
+        )
+        return Decision(
+            action=worst.action,
+            rule=worst.name,
+            message=worst.message,
+            statements=statements,
+            observed=observed,
+            masks=masks if worst.action == MASK else (),
+            approval=worst.rule.approval if worst.rule else None,
+            error_code=ER_MYGUARD_BLOCKED if worst.action == BLOCK else None,
+        )
+
+    def _verdict(self, ctx: RequestContext, one: Touch) -> _Verdict:
+        """Most restrictive matching rule; the first in file order among equals."""
+        best: Rule | None = None
+        for rule in self._enforced:
+            if rule.matches(ctx, one) and (best is None or RANK[rule.action] > RANK[best.action]):
+                best = rule
+                if rule.action == BLOCK:
+                    break
+        if best is not None:
+            return _Verdict(best.action, best, best.name, best.message)
+        if one.statement.unparsed:
+            # Unparsed SQL fails closed whatever the default says.
+            return _Verdict(BLOCK, None, UNPARSED_RULE, UNPARSED_MESSAGE)
+        message = self.default_message if self.default_action == BLOCK else ""
+        return _Verdict(self.default_action, None, DEFAULT_RULE, message)
