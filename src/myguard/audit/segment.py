@@ -98,6 +98,14 @@ def key_id(key: bytes | None) -> bytes:
     return hmac.digest(key, b"myguard audit key id", "sha256")[:8]
 
 
+def read_key_file(path: str | Path) -> bytes:
+    """An HMAC key from a file: its bytes without surrounding whitespace, at least 16."""
+    key = Path(path).read_bytes().strip()
+    if len(key) < 16:
+        raise ValueError(f"{path}: an audit HMAC key needs at least 16 bytes")
+    return key
+
+
 def record_hash(payload: bytes, key: bytes | None) -> bytes:
     if key is None:
         return hashlib.sha256(payload).digest()
