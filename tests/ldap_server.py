@@ -192,8 +192,11 @@ class SlapdServer:
                 f"TLSCertificateKeyFile {self.ca.key_file}\n"
             )
         # Anonymous clients may only bind; reading needs an authenticated identity,
-        # so search-then-bind really depends on the service account.
+        # so search-then-bind really depends on the service account. bind_anon_dn makes
+        # "DN + empty password" succeed as anonymous, as many servers do, so the test of
+        # the explicit empty-password refusal is meaningful.
         return f"""{schemas}
+allow bind_anon_dn
 modulepath {MODULE_DIR}
 moduleload back_mdb
 moduleload memberof

@@ -154,7 +154,9 @@ class _Loader:
         if unknown:
             raise self.error(unknown[0], "one of the keys " + ", ".join(sorted(_KEYS)))
         if "bind_password" in self.table:
-            raise self.error("bind_password", "bind_password_env or bind_password_file (never inline)")
+            raise self.error(
+                "bind_password", "bind_password_env or bind_password_file (never inline)"
+            )
         urls = self.urls()
         tls = self.table.get("tls", "starttls")
         if tls not in TLS_MODES:
@@ -164,15 +166,21 @@ class _Loader:
         bind_dn = self.string("bind_dn")
         base_dn = self.string("base_dn")
         if template is None and bind_dn is None:
-            raise self.error("bind_dn", "either user_dn_template (direct bind) or bind_dn (search-then-bind)")
+            raise self.error(
+                "bind_dn", "either user_dn_template (direct bind) or bind_dn (search-then-bind)"
+            )
         if template is None and base_dn is None:
-            raise self.error("base_dn", "a search base for search-then-bind (required with bind_dn)")
+            raise self.error(
+                "base_dn", "a search base for search-then-bind (required with bind_dn)"
+            )
         group_names = self.table.get("group_names", "cn")
         if group_names not in ("cn", "dn"):
             raise self.error("group_names", "'cn' or 'dn'", group_names)
         member_of = self.table.get("member_of_attribute", "memberOf")
         if not isinstance(member_of, str):
-            raise self.error("member_of_attribute", "an attribute name, or \"\" to ignore it", member_of)
+            raise self.error(
+                "member_of_attribute", 'an attribute name, or "" to ignore it', member_of
+            )
         group_filter = self.table.get("group_filter", DEFAULT_GROUP_FILTER)
         if group_filter != "":
             group_filter = self.filter("group_filter", DEFAULT_GROUP_FILTER)
@@ -229,17 +237,22 @@ class _Loader:
         path = self.string("bind_password_file")
         if (env is None) == (path is None):
             raise self.error(
-                "bind_password_env", "exactly one of bind_password_env or bind_password_file with bind_dn"
+                "bind_password_env",
+                "exactly one of bind_password_env or bind_password_file with bind_dn",
             )
         if env is not None:
             password = os.environ.get(env)
             if not password:
-                raise self.error("bind_password_env", f"environment variable {env} to be set and non-empty")
+                raise self.error(
+                    "bind_password_env", f"environment variable {env} to be set and non-empty"
+                )
             return password
         try:
             password = Path(path).read_text().rstrip("\r\n")
         except OSError as exc:
-            raise self.error("bind_password_file", f"a readable file ({exc.strerror})", path) from None
+            raise self.error(
+                "bind_password_file", f"a readable file ({exc.strerror})", path
+            ) from None
         if not password:
             raise self.error("bind_password_file", "a file holding the bind password", path)
         return password

@@ -95,7 +95,9 @@ def search(
     conn.search(base, query, scope, attributes=attributes, size_limit=size_limit)
     code = conn.result.get("result", 0) if conn.result else 0
     if code not in _FOUND_OR_EMPTY:
-        raise IdentityUnavailable(f"ldap: search under {base!r} failed: {conn.result.get('description')}")
+        raise IdentityUnavailable(
+            f"ldap: search under {base!r} failed: {conn.result.get('description')}"
+        )
     return [item for item in conn.response or () if item.get("type") == "searchResEntry"]
 
 
