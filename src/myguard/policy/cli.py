@@ -1,0 +1,109 @@
+"""``myguard rules check`` and ``myguard rules explain``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TextIO
+
+from myguard.config_error import ConfigError
+from myguard.policy.context import RequestContext
+from myguard.policy.decision import Decision
+from myguard.policy.engine import Policy
+from myguard.policy.touch import Touch
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``rules`` command group to the top-level ``myguard`` parser."""
+    rules = subparsers.add_parser("rules", help="check and explain policy rules files")
+    commands = rules.add_subparsers(dest="rules_command", required=True)
+
+    check = commands.add_parser("check", help="validate a rules file")
+    check.add_argument("file")
+    check.set_defaults(func=run_check)
+
+    explain = commands.add_parser("explain", help="show the analysis of SQL and the decision")
+    explain.add_argument("--rules", required=True, help="rules file")
+    explain.add_argument("--user", required=True)
+    explain.add_argument("--groups", default="", help="comma-separated group names")
+    explain.add_argument("--env", required=True, help="environment, e.g. production")
+    explain.add_argument("--backend", default="")
+    explain.add_argument("--program", default="")
+    explain.add_argument("--source", default="127.0.0.1", help="client IP address")
+    explain.add_argument("--db", default=None, help="current database")
+    explain.add_argument("sql")
+    explain.set_defaults(func=run_explain)
+
+
+def run_check(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    try:
+        policy = Policy.load(args.file)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=out)
+        return 1
+    print(f"OK: {args.file}: {len(policy.rules)} rules, {len(policy.tags)} tags", file=out)
+    return 0
+
+
+def run_explain(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    try:
+        policy = Policy.load(args.rules)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=out)
+        return 1
+    ctx = RequestContext(
+        user=args.user,
+        groups=frozenset(g for g in args.groups.split(",") if g),
+        environment=args.env,
+        backend=args.backend,
+        source_ip=args.source,
+        program=args.program,
+        attributes={},
+        current_db=args.db,
+    )
+    touches = policy.touches(args.sql, args.db)
+    for index, one in enumerate(touches, start=1):
+        _print_statement(index, one, out)
+    _print_decision(policy.decide(ctx, args.sql), out)
+    return 0
+
+
+def _names(items: frozenset) -> str:
+    return ", ".join(sorted(map(str, items))) or "-"
+
+
+def _print_statement(index: int, one: Touch, out: TextIO) -> None:
+    s = one.statement
+    kind = f"{s.kind}:{s.object_type}" if s.object_type else s.kind
+    print(f"statement {index}: {s.sql}", file=out)
+    print(f"  kind:      {kind}" + (" (prepared in SQL)" if s.prepared else ""), file=out)
+    print(f"  matches:   {_names(s.names)}", file=out)
+    print(f"  reads:     {_names(s.reads)}", file=out)
+    print(f"  writes:    {_names(s.writes)}", file=out)
+    print(f"  columns:   {_names(s.columns)}", file=out)
+    if s.star_tables:
+        print(f"  all columns of: {_names(s.star_tables)}", file=out)
+    print(f"  tags:      {_names(one.tags)}", file=out)
+    if s.kind in ("update", "delete"):
+        where = "tautology" if s.where_tautology else ("yes" if s.has_where else "no")
+        print(f"  where:     {where}" + (" (limit)" if s.has_limit else ""), file=out)
+    if s.opaque:
+        print("  opaque:    yes (the SQL that runs cannot be inspected)", file=out)
+    if s.error:
+        print(f"  unparsed:  {s.error}", file=out)
+
+
+def _print_decision(decision: Decision, out: TextIO) -> None:
+    print(f"decision: {decision.action} (rule '{decision.rule}')", file=out)
+    if decision.blocked:
+        print(f"  client sees: {decision.client_message()}", file=out)
+    for target, spec in decision.masks:
+        print(f"  mask {target}: {spec}", file=out)
+    if decision.approval is not None:
+        groups = ", ".join(sorted(decision.approval.approver_groups))
+        print(f"  approval by: {groups} ({decision.approval.min_approvals} needed)", file=out)
+    for hit in decision.observed:
+        print(
+            f"  observed: rule '{hit.rule}' would {hit.action} statement {hit.statement + 1}",
+            file=out,
+        )
