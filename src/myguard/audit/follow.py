@@ -6,7 +6,6 @@ a newer segment exists the current one is complete: read it to the end, then mov
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,8 +36,7 @@ class Follower:
     ) -> None:
         self.directory = Path(directory)
         self._file: BinaryIO | None = None
-        self._buffer = b""
-        self._offset = HEADER_SIZE  # file offset of the first byte in _buffer
+        self._offset = HEADER_SIZE  # end of the last record returned
         segments = list_segments(self.directory)
         if after is not None:
             self._seq = segment_seq(after.segment)
@@ -100,22 +98,20 @@ class Follower:
 
     def _switch(self, seq: int) -> None:
         self.close()
-        self._seq, self._buffer, self._offset = seq, b"", HEADER_SIZE
+        self._seq, self._offset = seq, HEADER_SIZE
 
     def _read_available(self) -> list[AuditRecord]:
+        # Always re-read from the end of the last complete record: a half-written record
+        # is picked up whole next time, and one cut by crash repair is simply replaced.
         file = self._file
         assert file is not None
-        read_to = self._offset + len(self._buffer)
-        if os.fstat(file.fileno()).st_size < read_to:
-            # Crash repair cut a torn tail we had half read; the chain continues from here.
-            self._buffer = b""
-        file.seek(self._offset + len(self._buffer))
-        self._buffer += file.read()
+        file.seek(self._offset)
+        data = file.read()
         records = []
         consumed = 0
         name = segment_name(self._seq)
         try:
-            for offset, payload in iter_frames(self._buffer, 0):
+            for offset, payload in iter_frames(data, 0):
                 _, seq, body = split_payload(payload)
                 record = AuditRecord.decode(body)
                 consumed = offset + FRAME_HEAD.size + len(payload)
@@ -126,6 +122,5 @@ class Follower:
             if not exc.torn:
                 where = self._offset + exc.offset
                 raise AuditFormatError(f"{name} at offset {where}: {exc.reason}") from exc
-        self._buffer = self._buffer[consumed:]
         self._offset += consumed
         return records
