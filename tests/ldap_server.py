@@ -84,7 +84,7 @@ def free_port() -> int:
 
 
 class TestCA:
-    """A throwaway CA and a server certificate for 127.0.0.1/localhost."""
+    """A throwaway CA and a server certificate for 127.0.0.1."""
 
     def __init__(self, directory: Path, name: str = "myguard test CA") -> None:
         self.ca_file = directory / f"{name.replace(' ', '-')}.pem"
@@ -114,9 +114,8 @@ class TestCA:
     def issue_server_cert(self) -> None:
         now = datetime.datetime.now(datetime.UTC)
         key = ec.generate_private_key(ec.SECP256R1())
-        san = x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-        )
+        # Only the IP: "localhost" reaches the server too but must fail verification.
+        san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))

@@ -43,12 +43,13 @@ class Directory:
     def __init__(self, config: LdapConfig) -> None:
         self._config = config
         self._receive_timeout = max(1, math.ceil(config.timeout))
-        self._servers = [self._server(url) for url in config.urls]
         self._read_attributes = [config.user_attribute, *config.attributes]
         if config.member_of_attribute:
             self._read_attributes.append(config.member_of_attribute)
 
     def _server(self, url: str) -> ldap3.Server:
+        # A fresh Server per attempt: ldap3 Server objects blacklist an address for some
+        # seconds after a failure, which would keep a just-restarted LDAP "down".
         tls = None
         if self._config.tls != "none":
             tls = ldap3.Tls(
@@ -114,9 +115,9 @@ class Directory:
         """A connection bound as ``dn``, from the first server (``prefer`` first) that answers."""
         if not password:
             raise AuthFailed("empty password refused (LDAP would treat it as unauthenticated)")
-        conn, index = self._open(dn, password, prefer)
+        conn, index, bound = self._bind_first_answering(dn, password, prefer)
         try:
-            if not conn.bind():
+            if not bound:
                 result = conn.result or {}
                 description = result.get("description", "bind failed")
                 if service:
@@ -129,12 +130,16 @@ class Directory:
             with contextlib.suppress(LDAPException, OSError):
                 conn.unbind()
 
-    def _open(self, dn: str, password: str, prefer: int) -> tuple[ldap3.Connection, int]:
-        order = [prefer, *(i for i in range(len(self._servers)) if i != prefer)]
+    def _bind_first_answering(
+        self, dn: str, password: str, prefer: int
+    ) -> tuple[ldap3.Connection, int, bool]:
+        # A server that accepts TCP but never answers the bind counts as down too,
+        # so failover also covers hung servers, not just refused connections.
+        order = [prefer, *(i for i in range(len(self._config.urls)) if i != prefer)]
         errors = []
         for index in order:
             conn = ldap3.Connection(
-                self._servers[index],
+                self._server(self._config.urls[index]),
                 user=dn,
                 password=password,
                 authentication=ldap3.SIMPLE,
@@ -147,7 +152,7 @@ class Directory:
                 conn.open()
                 if self._config.tls == "starttls" and not conn.start_tls():
                     raise IdentityUnavailable("StartTLS was not accepted")
-                return conn, index
+                return conn, index, conn.bind()
             except (LDAPException, OSError, IdentityUnavailable) as exc:
                 errors.append(f"{self._config.urls[index]}: {exc}")
                 with contextlib.suppress(LDAPException, OSError):
