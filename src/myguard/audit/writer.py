@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import queue
 import threading
 import time
@@ -72,6 +73,7 @@ class AuditWriter:
         redact_literals: bool,
         batch_window: float,
         retry_interval: float,
+        recovery_free_bytes: int,
         maintenance_interval: float,
     ) -> None:
         self._appender = appender
@@ -84,6 +86,7 @@ class AuditWriter:
         self._archive_dir = archive_dir
         self._redact = redact_literals
         self._retry_interval = retry_interval
+        self._recovery_free_bytes = recovery_free_bytes
         self._maintenance_interval = maintenance_interval
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._loop = asyncio.get_running_loop()
@@ -108,10 +111,15 @@ class AuditWriter:
         redact_literals: bool = False,
         batch_window: float = 0.002,
         retry_interval: float = 0.5,
+        recovery_free_bytes: int = 1024 * 1024,
         maintenance_interval: float = 60.0,
     ) -> AuditWriter:
         """Open (or create) the chain in ``directory``, repair a torn tail after a crash and
-        write a ``restart`` record when resuming. Raises AuditUnavailable if that fails."""
+        write a ``restart`` record when resuming. Raises AuditUnavailable if that fails.
+
+        After a write failure the writer retries every ``retry_interval`` seconds once the
+        filesystem has ``recovery_free_bytes`` free, so it does not flap at the edge of a
+        full disk."""
         if fsync not in FSYNC_MODES:
             raise ValueError(f"fsync must be one of {FSYNC_MODES}, got {fsync!r}")
         for name, value in (("rotate_bytes", rotate_bytes), ("rotate_seconds", rotate_seconds)):
@@ -132,6 +140,7 @@ class AuditWriter:
             redact_literals=redact_literals,
             batch_window=batch_window,
             retry_interval=retry_interval,
+            recovery_free_bytes=recovery_free_bytes,
             maintenance_interval=maintenance_interval,
         )
         writer._thread.start()
@@ -221,11 +230,17 @@ class AuditWriter:
 
     def _append(self, bodies: list[bytes]) -> str | None:
         """Write ``bodies``; the error message on failure (and the writer turns unhealthy)."""
+        appender = self._appender
         if not self._healthy:
+            try:
+                stat = os.statvfs(appender.directory)
+            except OSError as exc:
+                return f"audit directory unavailable: {exc}"
+            if stat.f_bavail * stat.f_frsize < self._recovery_free_bytes:
+                return f"audit write failed, waiting for free space: {self._last_error}"
             # The first write after an outage says so in the chain itself.
             reason = f"recovered after audit write failure: {self._last_error}"
             bodies = [restart_record(reason=reason).encode(), *bodies]
-        appender = self._appender
         try:
             if appender.size > HEADER_SIZE and (
                 appender.size >= self._rotate_bytes
