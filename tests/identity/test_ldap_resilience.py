@@ -167,3 +167,20 @@ def test_login_storm_does_not_block_event_loop(slapd, make_source, search_table)
     assert len(results) == 50
     assert {r.user for r in results} == {u for u, _ in users}
     print(f"50 concurrent logins in {elapsed:.3f}s, max event-loop lag {lag * 1000:.1f} ms")
+
+
+def test_deadline_backstop_frees_slot_only_when_thread_ends(
+    make_source, direct_table, slapd, blackhole
+):
+    # timeout 0.05 s: the backstop (0.45 s) fires before ldap3's whole-second receive timeout.
+    source = make_source(direct_table(slapd, urls=[blackhole], timeout=0.05, max_concurrency=1))
+
+    async def scenario():
+        with pytest.raises(IdentityUnavailable, match="no answer within"):
+            await source.authenticate("alice", "alice-pw")
+        held = source._slots.locked()
+        while source._slots.locked():
+            await asyncio.sleep(0.05)
+        return held
+
+    assert run(scenario()) is True

@@ -8,6 +8,22 @@ Two ways to check a password:
 
 Both may be set: the template then checks the password and the service account
 resolves groups and serves ``refresh``.
+
+Other keys (defaults in brackets):
+
+* ``urls``: one URL or a list, tried in order (failover); ``tls`` ["starttls"],
+  "ldaps" (needs ldaps:// URLs) or "none"; ``ca_file``; ``verify`` [true].
+* ``user_filter`` [inetOrgPerson with uid={user}], ``user_attribute`` ["uid"]: the
+  directory's spelling of it becomes Identity.user. ``disabled_filter``: a user whose
+  entry matches it is refused, e.g. "(pwdAccountLockedTime=*)".
+* Groups: ``member_of_attribute`` ["memberOf"; "" ignores it]; ``group_filter``
+  [groupOfNames/groupOfUniqueNames by {dn}, posixGroup by {user}; "" disables the
+  search] under ``group_base_dn`` [base_dn]; ``nested_groups`` [false] also follows
+  groupOfNames/groupOfUniqueNames membership of groups, ``nested_depth`` [3] levels up;
+  ``group_names`` ["cn": first RDN value, or "dn"].
+* ``attributes`` [none]: user attributes copied into Identity.attributes.
+* ``timeout`` [5 s] for connect and each operation; ``max_concurrency`` [16] concurrent
+  LDAP conversations; ``group_ttl`` [300 s] how long ``refresh`` reuses groups.
 """
 
 from __future__ import annotations
