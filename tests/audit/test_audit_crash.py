@@ -74,7 +74,7 @@ def test_kill_minus_9_under_load(tmp_path, mode):
 
 def test_torn_tail_is_cut_kept_as_evidence_and_noted(tmp_path, write_records, make_statement):
     write_records(tmp_path, [make_statement(i) for i in range(5)])
-    (_, seg), = list_segments(tmp_path)
+    ((_, seg),) = list_segments(tmp_path)
     intact = seg.stat().st_size
     torn = encode_frame(b"\x00" * 40 + b"half a record")[:-6]
     with open(seg, "ab") as file:
@@ -95,7 +95,7 @@ def test_torn_tail_is_cut_kept_as_evidence_and_noted(tmp_path, write_records, ma
 def test_damage_before_the_tail_is_left_in_place(tmp_path, write_records, make_statement):
     """Not a torn write: the file stays as evidence and the chain continues in a new segment."""
     write_records(tmp_path, [make_statement(i) for i in range(5)])
-    (_, seg), = list_segments(tmp_path)
+    ((_, seg),) = list_segments(tmp_path)
     data = bytearray(seg.read_bytes())
     data[200] ^= 0xFF
     seg.write_bytes(bytes(data))

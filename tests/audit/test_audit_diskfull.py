@@ -80,7 +80,9 @@ def disk(request, tmp_path, monkeypatch):
 
 
 def record(name: str, size: int = 100):
-    return statement_record(user="u", statement=f"SELECT '{'x' * size}'", decision="allow", session_id=name)
+    return statement_record(
+        user="u", statement=f"SELECT '{'x' * size}'", decision="allow", session_id=name
+    )
 
 
 async def wait_healthy(writer, timeout=5.0):

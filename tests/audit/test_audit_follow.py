@@ -44,7 +44,7 @@ def test_starts_at_end_by_default_or_after_a_record(tmp_path, write_records, mak
 
 def test_half_written_record_waits_and_repair_is_followed(tmp_path, write_records, make_statement):
     write_records(tmp_path, [make_statement(1)])
-    (_, seg), = list_segments(tmp_path)
+    ((_, seg),) = list_segments(tmp_path)
     follower = Follower(tmp_path)
     with open(seg, "ab") as file:
         file.write(encode_frame(b"\x00" * 60)[:30])

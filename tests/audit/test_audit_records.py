@@ -69,8 +69,12 @@ def all_types() -> list[AuditRecord]:
             intent_id=intent.get("intent_id"),
         ),
         approval_record(request_id="req-7", event="approved", actor="bob", reason="ticket 12"),
-        session_end_record(session_id="s1", user="alice", reason="quit", statements=3, duration=9.5),
-        restart_record(reason="test", segment="audit-000000000001.seg", offset=80, truncated_bytes=3),
+        session_end_record(
+            session_id="s1", user="alice", reason="quit", statements=3, duration=9.5
+        ),
+        restart_record(
+            reason="test", segment="audit-000000000001.seg", offset=80, truncated_bytes=3
+        ),
     ]
 
 
@@ -115,7 +119,10 @@ def test_decode_rejects_non_records(body):
 
 
 def test_intent_ids_are_unique():
-    ids = {statement_intent_record(user="u", statement="x", decision="allow").get("intent_id") for _ in range(100)}
+    ids = {
+        statement_intent_record(user="u", statement="x", decision="allow").get("intent_id")
+        for _ in range(100)
+    }
     assert len(ids) == 100
 
 
@@ -125,7 +132,9 @@ def test_approval_event_is_checked():
 
 
 def test_writer_redacts_statement_literals_when_configured(tmp_path, write_records):
-    record = statement_record(user="u", statement="SELECT * FROM t WHERE ssn = '123-45'", decision="allow")
+    record = statement_record(
+        user="u", statement="SELECT * FROM t WHERE ssn = '123-45'", decision="allow"
+    )
     write_records(tmp_path, [record], redact_literals=True)
     (back,) = list(iter_records(tmp_path))
     assert back["statement"] == "SELECT * FROM t WHERE ssn = ?"
@@ -135,9 +144,12 @@ def test_writer_redacts_statement_literals_when_configured(tmp_path, write_recor
 @pytest.mark.parametrize(
     ("sql", "expected"),
     [
-        ("SELECT a FROM t1 WHERE b = 'x''y' AND c = 12.5e3", "SELECT a FROM t1 WHERE b = ? AND c = ?"),
+        (
+            "SELECT a FROM t1 WHERE b = 'x''y' AND c = 12.5e3",
+            "SELECT a FROM t1 WHERE b = ? AND c = ?",
+        ),
         ("SELECT 0x1F, X'0A', b'01', 0b11, .5, -3", "SELECT ?, ?, ?, ?, ?, -?"),
-        ("SELECT 'it\\'s', \"dq\"\"x\"", "SELECT ?, ?"),
+        ('SELECT \'it\\\'s\', "dq""x"', "SELECT ?, ?"),
         ("SELECT N'abc', _utf8mb4'z' FROM `weird'name 1`", "SELECT ?, ? FROM `weird'name 1`"),
         ("SELECT col2, 1abc, db.t3.c4 FROM t", "SELECT col2, 1abc, db.t3.c4 FROM t"),
         ("SELECT 1 -- secret 42\nFROM t # 7\n", "SELECT ?  \nFROM t  \n"),
@@ -145,7 +157,10 @@ def test_writer_redacts_statement_literals_when_configured(tmp_path, write_recor
         ("SELECT /*!50001 SQL_NO_CACHE 7 */ 1", "SELECT /*!50001 SQL_NO_CACHE ? */ ?"),
         ("SELECT /*+ MAX_EXECUTION_TIME(1000) */ a", "SELECT /*+ MAX_EXECUTION_TIME(?) */ a"),
         ("SELECT /*M!100100 'x' */ a", "SELECT /*M!100100 ? */ a"),
-        ("SELECT a FROM t WHERE a = ? AND b = 'unterminated", "SELECT a FROM t WHERE a = ? AND b = ?"),
+        (
+            "SELECT a FROM t WHERE a = ? AND b = 'unterminated",
+            "SELECT a FROM t WHERE a = ? AND b = ?",
+        ),
         ("SELECT 5--1", "SELECT ?--?"),
     ],
 )

@@ -23,7 +23,9 @@ def age(path, days):
     os.utime(path, (stamp, stamp))
 
 
-def test_by_age_removes_only_a_prefix_and_never_the_current(tmp_path, write_records, make_statement):
+def test_by_age_removes_only_a_prefix_and_never_the_current(
+    tmp_path, write_records, make_statement
+):
     segments = make_chain(tmp_path, write_records, make_statement)
     for _, path in segments:
         age(path, 10)
@@ -47,7 +49,9 @@ def test_by_size_into_archive(tmp_path, write_records, make_statement):
     audit, archive = tmp_path / "audit", tmp_path / "archive"
     segments = make_chain(audit, write_records, make_statement)
     budget = sum(path.stat().st_size for _, path in segments[-3:])
-    removed = apply_retention(audit, current_seq=segments[-1][0], max_bytes=budget, archive_dir=archive)
+    removed = apply_retention(
+        audit, current_seq=segments[-1][0], max_bytes=budget, archive_dir=archive
+    )
     assert [p.name for p in removed] == [p.name for _, p in segments[:-3]]
     assert sorted(p.name for p in archive.iterdir()) == [p.name for p in removed]
     assert sum(p.stat().st_size for _, p in list_segments(audit)) <= budget

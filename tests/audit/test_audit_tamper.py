@@ -136,7 +136,7 @@ def test_hmac_chain_needs_the_right_key(tmp_path, write_records, make_statement)
 def test_hmac_chain_cannot_be_reforged_without_the_key(tmp_path, write_records, make_statement):
     """Rewriting a record and fixing its checksum is caught at the next link."""
     write_records(tmp_path, [make_statement(i) for i in range(10)], hmac_key=KEY)
-    (_, seg), = list_segments(tmp_path)
+    ((_, seg),) = list_segments(tmp_path)
     frame_list = frames(seg)
     frame_list[4] = (frame_list[4][0], frame_list[4][1].replace(b"user", b"resu"))
     rewrite(seg, frame_list)

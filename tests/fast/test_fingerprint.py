@@ -54,8 +54,8 @@ CASES = {
         b"select ?, ?, ?, ? from t",
     ),
     "introducers": (
-        b"select _utf8mb4'x', N'y' collate utf8mb4_bin",
-        b"select _utf8mb4?, ? collate utf8mb4_bin",
+        b"select _utf8mb4'x', N'y' collate utf8mb4_bin, _latin1\"z\", _bin 'w'",
+        b"select ?, ? collate utf8mb4_bin, ?, _bin ?",
     ),
     # numbers
     "integers and decimals": (b"select 0, 42, 3.25, .5, 7.", b"select ?, ?, ?, ?, ?"),

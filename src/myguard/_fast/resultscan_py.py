@@ -135,10 +135,11 @@ class ResponseScanner:
         elif state == _PARAMS:
             self._remaining -= 1
             if self._remaining == 0:
-                self.state = _PREP_COLUMNS if self.deprecate_eof else _PARAMS_EOF
-                self._after_params()
+                if self.deprecate_eof:
+                    self._after_params()
+                else:
+                    self.state = _PARAMS_EOF
         elif state == _PARAMS_EOF:
-            self.state = _PREP_COLUMNS
             self._after_params()
         elif state == _PREP_COLUMNS:
             self._remaining -= 1

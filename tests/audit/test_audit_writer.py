@@ -1,0 +1,115 @@
+"""AuditWriter modes, group commit, rotation and lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from myguard.audit import AuditUnavailable, AuditWriter, iter_records, verify
+from myguard.audit.segment import list_segments
+
+
+@pytest.mark.parametrize("mode", ["always", "batch", "off"])
+def test_concurrent_writers_all_land_in_order(tmp_path, mode, make_statement):
+    async def run():
+        writer = await AuditWriter.open(tmp_path, fsync=mode, rotate_bytes=4000)
+        await asyncio.gather(*(writer.write(make_statement(i)) for i in range(300)))
+        await writer.close()
+
+    asyncio.run(run())
+    records = list(iter_records(tmp_path))
+    assert [r.get("rows_returned") for r in records] == list(range(300))
+    assert len(list_segments(tmp_path)) > 1
+    assert verify(tmp_path).ok
+
+
+def test_batch_mode_groups_fsyncs(tmp_path, make_statement, monkeypatch):
+    calls = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (calls.append(fd), real(fd)))
+
+    async def run():
+        writer = await AuditWriter.open(tmp_path, fsync="batch", batch_window=0.01)
+        await asyncio.gather(*(writer.write(make_statement(i)) for i in range(200)))
+        await writer.close()
+
+    asyncio.run(run())
+    assert 1 <= len(calls) <= 5
+
+
+def test_off_mode_never_syncs_records(tmp_path, make_statement, monkeypatch):
+    calls = []
+    monkeypatch.setattr(os, "fdatasync", lambda fd: calls.append(fd))
+
+    async def run():
+        writer = await AuditWriter.open(tmp_path, fsync="off")
+        for i in range(10):
+            await writer.write(make_statement(i))
+        await writer.close()
+
+    asyncio.run(run())
+    assert calls == []
+
+
+def test_rotation_by_age(tmp_path, make_statement):
+    async def run():
+        writer = await AuditWriter.open(tmp_path, fsync="off", rotate_seconds=0.05)
+        await writer.write(make_statement(1))
+        await asyncio.sleep(0.1)
+        await writer.write(make_statement(2))
+        await writer.close()
+
+    asyncio.run(run())
+    assert len(list_segments(tmp_path)) == 2
+    assert verify(tmp_path).ok
+
+
+def test_write_after_close_raises_and_close_is_idempotent(tmp_path, make_statement):
+    async def run():
+        writer = await AuditWriter.open(tmp_path)
+        await writer.close()
+        await writer.close()
+        with pytest.raises(AuditUnavailable):
+            await writer.write(make_statement(1))
+
+    asyncio.run(run())
+
+
+def test_cancelled_caller_does_not_break_the_writer(tmp_path, make_statement):
+    async def run():
+        writer = await AuditWriter.open(tmp_path, fsync="always")
+        task = asyncio.ensure_future(writer.write(make_statement(1)))
+        await asyncio.sleep(0)
+        task.cancel()
+        await writer.write(make_statement(2))
+        await writer.close()
+        assert writer.healthy
+
+    asyncio.run(run())
+    assert verify(tmp_path).ok
+
+
+def test_bad_options_are_rejected(tmp_path):
+    async def run():
+        with pytest.raises(ValueError):
+            await AuditWriter.open(tmp_path, fsync="sometimes")
+        with pytest.raises(ValueError):
+            await AuditWriter.open(tmp_path, rotate_bytes=0)
+
+    asyncio.run(run())
+
+
+def test_unencodable_record_fails_in_the_caller(tmp_path):
+    from myguard.audit import statement_record
+
+    async def run():
+        writer = await AuditWriter.open(tmp_path)
+        bad = statement_record(user="u", statement="x", decision="allow", rows_returned=object())
+        with pytest.raises(TypeError):
+            await writer.write(bad)
+        assert writer.healthy
+        await writer.close()
+
+    asyncio.run(run())
