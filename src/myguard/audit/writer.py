@@ -29,7 +29,7 @@ from typing import Literal
 from myguard.audit.appender import Repair, SegmentAppender
 from myguard.audit.records import AuditRecord, restart_record
 from myguard.audit.retention import apply_retention
-from myguard.audit.segment import HEADER_SIZE
+from myguard.audit.segment import FRAME_HEAD, HEADER_SIZE, PAYLOAD_PREFIX
 
 log = logging.getLogger("myguard.audit")
 
@@ -37,6 +37,7 @@ FsyncMode = Literal["always", "batch", "off"]
 FSYNC_MODES: tuple[FsyncMode, ...] = ("always", "batch", "off")
 
 _MAX_BATCH = 4096
+FRAME_OVERHEAD = FRAME_HEAD.size + PAYLOAD_PREFIX.size
 _STOP = object()
 
 
@@ -221,45 +222,61 @@ class AuditWriter:
         return False
 
     def _commit(self, batch: list) -> None:
-        error = self._append([body for body, _ in batch])
+        """Write a group; callers are settled per written chunk (a rotation splits it)."""
+        bodies = [body for body, _ in batch]
         futures = [future for _, future in batch]
-        try:
-            self._loop.call_soon_threadsafe(_settle, futures, error)
-        except RuntimeError:
-            pass  # the loop is gone: nobody is waiting any more
-
-    def _append(self, bodies: list[bytes]) -> str | None:
-        """Write ``bodies``; the error message on failure (and the writer turns unhealthy)."""
-        appender = self._appender
-        if not self._healthy:
+        done = 0
+        while done < len(bodies):
+            count, error = self._append(bodies[done:])
+            settled = futures[done:] if error else futures[done : done + count]
             try:
-                stat = os.statvfs(appender.directory)
-            except OSError as exc:
-                return f"audit directory unavailable: {exc}"
-            if stat.f_bavail * stat.f_frsize < self._recovery_free_bytes:
-                return f"audit write failed, waiting for free space: {self._last_error}"
-            # The first write after an outage says so in the chain itself.
-            reason = f"recovered after audit write failure: {self._last_error}"
-            bodies = [restart_record(reason=reason).encode(), *bodies]
+                self._loop.call_soon_threadsafe(_settle, settled, error)
+            except RuntimeError:
+                return  # the loop is gone: nobody is waiting any more
+            if error:
+                return
+            done += count
+
+    def _append(self, bodies: list[bytes]) -> tuple[int, str | None]:
+        """Write as many of ``bodies`` as fit in the current segment (rotating first when it
+        is due, at least one). Returns (count written, error message or None)."""
+        appender = self._appender
         try:
+            if not self._healthy and not self._recover():
+                return 0, f"audit trail unavailable: {self._last_error}"
             if appender.size > HEADER_SIZE and (
                 appender.size >= self._rotate_bytes
                 or time.time() - appender.segment_created >= self._rotate_seconds
             ):
                 appender.rotate()
                 self._next_maintenance = 0.0
-            appender.append(bodies, self._sync)
+            room = self._rotate_bytes - appender.size
+            count = used = 0
+            for body in bodies:
+                used += len(body) + FRAME_OVERHEAD
+                if count and used > room:
+                    break
+                count += 1
+            appender.append(bodies[:count], self._sync)
         except OSError as exc:
             if self._healthy:
                 log.error("audit trail unavailable: %s", exc)
             self._last_error = exc
             self._healthy = False
-            return f"audit write failed: {exc}"
-        if not self._healthy:
-            log.warning("audit trail recovered")
-            self._healthy = True
+            return 0, f"audit write failed: {exc}"
         self._maintain()
-        return None
+        return count, None
+
+    def _recover(self) -> bool:
+        """After a failure: once there is headroom, note the outage in the chain itself."""
+        stat = os.statvfs(self._appender.directory)
+        if stat.f_bavail * stat.f_frsize < self._recovery_free_bytes:
+            return False
+        reason = f"recovered after audit write failure: {self._last_error}"
+        self._appender.append([restart_record(reason=reason).encode()], self._sync)
+        log.warning("audit trail recovered")
+        self._healthy = True
+        return True
 
     def _idle(self) -> None:
         if not self._healthy:
