@@ -25,7 +25,7 @@ def rule(body: str, name: str = "r1") -> str:
         ("[defaults]\ncolour = 1", "defaults.colour"),
         ('[tags]\npii = "shop.c.ssn"', "tags.pii"),
         ('[tags]\npii = ["shop.ssn"]', "tags.pii"),
-        ('[tags]\npii = []', "tags.pii"),
+        ("[tags]\npii = []", "tags.pii"),
         ('rules = "nope"', "rules"),
         ('[[rules]]\naction = "allow"', "rule #1: name"),
         (rule('action = "allow"') + rule('action = "allow"'), "rule 'r1': name"),
@@ -114,7 +114,9 @@ def test_mask_spec_parse(text, spec):
     assert MaskSpec.parse(str(spec)) == spec
 
 
-@pytest.mark.parametrize("text", ["", "REDACT", "partial", "partial(-1)", "partial(2.5)", "hash(1)", "value"])
+@pytest.mark.parametrize(
+    "text", ["", "REDACT", "partial", "partial(-1)", "partial(2.5)", "hash(1)", "value"]
+)
 def test_mask_spec_rejects(text):
     with pytest.raises(ValueError):
         MaskSpec.parse(text)

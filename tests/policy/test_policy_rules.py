@@ -21,9 +21,7 @@ def ctx(
     attributes=None,
     db="shop",
 ):
-    return RequestContext(
-        user, frozenset(groups), env, backend, ip, program, attributes or {}, db
-    )
+    return RequestContext(user, frozenset(groups), env, backend, ip, program, attributes or {}, db)
 
 
 def policy(text: str, **kwargs) -> Policy:
@@ -168,7 +166,11 @@ when = { not_groups = ["dba"], kinds = ["kill"] }
     ("kwargs", "sql", "rule"),
     [
         ({"ip": "10.9.9.9", "program": "metabase-1.2"}, "DELETE FROM t WHERE a=1", "office-only"),
-        ({"ip": "::ffff:10.9.9.9", "program": "metabase"}, "DELETE FROM t WHERE a=1", "office-only"),
+        (
+            {"ip": "::ffff:10.9.9.9", "program": "metabase"},
+            "DELETE FROM t WHERE a=1",
+            "office-only",
+        ),
         ({"ip": "::1", "program": "metabase"}, "INSERT INTO t VALUES (1)", "office-only"),
         ({"ip": "192.168.1.1", "program": "metabase"}, "DELETE FROM t WHERE a=1", "default"),
         ({"ip": "10.9.9.9", "program": "mysql"}, "DELETE FROM t WHERE a=1", "default"),

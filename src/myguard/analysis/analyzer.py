@@ -30,6 +30,7 @@ _DDL_SKIP = frozenset(
         "ALGORITHM",
         "SQL",
         "SECURITY",
+        "INVOKER",
         "IF",
         "NOT",
         "EXISTS",

@@ -132,8 +132,9 @@ def split(tokens: list[Token]) -> list[list[Token]]:
             continue
         if not compound:
             compound = _starts_compound(current)
-            if not compound:
-                continue
+            # BEGIN NOT ATOMIC: the BEGIN that opened the block went by before we knew.
+            depth = 1 if compound and current[0].upper == "BEGIN" else 0
+            continue
         if token.upper in ("BEGIN", "CASE") and not _follows_end(tokens, index):
             depth += 1
         elif token.upper == "END":
