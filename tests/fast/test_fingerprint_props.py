@@ -52,7 +52,9 @@ def keywords(draw: st.DrawFn) -> str:
 
 @st.composite
 def identifiers(draw: st.DrawFn) -> str:
-    name = draw(st.from_regex(r"[a-z_][a-z0-9_$]{0,5}|[0-9]{1,2}[a-z_][a-z0-9_]{0,3}", fullmatch=True))
+    name = draw(
+        st.from_regex(r"[a-z_][a-z0-9_$]{0,5}|[0-9]{1,2}[a-z_][a-z0-9_]{0,3}", fullmatch=True)
+    )
     return _mixed_case(draw, name)
 
 
@@ -74,7 +76,9 @@ def strings(draw: st.DrawFn) -> str:
             max_size=4,
         )
     )
-    return draw(st.sampled_from(["", "N", "_utf8mb4"])) + quote + "".join(pieces) + quote
+    # N'...' takes single quotes only; N"..." is the identifier n and a string.
+    prefixes = ["", "N", "_utf8mb4"] if quote == "'" else ["", "_latin1"]
+    return draw(st.sampled_from(prefixes)) + quote + "".join(pieces) + quote
 
 
 numbers = st.one_of(
@@ -222,7 +226,10 @@ def test_spacing_and_comments_do_not_matter(tokens, data):
 @SETTINGS
 @given(statements, st.data())
 def test_case_of_words_does_not_matter(tokens, data):
-    other = [(k, data.draw(st.sampled_from([t.upper(), t.lower()])) if k == "word" else t) for k, t in tokens]
+    other = [
+        (k, data.draw(st.sampled_from([t.upper(), t.lower()])) if k == "word" else t)
+        for k, t in tokens
+    ]
     assert compiled.fingerprint(join(tokens)) == compiled.fingerprint(join(other))
 
 
@@ -236,7 +243,10 @@ def test_list_lengths_do_not_matter(items, rows):
     assert compiled.fingerprint(in_list)[1] == b"select * from t where a in (...)"
     tuples = ", ".join("(" + ",".join(r) + ")" for r in rows)
     insert = b"insert into t values " + tuples.encode() + b" on duplicate key update a = 1"
-    assert compiled.fingerprint(insert)[1] == b"insert into t values (...) on duplicate key update a = ?"
+    assert (
+        compiled.fingerprint(insert)[1]
+        == b"insert into t values (...) on duplicate key update a = ?"
+    )
 
 
 @SETTINGS

@@ -375,6 +375,12 @@ cdef void scan(Shape *s, const unsigned char *p, Py_ssize_t n) noexcept nogil:
             j = i + 1
             while j < n and CLS[p[j]] & C_IDENT:
                 j += 1
+            if c == b'_' and j < n and (p[j] == b"'" or p[j] == b'"'):
+                # A charset introducer (``_utf8mb4'x'``) is part of the literal.
+                k = skip_quoted(p, j + 1, n, p[j])
+                quoted_token(s, p, i, k, exec_depth)
+                i = k
+                continue
             kind = word_kind(p, i, j)
             if kind == K_VALUE:
                 token1(s, K_VALUE, b'?')

@@ -9,7 +9,7 @@ Normalisation (one left-to-right pass, byte oriented, embedded NUL bytes are ord
 
 * ``'...'`` and ``"..."`` strings (``''``/``""`` and backslash escapes), numbers
   (``12``, ``1.5``, ``.5``, ``1e-3``, ``0x1F``, ``0b101``, ``X'1F'``, ``B'01'``,
-  ``N'text'``), ``NULL`` and ``?`` placeholders all become ``?``. A leading minus stays
+  ``N'text'``, ``_utf8mb4'text'``), ``NULL`` and ``?`` placeholders all become ``?``. A leading minus stays
   an operator: ``-5`` is ``-?``. Words that start with a digit but are not numbers
   (``1t``) are identifiers, as in MySQL, and so is a digit word right after ``ident.``.
 * ``IN (?, ?)`` becomes ``IN (...)``; ``VALUES (?, ?), (?, ?)`` (or ``VALUE``) becomes
@@ -301,6 +301,12 @@ def fingerprint(sql: bytes) -> tuple[int, bytes]:
                 i = j
                 continue
             j = _word_end(sql, i)
+            if c == 0x5F and j < n and (sql[j] == 0x27 or sql[j] == 0x22):
+                # A charset introducer (``_utf8mb4'x'``) is part of the literal.
+                j = _skip_quoted(sql, j + 1, sql[j])
+                _quoted_token(shape, sql, i, j, exec_depth)
+                i = j
+                continue
             word = sql[i:j].translate(_LOWER)
             kind = _word_kind(word)
             shape.token(kind, b"?" if kind == _VALUE else word)
