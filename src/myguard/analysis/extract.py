@@ -33,7 +33,16 @@ def extract(tree: exp.Expression, current_db: str | None) -> Extract:
     targets = _write_targets(tree)
     writes = set()
     reads = set()
-    for table in tree.find_all(exp.Table):
+    # One walk of the tree instead of one per node type: extraction is a third of the cost.
+    tables, column_nodes, selects = [], [], []
+    for node in tree.walk():
+        if isinstance(node, exp.Table):
+            tables.append(node)
+        elif isinstance(node, exp.Column):
+            column_nodes.append(node)
+        elif isinstance(node, exp.Select):
+            selects.append(node)
+    for table in tables:
         if not table.name or _is_cte(table) or _is_dual(table):
             continue
         name = table_name(table, current_db)
@@ -43,11 +52,11 @@ def extract(tree: exp.Expression, current_db: str | None) -> Extract:
         writes.update(_update_targets(tree, resolver))
         if not writes:
             writes.update(resolver.sources(tree).values() - {None})
-    columns = {resolver.column(col) for col in tree.find_all(exp.Column) if col.name}
+    columns = {resolver.column(col) for col in column_nodes if col.name}
     if isinstance(tree, exp.Insert) and isinstance(tree.this, exp.Schema):
         columns.update(ColumnName(resolver.default, i.name) for i in tree.this.expressions)
     stars = set()
-    for select in tree.find_all(exp.Select):
+    for select in selects:
         for item in select.expressions:
             if isinstance(item, exp.Star):
                 stars.update(t for t in resolver.sources(select).values() if t is not None)
