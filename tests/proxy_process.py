@@ -32,6 +32,20 @@ def toml_value(value: object) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def toml_table(name: str, table: dict) -> list[str]:
+    """``[name]`` with its plain keys, then its sub-tables as ``[name.sub]``."""
+    lines = ["", f"[{name}]"]
+    subs = []
+    for k, v in table.items():
+        if isinstance(v, dict):
+            subs.append((f"{name}.{k}", v))
+        else:
+            lines.append(f"{k} = {toml_value(v)}")
+    for sub_name, sub in subs:
+        lines += toml_table(sub_name, sub)
+    return lines
+
+
 class ProxyProcess:
     """One ``myguard serve`` process in front of ``db``, configured for the tests."""
 
@@ -66,6 +80,7 @@ class ProxyProcess:
             "user": SERVICE_USER,
             "password_env": "MYGUARD_SVC_PASSWORD",
             "local_infile": opts.pop("local_infile", False),
+            **opts.pop("backend", {}),
         }
         top = {
             "admin_listen": f"127.0.0.1:{self.admin_port}",
@@ -77,12 +92,18 @@ class ProxyProcess:
             "max_allowed_packet": opts.pop("max_allowed_packet", 64 << 20),
         }
         identity = {"source": "users-file", "users_file": str(self.users_file), **opts.pop("identity", {})}
-        lines = [f"{k} = {toml_value(v)}" for k, v in top.items()]
-        lines += ["", "[tls]", f"cert_file = {toml_value(str(self.cert))}", f"key_file = {toml_value(str(self.key))}"]
-        lines += ["", "[identity]"] + [f"{k} = {toml_value(v)}" for k, v in identity.items()]
-        lines += ["", "[[backends]]"] + [f"{k} = {toml_value(v)}" for k, v in backend.items()]
+        tables = {"tls": {"cert_file": str(self.cert), "key_file": str(self.key)}, "identity": identity}
+        tables.update(opts.pop("tables", {}))
         if opts:
             raise TypeError(f"unknown proxy options {sorted(opts)}")
+        lines = [f"{k} = {toml_value(v)}" for k, v in top.items()]
+        for name, table in tables.items():
+            lines += toml_table(name, table)
+        lines += ["", "[[backends]]"]
+        lines += [f"{k} = {toml_value(v)}" for k, v in backend.items() if not isinstance(v, dict)]
+        for k, v in backend.items():
+            if isinstance(v, dict):
+                lines += toml_table(f"backends.{k}", v)
         self.config_file.write_text("\n".join(lines) + "\n")
 
     def start(self) -> None:

@@ -49,6 +49,7 @@ class IdentityConfig:
     max_failures: int
     failure_window: float
     lockout: float
+    allow_cached_during_outage: bool
     ldap_table: dict | None
 
 
@@ -169,6 +170,7 @@ def _identity(top: TableReader) -> IdentityConfig:
         max_failures=t.int("max_failures", 5, minimum=1),
         failure_window=t.number("failure_window", 300.0),
         lockout=t.number("lockout", 300.0),
+        allow_cached_during_outage=t.bool("allow_cached_during_outage", False),
         ldap_table=ldap,
     )
     t.finish()

@@ -29,7 +29,8 @@ _framing = load("framing")
 def build_identity_source(config: Config) -> IdentitySource:
     ident = config.identity
     if ident.source == "ldap":
-        from myguard.identity.ldap import LdapConfig, LdapIdentitySource
+        from myguard.identity.ldap import LdapIdentitySource
+        from myguard.identity.ldap_config import LdapConfig
 
         return LdapIdentitySource(LdapConfig.from_table(ident.ldap_table, str(config.file), "identity.ldap"))
     from myguard.identity.users_file import UsersFileSource
@@ -46,6 +47,7 @@ class Server:
             cache=VerifierCache(ident.verifier_ttl),
             throttle=LoginThrottle(ident.max_failures, ident.failure_window, ident.lockout),
             rsa_key=load_or_create_rsa_key(ident.rsa_key_file),
+            allow_cached_during_outage=ident.allow_cached_during_outage,
         )
         self.ctx = ServerContext(
             config=config,

@@ -15,9 +15,16 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from myguard.identity.base import AuthFailed, FastVerifiers, Identity, IdentitySource
+from myguard.identity.base import (
+    AuthFailed,
+    FastVerifiers,
+    Identity,
+    IdentitySource,
+    IdentityUnavailable,
+)
 from myguard.identity.throttle import LoginThrottle
 from myguard.identity.verifier_cache import VerifierCache
+from myguard.identity.verifiers import sha2_stage2
 from myguard.net.packet_stream import PacketStream
 from myguard.protocol.auth import (
     CACHING_SHA2_PASSWORD,
@@ -46,6 +53,8 @@ class Authenticator:
     cache: VerifierCache
     throttle: LoginThrottle
     rsa_key: rsa.RSAPrivateKey
+    # Accept cached (even expired) verifiers while the identity source is unreachable.
+    allow_cached_during_outage: bool = False
     public_pem: bytes = b""
 
     def __post_init__(self) -> None:
@@ -166,12 +175,30 @@ class Exchange:
         if not password:
             raise AuthFailed("empty password")
         text = password.decode("utf-8", "surrogateescape")
-        identity = await self.auth.source.authenticate(user, text)
-        self.auth.cache.remember(identity, text)
+        cache = self.auth.cache
+        try:
+            identity = await self.auth.source.authenticate(user, text)
+        except AuthFailed:
+            cache.forget(user)
+            raise
+        except IdentityUnavailable:
+            cached = cache.get(user, allow_expired=True) if self.auth.allow_cached_during_outage else None
+            if cached is None or cached.sha2_stage2 != sha2_stage2(text):
+                raise
+            return AuthResult(cached.identity, plugin, "cached-during-outage")
+        cache.remember(identity, text)
         return AuthResult(identity, plugin, "full")
 
     async def _fast_ok(self, verifiers: FastVerifiers, plugin: str) -> AuthResult:
-        identity = await self.auth.source.refresh(verifiers.identity)
+        try:
+            identity = await self.auth.source.refresh(verifiers.identity)
+        except AuthFailed:
+            self.auth.cache.forget(verifiers.identity.user)
+            raise
+        except IdentityUnavailable:
+            if not self.auth.allow_cached_during_outage:
+                raise
+            return AuthResult(verifiers.identity, plugin, "cached-during-outage")
         return AuthResult(identity, plugin, "fast")
 
 
