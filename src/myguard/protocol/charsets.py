@@ -1,0 +1,62 @@
+"""Collation ids to Python codecs and bytes per character, for character-aware masking.
+
+Result-set columns carry the collation id of ``character_set_results``; only the
+character set matters here. Ids follow MySQL 8 and MariaDB 11 (the uca1400 blocks).
+"""
+
+from __future__ import annotations
+
+from myguard.protocol.column_types import BINARY_CHARSET
+
+# (codec, max bytes per character)
+_UTF8MB4 = ("utf-8", 4)
+_UTF8MB3 = ("utf-8", 3)
+_LATIN1 = ("cp1252", 1)  # MySQL's latin1 is Windows-1252
+_ASCII = ("ascii", 1)
+_BINARY = ("latin-1", 1)  # bytes map 1:1 to code points
+_UCS2 = ("utf-16-be", 2)
+_UTF16 = ("utf-16-be", 4)
+_UTF16LE = ("utf-16-le", 4)
+_UTF32 = ("utf-32-be", 4)
+
+
+def _ids(*spans: int | tuple[int, int]) -> list[int]:
+    out: list[int] = []
+    for span in spans:
+        lo, hi = span if isinstance(span, tuple) else (span, span)
+        out.extend(range(lo, hi + 1))
+    return out
+
+
+_TABLE: dict[int, tuple[str, int]] = {}
+for _ids_of, _info in (
+    (_ids(45, 46, (224, 247), (255, 323), (2304, 2559)), _UTF8MB4),
+    (_ids(33, 76, 83, (192, 215), 223, (2048, 2303)), _UTF8MB3),
+    (_ids(5, 8, 15, 31, 47, 48, 49, 94), _LATIN1),
+    (_ids(11, 65), _ASCII),
+    (_ids(35, 90, (128, 151), 159, (2560, 2815)), _UCS2),
+    (_ids(54, 55, (101, 124), (2816, 3071)), _UTF16),
+    (_ids(56, 62), _UTF16LE),
+    (_ids(60, 61, (160, 183), (3072, 3327)), _UTF32),
+    (_ids(1, 84), ("big5", 2)),
+    (_ids(13, 88), ("shift_jis", 2)),
+    (_ids(19, 85), ("euc_kr", 2)),
+    (_ids(24, 86), ("gb2312", 2)),
+    (_ids(28, 87), ("gbk", 2)),
+    (_ids(95, 96), ("cp932", 2)),
+    (_ids(97, 98, 12, 91), ("euc_jp", 3)),
+    (_ids(248, 249, 250), ("gb18030", 4)),
+    (_ids(BINARY_CHARSET), _BINARY),
+):
+    for _id in _ids_of:
+        _TABLE[_id] = _info
+
+
+def codec(collation_id: int) -> str:
+    """The Python codec for a collation id; utf-8 when unknown (the common default)."""
+    return _TABLE.get(collation_id, _UTF8MB4)[0]
+
+
+def max_bytes_per_char(collation_id: int) -> int:
+    """The most bytes one character can take; 4 when unknown, so lengths are never short."""
+    return _TABLE.get(collation_id, _UTF8MB4)[1]
