@@ -36,6 +36,8 @@ ROOT_DN = f"cn=admin,{SUFFIX}"
 ROOT_PW = "admin-secret"
 SERVICE_DN = f"cn=reader,{SUFFIX}"
 SERVICE_PW = "reader-secret"
+# The environment variable the [identity.ldap] tables below name for the service password.
+BIND_PASSWORD_ENV = "MYGUARD_TEST_LDAP_BIND_PW"
 
 # uid -> (password, extra attributes); dave is the disabled account.
 USERS: dict[str, tuple[str, dict[str, str]]] = {
@@ -370,3 +372,33 @@ access to *
             conn.modify(user_dn(uid), {name: [(ldap3.MODIFY_REPLACE, values)]})
         finally:
             conn.unbind()
+
+
+def search_table(server: SlapdServer, **overrides: object) -> dict:
+    """A search-then-bind ``[identity.ldap]`` table for ``server`` (password from env)."""
+    table = {
+        "urls": [server.url],
+        "tls": "none",
+        "bind_dn": SERVICE_DN,
+        "bind_password_env": BIND_PASSWORD_ENV,
+        "base_dn": PEOPLE,
+        "group_base_dn": GROUPS,
+        "disabled_filter": "(employeeType=disabled)",
+        "timeout": 2,
+    }
+    table.update(overrides)
+    return table
+
+
+def direct_table(server: SlapdServer, **overrides: object) -> dict:
+    """A direct-bind ``[identity.ldap]`` table for ``server`` (no service account)."""
+    table = {
+        "urls": [server.url],
+        "tls": "none",
+        "user_dn_template": f"uid={{user}},{PEOPLE}",
+        "group_base_dn": GROUPS,
+        "disabled_filter": "(employeeType=disabled)",
+        "timeout": 2,
+    }
+    table.update(overrides)
+    return table

@@ -77,7 +77,9 @@ class MariaDBServer:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"mariadbd exited: {(self.base / 'error.log').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"mariadbd exited: {(self.base / 'error.log').read_text()[-2000:]}"
+                )
             if self._ping():
                 return
             time.sleep(0.1)
@@ -85,20 +87,35 @@ class MariaDBServer:
 
     def _ping(self) -> bool:
         r = subprocess.run(
-            ["mariadb-admin", "--no-defaults", f"--socket={self.socket}", "-uroot", f"-p{ROOT_PASSWORD}", "ping"],
+            [
+                "mariadb-admin",
+                "--no-defaults",
+                f"--socket={self.socket}",
+                "-uroot",
+                f"-p{ROOT_PASSWORD}",
+                "ping",
+            ],
             capture_output=True,
         )
         if r.returncode == 0:
             return True
         # Right after install root has no password yet.
         r = subprocess.run(
-            ["mariadb-admin", "--no-defaults", f"--socket={self.socket}", "-uroot", "ping"], capture_output=True
+            ["mariadb-admin", "--no-defaults", f"--socket={self.socket}", "-uroot", "ping"],
+            capture_output=True,
         )
         return r.returncode == 0
 
     def sql(self, statements: str, database: str | None = None) -> str:
         """Run SQL as root over the socket; returns the batch output."""
-        args = ["mariadb", "--no-defaults", f"--socket={self.socket}", "-uroot", "--batch", "--skip-column-names"]
+        args = [
+            "mariadb",
+            "--no-defaults",
+            f"--socket={self.socket}",
+            "-uroot",
+            "--batch",
+            "--skip-column-names",
+        ]
         if self._root_has_password():
             args.append(f"-p{ROOT_PASSWORD}")
         if database:

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 from mariadb_server import SERVICE_USER, MariaDBServer, free_port
-
 from myguard.identity.users_file import write_user
 from myguard.tls import write_self_signed
 
+RULES = Path(__file__).resolve().parent.parent / "conf" / "rules.toml"
 USERS = {
     "alice": ("alice-pw-1", ["dba"]),
     "bob": ("bob-pw-2", ["analysts"]),
@@ -49,7 +49,9 @@ def toml_table(name: str, table: dict) -> list[str]:
 class ProxyProcess:
     """One ``myguard serve`` process in front of ``db``, configured for the tests."""
 
-    def __init__(self, base: Path, db: MariaDBServer, *, upstream_port: int | None = None, **options: object) -> None:
+    def __init__(
+        self, base: Path, db: MariaDBServer, *, upstream_port: int | None = None, **options: object
+    ) -> None:
         self.base = base
         base.mkdir(parents=True, exist_ok=True)
         self.db = db
@@ -62,6 +64,7 @@ class ProxyProcess:
         self.users_file = base / "users.toml"
         self.config_file = base / "myguard.toml"
         self.log_file = base / "myguard.log"
+        self.audit_dir = base / "audit"
         self.proc: subprocess.Popen[bytes] | None = None
         if not self.cert.exists():
             write_self_signed(self.cert, self.key)
@@ -74,7 +77,7 @@ class ProxyProcess:
         opts = dict(self.options)
         backend = {
             "name": "main",
-            "environment": opts.pop("environment", "production"),
+            "environment": opts.pop("environment", "development"),
             "listen": f"127.0.0.1:{self.port}",
             "upstream": f"127.0.0.1:{self.upstream_port}",
             "user": SERVICE_USER,
@@ -90,9 +93,19 @@ class ProxyProcess:
             "idle_timeout": opts.pop("idle_timeout", 3600),
             "shutdown_timeout": opts.pop("shutdown_timeout", 10),
             "max_allowed_packet": opts.pop("max_allowed_packet", 64 << 20),
+            "rules_file": str(opts.pop("rules_file", RULES)),
         }
-        identity = {"source": "users-file", "users_file": str(self.users_file), **opts.pop("identity", {})}
-        tables = {"tls": {"cert_file": str(self.cert), "key_file": str(self.key)}, "identity": identity}
+        identity = {
+            "source": "users-file",
+            "users_file": str(self.users_file),
+            **opts.pop("identity", {}),
+        }
+        audit = {"directory": str(self.audit_dir), "fsync": "batch", **opts.pop("audit", {})}
+        tables = {
+            "tls": {"cert_file": str(self.cert), "key_file": str(self.key)},
+            "identity": identity,
+            "audit": audit,
+        }
         tables.update(opts.pop("tables", {}))
         if opts:
             raise TypeError(f"unknown proxy options {sorted(opts)}")
@@ -111,7 +124,16 @@ class ProxyProcess:
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         log = open(self.log_file, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "myguard", "serve", "--config", str(self.config_file), "--log-level", "DEBUG"],
+            [
+                sys.executable,
+                "-m",
+                "myguard",
+                "serve",
+                "--config",
+                str(self.config_file),
+                "--log-level",
+                "DEBUG",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

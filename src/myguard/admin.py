@@ -14,16 +14,28 @@ from myguard.logs import event
 # (method, path, headers, body) -> (status, content type, body)
 Handler = Callable[[str, str, dict[str, str], bytes], Awaitable[tuple[int, str, bytes]]]
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-            405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large", 500: "Internal Server Error",
-            503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Payload Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 _MAX_BODY = 1 << 20
 
 
 class AdminServer:
     def __init__(self, healthy: Callable[[], bool]) -> None:
         self._healthy = healthy
-        self._routes: list[tuple[str, Handler]] = [("/healthz", self._healthz), ("/metrics", self._metrics)]
+        self._routes: list[tuple[str, Handler]] = [
+            ("/healthz", self._healthz),
+            ("/metrics", self._metrics),
+        ]
         self._server: asyncio.Server | None = None
 
     def route(self, prefix: str, handler: Handler) -> None:
@@ -38,11 +50,19 @@ class AdminServer:
             self._server.close()
             await self._server.wait_closed()
 
-    async def _healthz(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
+    async def _healthz(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, str, bytes]:
         ok = self._healthy()
-        return (200 if ok else 503), "application/json", json.dumps({"status": "ok" if ok else "draining"}).encode()
+        return (
+            (200 if ok else 503),
+            "application/json",
+            json.dumps({"status": "ok" if ok else "draining"}).encode(),
+        )
 
-    async def _metrics(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
+    async def _metrics(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, str, bytes]:
         return 200, CONTENT_TYPE_LATEST, generate_latest()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -25,7 +25,9 @@ def _config_check(args: argparse.Namespace) -> int:
     from myguard.config import load_config
 
     config = load_config(args.file)
-    names = ", ".join(f"{b.name} ({b.environment}) {b.listen[0]}:{b.listen[1]}" for b in config.backends)
+    names = ", ".join(
+        f"{b.name} ({b.environment}) {b.listen[0]}:{b.listen[1]}" for b in config.backends
+    )
     print(f"{args.file}: OK — backends: {names}")
     return 0
 
@@ -50,7 +52,9 @@ def _users_add(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="myguard", description="Identity-aware governance proxy for MySQL and MariaDB")
+    parser = argparse.ArgumentParser(
+        prog="myguard", description="Identity-aware governance proxy for MySQL and MariaDB"
+    )
     parser.add_argument("--version", action="version", version=f"myguard {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -59,17 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="INFO")
     serve.set_defaults(func=_serve)
 
-    config = sub.add_parser("config", help="configuration tools").add_subparsers(dest="config_command", required=True)
+    config = sub.add_parser("config", help="configuration tools").add_subparsers(
+        dest="config_command", required=True
+    )
     check = config.add_parser("check", help="validate a config file")
     check.add_argument("file")
     check.set_defaults(func=_config_check)
 
-    users = sub.add_parser("users", help="manage the users file").add_subparsers(dest="users_command", required=True)
+    users = sub.add_parser("users", help="manage the users file").add_subparsers(
+        dest="users_command", required=True
+    )
     add = users.add_parser("add", help="add or replace a user")
     add.add_argument("name")
     add.add_argument("--file", required=True, help="the users file (created if missing)")
     add.add_argument("--groups", default="", help="comma-separated group names")
-    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
     add.add_argument(
         "--no-fast-auth",
         action="store_true",

@@ -54,8 +54,25 @@ class IdentityConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditConfig:
+    enabled: bool
+    directory: Path | None
+    fsync: str
+    rotate_bytes: int
+    rotate_seconds: float
+    retention_days: float | None
+    retention_bytes: int | None
+    hmac_key_file: Path | None
+    redact_literals: bool
+    # Environments whose statements still run while the audit trail cannot be written.
+    fail_open_environments: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     file: Path
+    rules_file: Path
+    audit: AuditConfig
     backends: tuple[BackendConfig, ...]
     identity: IdentityConfig
     tls: TlsConfig | None
@@ -80,8 +97,11 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "(syntax)", f"valid TOML ({exc})") from None
     top = TableReader(data, file, "")
+    rules_file = top.path("rules_file", required=True)
     config = Config(
         file=Path(file),
+        rules_file=rules_file,
+        audit=_audit(top),
         backends=_backends(top),
         identity=_identity(top),
         tls=_tls(top),
@@ -158,13 +178,15 @@ def _identity(top: TableReader) -> IdentityConfig:
         raise t.error("users_file", "a path to the users file (myguard users add writes it)")
     ldap = t._get("ldap", None)
     if source == "ldap" and not isinstance(ldap, dict):
-        raise t.error("ldap", "an [identity.ldap] table when source = \"ldap\"", ldap)
+        raise t.error("ldap", 'an [identity.ldap] table when source = "ldap"', ldap)
     config = IdentityConfig(
         source=source,
         users_file=users_file,
         rsa_key_file=t.path("rsa_key_file"),
         greeting_plugin=t.choice(
-            "greeting_plugin", ("caching_sha2_password", "mysql_native_password"), "mysql_native_password"
+            "greeting_plugin",
+            ("caching_sha2_password", "mysql_native_password"),
+            "mysql_native_password",
         ),
         verifier_ttl=t.number("verifier_ttl", 3600.0),
         max_failures=t.int("max_failures", 5, minimum=1),
@@ -172,6 +194,28 @@ def _identity(top: TableReader) -> IdentityConfig:
         lockout=t.number("lockout", 300.0),
         allow_cached_during_outage=t.bool("allow_cached_during_outage", False),
         ldap_table=ldap,
+    )
+    t.finish()
+    return config
+
+
+def _audit(top: TableReader) -> AuditConfig:
+    t = top.sub("audit") or TableReader({}, top.file, "audit")
+    enabled = t.bool("enabled", True)
+    directory = t.path("directory", required=enabled)
+    retention_days = t.number("retention_days", 0.0)
+    retention_bytes = t.int("retention_bytes", 0)
+    config = AuditConfig(
+        enabled=enabled,
+        directory=directory,
+        fsync=t.choice("fsync", ("always", "batch", "off"), "batch"),
+        rotate_bytes=t.int("rotate_bytes", 64 << 20, minimum=4096),
+        rotate_seconds=t.number("rotate_seconds", 86400.0, minimum=1),
+        retention_days=retention_days or None,
+        retention_bytes=retention_bytes or None,
+        hmac_key_file=t.path("hmac_key_file"),
+        redact_literals=t.bool("redact_literals", False),
+        fail_open_environments=frozenset(t.str_list("fail_open_environments")),
     )
     t.finish()
     return config

@@ -102,13 +102,22 @@ class TableReader:
             try:
                 return file.read_text().rstrip("\r\n")
             except OSError as exc:
-                raise self.error(f"{name}_file", "a readable file", f"{file}: {exc.strerror}") from None
+                raise self.error(
+                    f"{name}_file", "a readable file", f"{file}: {exc.strerror}"
+                ) from None
         if required:
-            raise ConfigError(self.file, self.key(f"{name}_env"), f"{name}_env or {name}_file (required)")
+            raise ConfigError(
+                self.file, self.key(f"{name}_env"), f"{name}_env or {name}_file (required)"
+            )
         return None
 
     def finish(self) -> None:
         """Reject keys nobody read: they are typos or options from another version."""
         unknown = sorted(set(self.table) - self._seen)
         if unknown:
-            raise ConfigError(self.file, self.key(unknown[0]), "a known key (this key is not recognised)", self.table[unknown[0]])
+            raise ConfigError(
+                self.file,
+                self.key(unknown[0]),
+                "a known key (this key is not recognised)",
+                self.table[unknown[0]],
+            )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, field
 
+from myguard.audit import AuditWriter
 from myguard.backend.connect import BackendUnavailable, probe
 from myguard.config import BackendConfig, Config
 from myguard.frontend.authenticate import Authenticator
 from myguard.logs import event
+from myguard.policy.engine import Policy
 from myguard.protocol.handshake import Greeting
 from myguard.session.registry import SessionRegistry
 
@@ -19,6 +21,9 @@ class ServerContext:
     authenticator: Authenticator
     registry: SessionRegistry
     tls: ssl.SSLContext | None
+    # Swapped whole on reload: a session reads it afresh for every statement.
+    policy: Policy
+    audit: AuditWriter | None = None
     draining: bool = False
     _greetings: dict[str, Greeting] = field(default_factory=dict)
 

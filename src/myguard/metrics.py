@@ -22,6 +22,7 @@ STATEMENT_SECONDS = Histogram(
     ["command"],
     buckets=(0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30),
 )
+POLICY_CACHE = Gauge("myguard_policy_cache_lookups", "Statement-analysis cache lookups", ["result"])
 ERRORS = Counter("myguard_errors_total", "Errors by kind", ["kind"])
 
 BYTES_TO_CLIENT = BYTES.labels("to_client")

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import time
 
+from myguard import metrics
 from myguard._fast import load
 from myguard.admin import AdminServer
+from myguard.audit import AuditWriter
+from myguard.audit.segment import read_key_file
 from myguard.config import BackendConfig, Config
+from myguard.config_error import ConfigError
 from myguard.context import ServerContext
 from myguard.frontend.authenticate import Authenticator
 from myguard.identity.base import IdentitySource
 from myguard.identity.throttle import LoginThrottle
 from myguard.identity.verifier_cache import VerifierCache
 from myguard.logs import event
+from myguard.policy.engine import Policy
 from myguard.protocol.errors import ER_CON_COUNT_ERROR, MySQLError
 from myguard.protocol.generic_response import err_packet
 from myguard.session.registry import SessionRegistry
@@ -32,7 +38,9 @@ def build_identity_source(config: Config) -> IdentitySource:
         from myguard.identity.ldap import LdapIdentitySource
         from myguard.identity.ldap_config import LdapConfig
 
-        return LdapIdentitySource(LdapConfig.from_table(ident.ldap_table, str(config.file), "identity.ldap"))
+        return LdapIdentitySource(
+            LdapConfig.from_table(ident.ldap_table, str(config.file), "identity.ldap")
+        )
     from myguard.identity.users_file import UsersFileSource
 
     return UsersFileSource(ident.users_file)
@@ -54,29 +62,91 @@ class Server:
             authenticator=authenticator,
             registry=SessionRegistry(worker),
             tls=server_context(config.tls) if config.tls else None,
+            policy=Policy.load(config.rules_file),
         )
-        self.admin = AdminServer(lambda: not self.ctx.draining)
+        self.admin = AdminServer(lambda: not self.ctx.draining and self._audit_healthy())
+        self.admin.route("/reload", self._reload_route)
+        metrics.POLICY_CACHE.labels("hit").set_function(lambda: self.ctx.policy.cache_hits)
+        metrics.POLICY_CACHE.labels("miss").set_function(lambda: self.ctx.policy.cache_misses)
         self._servers: list[asyncio.Server] = []
         self._sessions: dict[asyncio.Task[None], Session] = {}
         self._stopped = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
 
+    def _audit_healthy(self) -> bool:
+        return self.ctx.audit is None or self.ctx.audit.healthy
+
+    async def reload(self) -> bool:
+        """Load the rules file again; a broken file keeps the rules in force. True on success."""
+        path = self.config.rules_file
+        try:
+            policy = await asyncio.to_thread(Policy.load, path)
+        except (ConfigError, OSError) as exc:
+            metrics.ERRORS.labels("reload").inc()
+            event(
+                logging.ERROR,
+                "reload_failed",
+                file=str(path),
+                error=str(exc),
+                kept="previous rules",
+            )
+            return False
+        self.ctx.policy = policy
+        event(logging.INFO, "reloaded", file=str(path), rules=len(policy.rules))
+        return True
+
+    async def _reload_route(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, str, bytes]:
+        if method != "POST":
+            return 405, "text/plain", b"POST to reload\n"
+        ok = await self.reload()
+        return (200 if ok else 409), "application/json", json.dumps({"reloaded": ok}).encode()
+
     async def start(self) -> None:
+        audit = self.config.audit
+        if audit.enabled:
+            self.ctx.audit = await AuditWriter.open(
+                audit.directory,
+                fsync=audit.fsync,
+                rotate_bytes=audit.rotate_bytes,
+                rotate_seconds=audit.rotate_seconds,
+                retention_days=audit.retention_days,
+                retention_bytes=audit.retention_bytes,
+                hmac_key=read_key_file(audit.hmac_key_file) if audit.hmac_key_file else None,
+                redact_literals=audit.redact_literals,
+            )
         for backend in self.config.backends:
             host, port = backend.listen
             server = await asyncio.start_server(
-                lambda r, w, b=backend: self._accept(b, r, w), host, port, reuse_port=True, limit=1 << 20
+                lambda r, w, b=backend: self._accept(b, r, w),
+                host,
+                port,
+                reuse_port=True,
+                limit=1 << 20,
             )
             self._servers.append(server)
-            event(logging.INFO, "listening", backend=backend.name, address=f"{host}:{port}",
-                  upstream=f"{backend.upstream[0]}:{backend.upstream[1]}", environment=backend.environment)
+            event(
+                logging.INFO,
+                "listening",
+                backend=backend.name,
+                address=f"{host}:{port}",
+                upstream=f"{backend.upstream[0]}:{backend.upstream[1]}",
+                environment=backend.environment,
+            )
         if self.config.admin_listen is not None:
             await self.admin.start(*self.config.admin_listen)
         self._sweeper = asyncio.create_task(self._sweep_idle())
 
-    async def _accept(self, backend: BackendConfig, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _accept(
+        self, backend: BackendConfig, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         if self.ctx.draining or len(self._sessions) >= self.config.max_connections:
-            writer.write(_framing.build_packets(err_packet(ER_CON_COUNT_ERROR, "08004", "Too many connections"), 0)[0])
+            writer.write(
+                _framing.build_packets(
+                    err_packet(ER_CON_COUNT_ERROR, "08004", "Too many connections"), 0
+                )[0]
+            )
             writer.close()
             return
         session = Session(self.ctx, backend, reader, writer)
@@ -93,7 +163,11 @@ class Server:
             await asyncio.sleep(min(timeout / 4, 5.0))
             now = time.monotonic()
             for session in list(self._sessions.values()):
-                if not session.busy and session.identity is not None and now - session.last_active > timeout:
+                if (
+                    not session.busy
+                    and session.identity is not None
+                    and now - session.last_active > timeout
+                ):
                     event(logging.INFO, "idle_timeout", session=session.id, user=session.user)
                     session.client.seq = 0
                     session._send_error(
@@ -110,7 +184,12 @@ class Server:
         if self.ctx.draining:
             return
         self.ctx.draining = True
-        event(logging.INFO, "draining", sessions=len(self._sessions), timeout=self.config.shutdown_timeout)
+        event(
+            logging.INFO,
+            "draining",
+            sessions=len(self._sessions),
+            timeout=self.config.shutdown_timeout,
+        )
         for server in self._servers:
             server.close()
         for task, session in list(self._sessions.items()):
@@ -127,6 +206,8 @@ class Server:
             self._sweeper.cancel()
         await self.admin.close()
         await self.ctx.authenticator.source.close()
+        if self.ctx.audit is not None:
+            await self.ctx.audit.close()
         self._stopped.set()
 
     async def wait_stopped(self) -> None:
@@ -139,6 +220,7 @@ async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(server.drain()))
+    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(server.reload()))
     await server.wait_stopped()
     event(logging.INFO, "stopped")
 

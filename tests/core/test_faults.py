@@ -9,6 +9,7 @@ import time
 
 import pymysql
 import pytest
+
 from mariadb_server import MariaDBServer, free_port
 from proxy_process import ProxyProcess
 from raw_client import RawClient, as_error

@@ -59,7 +59,11 @@ def test_packet_over_max_allowed_is_refused_from_its_header():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.binary(max_size=300), min_size=1, max_size=8), st.integers(0, 255), st.integers(1, 64))
+@given(
+    st.lists(st.binary(max_size=300), min_size=1, max_size=8),
+    st.integers(0, 255),
+    st.integers(1, 64),
+)
 def test_any_packets_in_any_chunking_come_back(payloads, seq, chunk):
     stream = b""
     seqs = []

@@ -21,7 +21,11 @@ def frame(payloads, seq=1):
 
 
 def coldef(name: bytes) -> bytes:
-    return b"".join(lenenc_str(x) for x in (b"def", b"db", b"t", b"t", name, name)) + b"\x0c" + bytes(12)
+    return (
+        b"".join(lenenc_str(x) for x in (b"def", b"db", b"t", b"t", name, name))
+        + b"\x0c"
+        + bytes(12)
+    )
 
 
 def text_row(*cells) -> bytes:
@@ -70,7 +74,9 @@ def test_result_set_with_and_without_deprecate_eof():
 
 
 def test_multiple_result_sets_then_ok():
-    packets = resultset([text_row(b"1", b"2")], True, status=MORE) + resultset([], True, status=MORE)
+    packets = resultset([text_row(b"1", b"2")], True, status=MORE) + resultset(
+        [], True, status=MORE
+    )
     packets.append(ok_packet(affected_rows=1))
     s, used, total = run(scan.RESPONSE_QUERY, packets, True)
     assert s.done and used == total and s.rows == 1 and s.result_sets == 3
@@ -84,7 +90,9 @@ def test_scan_stops_at_end_of_response():
 
 
 def test_error_in_the_middle_of_rows():
-    packets = resultset([text_row(b"1", b"2")], True)[:-1] + [err_packet(1317, "70100", "interrupted")]
+    packets = resultset([text_row(b"1", b"2")], True)[:-1] + [
+        err_packet(1317, "70100", "interrupted")
+    ]
     s, used, total = run(scan.RESPONSE_QUERY, packets, True)
     assert s.done and s.error_code == 1317 and s.rows == 1
 
@@ -99,24 +107,44 @@ def test_local_infile_request_pauses_then_resumes():
 def test_prepare_response():
     params = [coldef(b"?"), coldef(b"?")]
     cols = [coldef(b"a")]
-    prep_ok = b"\x00" + (7).to_bytes(4, "little") + (1).to_bytes(2, "little") + (2).to_bytes(2, "little") + b"\x00\x00\x00"
+    prep_ok = (
+        b"\x00"
+        + (7).to_bytes(4, "little")
+        + (1).to_bytes(2, "little")
+        + (2).to_bytes(2, "little")
+        + b"\x00\x00\x00"
+    )
     for deprecate in (False, True):
-        packets = [prep_ok] + params + ([] if deprecate else [eof_packet()]) + cols + ([] if deprecate else [eof_packet()])
+        packets = (
+            [prep_ok]
+            + params
+            + ([] if deprecate else [eof_packet()])
+            + cols
+            + ([] if deprecate else [eof_packet()])
+        )
         s, used, total = run(scan.RESPONSE_PREPARE, packets, deprecate)
-        assert s.done and used == total and s.stmt_id == 7 and s.num_params == 2 and s.num_columns == 1
+        assert (
+            s.done and used == total and s.stmt_id == 7 and s.num_params == 2 and s.num_columns == 1
+        )
 
 
 def test_execute_with_cursor_ends_after_metadata_and_fetch_reads_rows():
     packets = [b"\x01", coldef(b"a"), eof_packet(0x0002 | CURSOR)]
     s, used, total = run(scan.RESPONSE_EXECUTE, packets, False)
     assert s.done and used == total and s.status & CURSOR
-    fetch = [b"\x00\x00" + b"\x01\x00\x00\x00", b"\x00\x00" + b"\x02\x00\x00\x00", eof_packet(0x0080)]
+    fetch = [
+        b"\x00\x00" + b"\x01\x00\x00\x00",
+        b"\x00\x00" + b"\x02\x00\x00\x00",
+        eof_packet(0x0080),
+    ]
     s, used, total = run(scan.RESPONSE_FETCH, fetch, False)
     assert s.done and s.rows == 2
 
 
 def test_field_list():
-    s, used, total = run(scan.RESPONSE_FIELD_LIST, [coldef(b"a"), coldef(b"b"), eof_packet()], False)
+    s, used, total = run(
+        scan.RESPONSE_FIELD_LIST, [coldef(b"a"), coldef(b"b"), eof_packet()], False
+    )
     assert s.done and used == total
 
 
@@ -129,7 +157,9 @@ def test_row_of_16_mib_is_one_row():
 
 @settings(max_examples=150, deadline=None)
 @given(
-    st.lists(st.lists(st.one_of(st.none(), st.binary(max_size=40)), min_size=2, max_size=2), max_size=20),
+    st.lists(
+        st.lists(st.one_of(st.none(), st.binary(max_size=40)), min_size=2, max_size=2), max_size=20
+    ),
     st.booleans(),
     st.integers(1, 97),
 )

@@ -80,6 +80,7 @@ class AuditWriter:
         maintenance_interval: float,
     ) -> None:
         self._appender = appender
+        self.fsync = fsync
         self._sync = fsync != "off"
         self._linger = batch_window if fsync == "batch" else 0.0
         self._rotate_bytes = rotate_bytes
@@ -171,13 +172,22 @@ class AuditWriter:
 
     async def write(self, record: AuditRecord) -> None:
         """Return once ``record`` is durable per the fsync mode; raise AuditUnavailable if not."""
+        await self.submit(record)
+
+    def submit(self, record: AuditRecord) -> asyncio.Future[None]:
+        """Queue ``record`` without waiting; the future settles when it is durable.
+
+        For records that follow what they describe (a statement's completion in ``batch``
+        mode): the caller goes on at once and group commit makes them durable within the
+        batch window. Raises AuditUnavailable at once while unhealthy.
+        """
         if self._closing:
             raise AuditUnavailable("audit writer is closed")
         if not self._healthy:
             raise AuditUnavailable(f"audit trail unavailable: {self._last_error}")
         future: asyncio.Future[None] = self._loop.create_future()
         self._queue.put((record.encode(self._redact), future))
-        await future
+        return future
 
     async def close(self) -> None:
         """Write everything queued, fsync, stop the thread. Further writes raise."""

@@ -93,7 +93,9 @@ async def _open(config: BackendConfig, max_packet: int) -> tuple[PacketStream, G
             asyncio.open_connection(host, port, limit=1 << 20), config.connect_timeout
         )
     except (OSError, TimeoutError) as exc:
-        raise BackendUnavailable(config.name, f"cannot connect to {host}:{port} ({exc or 'timeout'})") from None
+        raise BackendUnavailable(
+            config.name, f"cannot connect to {host}:{port} ({exc or 'timeout'})"
+        ) from None
     stream = PacketStream(reader, writer, max_packet)
     try:
         payload = await asyncio.wait_for(stream.read_packet(), config.connect_timeout)
@@ -131,7 +133,17 @@ async def connect(
     stream, greeting = await _open(config, max_packet)
     try:
         return await asyncio.wait_for(
-            _login(config, account, stream, greeting, client_capabilities, charset, database, attributes, max_packet),
+            _login(
+                config,
+                account,
+                stream,
+                greeting,
+                client_capabilities,
+                charset,
+                database,
+                attributes,
+                max_packet,
+            ),
             config.connect_timeout,
         )
     except TimeoutError:
@@ -157,7 +169,9 @@ async def _login(
     max_packet: int,
 ) -> BackendConnection:
     caps = (client_capabilities | _ALWAYS) & greeting.capabilities
-    caps &= ~(Capability.CLIENT_SSL | Capability.CLIENT_CONNECT_WITH_DB | Capability.CLIENT_LOCAL_FILES)
+    caps &= ~(
+        Capability.CLIENT_SSL | Capability.CLIENT_CONNECT_WITH_DB | Capability.CLIENT_LOCAL_FILES
+    )
     caps |= Capability.CLIENT_PROTOCOL_41
     if database:
         caps |= Capability.CLIENT_CONNECT_WITH_DB
@@ -167,16 +181,29 @@ async def _login(
         caps |= Capability.CLIENT_CONNECT_ATTRS
     if config.tls:
         if not greeting.capabilities & Capability.CLIENT_SSL:
-            raise BackendUnavailable(config.name, "TLS is configured but the backend does not offer it")
+            raise BackendUnavailable(
+                config.name, "TLS is configured but the backend does not offer it"
+            )
         caps |= Capability.CLIENT_SSL
-        stream.write_packet(build_handshake_response(HandshakeResponse(caps, max_packet, charset, ssl_request=True)))
+        stream.write_packet(
+            build_handshake_response(HandshakeResponse(caps, max_packet, charset, ssl_request=True))
+        )
         await stream.drain()
-        await stream.start_tls(tls_context(config), server_side=False, server_hostname=config.upstream[0])
+        await stream.start_tls(
+            tls_context(config), server_side=False, server_hostname=config.upstream[0]
+        )
     password = account.password.encode()
     plugin = greeting.auth_plugin or MYSQL_NATIVE_PASSWORD
     nonce = greeting.scramble
     response = HandshakeResponse(
-        caps, max_packet, charset, account.user, _token(plugin, password, nonce), database, plugin, attributes
+        caps,
+        max_packet,
+        charset,
+        account.user,
+        _token(plugin, password, nonce),
+        database,
+        plugin,
+        attributes,
     )
     stream.write_packet(build_handshake_response(response))
     await stream.drain()

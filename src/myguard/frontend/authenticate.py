@@ -182,7 +182,11 @@ class Exchange:
             cache.forget(user)
             raise
         except IdentityUnavailable:
-            cached = cache.get(user, allow_expired=True) if self.auth.allow_cached_during_outage else None
+            cached = (
+                cache.get(user, allow_expired=True)
+                if self.auth.allow_cached_during_outage
+                else None
+            )
             if cached is None or cached.sha2_stage2 != sha2_stage2(text):
                 raise
             return AuthResult(cached.identity, plugin, "cached-during-outage")

@@ -94,7 +94,13 @@ class PacketStream:
         are the start of the TLS stream, not packets.
         """
         early = self.buffer.take()
-        layer = TlsLayer(context, self.reader, self.writer, server_side=server_side, server_hostname=server_hostname)
+        layer = TlsLayer(
+            context,
+            self.reader,
+            self.writer,
+            server_side=server_side,
+            server_hostname=server_hostname,
+        )
         try:
             plain = await layer.handshake(early)
         except (ConnectionError, OSError, ssl.SSLError) as exc:

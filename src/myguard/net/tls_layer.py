@@ -46,7 +46,9 @@ class TlsLayer:
                 await self._writer.drain()
                 data = await self._reader.read(65536)
                 if not data:
-                    raise ConnectionResetError("connection closed during the TLS handshake") from None
+                    raise ConnectionResetError(
+                        "connection closed during the TLS handshake"
+                    ) from None
                 self._incoming.write(data)
         self._flush()
         await self._writer.drain()

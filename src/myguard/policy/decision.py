@@ -49,6 +49,8 @@ class Decision:
     masks: tuple[tuple[str, MaskSpec], ...] = ()
     approval: ApprovalPolicy | None = None
     error_code: int | None = None
+    # Data tags of every column the statements touch (for the audit record).
+    tags: frozenset[str] = frozenset()
 
     @property
     def blocked(self) -> bool:

@@ -113,8 +113,9 @@ class Policy:
             if rule.matches(ctx, t)
         )
         statements = tuple(t.statement for t in touches)
+        tags = frozenset().union(*(t.tags for t in touches))
         if not verdicts:
-            return Decision(self.default_action, DEFAULT_RULE, "", statements, observed)
+            return Decision(self.default_action, DEFAULT_RULE, "", statements, observed, tags=tags)
         # A multi-statement request gets the most restrictive of its statements' verdicts.
         worst = max(verdicts, key=lambda v: RANK[v.action])
         masks = tuple(
@@ -132,6 +133,7 @@ class Policy:
             masks=masks if worst.action == MASK else (),
             approval=worst.rule.approval if worst.rule else None,
             error_code=ER_MYGUARD_BLOCKED if worst.action == BLOCK else None,
+            tags=tags,
         )
 
     def _verdict(self, ctx: RequestContext, one: Touch) -> _Verdict:

@@ -141,7 +141,9 @@ def build_handshake_response(resp: HandshakeResponse) -> bytes:
     if caps & Capability.CLIENT_PLUGIN_AUTH:
         parts.append(resp.auth_plugin.encode() + b"\x00")
     if caps & Capability.CLIENT_CONNECT_ATTRS:
-        block = b"".join(lenenc_str(k.encode()) + lenenc_str(v.encode()) for k, v in resp.attributes.items())
+        block = b"".join(
+            lenenc_str(k.encode()) + lenenc_str(v.encode()) for k, v in resp.attributes.items()
+        )
         parts.append(lenenc_int(len(block)) + block)
     return b"".join(parts)
 

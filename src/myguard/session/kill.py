@@ -46,5 +46,7 @@ async def kill(registry: SessionRegistry, user: str, request: KillRequest) -> No
     if target is None:
         raise MySQLError(ER_NO_SUCH_THREAD, "HY000", f"Unknown thread id: {request.target}")
     if target.user != user:
-        raise MySQLError(ER_KILL_DENIED_ERROR, "HY000", f"You are not owner of thread {request.target}")
+        raise MySQLError(
+            ER_KILL_DENIED_ERROR, "HY000", f"You are not owner of thread {request.target}"
+        )
     await target.kill(request.query_only)

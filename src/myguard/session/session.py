@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import time
+from dataclasses import replace
 
 from myguard import metrics
 from myguard.backend.connect import BackendConnection, BackendUnavailable, connect
@@ -16,6 +16,8 @@ from myguard.frontend.authenticate import AuthResult, Exchange, LoginDenied
 from myguard.identity.base import Identity, IdentityUnavailable
 from myguard.logs import event
 from myguard.net.packet_stream import ConnectionLost, PacketStream
+from myguard.policy.context import RequestContext
+from myguard.policy.decision import APPROVE, MASK, Decision
 from myguard.protocol.auth import MYSQL_NATIVE_PASSWORD
 from myguard.protocol.constants import (
     PROXY_CAPABILITIES,
@@ -42,6 +44,8 @@ from myguard.protocol.handshake import (
     parse_handshake_response,
 )
 from myguard.session import kill as kill_stmt
+from myguard.session.audit_trail import AuditTrail
+from myguard.session.guard import Guard, blocked_error
 from myguard.session.relay import (
     RESPONSE_EXECUTE,
     RESPONSE_FETCH,
@@ -54,7 +58,6 @@ from myguard.session.relay import (
     relay_response,
 )
 
-_LOAD_LOCAL = re.compile(rb"\bLOAD\s+(?:DATA|XML)\s+(?:LOW_PRIORITY\s+|CONCURRENT\s+)?LOCAL\b", re.I)
 _DEFAULT_VERSION = "5.5.5-10.11.0-MariaDB-myguard"
 
 # Commands whose response is one packet (OK, ERR, EOF or a STATISTICS string).
@@ -110,6 +113,14 @@ class Session:
         self.busy = False
         self.last_active = time.monotonic()
         self.task: asyncio.Task[None] | None = None
+        self.guard: Guard | None = None
+        self.trail = AuditTrail(
+            ctx.audit,
+            fail_open=backend_config.environment in ctx.config.audit.fail_open_environments,
+            session=self,
+        )
+        # statement id -> (SQL text, decision made at COM_STMT_PREPARE)
+        self.prepared: dict[int, tuple[str, Decision]] = {}
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -129,19 +140,29 @@ class Session:
         except MySQLError as exc:
             self._fail(exc, "protocol" if isinstance(exc, ProtocolError) else "error")
         except (ConnectionLost, ClientGone) as exc:
-            event(logging.INFO, "client_gone", session=self.id, user=self.user or None, detail=str(exc))
+            event(
+                logging.INFO,
+                "client_gone",
+                session=self.id,
+                user=self.user or None,
+                detail=str(exc),
+            )
         except asyncio.CancelledError:
             pass
         except Exception as exc:  # a bug must cost one session, never the proxy
             metrics.ERRORS.labels("internal").inc()
             logging.getLogger("myguard").exception("session %s failed", self.id)
-            self._send_error(MySQLError(4692, "HY000", f"myguard internal error: {type(exc).__name__}"))
+            self._send_error(
+                MySQLError(4692, "HY000", f"myguard internal error: {type(exc).__name__}")
+            )
         finally:
             self.ctx.registry.remove(self.id)
             gauge.dec()
             if self.backend is not None:
                 self.backend.close()
             self.client.close()
+            if self.identity is not None:
+                self.trail.session_end()
             event(logging.INFO, "session_end", session=self.id, user=self.user or None)
 
     def _fail(self, exc: MySQLError, kind: str) -> None:
@@ -183,7 +204,9 @@ class Session:
         try:
             word = "QUERY" if query_only else "CONNECTION"
             conn.stream.seq = 0
-            conn.stream.write_packet(bytes((Command.COM_QUERY,)) + f"KILL {word} {thread_id}".encode())
+            conn.stream.write_packet(
+                bytes((Command.COM_QUERY,)) + f"KILL {word} {thread_id}".encode()
+            )
             await conn.stream.drain()
             await conn.stream.read_packet()
         finally:
@@ -196,7 +219,9 @@ class Session:
         backend_greeting = await self.ctx.backend_greeting(self.backend_config)
         offered = self._offered_capabilities(backend_greeting)
         greeting = Greeting(
-            server_version=backend_greeting.server_version if backend_greeting else _DEFAULT_VERSION,
+            server_version=backend_greeting.server_version
+            if backend_greeting
+            else _DEFAULT_VERSION,
             connection_id=self.id,
             scramble=self.scramble,
             capabilities=offered,
@@ -223,8 +248,24 @@ class Session:
                 "Connections using insecure transport are prohibited while --require_secure_transport=ON.",
                 fatal=True,
             )
-        result = await self._authenticate(response.user, self._plugin(response.auth_plugin), response.auth_response)
+        result = await self._authenticate(
+            response.user, self._plugin(response.auth_plugin), response.auth_response
+        )
         await self._connect_backend(result.identity, response, response.database)
+        self.guard = Guard(
+            RequestContext(
+                user=result.identity.user,
+                groups=result.identity.groups,
+                environment=self.backend_config.environment,
+                backend=self.backend_config.name,
+                source_ip=self.source_ip,
+                program=self.attributes.get("program_name", ""),
+                attributes=self.attributes,
+                current_db=self.database,
+            ),
+            self.id,
+        )
+        self.trail.login(True, self.user, plugin=result.plugin)
         self.client.write_packet(ok_packet(status=self.backend.status))
         await self.client.drain()
         metrics.LOGINS.labels(self.backend_config.name, "success").inc()
@@ -266,10 +307,19 @@ class Session:
             result = await exchange.run(user, plugin, response)
         except LoginDenied as exc:
             metrics.LOGINS.labels(self.backend_config.name, "denied").inc()
-            event(logging.WARNING, "login_failed", session=self.id, user=user, source=self.source_ip, reason=exc.reason)
+            event(
+                logging.WARNING,
+                "login_failed",
+                session=self.id,
+                user=user,
+                source=self.source_ip,
+                reason=exc.reason,
+            )
+            self.trail.login(False, user, exc.reason, plugin)
             raise
         except IdentityUnavailable as exc:
             metrics.LOGINS.labels(self.backend_config.name, "identity_unavailable").inc()
+            self.trail.login(False, user, f"identity provider unavailable: {exc}", plugin)
             raise MySQLError(
                 ER_MYGUARD_IDENTITY_UNAVAILABLE,
                 "08004",
@@ -286,7 +336,9 @@ class Session:
                 return account
         return self.backend_config.account
 
-    async def _connect_backend(self, identity: Identity, response: HandshakeResponse, database: str | None) -> None:
+    async def _connect_backend(
+        self, identity: Identity, response: HandshakeResponse, database: str | None
+    ) -> None:
         attrs = {
             "program_name": "myguard",
             "myguard_user": identity.user,
@@ -308,7 +360,9 @@ class Session:
         except BackendUnavailable:
             metrics.LOGINS.labels(self.backend_config.name, "backend_unavailable").inc()
             raise
-        metrics.BACKEND_CONNECT_SECONDS.labels(self.backend_config.name).observe(time.perf_counter() - started)
+        metrics.BACKEND_CONNECT_SECONDS.labels(self.backend_config.name).observe(
+            time.perf_counter() - started
+        )
         self.scanner = ResponseScanner(bool(self.capabilities & Capability.CLIENT_DEPRECATE_EOF))
 
     # -- command phase ---------------------------------------------------------------
@@ -344,9 +398,19 @@ class Session:
     async def _dispatch(self, command: int, payload: bytes) -> None:
         if command == Command.COM_QUERY:
             await self._query(payload)
+        elif command == Command.COM_STMT_PREPARE:
+            await self._prepare(payload)
+        elif command == Command.COM_STMT_EXECUTE:
+            await self._execute(payload)
+        elif command == Command.COM_INIT_DB:
+            await self._init_db(payload)
         elif command in _RESPONSE_KIND:
+            if command == Command.COM_RESET_CONNECTION:
+                self.prepared.clear()
             await self._forward(payload, _RESPONSE_KIND[command])
         elif command in (Command.COM_STMT_CLOSE, Command.COM_STMT_SEND_LONG_DATA):
+            if command == Command.COM_STMT_CLOSE:
+                self.prepared.pop(int.from_bytes(payload[1:5], "little"), None)
             self._send_backend(payload)  # no response by protocol
         elif command == Command.COM_PROCESS_KILL:
             if len(payload) < 5:
@@ -358,11 +422,15 @@ class Session:
             await self._change_user(payload)
         else:
             name = _COMMAND_NAMES.get(command, f"0x{command:02x}")
-            raise MySQLError(ER_UNKNOWN_COM_ERROR, "08S01", f"myguard: command {name} is not supported")
+            raise MySQLError(
+                ER_UNKNOWN_COM_ERROR, "08S01", f"myguard: command {name} is not supported"
+            )
 
     def _ok(self) -> None:
         status = self.scanner.status if self.scanner else 0
-        self.client.write_packet(ok_packet(status=status & ~ServerStatus.SERVER_MORE_RESULTS_EXISTS))
+        self.client.write_packet(
+            ok_packet(status=status & ~ServerStatus.SERVER_MORE_RESULTS_EXISTS)
+        )
 
     def _send_backend(self, payload: bytes) -> None:
         stream = self.backend.stream
@@ -378,14 +446,89 @@ class Session:
             self._ok()
             await self.client.drain()
             return
-        if not self.backend_config.local_infile and _LOAD_LOCAL.search(sql):
+        text = sql.decode("utf-8", "replace")
+        started = time.time()
+        decision = self._decide(text, started)
+        intent = await self.trail.intent(text, decision)
+        scanner = self.scanner
+        await self._forward(payload, RESPONSE_QUERY)
+        if not scanner.error_code:
+            for statement in decision.statements:
+                if statement.kind == "use" and statement.names:
+                    self.database = next(iter(statement.names))
+                    self.guard.use_database(self.database)
+        self.trail.statement(
+            text,
+            decision,
+            started=started,
+            rows_returned=scanner.rows,
+            rows_affected=scanner.affected_rows,
+            error_code=scanner.error_code,
+            intent_id=intent,
+        )
+
+    def _decide(self, text: str, started: float) -> Decision:
+        """Policy and audit checks before anything reaches the backend; raises to refuse."""
+        decision = self.guard.decide(self.ctx.policy, text)
+        if decision.blocked:
+            self.trail.statement(text, decision, started=started, error_code=decision.error_code)
+            raise blocked_error(decision)
+        if decision.action in (MASK, APPROVE):
+            # Fail closed: these actions need machinery this build does not wire in yet.
+            error = MySQLError(
+                ER_NOT_ALLOWED_COMMAND,
+                "42000",
+                f"myguard: rule '{decision.rule}' asks to {decision.action} this statement, "
+                "which this proxy cannot do yet; the statement was not run",
+            )
+            self.trail.statement(text, decision, started=started, error_code=error.code)
+            raise error
+        self.trail.require()
+        if not self.backend_config.local_infile and any(
+            s.kind == "load_data" and s.local for s in decision.statements
+        ):
             raise MySQLError(
                 ER_NOT_ALLOWED_COMMAND,
                 "42000",
                 f"myguard: LOAD DATA LOCAL INFILE is disabled for backend '{self.backend_config.name}' "
                 "(set local_infile = true in its config to allow it)",
             )
-        await self._forward(payload, RESPONSE_QUERY)
+        return decision
+
+    async def _prepare(self, payload: bytes) -> None:
+        text = payload[1:].decode("utf-8", "replace")
+        decision = self._decide(text, time.time())
+        scanner = self.scanner
+        await self._forward(payload, RESPONSE_PREPARE)
+        if not scanner.error_code:
+            self.prepared[scanner.stmt_id] = (text, decision)
+
+    async def _execute(self, payload: bytes) -> None:
+        started = time.time()
+        text, decision = self.prepared.get(int.from_bytes(payload[1:5], "little"), ("", None))
+        self.trail.require()
+        scanner = self.scanner
+        await self._forward(payload, RESPONSE_EXECUTE)
+        self.trail.statement(
+            text,
+            decision,
+            started=started,
+            rows_returned=scanner.rows,
+            rows_affected=scanner.affected_rows,
+            error_code=scanner.error_code,
+        )
+
+    async def _init_db(self, payload: bytes) -> None:
+        database = payload[1:].decode("utf-8", "replace")
+        text = "USE `" + database.replace("`", "``") + "`"
+        started = time.time()
+        decision = self._decide(text, started)
+        scanner = self.scanner
+        await self._forward(payload, RESPONSE_SIMPLE)
+        if not scanner.error_code:
+            self.database = database
+            self.guard.use_database(database)
+        self.trail.statement(text, decision, started=started, error_code=scanner.error_code)
 
     async def _forward(self, payload: bytes, kind: int) -> None:
         backend = self.backend.stream
@@ -426,18 +569,40 @@ class Session:
         change = parse_change_user(payload, self.capabilities)
         previous_account = self._account()
         self.user = change.user
-        result = await self._authenticate(change.user, self._plugin(change.auth_plugin), change.auth_response)
+        result = await self._authenticate(
+            change.user, self._plugin(change.auth_plugin), change.auth_response
+        )
         self.attributes = change.attributes or self.attributes
         if self._account() != previous_account:
             self.backend.close()
-            response = HandshakeResponse(self.capabilities, 0, change.charset or UTF8MB4_GENERAL_CI, attributes=self.attributes)
+            response = HandshakeResponse(
+                self.capabilities,
+                0,
+                change.charset or UTF8MB4_GENERAL_CI,
+                attributes=self.attributes,
+            )
             await self._connect_backend(result.identity, response, change.database)
         else:
             # Same service account: reset the backend session as a change of user would.
             await self._backend_command(bytes((Command.COM_RESET_CONNECTION,)))
             if change.database:
-                await self._backend_command(bytes((Command.COM_INIT_DB,)) + change.database.encode())
+                await self._backend_command(
+                    bytes((Command.COM_INIT_DB,)) + change.database.encode()
+                )
         self.database = change.database
+        self.prepared.clear()
+        self.guard = Guard(
+            replace(
+                self.guard.context,
+                user=result.identity.user,
+                groups=result.identity.groups,
+                program=self.attributes.get("program_name", ""),
+                attributes=self.attributes,
+                current_db=self.database,
+            ),
+            self.id,
+        )
+        self.trail.login(True, self.user, plugin=result.plugin)
         self._ok()
         await self.client.drain()
         event(logging.INFO, "change_user", session=self.id, user=self.user, method=result.method)

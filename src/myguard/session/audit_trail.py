@@ -1,0 +1,174 @@
+"""What one session hands to the audit trail: logins, statements, session end.
+
+Fail closed: while the audit trail cannot be written, statements are refused (unless the
+backend's environment is listed in ``audit.fail_open_environments``). In ``always`` mode
+an intent record is on disk before a statement is forwarded; in ``batch`` and ``off``
+modes the statement's record is queued when it completes and group commit makes it
+durable within the batch window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+
+from myguard.audit import (
+    AuditUnavailable,
+    AuditWriter,
+    login_record,
+    session_end_record,
+    statement_intent_record,
+    statement_record,
+)
+from myguard.audit.records import AuditRecord
+from myguard.logs import event
+from myguard.policy.decision import Decision
+from myguard.protocol.errors import MySQLError
+
+ER_MYGUARD_AUDIT_UNAVAILABLE = 4693
+# Statement text beyond this is cut in the record (a 20 MB BLOB INSERT is not audit data).
+MAX_STATEMENT_CHARS = 65536
+
+
+def _dropped(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        event(logging.ERROR, "audit_write_failed", error=str(future.exception()))
+
+
+def _text(sql: str) -> str:
+    if len(sql) <= MAX_STATEMENT_CHARS:
+        return sql
+    return f"{sql[:MAX_STATEMENT_CHARS]}... [{len(sql) - MAX_STATEMENT_CHARS} more characters]"
+
+
+def _tables(names: Iterable[object]) -> list[str]:
+    return sorted({f"{t.db}.{t.name}" if t.db else t.name for t in names})
+
+
+class AuditTrail:
+    """The audit side of one session; ``writer`` None means audit is disabled."""
+
+    def __init__(self, writer: AuditWriter | None, *, fail_open: bool, session) -> None:
+        self.writer = writer
+        self.fail_open = fail_open
+        self.always = writer is not None and writer.fsync == "always"
+        self.session = session
+
+    def _submit(self, record: AuditRecord) -> None:
+        if self.writer is None:
+            return
+        try:
+            self.writer.submit(record).add_done_callback(_dropped)
+        except AuditUnavailable as exc:
+            event(logging.ERROR, "audit_unavailable", session=self.session.id, error=str(exc))
+
+    def require(self) -> None:
+        """Refuse the statement when it could not be recorded."""
+        w = self.writer
+        if w is not None and not w.healthy and not self.fail_open:
+            raise MySQLError(
+                ER_MYGUARD_AUDIT_UNAVAILABLE,
+                "HY000",
+                "myguard: the audit trail cannot be written, so statements are refused "
+                f"until it can ({w.last_error})",
+            )
+
+    def login(
+        self, success: bool, user: str, reason: str | None = None, plugin: str | None = None
+    ) -> None:
+        s = self.session
+        identity = s.identity
+        self._submit(
+            login_record(
+                success=success,
+                user=user,
+                reason=reason,
+                groups=identity.groups if identity and success else None,
+                source_address=s.source_ip,
+                client_program=s.attributes.get("program_name"),
+                client_attributes=s.attributes,
+                backend=s.backend_config.name,
+                session_id=str(s.id),
+                auth_plugin=plugin,
+                tls=s.client.tls_version or False,
+            )
+        )
+
+    async def intent(self, sql: str, decision: Decision) -> str | None:
+        """In ``always`` mode: the intent record, on disk before the statement is forwarded."""
+        if not self.always:
+            return None
+        record = statement_intent_record(
+            user=self.session.user,
+            statement=_text(sql),
+            decision=decision.action,
+            session_id=str(self.session.id),
+            backend=self.session.backend_config.name,
+            rule=decision.rule,
+        )
+        try:
+            await self.writer.write(record)
+        except AuditUnavailable as exc:
+            if not self.fail_open:
+                raise MySQLError(
+                    ER_MYGUARD_AUDIT_UNAVAILABLE,
+                    "HY000",
+                    f"myguard: the audit trail cannot be written: {exc}",
+                ) from None
+        return record.get("intent_id")
+
+    def statement(
+        self,
+        sql: str,
+        decision: Decision | None,
+        *,
+        started: float,
+        rows_returned: int | None = None,
+        rows_affected: int | None = None,
+        error_code: int | None = None,
+        intent_id: str | None = None,
+        masked_columns: dict[str, str] | None = None,
+        approval_id: str | None = None,
+    ) -> None:
+        if self.writer is None:
+            return
+        s = self.session
+        statements = decision.statements if decision else ()
+        identity = s.identity
+        self._submit(
+            statement_record(
+                user=s.user,
+                statement=_text(sql),
+                decision=decision.action if decision else "allow",
+                groups=identity.groups if identity else None,
+                source_address=s.source_ip,
+                client_program=s.attributes.get("program_name"),
+                client_attributes=s.attributes,
+                environment=s.backend_config.environment,
+                backend=s.backend_config.name,
+                session_id=str(s.id),
+                kind=",".join(dict.fromkeys(st.kind for st in statements)) or None,
+                tables_read=_tables(t for st in statements for t in st.reads),
+                tables_written=_tables(t for st in statements for t in st.writes),
+                columns=sorted({str(c) for st in statements for c in st.columns}),
+                data_tags=decision.tags if decision else None,
+                rule=decision.rule if decision else None,
+                observed_rules=[f"{h.rule}:{h.action}" for h in decision.observed]
+                if decision
+                else None,
+                masked_columns=masked_columns,
+                approval_id=approval_id,
+                rows_returned=rows_returned,
+                rows_affected=rows_affected,
+                error_code=error_code or None,
+                started_at=started,
+                duration=time.time() - started,
+                intent_id=intent_id,
+            )
+        )
+
+    def session_end(self) -> None:
+        s = self.session
+        self._submit(session_end_record(session_id=str(s.id), user=s.user or None))

@@ -1,0 +1,45 @@
+"""Statement decisions for one session: the policy asked with who, where and what."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from myguard.logs import event
+from myguard.policy.context import RequestContext
+from myguard.policy.decision import SQLSTATE_BLOCKED, Decision
+from myguard.policy.engine import Policy
+from myguard.protocol.errors import MySQLError
+
+
+class Guard:
+    """Builds the request context once per session and asks the current policy."""
+
+    __slots__ = ("context", "session_id")
+
+    def __init__(self, context: RequestContext, session_id: int) -> None:
+        self.context = context
+        self.session_id = session_id
+
+    def use_database(self, database: str | None) -> None:
+        if database != self.context.current_db:
+            self.context = replace(self.context, current_db=database)
+
+    def decide(self, policy: Policy, sql: str) -> Decision:
+        decision = policy.decide(self.context, sql)
+        for hit in decision.observed:
+            # Observe mode: record what the rule would have done, let the statement through.
+            event(
+                logging.INFO,
+                "rule_observed",
+                session=self.session_id,
+                user=self.context.user,
+                rule=hit.rule,
+                would=hit.action,
+                statement=hit.statement,
+            )
+        return decision
+
+
+def blocked_error(decision: Decision) -> MySQLError:
+    return MySQLError(decision.error_code or 50700, SQLSTATE_BLOCKED, decision.client_message())
