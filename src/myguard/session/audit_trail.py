@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from myguard.audit import (
     AuditUnavailable,
@@ -26,6 +27,9 @@ from myguard.audit.records import AuditRecord
 from myguard.logs import event
 from myguard.policy.decision import Decision
 from myguard.protocol.errors import MySQLError
+
+if TYPE_CHECKING:
+    from myguard.session.session import Session
 
 ER_MYGUARD_AUDIT_UNAVAILABLE = 4693
 # Statement text beyond this is cut in the record (a 20 MB BLOB INSERT is not audit data).
@@ -50,7 +54,7 @@ def _tables(names: Iterable[object]) -> list[str]:
 class AuditTrail:
     """The audit side of one session; ``writer`` None means audit is disabled."""
 
-    def __init__(self, writer: AuditWriter | None, *, fail_open: bool, session) -> None:
+    def __init__(self, writer: AuditWriter | None, *, fail_open: bool, session: Session) -> None:
         self.writer = writer
         self.fail_open = fail_open
         self.always = writer is not None and writer.fsync == "always"
