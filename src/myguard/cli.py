@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from myguard import __version__
+from myguard.audit import cli as audit_cli
+from myguard.policy import cli as policy_cli
 from myguard.config_error import ConfigError
 
 
@@ -51,6 +53,35 @@ def _users_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reload(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    from myguard.config import load_config
+
+    config = load_config(args.config)
+    if config.admin_listen is None:
+        print(
+            f"myguard: {args.config}: admin_listen is off; send SIGHUP to myguard instead",
+            file=sys.stderr,
+        )
+        return 1
+    host, port = config.admin_listen
+    request = urllib.request.Request(f"http://{host}:{port}/reload", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            print(f"myguard: rules reloaded from {config.rules_file} ({response.status})")
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(
+            f"myguard: reload refused ({exc.code}): the rules file is broken; the old rules stay in force (see the log)",
+            file=sys.stderr,
+        )
+    except OSError as exc:
+        print(f"myguard: cannot reach myguard at {host}:{port}: {exc}", file=sys.stderr)
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="myguard", description="Identity-aware governance proxy for MySQL and MariaDB"
@@ -86,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep only the scrypt hash: clients must send the password over TLS or RSA at every login",
     )
     add.set_defaults(func=_users_add)
+
+    reload = sub.add_parser("reload", help="reload the rules file of a running myguard")
+    reload.add_argument("--config", required=True, help="path to myguard.toml (for admin_listen)")
+    reload.set_defaults(func=_reload)
+
+    policy_cli.add_commands(sub)
+    audit_cli.add_commands(sub)
     return parser
 
 
