@@ -19,6 +19,7 @@ USERS = {
     "alice": ("alice-pw-1", ["dba"]),
     "bob": ("bob-pw-2", ["analysts"]),
     "carol": ("carol-pw-3", []),
+    "bot": ("bot-pw-9", ["analysts", "ai-agents"]),
 }
 
 

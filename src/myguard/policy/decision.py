@@ -11,9 +11,9 @@ from myguard.policy.mask_spec import MaskSpec
 if TYPE_CHECKING:
     from myguard.approvals.model import ApprovalPolicy
 
-# MySQL reserves error numbers 50000-51999 for third parties; neither MySQL nor MariaDB uses
-# them, so clients can tell a myguard refusal from a server error.
-ER_MYGUARD_BLOCKED = 50700
+# myguard's codes live in 4690-4799, a range neither MySQL nor MariaDB uses, and below
+# 32768: some clients (PyMySQL) read error codes as signed 16-bit numbers.
+ER_MYGUARD_BLOCKED = 4700
 SQLSTATE_BLOCKED = "42000"
 
 ALLOW = "allow"

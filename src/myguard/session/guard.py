@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from myguard.logs import event
 from myguard.policy.context import RequestContext
-from myguard.policy.decision import SQLSTATE_BLOCKED, Decision
+from myguard.policy.decision import ER_MYGUARD_BLOCKED, SQLSTATE_BLOCKED, Decision
 from myguard.policy.engine import Policy
 from myguard.protocol.errors import MySQLError
 
@@ -42,4 +42,4 @@ class Guard:
 
 
 def blocked_error(decision: Decision) -> MySQLError:
-    return MySQLError(decision.error_code or 50700, SQLSTATE_BLOCKED, decision.client_message())
+    return MySQLError(decision.error_code or ER_MYGUARD_BLOCKED, SQLSTATE_BLOCKED, decision.client_message())
