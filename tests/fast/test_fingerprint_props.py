@@ -252,6 +252,8 @@ def test_list_lengths_do_not_matter(items, rows):
 @SETTINGS
 @given(statements)
 def test_shape_is_a_fixed_point(tokens):
+    # Holds for space-separated tokens; glued ones need not (``1--/**/`` gives ``?--``,
+    # whose trailing ``--`` is then a comment).
     _, out = compiled.fingerprint(join(tokens))
     assert compiled.fingerprint(out)[1] == out
 
