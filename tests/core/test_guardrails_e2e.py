@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import aiomysql
-import MySQLdb
 import mysql.connector
+import MySQLdb
 import pymysql
 import pytest
 from pymysql.constants import CLIENT
