@@ -143,6 +143,8 @@ class RowMasker:
                     raise ValueError(f"masked value of column {i} must be {layout} bytes")
                 out.append(new)
             elif layout == _TEMPORAL:
+                if len(new) > 0xFF:
+                    raise ValueError(f"masked value of column {i} is not a temporal value")
                 out.append(bytes((len(new),)) + new)
             else:
                 out.append(_lenenc_header(len(new)) + new)
