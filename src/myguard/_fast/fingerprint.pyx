@@ -423,7 +423,7 @@ cdef inline void start(Shape *s, unsigned char *buf, bint hash_only) noexcept no
     s.mark = 0
 
 
-def fingerprint(bytes sql not None) -> tuple:
+def fingerprint(bytes sql not None) -> tuple[int, bytes]:
     """Return ``(64-bit FNV-1a hash of the shape, shape)`` of the statement ``sql``."""
     cdef Py_ssize_t n = PyBytes_GET_SIZE(sql)
     cdef unsigned char stack[STACK_CAP]
