@@ -185,7 +185,8 @@ def _valid_temporal(text: bytes, col: ColumnDefinition) -> bool:
             temporal.time_binary(text)
         else:
             temporal.date_binary(text)
-            if cls == ct.CLASS_DATE and b" " in text.strip():
+            # clients parse a DATE or a DATETIME by its full shape
+            if (b" " in text.strip()) != (cls == ct.CLASS_DATETIME):
                 return False
             date.fromisoformat(text.decode("ascii").strip()[:10])
     except (ValueError, struct.error):
