@@ -30,7 +30,7 @@ fi
 stamp=.venv/.myguard-deps
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: installing Python packages into .venv"
-  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q --upgrade pip "setuptools>=77" wheel
   .venv/bin/pip install -q -e ".[test]"
   touch "$stamp"
 fi

@@ -134,6 +134,7 @@ class MariaDBServer:
             self.sql(
                 f"ALTER USER 'root'@'localhost' IDENTIFIED BY '{ROOT_PASSWORD}';"
                 f"CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '{ROOT_PASSWORD}';"
+                f"ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '{ROOT_PASSWORD}';"
                 "GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"
             )
             (self.base / ".root-password-set").touch()

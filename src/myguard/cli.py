@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 from myguard import __version__
+from myguard.approvals import cli as approvals_cli
 from myguard.audit import cli as audit_cli
-from myguard.policy import cli as policy_cli
 from myguard.config_error import ConfigError
+from myguard.policy import cli as policy_cli
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     policy_cli.add_commands(sub)
     audit_cli.add_commands(sub)
+    approvals_cli.add_commands(sub)
     return parser
 
 

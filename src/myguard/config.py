@@ -69,10 +69,20 @@ class AuditConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ApprovalsConfig:
+    store: str
+    store_password: str | None = field(repr=False)
+    webhooks: tuple[str, ...]
+    decision_ttl: float
+    poll_interval: float
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     file: Path
     rules_file: Path
     audit: AuditConfig
+    approvals: ApprovalsConfig
     backends: tuple[BackendConfig, ...]
     identity: IdentityConfig
     tls: TlsConfig | None
@@ -102,6 +112,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         file=Path(file),
         rules_file=rules_file,
         audit=_audit(top),
+        approvals=_approvals(top),
         backends=_backends(top),
         identity=_identity(top),
         tls=_tls(top),
@@ -216,6 +227,28 @@ def _audit(top: TableReader) -> AuditConfig:
         hmac_key_file=t.path("hmac_key_file"),
         redact_literals=t.bool("redact_literals", False),
         fail_open_environments=frozenset(t.str_list("fail_open_environments")),
+    )
+    t.finish()
+    return config
+
+
+def _approvals(top: TableReader) -> ApprovalsConfig:
+    t = top.sub("approvals") or TableReader({}, top.file, "approvals")
+    store = t.str("store", "sqlite:approvals.db")
+    if store.startswith("sqlite:") and not Path(store[7:]).is_absolute():
+        store = f"sqlite:{Path(top.file).parent / store[7:]}"
+    elif not store.startswith(("sqlite:", "mysql://")):
+        raise t.error("store", '"sqlite:PATH" or "mysql://USER@HOST:PORT/DATABASE"', store)
+    webhooks = t.str_list("webhooks")
+    for url in webhooks:
+        if not url.startswith(("http://", "https://")):
+            raise t.error("webhooks", "http:// or https:// URLs", url)
+    config = ApprovalsConfig(
+        store=store,
+        store_password=t.secret("store_password", required=False),
+        webhooks=tuple(webhooks),
+        decision_ttl=t.number("decision_ttl", 86400.0, minimum=1),
+        poll_interval=t.number("poll_interval", 0.25, minimum=0.01),
     )
     t.finish()
     return config

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, field
 
+from myguard.approvals.service import ApprovalService
 from myguard.audit import AuditWriter
 from myguard.backend.connect import BackendUnavailable, probe
 from myguard.config import BackendConfig, Config
@@ -24,6 +25,7 @@ class ServerContext:
     # Swapped whole on reload: a session reads it afresh for every statement.
     policy: Policy
     audit: AuditWriter | None = None
+    approvals: ApprovalService | None = None
     draining: bool = False
     _greetings: dict[str, Greeting] = field(default_factory=dict)
 

@@ -11,13 +11,17 @@ import time
 from myguard import metrics
 from myguard._fast import load
 from myguard.admin import AdminServer
-from myguard.audit import AuditWriter
+from myguard.approvals import http_api as approvals_http
+from myguard.approvals.backends import open_store
+from myguard.approvals.notify import WebhookNotifier
+from myguard.approvals.service import ApprovalService
+from myguard.audit import AuditWriter, approval_record
 from myguard.audit.segment import read_key_file
 from myguard.config import BackendConfig, Config
 from myguard.config_error import ConfigError
 from myguard.context import ServerContext
 from myguard.frontend.authenticate import Authenticator
-from myguard.identity.base import IdentitySource
+from myguard.identity.base import AuthFailed, Identity, IdentitySource
 from myguard.identity.throttle import LoginThrottle
 from myguard.identity.verifier_cache import VerifierCache
 from myguard.logs import event
@@ -103,7 +107,58 @@ class Server:
         ok = await self.reload()
         return (200 if ok else 409), "application/json", json.dumps({"reloaded": ok}).encode()
 
+    async def _audit_approval(self, step: dict) -> None:
+        if self.ctx.audit is not None:
+            record = approval_record(
+                request_id=str(step["request_id"]),
+                event=step["event"],
+                actor=step.get("actor"),
+                reason=step.get("reason"),
+                user=step.get("requester"),
+            )
+            await self.ctx.audit.write(record)
+        event(
+            logging.INFO,
+            "approval",
+            request=step["request_id"],
+            step=step["event"],
+            actor=step.get("actor"),
+        )
+
+    async def _http_identity(self, user: str, password: str) -> Identity:
+        throttle = self.ctx.authenticator.throttle
+        if not throttle.allowed(user, "admin-http"):
+            raise AuthFailed("throttled")
+        try:
+            identity = await self.ctx.authenticator.source.authenticate(user, password)
+        except AuthFailed:
+            throttle.failure(user, "admin-http")
+            raise
+        throttle.success(user, "admin-http")
+        return identity
+
+    async def _approvals_route(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, str, bytes]:
+        status, payload = await approvals_http.handle(
+            method, path, headers, body, self.ctx.approvals, self._http_identity
+        )
+        return status, "application/json", json.dumps(payload).encode()
+
+    def _start_approvals(self) -> None:
+        cfg = self.config.approvals
+        notifier = WebhookNotifier(cfg.webhooks) if cfg.webhooks else None
+        self.ctx.approvals = ApprovalService(
+            open_store(cfg.store, password=cfg.store_password),
+            notifier=notifier,
+            audit=self._audit_approval,
+            poll_interval=cfg.poll_interval,
+            decision_ttl=cfg.decision_ttl,
+        )
+        self.admin.route("/approvals", self._approvals_route)
+
     async def start(self) -> None:
+        self._start_approvals()
         audit = self.config.audit
         if audit.enabled:
             self.ctx.audit = await AuditWriter.open(
@@ -161,6 +216,10 @@ class Server:
         timeout = self.config.idle_timeout
         while True:
             await asyncio.sleep(min(timeout / 4, 5.0))
+            try:
+                await self.ctx.approvals.expire_due()
+            except Exception as exc:  # the store may be briefly unreachable; retry next round
+                event(logging.WARNING, "approvals_expire_failed", error=str(exc))
             now = time.monotonic()
             for session in list(self._sessions.values()):
                 if (
@@ -206,6 +265,7 @@ class Server:
             self._sweeper.cancel()
         await self.admin.close()
         await self.ctx.authenticator.source.close()
+        await self.ctx.approvals.aclose()
         if self.ctx.audit is not None:
             await self.ctx.audit.close()
         self._stopped.set()

@@ -75,7 +75,9 @@ FIELD_KEYS: dict[str, str] = {
 FIELD_NAMES: dict[str, str] = {key: name for name, key in FIELD_KEYS.items()}
 _STATEMENT_KEY = FIELD_KEYS["statement"]
 
-APPROVAL_EVENTS = frozenset({"requested", "approved", "denied", "expired", "executed", "cancelled"})
+APPROVAL_EVENTS = frozenset(
+    {"requested", "approved", "denied", "expired", "executed", "cancelled", "hold-timeout", "refused"}
+)
 
 # Intent ids must be unique across proxy restarts without coordination: a random
 # per-process prefix plus a counter is cheaper than uuid4 per statement.

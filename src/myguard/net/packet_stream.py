@@ -56,6 +56,14 @@ class PacketStream:
                 return payload
             await self._fill()
 
+    async def wait_closed(self) -> bool:
+        """Wait until the peer sends something (kept for later) or closes; True if closed."""
+        try:
+            await self._fill()
+        except ConnectionLost:
+            return True
+        return False
+
     async def read_chunk(self) -> bytes:
         """Whatever raw bytes are buffered or next arrive (for relaying byte runs)."""
         if not len(self.buffer):

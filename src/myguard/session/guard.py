@@ -42,4 +42,6 @@ class Guard:
 
 
 def blocked_error(decision: Decision) -> MySQLError:
-    return MySQLError(decision.error_code or ER_MYGUARD_BLOCKED, SQLSTATE_BLOCKED, decision.client_message())
+    return MySQLError(
+        decision.error_code or ER_MYGUARD_BLOCKED, SQLSTATE_BLOCKED, decision.client_message()
+    )

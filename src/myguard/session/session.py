@@ -6,9 +6,11 @@ import asyncio
 import logging
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from myguard import metrics
+from myguard.approvals.errors import MyguardCommandSyntax
+from myguard.approvals.sql_command import MyguardCommand, parse_myguard_command
 from myguard.backend.connect import BackendConnection, BackendUnavailable, connect
 from myguard.config import BackendAccount, BackendConfig
 from myguard.context import ServerContext
@@ -43,6 +45,8 @@ from myguard.protocol.handshake import (
     parse_change_user,
     parse_handshake_response,
 )
+from myguard.protocol.prepared_statements import parse_execute_params
+from myguard.session import approval_hold, myguard_sql
 from myguard.session import kill as kill_stmt
 from myguard.session.audit_trail import AuditTrail
 from myguard.session.guard import Guard, blocked_error
@@ -82,9 +86,27 @@ _RESPONSE_KIND = {
 _COMMAND_NAMES = {c.value: c.name[4:].lower() for c in Command}
 
 
+def _myguard_command(text: str) -> MyguardCommand | None:
+    try:
+        return parse_myguard_command(text)
+    except MyguardCommandSyntax as exc:
+        raise MySQLError(exc.code, exc.sqlstate, exc.message) from None
+
+
 def _scramble() -> bytes:
     # Printable, NUL-free bytes: some clients treat the scramble as a C string.
     return bytes(33 + b % 94 for b in os.urandom(20))
+
+
+@dataclass(slots=True)
+class PreparedStatement:
+    """What myguard keeps per server-side prepared statement."""
+
+    sql: str
+    decision: Decision
+    num_params: int
+    # Parameter types of the last execution: clients send them only when they change.
+    param_types: list[tuple[int, int]] = field(default_factory=list)
 
 
 class Session:
@@ -119,8 +141,8 @@ class Session:
             fail_open=backend_config.environment in ctx.config.audit.fail_open_environments,
             session=self,
         )
-        # statement id -> (SQL text, decision made at COM_STMT_PREPARE)
-        self.prepared: dict[int, tuple[str, Decision]] = {}
+        self.prepared: dict[int, PreparedStatement] = {}
+        self.held_request: int | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -186,6 +208,11 @@ class Session:
 
     async def kill(self, query_only: bool) -> None:
         """KILL from another session (or this one): stop the running statement or the session."""
+        if self.held_request is not None:
+            # The statement has not reached the backend: withdrawing the request stops it.
+            await self.ctx.approvals.cancel(self.held_request, "KILL QUERY of the held session")
+            if query_only:
+                return
         if self.backend is not None:
             await self._kill_backend_thread(self.backend.thread_id, query_only)
         if not query_only and self.task is not None and self.task is not asyncio.current_task():
@@ -426,11 +453,15 @@ class Session:
                 ER_UNKNOWN_COM_ERROR, "08S01", f"myguard: command {name} is not supported"
             )
 
-    def _ok(self) -> None:
-        status = self.scanner.status if self.scanner else 0
-        self.client.write_packet(
-            ok_packet(status=status & ~ServerStatus.SERVER_MORE_RESULTS_EXISTS)
+    def status(self) -> int:
+        """Server status flags for packets myguard answers itself (autocommit, transaction)."""
+        status = (
+            self.scanner.status if self.scanner and self.scanner.status else self.backend.status
         )
+        return status & ~ServerStatus.SERVER_MORE_RESULTS_EXISTS
+
+    def _ok(self) -> None:
+        self.client.write_packet(ok_packet(status=self.status()))
 
     def _send_backend(self, payload: bytes) -> None:
         stream = self.backend.stream
@@ -447,8 +478,14 @@ class Session:
             await self.client.drain()
             return
         text = sql.decode("utf-8", "replace")
+        command = _myguard_command(text)
+        if command is not None:
+            await myguard_sql.run(self, command)
+            await self.client.drain()
+            return
         started = time.time()
         decision = self._decide(text, started)
+        approval_id = await self._approve(text, [], decision, started)
         intent = await self.trail.intent(text, decision)
         scanner = self.scanner
         await self._forward(payload, RESPONSE_QUERY)
@@ -465,6 +502,7 @@ class Session:
             rows_affected=scanner.affected_rows,
             error_code=scanner.error_code,
             intent_id=intent,
+            approval_id=approval_id,
         )
 
     def _decide(self, text: str, started: float) -> Decision:
@@ -473,12 +511,12 @@ class Session:
         if decision.blocked:
             self.trail.statement(text, decision, started=started, error_code=decision.error_code)
             raise blocked_error(decision)
-        if decision.action in (MASK, APPROVE):
-            # Fail closed: these actions need machinery this build does not wire in yet.
+        if decision.action == MASK:
+            # Fail closed: masking is not wired into the result stream of this build.
             error = MySQLError(
                 ER_NOT_ALLOWED_COMMAND,
                 "42000",
-                f"myguard: rule '{decision.rule}' asks to {decision.action} this statement, "
+                f"myguard: rule '{decision.rule}' asks to mask this statement's results, "
                 "which this proxy cannot do yet; the statement was not run",
             )
             self.trail.statement(text, decision, started=started, error_code=error.code)
@@ -495,18 +533,37 @@ class Session:
             )
         return decision
 
+    async def _approve(
+        self, text: str, params: list[str], decision: Decision | None, started: float
+    ) -> str | None:
+        """Hold an ``approve`` decision until approved; the approval id, or None when not needed."""
+        if decision is None or decision.action != APPROVE:
+            return None
+        try:
+            return str(await approval_hold.hold(self, text, params, decision))
+        except MySQLError as exc:
+            self.trail.statement(text, decision, started=started, error_code=exc.code)
+            raise
+
     async def _prepare(self, payload: bytes) -> None:
         text = payload[1:].decode("utf-8", "replace")
         decision = self._decide(text, time.time())
         scanner = self.scanner
         await self._forward(payload, RESPONSE_PREPARE)
         if not scanner.error_code:
-            self.prepared[scanner.stmt_id] = (text, decision)
+            self.prepared[scanner.stmt_id] = PreparedStatement(text, decision, scanner.num_params)
 
     async def _execute(self, payload: bytes) -> None:
         started = time.time()
-        text, decision = self.prepared.get(int.from_bytes(payload[1:5], "little"), ("", None))
+        statement = self.prepared.get(int.from_bytes(payload[1:5], "little"))
+        text, decision, params = "", None, []
+        if statement is not None:
+            text, decision = statement.sql, statement.decision
+            params, statement.param_types = parse_execute_params(
+                payload, statement.num_params, statement.param_types
+            )
         self.trail.require()
+        approval_id = await self._approve(text, params, decision, started)
         scanner = self.scanner
         await self._forward(payload, RESPONSE_EXECUTE)
         self.trail.statement(
@@ -516,6 +573,7 @@ class Session:
             rows_returned=scanner.rows,
             rows_affected=scanner.affected_rows,
             error_code=scanner.error_code,
+            approval_id=approval_id,
         )
 
     async def _init_db(self, payload: bytes) -> None:
