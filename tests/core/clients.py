@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiomysql
+import mysql.connector
 import MySQLdb
 import MySQLdb.cursors
-import mysql.connector
 import pymysql
 import pymysql.cursors
-from mariadb_server import ROOT_PASSWORD
 from mysql.connector import errors as connector_errors
 from pymysql.constants import CLIENT
+
+from mariadb_server import SERVICE_PASSWORD, SERVICE_USER
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,15 @@ class Target:
 
 
 def targets(proxy: Any, mariadb: Any, tls: bool = False) -> tuple[Target, Target]:
-    """(through myguard as alice, direct as root). MariaDB itself has no TLS: direct is plain."""
+    """(through myguard as alice, direct as myguard's own service account).
+
+    The service account rather than root: the fixture's root@127.0.0.1 keeps the empty
+    password mariadb-install-db gave it. MariaDB itself has no TLS: direct is plain.
+    """
     ca = str(proxy.cert) if tls else None
     return (
         Target("proxy", proxy.port, "alice", "alice-pw-1", ca),
-        Target("direct", mariadb.port, "root", ROOT_PASSWORD, None),
+        Target("direct", mariadb.port, SERVICE_USER, SERVICE_PASSWORD, None),
     )
 
 
@@ -65,7 +70,7 @@ class Driver:
 
     def error_info(self, exc: BaseException) -> tuple[int, str | None, str]:
         code, message = exc.args[0], exc.args[1]
-        return code, None, message
+        return code, getattr(exc, "sqlstate", None), message
 
     def is_tls(self, conn: Any) -> bool | None:
         """Whether the client side of ``conn`` is encrypted (None: the driver does not say)."""
@@ -76,6 +81,18 @@ class Driver:
 
     def warning_count(self, cursor: Any) -> int:
         return cursor.warning_count
+
+    def call(self, conn: Any, procedure: str, args: tuple[Any, ...]) -> list[Any]:
+        """CALL a procedure; every result set it returns: (description, rows, rowcount)."""
+        cur = conn.cursor()
+        cur.execute(f"CALL {procedure}({', '.join(['%s'] * len(args))})", args)
+        results = list(self.result_sets(cur))
+        cur.close()
+        return results
+
+    def abandon(self, cursor: Any) -> None:
+        """Close a streaming cursor whose result was not read to the end."""
+        cursor.close()
 
     def result_sets(self, cursor: Any) -> Iterator[tuple[Any, Any, int]]:
         """Every result of the last execute: (description, rows, rowcount)."""
@@ -123,12 +140,20 @@ class PyMySQLDriver(Driver):
 
 
 class ConnectorDriver(Driver):
-    error = connector_errors.Error
     supports_prepared = True
 
     def __init__(self, use_pure: bool) -> None:
         self.use_pure = use_pure
         self.name = "connector-pure" if use_pure else "connector-cext"
+
+    @property
+    def error(self) -> Any:  # type: ignore[override]
+        if self.use_pure:
+            return connector_errors.Error
+        # The C extension lets its own MySQLInterfaceError escape from nextset().
+        from _mysql_connector import MySQLInterfaceError
+
+        return (connector_errors.Error, MySQLInterfaceError)
 
     def connect(self, target: Target, database: str = "test", **extra: Any) -> Any:
         if not self.use_pure and not mysql.connector.HAVE_CEXT:
@@ -161,10 +186,28 @@ class ConnectorDriver(Driver):
         return exc.errno, exc.sqlstate, exc.msg
 
     def is_tls(self, conn: Any) -> bool | None:
-        return bool(conn.is_secure)
+        if self.use_pure:
+            return bool(conn.is_secure)
+        return None  # the C extension's is_secure is always False; ssl_ca makes TLS mandatory
 
     def set_autocommit(self, conn: Any, on: bool) -> None:
         conn.autocommit = on
+
+    def call(self, conn: Any, procedure: str, args: tuple[Any, ...]) -> list[Any]:
+        # execute("CALL ...") fails on the final OK in connector 26 (directly too): callproc.
+        cur = conn.cursor()
+        cur.callproc(procedure, args)
+        results = [
+            (_norm_description(r.description), _norm_rows(r.fetchall()), r.rowcount)
+            for r in cur.stored_results()
+        ]
+        cur.close()
+        return results
+
+    def abandon(self, cursor: Any) -> None:
+        # Connector refuses to close a cursor with unread rows ("Unread result found").
+        cursor.fetchall()
+        cursor.close()
 
     def result_sets(self, cursor: Any) -> Iterator[tuple[Any, Any, int]]:
         while True:
@@ -250,8 +293,12 @@ class _AioConnection:
         self._loop = loop
         self._conn = conn
 
-    def run(self, coro: Any) -> Any:
-        return self._loop.run_until_complete(coro)
+    def run(self, awaitable: Any) -> Any:
+        # aiomysql returns context-manager wrappers that only a coroutine may await.
+        async def wait() -> Any:
+            return await awaitable
+
+        return self._loop.run_until_complete(wait())
 
     def cursor(self, cursor_class: Any = None) -> _AioCursor:
         coro = self._conn.cursor(cursor_class) if cursor_class else self._conn.cursor()
@@ -282,18 +329,20 @@ class AioMySQLDriver(Driver):
         if target.ca:
             options["ssl"] = ssl.create_default_context(cafile=target.ca)
         loop = asyncio.new_event_loop()
-        try:
-            conn = loop.run_until_complete(
-                aiomysql.connect(
-                    host="127.0.0.1",
-                    port=target.port,
-                    user=target.user,
-                    password=target.password,
-                    db=database,
-                    **options,
-                    **extra,
-                )
+
+        async def open_connection() -> Any:
+            return await aiomysql.connect(
+                host="127.0.0.1",
+                port=target.port,
+                user=target.user,
+                password=target.password,
+                db=database,
+                **options,
+                **extra,
             )
+
+        try:
+            conn = loop.run_until_complete(open_connection())
         except BaseException:
             loop.close()
             raise
