@@ -12,7 +12,9 @@ _TESTS = str(Path(__file__).resolve().parent.parent)
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-from ldap_server import SERVICE_DN, SERVICE_PW, SlapdServer  # noqa: E402
+from ldap_server import SERVICE_PW, SlapdServer  # noqa: E402
+from ldap_server import direct_table as _direct_table  # noqa: E402
+from ldap_server import search_table as _search_table  # noqa: E402
 from myguard.identity.ldap import LdapIdentitySource  # noqa: E402
 from myguard.identity.ldap_config import LdapConfig  # noqa: E402
 
@@ -37,34 +39,6 @@ def private_slapd() -> Iterator[SlapdServer]:
         yield server
     finally:
         server.cleanup()
-
-
-def _search_table(server: SlapdServer, **overrides: object) -> dict:
-    table = {
-        "urls": [server.url],
-        "tls": "none",
-        "bind_dn": SERVICE_DN,
-        "bind_password_env": "MYGUARD_TEST_LDAP_BIND_PW",
-        "base_dn": "ou=people,dc=example,dc=org",
-        "group_base_dn": "ou=groups,dc=example,dc=org",
-        "disabled_filter": "(employeeType=disabled)",
-        "timeout": 2,
-    }
-    table.update(overrides)
-    return table
-
-
-def _direct_table(server: SlapdServer, **overrides: object) -> dict:
-    table = {
-        "urls": [server.url],
-        "tls": "none",
-        "user_dn_template": "uid={user},ou=people,dc=example,dc=org",
-        "group_base_dn": "ou=groups,dc=example,dc=org",
-        "disabled_filter": "(employeeType=disabled)",
-        "timeout": 2,
-    }
-    table.update(overrides)
-    return table
 
 
 @pytest.fixture
