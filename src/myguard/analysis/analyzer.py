@@ -10,6 +10,7 @@ from myguard.analysis.extract import Extract
 from myguard.analysis.kinds import names_for
 from myguard.analysis.lexer import LexError, Token, render, split, tokenize
 from myguard.analysis.model import UNPARSED, Statement, TableName
+from myguard.analysis.shrink import shrink_literals
 from myguard.analysis.sqlglot_path import analyse, query_kind
 
 Handler = Callable[[list[Token], str, str | None], Statement]
@@ -98,6 +99,7 @@ _WORD_KINDS = {
 
 def analyze(sql: str, current_db: str | None) -> list[Statement]:
     """Analyse every statement of a COM_QUERY text; unparseable text yields kind "unparsed"."""
+    sql = shrink_literals(sql)
     try:
         statements = split(tokenize(sql))
     except LexError as exc:
