@@ -78,11 +78,20 @@ class ApprovalsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MaskingConfig:
+    # Keys the hash strategy (HMAC-SHA256); from an environment variable or a file.
+    hash_key: bytes | None = field(repr=False)
+    # A result column whose origin cannot be established: refuse the statement or redact it.
+    unknown_lineage: str
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     file: Path
     rules_file: Path
     audit: AuditConfig
     approvals: ApprovalsConfig
+    masking: MaskingConfig
     backends: tuple[BackendConfig, ...]
     identity: IdentityConfig
     tls: TlsConfig | None
@@ -113,6 +122,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         rules_file=rules_file,
         audit=_audit(top),
         approvals=_approvals(top),
+        masking=_masking(top),
         backends=_backends(top),
         identity=_identity(top),
         tls=_tls(top),
@@ -227,6 +237,17 @@ def _audit(top: TableReader) -> AuditConfig:
         hmac_key_file=t.path("hmac_key_file"),
         redact_literals=t.bool("redact_literals", False),
         fail_open_environments=frozenset(t.str_list("fail_open_environments")),
+    )
+    t.finish()
+    return config
+
+
+def _masking(top: TableReader) -> MaskingConfig:
+    t = top.sub("masking") or TableReader({}, top.file, "masking")
+    key = t.secret("hash_key", required=False)
+    config = MaskingConfig(
+        hash_key=key.encode() if key else None,
+        unknown_lineage=t.choice("unknown_lineage", ("refuse", "redact"), "refuse"),
     )
     t.finish()
     return config

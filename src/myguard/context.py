@@ -13,6 +13,7 @@ from myguard.frontend.authenticate import Authenticator
 from myguard.logs import event
 from myguard.policy.engine import Policy
 from myguard.protocol.handshake import Greeting
+from myguard.session.masking import Masking
 from myguard.session.registry import SessionRegistry
 
 
@@ -26,6 +27,7 @@ class ServerContext:
     policy: Policy
     audit: AuditWriter | None = None
     approvals: ApprovalService | None = None
+    masking: Masking | None = None
     draining: bool = False
     _greetings: dict[str, Greeting] = field(default_factory=dict)
 

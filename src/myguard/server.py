@@ -28,6 +28,7 @@ from myguard.logs import event
 from myguard.policy.engine import Policy
 from myguard.protocol.errors import ER_CON_COUNT_ERROR, MySQLError
 from myguard.protocol.generic_response import err_packet
+from myguard.session.masking import Masking
 from myguard.session.registry import SessionRegistry
 from myguard.session.session import Session
 from myguard.tls import load_or_create_rsa_key, server_context
@@ -67,6 +68,7 @@ class Server:
             registry=SessionRegistry(worker),
             tls=server_context(config.tls) if config.tls else None,
             policy=Policy.load(config.rules_file),
+            masking=Masking(config.masking.hash_key, config.masking.unknown_lineage),
         )
         self.admin = AdminServer(lambda: not self.ctx.draining and self._audit_healthy())
         self.admin.route("/reload", self._reload_route)
@@ -266,6 +268,8 @@ class Server:
         await self.admin.close()
         await self.ctx.authenticator.source.close()
         await self.ctx.approvals.aclose()
+        for catalog in self.ctx.masking.catalogs.values():
+            catalog.close()
         if self.ctx.audit is not None:
             await self.ctx.audit.close()
         self._stopped.set()

@@ -41,24 +41,24 @@ def string_col(name: bytes, org: bytes = b"") -> ColumnDefinition:
     )
 
 
-def test_strongest_spec_wins_and_masker_masks():
+def test_column_specs_beat_tags_and_masker_masks():
     plan = plan_result(
         lineage("SELECT id, email, CONCAT(email, ''), ssn, card_number FROM customers"),
         [string_col(n, n) for n in (b"id", b"email", b"x", b"ssn", b"card_number")],
         RULES,
     )
     assert plan.refusal is None
-    # redact (tag) beats email and partial; null beats redact
+    # a column glob beats the pii tag (email, partial); null beats everything else
     assert plan.masked() == [
-        ("email", "redact"),
-        ("x", "redact"),
+        ("email", "email"),
+        ("x", "email"),
         ("ssn", "null"),
-        ("card_number", "redact"),
+        ("card_number", "partial(4)"),
     ]
     row = b"".join(lenenc_str(v) for v in (b"1", b"a@b.c", b"a@b.c", b"123", b"4111"))
     masker = plan.masker(binary=False, key=b"k")
     assert masker.rewrite_text_row(row) == (
-        lenenc_str(b"1") + lenenc_str(b"****") * 2 + b"\xfb" + lenenc_str(b"****")
+        lenenc_str(b"1") + lenenc_str(b"****@b.c") * 2 + b"\xfb" + lenenc_str(b"****")
     )
 
 
@@ -72,7 +72,7 @@ def test_specific_specs_without_tag_rule():
 def test_origin_metadata_adds_sources():
     # lineage says the column is a constant, the backend says it is customers.email
     plan = plan_result(lineage("SELECT 'x'"), [string_col(b"e", b"email")], RULES)
-    assert plan.masked() == [("e", "redact")]
+    assert plan.masked() == [("e", "email")]
 
 
 def test_unknown_lineage_is_refused_or_redacted():

@@ -50,6 +50,16 @@ _ALWAYS = (
 )
 
 
+# What myguard's own connections (schema catalog, KILL) ask for: classic EOF packets, no
+# client options such as CLIENT_NO_SCHEMA that a user's session may carry.
+INTERNAL_CAPABILITIES = int(
+    Capability.CLIENT_PROTOCOL_41
+    | Capability.CLIENT_TRANSACTIONS
+    | Capability.CLIENT_MULTI_RESULTS
+    | Capability.CLIENT_CONNECT_ATTRS
+)
+
+
 class BackendUnavailable(MySQLError):
     """The backend refused, is down, or its login failed."""
 

@@ -12,9 +12,10 @@ Per statement, for an identity whose matching rule has ``action = "mask"``:
    ``plan.masker(binary, key)`` (None: nothing to mask).
 
 A result column's sources are its lineage plus its origin from the column definition
-(schema.org_table.org_name, which the server fills for direct column references). When
-several specs apply to one column the strongest wins: null > redact > hash >
-partial = email > value (ties: the first in the rule). A column whose lineage is unknown
+(schema.org_table.org_name, which the server fills for direct column references). A
+column glob naming a source column beats a tag it carries; when several specs of the
+same kind apply, or a result column derives from several masked sources, the strongest
+wins: null > redact > hash > partial = email > value (ties: the first in the rule). A column whose lineage is unknown
 is refused (``unknown="refuse"``, the default) or redacted (``unknown="redact"``).
 """
 
@@ -58,20 +59,24 @@ class MaskRules:
         self._cache: dict[SourceColumn, MaskSpec | None] = {}
 
     def spec_for(self, source: SourceColumn) -> MaskSpec | None:
-        """The strongest spec that applies to one source column, or None."""
+        """The spec for one source column, or None.
+
+        A column glob that names the column is more specific than a tag it carries, so
+        column specs win over tag specs (``"shop.customers.email" = "email"`` beats
+        ``pii = "redact"``); among several of the same kind the strongest wins.
+        """
         if source not in self._cache:
             tags = self._tags(source.db, source.table, source.column)
             table = TableName(source.db, source.table)
-            best: MaskSpec | None = None
+            by_column: MaskSpec | None = None
+            by_tag: MaskSpec | None = None
             for target, spec in self._specs:
-                hit = (
-                    target in tags
-                    if isinstance(target, str)
-                    else target.matches(table, source.column)
-                )
-                if hit and (best is None or STRENGTH[spec.strategy] > STRENGTH[best.strategy]):
-                    best = spec
-            self._cache[source] = best
+                if isinstance(target, str):
+                    if target in tags:
+                        by_tag = _stronger(by_tag, spec)
+                elif target.matches(table, source.column):
+                    by_column = _stronger(by_column, spec)
+            self._cache[source] = by_column or by_tag
         return self._cache[source]
 
     def spec_for_all(self, sources: frozenset[SourceColumn]) -> MaskSpec | None:
@@ -83,6 +88,10 @@ class MaskRules:
             ):
                 best = spec
         return best
+
+
+def _stronger(best: MaskSpec | None, spec: MaskSpec) -> MaskSpec:
+    return spec if best is None or STRENGTH[spec.strategy] > STRENGTH[best.strategy] else best
 
 
 def refusal_before(lineage: Lineage, rules: MaskRules) -> str | None:

@@ -7,16 +7,24 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from myguard import metrics
 from myguard.approvals.errors import MyguardCommandSyntax
 from myguard.approvals.sql_command import MyguardCommand, parse_myguard_command
-from myguard.backend.connect import BackendConnection, BackendUnavailable, connect
+from myguard.backend.connect import (
+    INTERNAL_CAPABILITIES,
+    BackendConnection,
+    BackendUnavailable,
+    connect,
+)
 from myguard.config import BackendAccount, BackendConfig
 from myguard.context import ServerContext
 from myguard.frontend.authenticate import AuthResult, Exchange, LoginDenied
 from myguard.identity.base import Identity, IdentityUnavailable
 from myguard.logs import event
+from myguard.masking.lineage import Lineage
+from myguard.masking.plan import MaskRules
 from myguard.net.packet_stream import ConnectionLost, PacketStream
 from myguard.policy.context import RequestContext
 from myguard.policy.decision import APPROVE, MASK, Decision
@@ -50,6 +58,7 @@ from myguard.session import approval_hold, myguard_sql
 from myguard.session import kill as kill_stmt
 from myguard.session.audit_trail import AuditTrail
 from myguard.session.guard import Guard, blocked_error
+from myguard.session.masking import MaskOutcome, relay_masked, relay_rows
 from myguard.session.relay import (
     RESPONSE_EXECUTE,
     RESPONSE_FETCH,
@@ -61,6 +70,9 @@ from myguard.session.relay import (
     ResponseScanner,
     relay_response,
 )
+
+if TYPE_CHECKING:
+    from myguard._fast.rowmask_py import RowMasker
 
 _DEFAULT_VERSION = "5.5.5-10.11.0-MariaDB-myguard"
 
@@ -83,6 +95,8 @@ _RESPONSE_KIND = {
     Command.COM_FIELD_LIST: RESPONSE_FIELD_LIST,
     **{c: RESPONSE_SIMPLE for c in _SIMPLE},
 }
+# Statement kinds after which table columns or views may differ.
+_SCHEMA_CHANGES = frozenset({"create", "alter", "drop", "rename", "truncate"})
 _COMMAND_NAMES = {c.value: c.name[4:].lower() for c in Command}
 
 
@@ -107,6 +121,10 @@ class PreparedStatement:
     num_params: int
     # Parameter types of the last execution: clients send them only when they change.
     param_types: list[tuple[int, int]] = field(default_factory=list)
+    # For a mask decision: the rules and each statement's lineage, worked out at PREPARE.
+    mask: tuple[MaskRules, list[Lineage]] | None = None
+    # Rows of an open cursor are masked by this when fetched.
+    cursor_masker: RowMasker | None = None
 
 
 class Session:
@@ -222,7 +240,7 @@ class Session:
         conn = await connect(
             self.backend_config,
             self._account(),
-            client_capabilities=int(PROXY_CAPABILITIES),
+            client_capabilities=INTERNAL_CAPABILITIES,
             charset=UTF8MB4_GENERAL_CI,
             database=None,
             attributes={"program_name": "myguard", "myguard_purpose": "kill"},
@@ -431,6 +449,8 @@ class Session:
             await self._execute(payload)
         elif command == Command.COM_INIT_DB:
             await self._init_db(payload)
+        elif command == Command.COM_STMT_FETCH:
+            await self._fetch(payload)
         elif command in _RESPONSE_KIND:
             if command == Command.COM_RESET_CONNECTION:
                 self.prepared.clear()
@@ -485,15 +505,28 @@ class Session:
             return
         started = time.time()
         decision = self._decide(text, started)
+        mask = await self._mask_plan(text, decision, started)
         approval_id = await self._approve(text, [], decision, started)
         intent = await self.trail.intent(text, decision)
+        if mask is not None:
+            self._send_backend(payload)
+            outcome = await self._relay_masked(mask, binary=False)
+            self.trail.statement(
+                text,
+                decision,
+                started=started,
+                rows_returned=outcome.rows,
+                rows_affected=outcome.affected_rows,
+                error_code=outcome.error_code,
+                intent_id=intent,
+                approval_id=approval_id,
+                masked_columns=outcome.masked,
+            )
+            return
         scanner = self.scanner
         await self._forward(payload, RESPONSE_QUERY)
         if not scanner.error_code:
-            for statement in decision.statements:
-                if statement.kind == "use" and statement.names:
-                    self.database = next(iter(statement.names))
-                    self.guard.use_database(self.database)
+            self._after_success(decision)
         self.trail.statement(
             text,
             decision,
@@ -505,22 +538,44 @@ class Session:
             approval_id=approval_id,
         )
 
+    def _after_success(self, decision: Decision) -> None:
+        """Session state that follows from statements that ran: current database, schema."""
+        for statement in decision.statements:
+            if statement.kind == "use" and statement.names:
+                self.database = next(iter(statement.names))
+                self.guard.use_database(self.database)
+            elif statement.kind in _SCHEMA_CHANGES:
+                self.ctx.masking.invalidate_schema(self.backend_config.name)
+
+    async def _mask_plan(
+        self, text: str, decision: Decision, started: float
+    ) -> tuple[MaskRules, list[Lineage]] | None:
+        """For a mask decision: the rules and lineages, or the refusal when data would leak."""
+        if decision.action != MASK:
+            return None
+        masking = self.ctx.masking
+        rules = masking.rules(self.ctx.policy, decision)
+        try:
+            return rules, await masking.lineages(self, decision, rules)
+        except MySQLError as exc:
+            self.trail.statement(text, decision, started=started, error_code=exc.code)
+            raise
+
+    async def _relay_masked(
+        self, mask: tuple[MaskRules, list[Lineage]], *, binary: bool
+    ) -> MaskOutcome:
+        rules, lineages = mask
+        try:
+            return await relay_masked(self, lineages, rules, binary=binary)
+        except ConnectionLost as exc:
+            raise self._backend_lost(exc) from None
+
     def _decide(self, text: str, started: float) -> Decision:
         """Policy and audit checks before anything reaches the backend; raises to refuse."""
         decision = self.guard.decide(self.ctx.policy, text)
         if decision.blocked:
             self.trail.statement(text, decision, started=started, error_code=decision.error_code)
             raise blocked_error(decision)
-        if decision.action == MASK:
-            # Fail closed: masking is not wired into the result stream of this build.
-            error = MySQLError(
-                ER_NOT_ALLOWED_COMMAND,
-                "42000",
-                f"myguard: rule '{decision.rule}' asks to mask this statement's results, "
-                "which this proxy cannot do yet; the statement was not run",
-            )
-            self.trail.statement(text, decision, started=started, error_code=error.code)
-            raise error
         self.trail.require()
         if not self.backend_config.local_infile and any(
             s.kind == "load_data" and s.local for s in decision.statements
@@ -547,11 +602,15 @@ class Session:
 
     async def _prepare(self, payload: bytes) -> None:
         text = payload[1:].decode("utf-8", "replace")
-        decision = self._decide(text, time.time())
+        started = time.time()
+        decision = self._decide(text, started)
+        mask = await self._mask_plan(text, decision, started)
         scanner = self.scanner
         await self._forward(payload, RESPONSE_PREPARE)
         if not scanner.error_code:
-            self.prepared[scanner.stmt_id] = PreparedStatement(text, decision, scanner.num_params)
+            self.prepared[scanner.stmt_id] = PreparedStatement(
+                text, decision, scanner.num_params, mask=mask
+            )
 
     async def _execute(self, payload: bytes) -> None:
         started = time.time()
@@ -564,8 +623,25 @@ class Session:
             )
         self.trail.require()
         approval_id = await self._approve(text, params, decision, started)
+        if statement is not None and statement.mask is not None:
+            self._send_backend(payload)
+            outcome = await self._relay_masked(statement.mask, binary=True)
+            statement.cursor_masker = outcome.cursor_masker
+            self.trail.statement(
+                text,
+                decision,
+                started=started,
+                rows_returned=outcome.rows,
+                rows_affected=outcome.affected_rows,
+                error_code=outcome.error_code,
+                approval_id=approval_id,
+                masked_columns=outcome.masked,
+            )
+            return
         scanner = self.scanner
         await self._forward(payload, RESPONSE_EXECUTE)
+        if not scanner.error_code and decision is not None:
+            self._after_success(decision)
         self.trail.statement(
             text,
             decision,
@@ -575,6 +651,19 @@ class Session:
             error_code=scanner.error_code,
             approval_id=approval_id,
         )
+
+    async def _fetch(self, payload: bytes) -> None:
+        statement = self.prepared.get(int.from_bytes(payload[1:5], "little"))
+        if statement is None or statement.cursor_masker is None:
+            await self._forward(payload, RESPONSE_FETCH)
+            return
+        self._send_backend(payload)
+        try:
+            await relay_rows(
+                self.scanner, self.backend.stream, self.client, statement.cursor_masker, True
+            )
+        except ConnectionLost as exc:
+            raise self._backend_lost(exc) from None
 
     async def _init_db(self, payload: bytes) -> None:
         database = payload[1:].decode("utf-8", "replace")
@@ -599,17 +688,20 @@ class Session:
                 await self._local_infile(scanner)
                 await relay_response(scanner, backend, self.client)
         except ConnectionLost as exc:
-            # The backend died mid-command: tell the client and end the session; silently
-            # reconnecting would lose its transaction and session state.
-            metrics.ERRORS.labels("backend_lost").inc()
-            event(logging.WARNING, "backend_lost", session=self.id, user=self.user, detail=str(exc))
             self.client.seq = (scanner.last_seq + 1) & 0xFF if scanner.last_seq else self.client.seq
-            raise MySQLError(
-                CR_SERVER_LOST,
-                "HY000",
-                f"myguard: lost connection to backend '{self.backend_config.name}' during query",
-                fatal=True,
-            ) from None
+            raise self._backend_lost(exc) from None
+
+    def _backend_lost(self, exc: Exception) -> MySQLError:
+        """The backend died mid-command: the client is told and the session ends, since
+        silently reconnecting would lose its transaction and session state."""
+        metrics.ERRORS.labels("backend_lost").inc()
+        event(logging.WARNING, "backend_lost", session=self.id, user=self.user, detail=str(exc))
+        return MySQLError(
+            CR_SERVER_LOST,
+            "HY000",
+            f"myguard: lost connection to backend '{self.backend_config.name}' during query",
+            fatal=True,
+        )
 
     async def _local_infile(self, scanner: ResponseScanner) -> None:
         """Relay a LOAD DATA LOCAL file: client packets until an empty one, then the server's answer."""

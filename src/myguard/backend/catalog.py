@@ -1,0 +1,137 @@
+"""Table columns and view definitions from the backend's information_schema, cached.
+
+Masking needs them to follow ``SELECT *`` and views back to base columns. One service
+connection per backend asks, serialised by a lock; answers are cached for ``ttl``
+seconds and dropped at once after DDL through myguard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+
+from myguard.analysis import analyze
+from myguard.backend.connect import INTERNAL_CAPABILITIES, BackendConnection, connect
+from myguard.config import BackendConfig
+from myguard.net.packet_stream import ConnectionLost
+from myguard.protocol.codec import PayloadReader
+from myguard.protocol.constants import UTF8MB4_GENERAL_CI, Command
+from myguard.protocol.errors import MySQLError
+from myguard.protocol.generic_response import is_eof, parse_err
+
+Table = tuple[str, str]
+_VIEW_DEPTH = 4  # views of views are followed this deep
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class SchemaCatalog:
+    def __init__(self, config: BackendConfig, ttl: float = 300.0) -> None:
+        self.config = config
+        self.ttl = ttl
+        self._conn: BackendConnection | None = None
+        self._lock = asyncio.Lock()
+        # (db, table) -> (fetched at, columns or None, view SQL or None)
+        self._tables: dict[Table, tuple[float, list[str] | None, str | None]] = {}
+
+    def invalidate(self) -> None:
+        self._tables.clear()
+
+    def columns(self, db: str, table: str) -> list[str] | None:
+        entry = self._tables.get((db.lower(), table.lower()))
+        return entry[1] if entry else None
+
+    def view(self, db: str, table: str) -> str | None:
+        entry = self._tables.get((db.lower(), table.lower()))
+        return entry[2] if entry else None
+
+    async def prefetch(self, tables: Iterable[Table]) -> None:
+        """Make sure ``tables`` (and the tables behind views among them) are cached."""
+        wanted = {(db.lower(), name.lower()) for db, name in tables}
+        for _ in range(_VIEW_DEPTH):
+            now = time.monotonic()
+            missing = [
+                t for t in wanted if t not in self._tables or now - self._tables[t][0] > self.ttl
+            ]
+            if not missing:
+                return
+            async with self._lock:
+                await self._fetch(missing)
+            wanted = set()
+            for t in missing:
+                view = self._tables[t][2]
+                if view:
+                    for statement in analyze(view, t[0]):
+                        wanted |= {
+                            ((r.db or t[0]).lower(), r.name.lower()) for r in statement.reads
+                        }
+
+    async def _fetch(self, tables: list[Table]) -> None:
+        pairs = ", ".join(f"({_quote(db)}, {_quote(name)})" for db, name in tables)
+        columns = await self._query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS "
+            f"WHERE (TABLE_SCHEMA, TABLE_NAME) IN ({pairs}) ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"
+        )
+        views = await self._query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS "
+            f"WHERE (TABLE_SCHEMA, TABLE_NAME) IN ({pairs})"
+        )
+        found: dict[Table, list[str]] = {}
+        for db, name, column in columns:
+            found.setdefault((db.lower(), name.lower()), []).append(column)
+        view_sql = {(db.lower(), name.lower()): sql for db, name, sql in views}
+        now = time.monotonic()
+        for table in tables:
+            self._tables[table] = (now, found.get(table), view_sql.get(table))
+
+    async def _query(self, sql: str) -> list[list[str]]:
+        try:
+            return await self._run(sql)
+        except (ConnectionLost, MySQLError):
+            # One retry on a fresh connection: the old one may have timed out.
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            return await self._run(sql)
+
+    async def _run(self, sql: str) -> list[list[str]]:
+        if self._conn is None:
+            self._conn = await connect(
+                self.config,
+                self.config.account,
+                client_capabilities=INTERNAL_CAPABILITIES,
+                charset=UTF8MB4_GENERAL_CI,
+                database=None,
+                attributes={"program_name": "myguard", "myguard_purpose": "schema catalog"},
+                max_packet=64 << 20,
+            )
+        stream = self._conn.stream
+        stream.seq = 0
+        stream.write_packet(bytes((Command.COM_QUERY,)) + sql.encode())
+        await stream.drain()
+        first = await stream.read_packet()
+        if first[:1] == b"\xff":
+            err = parse_err(first)
+            raise MySQLError(err.code, err.sqlstate, err.message)
+        count = PayloadReader(first).lenenc_int()
+        for _ in range(count):
+            await stream.read_packet()
+        await stream.read_packet()  # EOF after the column definitions
+        rows = []
+        while True:
+            packet = await stream.read_packet()
+            if is_eof(packet):
+                return rows
+            if packet[:1] == b"\xff":
+                err = parse_err(packet)
+                raise MySQLError(err.code, err.sqlstate, err.message)
+            r = PayloadReader(packet)
+            rows.append([r.lenenc_str().decode("utf-8", "replace") for _ in range(count)])
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
