@@ -88,7 +88,7 @@ class ProxyProcess:
         }
         top = {
             "admin_listen": f"127.0.0.1:{self.admin_port}",
-            "workers": 1,
+            "workers": opts.pop("workers", 1),
             "require_tls": opts.pop("require_tls", False),
             "handshake_timeout": opts.pop("handshake_timeout", 5),
             "idle_timeout": opts.pop("idle_timeout", 3600),
@@ -121,6 +121,9 @@ class ProxyProcess:
         self.config_file.write_text("\n".join(lines) + "\n")
 
     def start(self) -> None:
+        self._listening_before = (
+            self.log().count("event=listening") if self.log_file.exists() else 0
+        )
         env = self.db.env()
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         log = open(self.log_file, "ab")
@@ -145,10 +148,18 @@ class ProxyProcess:
                 raise RuntimeError(f"myguard exited: {self.log_file.read_text()[-3000:]}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
             except OSError:
                 time.sleep(0.05)
+                continue
+            # Every worker listens before the proxy counts as started.
+            if self.log().count("event=listening") >= self.listeners_expected():
+                return
+            time.sleep(0.05)
         raise RuntimeError("myguard did not start listening within 30 s")
+
+    def listeners_expected(self) -> int:
+        started_before = getattr(self, "_listening_before", 0)
+        return started_before + self.options.get("workers", 1)
 
     def stop(self, timeout: float = 30) -> int:
         if self.proc is None:

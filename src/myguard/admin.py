@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from myguard.logs import event
 
@@ -30,8 +30,9 @@ _MAX_BODY = 1 << 20
 
 
 class AdminServer:
-    def __init__(self, healthy: Callable[[], bool]) -> None:
+    def __init__(self, healthy: Callable[[], bool], registry: CollectorRegistry = REGISTRY) -> None:
         self._healthy = healthy
+        self._registry = registry
         self._routes: list[tuple[str, Handler]] = [
             ("/healthz", self._healthz),
             ("/metrics", self._metrics),
@@ -63,7 +64,7 @@ class AdminServer:
     async def _metrics(
         self, method: str, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, str, bytes]:
-        return 200, CONTENT_TYPE_LATEST, generate_latest()
+        return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

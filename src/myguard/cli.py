@@ -17,21 +17,32 @@ from myguard.policy import cli as policy_cli
 def _serve(args: argparse.Namespace) -> int:
     from myguard import logs
     from myguard.config import load_config
-    from myguard.server import run
 
     logs.setup(args.log_level)
-    run(load_config(args.config))
+    config = load_config(args.config)
+    if args.worker is not None or config.workers == 1:
+        from myguard.server import run
+
+        run(config, args.worker)
+    else:
+        from myguard.supervisor import run as supervise
+
+        supervise(config, args.config, args.log_level)
     return 0
 
 
 def _config_check(args: argparse.Namespace) -> int:
     from myguard.config import load_config
+    from myguard.policy.engine import Policy
 
     config = load_config(args.file)
+    policy = Policy.load(config.rules_file)
     names = ", ".join(
         f"{b.name} ({b.environment}) {b.listen[0]}:{b.listen[1]}" for b in config.backends
     )
-    print(f"{args.file}: OK — backends: {names}")
+    print(
+        f"{args.file}: OK — backends: {names}; {len(policy.rules)} rules from {config.rules_file}"
+    )
     return 0
 
 
@@ -93,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the proxy")
     serve.add_argument("--config", required=True, help="path to myguard.toml")
     serve.add_argument("--log-level", default="INFO")
+    # Set by the supervisor for the processes it starts.
+    serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     serve.set_defaults(func=_serve)
 
     config = sub.add_parser("config", help="configuration tools").add_subparsers(

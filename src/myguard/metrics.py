@@ -1,10 +1,19 @@
-"""Prometheus metrics, served on the admin listener's /metrics."""
+"""Prometheus metrics, served on the admin listener's /metrics.
+
+With several workers the supervisor sets PROMETHEUS_MULTIPROC_DIR before starting them,
+so every worker's values land in shared files that the supervisor's /metrics sums.
+"""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-SESSIONS_OPEN = Gauge("myguard_sessions_open", "Client sessions currently open", ["backend"])
+SESSIONS_OPEN = Gauge(
+    "myguard_sessions_open",
+    "Client sessions currently open",
+    ["backend"],
+    multiprocess_mode="livesum",
+)
 LOGINS = Counter("myguard_logins_total", "Login attempts by outcome", ["backend", "outcome"])
 STATEMENTS = Counter(
     "myguard_statements_total", "Commands handled, by command and outcome", ["command", "outcome"]
@@ -22,7 +31,11 @@ STATEMENT_SECONDS = Histogram(
     ["command"],
     buckets=(0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30),
 )
-POLICY_CACHE = Gauge("myguard_policy_cache_lookups", "Statement-analysis cache lookups", ["result"])
+POLICY_CACHE = Counter(
+    "myguard_policy_cache_lookups", "Statement-analysis cache lookups", ["result"]
+)
+POLICY_CACHE_HIT = POLICY_CACHE.labels("hit")
+POLICY_CACHE_MISS = POLICY_CACHE.labels("miss")
 ERRORS = Counter("myguard_errors_total", "Errors by kind", ["kind"])
 
 BYTES_TO_CLIENT = BYTES.labels("to_client")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 import time
@@ -11,17 +10,14 @@ import time
 from myguard import metrics
 from myguard._fast import load
 from myguard.admin import AdminServer
-from myguard.approvals import http_api as approvals_http
-from myguard.approvals.backends import open_store
-from myguard.approvals.notify import WebhookNotifier
-from myguard.approvals.service import ApprovalService
-from myguard.audit import AuditWriter, approval_record
+from myguard.admin_api import approval_service, approvals_route, reload_route
+from myguard.audit import AuditWriter
 from myguard.audit.segment import read_key_file
 from myguard.config import BackendConfig, Config
 from myguard.config_error import ConfigError
 from myguard.context import ServerContext
 from myguard.frontend.authenticate import Authenticator
-from myguard.identity.base import AuthFailed, Identity, IdentitySource
+from myguard.identity.base import IdentitySource
 from myguard.identity.throttle import LoginThrottle
 from myguard.identity.verifier_cache import VerifierCache
 from myguard.logs import event
@@ -52,8 +48,12 @@ def build_identity_source(config: Config) -> IdentitySource:
 
 
 class Server:
-    def __init__(self, config: Config, worker: int = 0) -> None:
+    """One proxy process. ``worker`` None: the only process (it runs the admin listener
+    too); an index: one of several workers under the supervisor, which runs the admin."""
+
+    def __init__(self, config: Config, worker: int | None = None) -> None:
         self.config = config
+        self.worker = worker
         ident = config.identity
         authenticator = Authenticator(
             source=build_identity_source(config),
@@ -65,15 +65,13 @@ class Server:
         self.ctx = ServerContext(
             config=config,
             authenticator=authenticator,
-            registry=SessionRegistry(worker),
+            registry=SessionRegistry(worker or 0),
             tls=server_context(config.tls) if config.tls else None,
             policy=Policy.load(config.rules_file),
             masking=Masking(config.masking.hash_key, config.masking.unknown_lineage),
         )
         self.admin = AdminServer(lambda: not self.ctx.draining and self._audit_healthy())
-        self.admin.route("/reload", self._reload_route)
-        metrics.POLICY_CACHE.labels("hit").set_function(lambda: self.ctx.policy.cache_hits)
-        metrics.POLICY_CACHE.labels("miss").set_function(lambda: self.ctx.policy.cache_misses)
+        self.admin.route("/reload", reload_route(self.reload))
         self._servers: list[asyncio.Server] = []
         self._sessions: dict[asyncio.Task[None], Session] = {}
         self._stopped = asyncio.Event()
@@ -101,70 +99,22 @@ class Server:
         event(logging.INFO, "reloaded", file=str(path), rules=len(policy.rules))
         return True
 
-    async def _reload_route(
-        self, method: str, path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, str, bytes]:
-        if method != "POST":
-            return 405, "text/plain", b"POST to reload\n"
-        ok = await self.reload()
-        return (200 if ok else 409), "application/json", json.dumps({"reloaded": ok}).encode()
-
-    async def _audit_approval(self, step: dict) -> None:
-        if self.ctx.audit is not None:
-            record = approval_record(
-                request_id=str(step["request_id"]),
-                event=step["event"],
-                actor=step.get("actor"),
-                reason=step.get("reason"),
-                user=step.get("requester"),
-            )
-            await self.ctx.audit.write(record)
-        event(
-            logging.INFO,
-            "approval",
-            request=step["request_id"],
-            step=step["event"],
-            actor=step.get("actor"),
-        )
-
-    async def _http_identity(self, user: str, password: str) -> Identity:
-        throttle = self.ctx.authenticator.throttle
-        if not throttle.allowed(user, "admin-http"):
-            raise AuthFailed("throttled")
-        try:
-            identity = await self.ctx.authenticator.source.authenticate(user, password)
-        except AuthFailed:
-            throttle.failure(user, "admin-http")
-            raise
-        throttle.success(user, "admin-http")
-        return identity
-
-    async def _approvals_route(
-        self, method: str, path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, str, bytes]:
-        status, payload = await approvals_http.handle(
-            method, path, headers, body, self.ctx.approvals, self._http_identity
-        )
-        return status, "application/json", json.dumps(payload).encode()
-
-    def _start_approvals(self) -> None:
-        cfg = self.config.approvals
-        notifier = WebhookNotifier(cfg.webhooks) if cfg.webhooks else None
-        self.ctx.approvals = ApprovalService(
-            open_store(cfg.store, password=cfg.store_password),
-            notifier=notifier,
-            audit=self._audit_approval,
-            poll_interval=cfg.poll_interval,
-            decision_ttl=cfg.decision_ttl,
-        )
-        self.admin.route("/approvals", self._approvals_route)
-
     async def start(self) -> None:
-        self._start_approvals()
+        self.ctx.approvals = approval_service(self.config, lambda: self.ctx.audit)
+        auth = self.ctx.authenticator
+        self.admin.route(
+            "/approvals", approvals_route(self.ctx.approvals, auth.source, auth.throttle)
+        )
         audit = self.config.audit
         if audit.enabled:
+            # One hash chain per process: workers write beside each other, never interleaved.
+            directory = (
+                audit.directory
+                if self.worker is None
+                else audit.directory / f"worker-{self.worker}"
+            )
             self.ctx.audit = await AuditWriter.open(
-                audit.directory,
+                directory,
                 fsync=audit.fsync,
                 rotate_bytes=audit.rotate_bytes,
                 rotate_seconds=audit.rotate_seconds,
@@ -191,7 +141,7 @@ class Server:
                 upstream=f"{backend.upstream[0]}:{backend.upstream[1]}",
                 environment=backend.environment,
             )
-        if self.config.admin_listen is not None:
+        if self.config.admin_listen is not None and self.worker is None:
             await self.admin.start(*self.config.admin_listen)
         self._sweeper = asyncio.create_task(self._sweep_idle())
 
@@ -278,8 +228,8 @@ class Server:
         await self._stopped.wait()
 
 
-async def serve(config: Config) -> None:
-    server = Server(config)
+async def serve(config: Config, worker: int | None = None) -> None:
+    server = Server(config, worker)
     await server.start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -289,7 +239,7 @@ async def serve(config: Config) -> None:
     event(logging.INFO, "stopped")
 
 
-def run(config: Config) -> None:
+def run(config: Config, worker: int | None = None) -> None:
     import uvloop
 
-    uvloop.run(serve(config))
+    uvloop.run(serve(config, worker))

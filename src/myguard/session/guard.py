@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+from myguard import metrics
 from myguard.logs import event
 from myguard.policy.context import RequestContext
 from myguard.policy.decision import ER_MYGUARD_BLOCKED, SQLSTATE_BLOCKED, Decision
@@ -26,7 +27,11 @@ class Guard:
             self.context = replace(self.context, current_db=database)
 
     def decide(self, policy: Policy, sql: str) -> Decision:
+        misses = policy.cache_misses
         decision = policy.decide(self.context, sql)
+        (
+            metrics.POLICY_CACHE_MISS if policy.cache_misses != misses else metrics.POLICY_CACHE_HIT
+        ).inc()
         for hit in decision.observed:
             # Observe mode: record what the rule would have done, let the statement through.
             event(
