@@ -51,9 +51,13 @@ class RawClient:
         self.greeting = parse_greeting(self.read_packet())
         return self.greeting
 
-    def login(self, user: str, password: str, database: str | None = None) -> bytes:
+    def login(
+        self, user: str, password: str, database: str | None = None, *, deprecate_eof: bool = True
+    ) -> bytes:
         greeting = self.read_greeting()
         caps = int(PROXY_CAPABILITIES) & ~int(Capability.CLIENT_CONNECT_WITH_DB)
+        if not deprecate_eof:
+            caps &= ~int(Capability.CLIENT_DEPRECATE_EOF)
         if database:
             caps |= Capability.CLIENT_CONNECT_WITH_DB
         resp = HandshakeResponse(

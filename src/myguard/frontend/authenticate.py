@@ -93,6 +93,7 @@ class Exchange:
         self.scramble = scramble
         self.capabilities = capabilities
         self.source_ip = source_ip
+        self._switched = False
 
     async def run(self, user: str, plugin: str, response: bytes) -> AuthResult:
         """Authenticate ``user`` whose first response ``response`` was made by ``plugin``.
@@ -128,13 +129,14 @@ class Exchange:
                 "consider upgrading MySQL client",
                 fatal=True,
             )
+        self._switched = True
         self.stream.write_packet(build_auth_switch(plugin, self.scramble + b"\x00"))
         await self.stream.drain()
         return await self.stream.read_packet()
 
     async def _native(self, user: str, token: bytes) -> AuthResult:
         if not token:
-            raise AuthFailed("empty password")
+            return await self._caching_sha2(user, token)
         verifiers = await self.auth.verifiers(user)
         if verifiers is not None and verifiers.native_stage2 is not None:
             if verify_native(verifiers.native_stage2, self.scramble, token):
@@ -145,6 +147,10 @@ class Exchange:
         return await self._caching_sha2(user, await self._switch(CACHING_SHA2_PASSWORD))
 
     async def _caching_sha2(self, user: str, token: bytes) -> AuthResult:
+        if token in (b"", b"\x00") and not self._switched:
+            # Some clients send nothing first (COM_CHANGE_USER) and answer a switch properly;
+            # an empty password stays empty through the switch and is refused below.
+            token = await self._switch(CACHING_SHA2_PASSWORD)
         if token in (b"", b"\x00"):
             raise AuthFailed("empty password")
         verifiers = await self.auth.verifiers(user)
