@@ -122,7 +122,7 @@ CASES = {
     ),
     "string hiding a comment end in executable comment stays verbatim": (
         b"/*!99999 ' */ DROP TABLE t -- '",
-        b"/*!99999 ' */ DROP TABLE t -- '",
+        b"/*!99999 ' */ DROP TABLE t -- '\x00",
     ),
     "line comment in executable comment stops at its end": (
         b"/*!99999 # */ drop table t",
@@ -187,22 +187,22 @@ CASES = {
         b"insert into t values (1); select 2",
         b"insert into t values (...); select ?",
     ),
-    # unterminated input
-    "unterminated single quote": (b"select 'abc", b"select ?"),
-    "unterminated double quote": (b'select "abc', b"select ?"),
-    "unterminated escape at end": (b"select 'abc\\", b"select ?"),
-    "unterminated backtick": (b"select `abc", b"select `abc"),
-    "unterminated block comment": (b"select 1 /* abc", b"select ?"),
-    "unterminated executable comment": (b"/*!50001 drop table t", b"/*!50001 drop table t"),
-    "unterminated hint": (b"select /*+ bka(t1)  ", b"select /*+ bka(t1)"),
-    "unterminated hex literal": (b"select x'ab", b"select ?"),
+    # unterminated input: a NUL token keeps malformed text apart from the well-formed statement
+    "unterminated single quote": (b"select 'abc", b'select ?\x00'),
+    "unterminated double quote": (b'select "abc', b'select ?\x00'),
+    "unterminated escape at end": (b"select 'abc\\", b'select ?\x00'),
+    "unterminated backtick": (b"select `abc", b'select `abc\x00'),
+    "unterminated block comment": (b"select 1 /* abc", b'select ? \x00'),
+    "unterminated executable comment": (b"/*!50001 drop table t", b'/*!50001 drop table t\x00'),
+    "unterminated hint": (b"select /*+ bka(t1)  ", b'select /*+ bka(t1)\x00'),
+    "unterminated hex literal": (b"select x'ab", b'select ?\x00'),
     "unterminated in list": (b"select a in (1, 2", b"select a in (?, ?"),
     "unterminated values tail": (
         b"insert into t values (1), (2",
         b"insert into t values (...), (?",
     ),
-    "lone quote": (b"'", b"?"),
-    "lone slash star": (b"/*", b""),
+    "lone quote": (b"'", b'?\x00'),
+    "lone slash star": (b"/*", b'\x00'),
     "lone dot": (b".", b"."),
     "double dot": (b"select a..5", b"select a.?"),
 }

@@ -191,7 +191,8 @@ cdef inline Py_ssize_t find_close(const unsigned char *p, Py_ssize_t i, Py_ssize
 cdef inline Py_ssize_t skip_quoted(
     const unsigned char *p, Py_ssize_t i, Py_ssize_t n, unsigned char quote
 ) noexcept nogil:
-    """End of the quoted token whose opening quote is at ``i - 1``."""
+    """End of the quoted token whose opening quote is at ``i - 1``; ``n + 1`` when the
+    quote never closes."""
     cdef bint backslash = quote != b'`'  # backticks know only the doubled-quote escape
     cdef unsigned char c
     while i < n:
@@ -202,7 +203,7 @@ cdef inline Py_ssize_t skip_quoted(
                 continue
             return i + 1
         i += 2 if backslash and c == b'\\' else 1
-    return n
+    return n + 1
 
 
 cdef inline Py_ssize_t skip_line(
@@ -305,6 +306,7 @@ cdef void scan(Shape *s, const unsigned char *p, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t dot_end = -1  # after such a '.', a word starting with a digit is a name
     cdef int c, nxt, kind, marker
     cdef bint pend
+    cdef bint open_end = False  # a quote or comment never closed
     while i < n:
         c = p[i]
         nxt = p[i + 1] if i + 1 < n else -1
@@ -313,10 +315,16 @@ cdef void scan(Shape *s, const unsigned char *p, Py_ssize_t n) noexcept nogil:
             i += 1
         elif c == b"'" or c == b'"':
             j = skip_quoted(p, i + 1, n, c)
+            if j > n:
+                open_end = True
+                j = n
             quoted_token(s, p, i, j, exec_depth)
             i = j
         elif c == b'`':
             j = skip_quoted(p, i + 1, n, c)
+            if j > n:
+                open_end = True
+                j = n
             token_raw(s, p, i, j, False)
             i = word_end = j
         elif c == b'#':
@@ -335,6 +343,7 @@ cdef void scan(Shape *s, const unsigned char *p, Py_ssize_t n) noexcept nogil:
                 exec_depth += 1
             elif i + 2 < n and p[i + 2] == b'+':
                 k = find_close(p, i + 3, n)
+                open_end = open_end or k < 0
                 j = n if k < 0 else k + 2
                 # Hints stay visible, with whitespace folded like the main loop.
                 if begin(s, K_OTHER):
@@ -350,6 +359,7 @@ cdef void scan(Shape *s, const unsigned char *p, Py_ssize_t n) noexcept nogil:
                     finish(s, K_OTHER)
             else:
                 k = find_close(p, i + 2, n)
+                open_end = open_end or k < 0
                 j = n if k < 0 else k + 2
                 s.pending = True
             i = j
@@ -364,6 +374,9 @@ cdef void scan(Shape *s, const unsigned char *p, Py_ssize_t n) noexcept nogil:
                 c == b'x' or c == b'X' or c == b'b' or c == b'B' or c == b'n' or c == b'N'
             ):
                 j = skip_quoted(p, i + 2, n, b"'")
+                if j > n:
+                    open_end = True
+                    j = n
                 quoted_token(s, p, i, j, exec_depth)
                 i = j
                 continue
@@ -378,6 +391,9 @@ cdef void scan(Shape *s, const unsigned char *p, Py_ssize_t n) noexcept nogil:
             if c == b'_' and j < n and (p[j] == b"'" or p[j] == b'"'):
                 # A charset introducer (``_utf8mb4'x'``) is part of the literal.
                 k = skip_quoted(p, j + 1, n, p[j])
+                if k > n:
+                    open_end = True
+                    k = n
                 quoted_token(s, p, i, k, exec_depth)
                 i = k
                 continue
@@ -408,6 +424,8 @@ cdef void scan(Shape *s, const unsigned char *p, Py_ssize_t n) noexcept nogil:
             i += 1
     if s.state >= S_LIST:
         reset(s)
+    if open_end or exec_depth:
+        token1(s, K_OTHER, 0)
 
 
 cdef inline void start(Shape *s, unsigned char *buf, bint hash_only) noexcept nogil:

@@ -23,7 +23,10 @@ Normalisation (one left-to-right pass, byte oriented, embedded NUL bytes are ord
   their marker (case and version digits verbatim) and the closing ``*/``; their content
   is normalised like any code. Optimizer hints ``/*+ ... */`` are kept with only
   whitespace folded and case lowered.
-* Unterminated strings, identifiers and comments run to the end of the input.
+* Unterminated strings, identifiers, block comments and executable comments run to the
+  end of the input and add a NUL byte token to the shape, so that malformed text never
+  shares a fingerprint (and a cached decision) with the well-formed statement it starts
+  like (``SELECT 'x`` is not ``SELECT 'x'``).
 
 Safety, because the policy layer caches decisions by fingerprint:
 
@@ -139,7 +142,8 @@ class _Shape:
 
 
 def _skip_quoted(sql: bytes, i: int, quote: int) -> int:
-    """End of the quoted token whose opening quote is at ``i - 1``."""
+    """End of the quoted token whose opening quote is at ``i - 1``; ``len(sql) + 1`` when
+    the quote never closes."""
     n = len(sql)
     backslash = quote != 0x60  # backticks know only the doubled-quote escape
     while i < n:
@@ -150,7 +154,7 @@ def _skip_quoted(sql: bytes, i: int, quote: int) -> int:
                 continue
             return i + 1
         i += 2 if backslash and c == 0x5C else 1
-    return n
+    return n + 1
 
 
 def _skip_line(sql: bytes, i: int, in_exec: bool) -> int:
@@ -247,6 +251,7 @@ def fingerprint(sql: bytes) -> tuple[int, bytes]:
     exec_depth = 0  # open executable comments
     word_end = -1  # where the last word ended: a '.' right there separates identifiers
     dot_end = -1  # just after such a '.': a word starting with a digit is an identifier
+    open_end = False  # a quote or comment never closed
     while i < n:
         c = sql[i]
         nxt = sql[i + 1] if i + 1 < n else -1
@@ -255,10 +260,14 @@ def fingerprint(sql: bytes) -> tuple[int, bytes]:
             i += 1
         elif c == 0x27 or c == 0x22:
             j = _skip_quoted(sql, i + 1, c)
+            open_end |= j > n
+            j = min(j, n)
             _quoted_token(shape, sql, i, j, exec_depth)
             i = j
         elif c == 0x60:
             j = _skip_quoted(sql, i + 1, c)
+            open_end |= j > n
+            j = min(j, n)
             shape.token(_OTHER, sql[i:j])
             i = word_end = j
         elif c == 0x23:
@@ -277,11 +286,13 @@ def fingerprint(sql: bytes) -> tuple[int, bytes]:
                 exec_depth += 1
             elif i + 2 < n and sql[i + 2] == 0x2B:
                 end = sql.find(b"*/", i + 3)
+                open_end |= end < 0
                 j = n if end < 0 else end + 2
                 # Hints stay visible; split/join folds whitespace like the main loop.
                 shape.token(_OTHER, b" ".join(sql[i:j].split()).translate(_LOWER))
             else:
                 end = sql.find(b"*/", i + 2)
+                open_end |= end < 0
                 j = n if end < 0 else end + 2
                 shape.pending = True
             i = j
@@ -292,6 +303,8 @@ def fingerprint(sql: bytes) -> tuple[int, bytes]:
         elif c in _IDENT or (c == 0x2E and nxt in _DIGIT and word_end != i):
             if nxt == 0x27 and c in b"xXbBnN":
                 j = _skip_quoted(sql, i + 2, 0x27)
+                open_end |= j > n
+                j = min(j, n)
                 _quoted_token(shape, sql, i, j, exec_depth)
                 i = j
                 continue
@@ -304,6 +317,8 @@ def fingerprint(sql: bytes) -> tuple[int, bytes]:
             if c == 0x5F and j < n and (sql[j] == 0x27 or sql[j] == 0x22):
                 # A charset introducer (``_utf8mb4'x'``) is part of the literal.
                 j = _skip_quoted(sql, j + 1, sql[j])
+                open_end |= j > n
+                j = min(j, n)
                 _quoted_token(shape, sql, i, j, exec_depth)
                 i = j
                 continue
@@ -327,6 +342,8 @@ def fingerprint(sql: bytes) -> tuple[int, bytes]:
                 kind = _SIGN
             shape.token(kind, _LOWER[c : c + 1])
             i += 1
+    if open_end or exec_depth:
+        shape.token(_OTHER, b"\x00")
     out = shape.out
     h = _FNV_OFFSET
     for b in out:
