@@ -77,11 +77,13 @@ class Finding:
 @dataclass(frozen=True, slots=True)
 class Lineage:
     """``columns`` is None when the result's shape is unknown; ``data_free``: the result
-    (whatever its columns) holds no table values, e.g. SHOW TABLES."""
+    (whatever its columns) holds no table values, e.g. SHOW TABLES; ``plain``: per
+    column, whether it is a source column's value as stored (Resolver.plain), else ()."""
 
     columns: tuple[Sources, ...] | None
     findings: tuple[Finding, ...] = ()
     data_free: bool = False
+    plain: tuple[bool, ...] = ()
 
 
 def _no_schema(db: str, table: str) -> None:
@@ -119,8 +121,8 @@ def analyze(
         return Lineage(None, (Finding(kind, "statement could not be analysed", None),))
     tree = trees[0]
     if isinstance(tree, exp.Query):
-        columns, findings = _query(tree, db, schema, views)
-        return Lineage(None if columns is None else tuple(columns), tuple(findings))
+        columns, findings, plain = _query(tree, db, schema, views)
+        return Lineage(None if columns is None else tuple(columns), tuple(findings), plain=plain)
     return Lineage((), tuple(_statement(tree, db, schema, views)))
 
 
@@ -137,7 +139,7 @@ def _metadata(tree: exp.Expression, db: str | None) -> list[Finding]:
 
 def _query(
     tree: exp.Query, db: str | None, schema: SchemaLookup, views: ViewLookup
-) -> tuple[list[Sources] | None, list[Finding]]:
+) -> tuple[list[Sources] | None, list[Finding], tuple[bool, ...]]:
     findings: list[Finding] = []
     into = tree.args.get("into")
     try:
@@ -153,9 +155,9 @@ def _query(
         root = build_scope(tree)
     except (Unresolvable, sqlglot.errors.SqlglotError, KeyError, ValueError) as exc:
         findings = _metadata(tree, db)
-        return None, [*findings, Finding("unparsed", str(exc) or type(exc).__name__, None)]
+        return None, [*findings, Finding("unparsed", str(exc) or type(exc).__name__, None)], ()
     if root is None:
-        return None, [*findings, Finding("unparsed", "no query scope", None)]
+        return None, [*findings, Finding("unparsed", "no query scope", None)], ()
     with_ = tree.args.get("with_")
     recursive = cte_names(tree) if with_ is not None and with_.args.get("recursive") else set()
     resolver = Resolver(root, recursive)
@@ -165,7 +167,7 @@ def _query(
     findings += _variables(resolver, tree)
     if into is not None:
         findings.append(Finding("into", "SELECT ... INTO", union(columns or [None])))
-    return columns, findings
+    return columns, findings, tuple(resolver.plain(root))
 
 
 def _probe(detail: str, sources: Sources) -> list[Finding]:
@@ -216,7 +218,7 @@ def _statement(
     copies, the rows its WHERE selects."""
     findings = _metadata(tree, db)
     for query in _outer_queries(tree):
-        columns, inner = _query(query.copy(), db, schema, views)
+        columns, inner, _ = _query(query.copy(), db, schema, views)
         findings += inner
         copied = union(columns if columns is not None else [None])
         if copied is None or copied:

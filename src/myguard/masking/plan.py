@@ -15,7 +15,10 @@ A result column's sources are its lineage plus its origin from the column defini
 (schema.org_table.org_name, which the server fills for direct column references). A
 column glob naming a source column beats a tag it carries; when several specs of the
 same kind apply, or a result column derives from several masked sources, the strongest
-wins: null > redact > hash > partial = email > value (ties: the first in the rule). A column whose lineage is unknown
+wins: null > redact > hash > partial = email > value (ties: the first in the rule). The
+strategies that show part of a value (partial, email) apply only to a column's value as
+stored (``Lineage.plain``); on any other expression (REVERSE(email), LEFT(ssn, 5),
+GROUP_CONCAT(email)) they become redact. A column whose lineage is unknown
 is refused (``unknown="refuse"``, the default) or redacted (``unknown="redact"``).
 """
 
@@ -39,6 +42,8 @@ if TYPE_CHECKING:
 TagLookup = Callable[[str, str, str], set[str] | frozenset[str]]
 
 STRENGTH = {"null": 5, "redact": 4, "hash": 3, "partial": 2, "email": 2, "value": 1}
+# Strategies that show part of the value: only for a column's value as stored.
+SHAPE_KEEPING = frozenset({"partial", "email"})
 UNKNOWN_POLICIES = ("refuse", "redact")
 _REDACT = MaskSpec("redact")
 
@@ -164,6 +169,8 @@ def plan_result(
     if known is None:
         empty: Sources = frozenset()
         known = (empty if lineage.data_free else None,) * count
+    plain = lineage.plain if known is lineage.columns and len(lineage.plain) == count else ()
+    plain = plain or (False,) * count
     columns = []
     refusal = None
     for i, (sources, col) in enumerate(zip(known, definitions, strict=True)):
@@ -177,5 +184,8 @@ def plan_result(
             columns.append(ColumnPlan(name, _REDACT, None))
             continue
         sources = sources | _origin(col)
-        columns.append(ColumnPlan(name, rules.spec_for_all(sources), sources))
+        spec = rules.spec_for_all(sources)
+        if spec is not None and spec.strategy in SHAPE_KEEPING and not plain[i]:
+            spec = _REDACT  # REVERSE(email), LEFT(ssn, 5): the shown part could be anything
+        columns.append(ColumnPlan(name, spec, sources))
     return MaskPlan(tuple(columns), tuple(definitions), refusal)

@@ -17,6 +17,9 @@ from sqlglot.optimizer.scope import Scope
 
 Sources = frozenset["SourceColumn"] | None
 MAX_FIXPOINT_ROUNDS = 32
+# Wrappers that keep a value's characters where they were: a column under them is still
+# "plain" for the shape-keeping strategies (email, partial).
+_SHAPE_KEEPING = (exp.Alias, exp.Paren, exp.Cast, exp.Lower, exp.Upper)
 
 
 class SourceColumn(NamedTuple):
@@ -109,6 +112,45 @@ class Resolver:
             ):
                 return None
         return union(parts)
+
+    def plain(self, scope: Scope, _seen: frozenset[int] = frozenset()) -> list[bool]:
+        """For each output column of ``scope``: True when it is a source column's value as
+        stored (a column reference, perhaps cast or case-changed, through derived tables,
+        CTEs, views and every branch of a set operation). Only such columns may keep part
+        of the value (email, partial): any other expression could move the hidden part of
+        a value to where those strategies show it (REVERSE(email), LEFT(ssn, 5),
+        GROUP_CONCAT(email))."""
+        if id(scope) in _seen:
+            return []
+        seen = _seen | {id(scope)}
+        node = scope.expression
+        if isinstance(node, exp.SetOperation):
+            branches = [self.plain(s, seen) for s in scope.set_operation_scopes]
+            if not branches or len({len(b) for b in branches}) != 1:
+                return []
+            return [all(flags) for flags in zip(*branches, strict=True)]
+        if not isinstance(node, exp.Select):
+            return []
+        return [self._plain_expr(scope, p, seen) for p in node.selects]
+
+    def _plain_expr(self, scope: Scope, node: exp.Expression, seen: frozenset[int]) -> bool:
+        while isinstance(node, _SHAPE_KEEPING):
+            node = node.this
+        if not isinstance(node, exp.Column) or not node.table:
+            return False
+        current: Scope | None = scope
+        while current is not None:
+            source = current.sources.get(node.table)
+            if isinstance(source, exp.Table):
+                return True
+            if isinstance(source, Scope):
+                names = list(source.expression.named_selects)
+                flags = self.plain(source, seen)
+                if node.name not in names or len(flags) != len(names):
+                    return False
+                return flags[names.index(node.name)]
+            current = current.parent
+        return False
 
     # expressions ---------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from myguard._fast import load
 from myguard.analysis.model import TableName
 from myguard.backend.catalog import SchemaCatalog
 from myguard.logs import event
@@ -39,6 +40,7 @@ _MORE = ServerStatus.SERVER_MORE_RESULTS_EXISTS
 _CURSOR = ServerStatus.SERVER_STATUS_CURSOR_EXISTS
 _LINEAGE_CACHE = 2048
 _UNKNOWN = Lineage(None)
+_framing = load("framing")
 
 
 def refused(message: str) -> MySQLError:
@@ -169,6 +171,9 @@ async def relay_masked(
         count = PayloadReader(first).lenenc_int()
         definitions = [parse_column_definition(await backend.read_packet()) for _ in range(count)]
         eof = None if scanner.deprecate_eof else await backend.read_packet()
+        status = 0 if eof is None else eof_status(eof)
+        if eof is None and binary:
+            eof, status = await _cursor_opened(backend)
         plan = plan_result(
             lineages[index] if index < len(lineages) else _UNKNOWN, definitions, rules
         )
@@ -176,7 +181,7 @@ async def relay_masked(
             client.write_packet(err_packet(ER_MYGUARD_MASK_REFUSED, "42000", plan.refusal))
             await client.drain()
             outcome.error_code = ER_MYGUARD_MASK_REFUSED
-            if eof is None or not eof_status(eof) & _CURSOR:
+            if not status & _CURSOR:
                 await _discard_rest(scanner, backend)
             return outcome
         client.write_packet(first)
@@ -186,8 +191,8 @@ async def relay_masked(
             client.write_packet(eof)
         outcome.masked.update(plan.masked())
         masker = plan.masker(binary, session.ctx.masking.key)
-        if eof is not None and eof_status(eof) & _CURSOR:
-            scanner.status = eof_status(eof)
+        if status & _CURSOR:
+            scanner.status = status
             outcome.cursor_masker = masker
             await client.drain()
             return outcome
@@ -199,6 +204,22 @@ async def relay_masked(
             return outcome
         if not status & _MORE:
             return outcome
+
+
+async def _cursor_opened(backend: PacketStream) -> tuple[bytes | None, int]:
+    """With CLIENT_DEPRECATE_EOF a COM_STMT_EXECUTE that opens a cursor still ends its
+    metadata with a terminator (an OK with SERVER_STATUS_CURSOR_EXISTS) instead of rows:
+    (that packet, its status) then; otherwise the packet is put back and (None, 0)."""
+    seq = backend.seq
+    packet = await backend.read_packet()
+    if packet[:1] == b"\xfe" and len(packet) < 0xFFFFFF:
+        status = parse_ok(packet).status
+        if status & _CURSOR:
+            return packet, status
+    data, _ = _framing.build_packets(packet, seq)
+    backend.unread(data)
+    backend.seq = seq
+    return None, 0
 
 
 async def relay_rows(
