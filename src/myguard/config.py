@@ -105,8 +105,7 @@ class Config:
     max_connections: int
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and validate a config file; raises ConfigError naming file, key and expectation."""
+def _read(path: str | os.PathLike[str]) -> TableReader:
     file = str(path)
     try:
         with open(path, "rb") as fh:
@@ -115,7 +114,13 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(file, "(file)", "an existing config file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "(syntax)", f"valid TOML ({exc})") from None
-    top = TableReader(data, file, "")
+    return TableReader(data, file, "")
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a config file; raises ConfigError naming file, key and expectation."""
+    top = _read(path)
+    file = top.file
     rules_file = top.path("rules_file", required=True)
     config = Config(
         file=Path(file),
@@ -139,6 +144,12 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(file, "require_tls", "a [tls] table with cert_file and key_file", True)
     top.finish()
     return config
+
+
+def load_audit_config(path: str | os.PathLike[str]) -> AuditConfig:
+    """Just the ``[audit]`` table, validated as by load_config: for tools that read the
+    trail and must not need the backends' passwords in their environment."""
+    return _audit(_read(path))
 
 
 def _account(t: TableReader) -> BackendAccount:

@@ -2,7 +2,8 @@
 
 The top-level CLI calls :func:`add_commands`; each subcommand sets ``func`` to a handler
 taking the parsed namespace and returning the exit code. ``python -m myguard.audit.cli
-audit ...`` runs the group on its own.
+audit ...`` runs the group on its own. DIR is a chain directory or a root of several
+chains (one per worker process); ``--config`` takes it from myguard's config instead.
 """
 
 from __future__ import annotations
@@ -20,15 +21,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from myguard.audit.chains import Chain, find_chains, merge_by_time
 from myguard.audit.follow import Follower
 from myguard.audit.reader import iter_records, read_segment
 from myguard.audit.records import AuditFormatError, AuditRecord
 from myguard.audit.segment import list_segments, read_key_file
-from myguard.audit.verify import verify
+from myguard.audit.verify import VerifyReport, verify
+from myguard.config import load_audit_config
+from myguard.config_error import ConfigError
 
 KEY_FILE_ENV = "MYGUARD_AUDIT_HMAC_KEY_FILE"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_UNIT_NAMES = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week"}
 
 _COLOURS = {"green": "\033[32m", "red": "\033[31m", "yellow": "\033[33m", "dim": "\033[2m"}
 _RESET = "\033[0m"
@@ -54,6 +59,27 @@ def parse_since(text: str, now: float | None = None) -> float:
         raise argparse.ArgumentTypeError(
             f"--since: expected e.g. 10m, 2h, 3d or an ISO time, got {text!r}"
         ) from None
+
+
+def describe_since(text: str) -> str:
+    """A --since value (already accepted by parse_since) in words: ``in the last 7 days``."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        return f"since {text}"
+    amount, unit = match.group(1), _UNIT_NAMES[match.group(2)]
+    return f"in the last {amount} {unit}" + ("" if amount == "1" else "s")
+
+
+def trail_directory(directory: Path | None, config_file: str | None) -> Path:
+    """DIR as given, else the ``[audit] directory`` of the myguard config ``config_file``."""
+    if directory is not None:
+        return directory
+    if config_file is None:
+        raise ValueError("give the audit directory (DIR) or --config FILE")
+    configured = load_audit_config(config_file).directory
+    if configured is None:
+        raise ValueError(f"{config_file}: [audit] has no directory (auditing is disabled)")
+    return configured
 
 
 # --- selection -------------------------------------------------------------------------
@@ -145,10 +171,12 @@ def _colour_for(record: AuditRecord) -> str | None:
 
 
 def human_line(record: AuditRecord, colour: bool) -> str:
-    """Aligned columns: local time, type, user, decision/outcome, backend, detail."""
+    """Aligned columns: local time, chain (from a root of chains), type, user,
+    decision/outcome, backend, detail."""
     stamp = datetime.fromtimestamp(record.time).strftime("%Y-%m-%d %H:%M:%S")
+    chain = f"{record.chain:<10.10} " if record.chain else ""
     line = (
-        f"{stamp}  {record.type:<16.16} {str(record.get('user') or '-'):<16.16} "
+        f"{stamp}  {chain}{record.type:<16.16} {str(record.get('user') or '-'):<16.16} "
         f"{_status(record) or '-':<9.9} {str(record.get('backend') or '-'):<12.12} "
         f"{_detail(record)}"
     )
@@ -161,18 +189,34 @@ def human_line(record: AuditRecord, colour: bool) -> str:
 
 def _last_matching(
     args: argparse.Namespace, count: int
-) -> tuple[list[AuditRecord], AuditRecord | None]:
-    """The last ``count`` matching records, reading segments newest first, and the newest
-    record of all (where following continues)."""
+) -> tuple[list[AuditRecord], list[AuditRecord]]:
+    """The last ``count`` matching records of all chains and the newest record of each
+    chain (where following continues)."""
     matches = _matcher(args)
+    found: list[list[AuditRecord]] = []
+    newest: list[AuditRecord] = []
+    for chain in find_chains(args.directory):
+        records, last = _chain_tail(chain, matches, count)
+        found.append(records)
+        if last is not None:
+            newest.append(last)
+    merged = list(merge_by_time(found))
+    return merged[-count:] if count > 0 else [], newest
+
+
+def _chain_tail(
+    chain: Chain, matches: Callable[[AuditRecord], bool], count: int
+) -> tuple[list[AuditRecord], AuditRecord | None]:
+    """Reading segments newest first: up to the last ``count`` matching records and the
+    newest record of the chain."""
     found: list[AuditRecord] = []
     newest: AuditRecord | None = None
-    for _, path in reversed(list_segments(args.directory)):
-        records = list(read_segment(path))
+    for _, path in reversed(list_segments(chain.path)):
+        records = list(read_segment(path, chain.name))
         if newest is None and records:
             newest = records[-1]
         found[:0] = [record for record in records if matches(record)]
-        if len(found) >= count:
+        if newest is not None and len(found) >= count:
             break
     return found[-count:] if count > 0 else [], newest
 
@@ -186,11 +230,14 @@ def _tail(args: argparse.Namespace) -> int:
 
     if args.since is not None:
         matches = _matcher(args)
-        newest = None
+        # Where each chain ends now, so that one with nothing since --since is followed
+        # from there, not from its start; the records shown below move it on.
+        last_of_chain = {record.chain: record for record in _last_matching(args, 0)[1]}
         for record in iter_records(args.directory, args.since):
-            newest = record
+            last_of_chain[record.chain] = record
             if matches(record):
                 show(record)
+        newest = list(last_of_chain.values())
     else:
         records, newest = _last_matching(args, args.lines)
         for record in records:
@@ -199,7 +246,8 @@ def _tail(args: argparse.Namespace) -> int:
     if not args.follow:
         return 0
     matches = _matcher(args)
-    follower = Follower(args.directory, after=newest, from_start=newest is None)
+    # Chains without any record yet are followed from their start.
+    follower = Follower(args.directory, after=newest)
     try:
         for record in follower:
             if matches(record):
@@ -213,22 +261,40 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    key_file = args.hmac_key_file or os.environ.get(KEY_FILE_ENV)
+    # The key the config names is the one the trail was written with: it beats the
+    # environment's, an explicit --hmac-key-file beats both.
+    key_file = (
+        args.hmac_key_file
+        or (args.config and load_audit_config(args.config).hmac_key_file)
+        or os.environ.get(KEY_FILE_ENV)
+    )
     key = read_key_file(key_file) if key_file else None
     report = verify(args.directory, key)
+    for chain in report.chains or [report]:
+        _print_checked(chain)
+    if report.chains:
+        print(
+            f"{len(report.chains)} chains: {report.segments} segment(s), "
+            f"{report.records} record(s) checked"
+        )
+    for problem in report.problems:
+        print(f"FAILED: {problem}")
+    if report.problems:
+        return 1
+    print("OK: every checksum and chain link is valid")
+    return 0
+
+
+def _print_checked(report: VerifyReport) -> None:
+    prefix = f"{report.chain}: " if report.chain else ""
     for note in report.notes:
-        print(f"note: {note}")
+        print(f"note: {prefix}{note}")
     span = (
         f"records {report.first_record}..{report.last_record}"
         if report.last_record is not None
         else "no records"
     )
-    print(f"{report.segments} segment(s), {report.records} record(s) checked, {span}")
-    if report.problem is not None:
-        print(f"FAILED: {report.problem}")
-        return 1
-    print("OK: every checksum and chain link is valid")
-    return 0
+    print(f"{prefix}{report.segments} segment(s), {report.records} record(s) checked, {span}")
 
 
 def _csv_value(value: Any) -> Any:
@@ -246,12 +312,16 @@ def _export(args: argparse.Namespace) -> int:
         for record in records:
             out.write(json_line(record) + "\n")
         return 0
+    columns = CSV_COLUMNS
+    if any(chain.name for chain in find_chains(args.directory)):
+        # Record numbers repeat across chains: (chain, seq) names a record.
+        columns = (*columns[:2], "chain", *columns[2:])
     writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(columns)
     for record in records:
         row = {**record.fields(), "time": _iso(record.time), "seq": record.seq}
-        row["type"] = record.type
-        writer.writerow([_csv_value(row.get(column)) for column in CSV_COLUMNS])
+        row["type"], row["chain"] = record.type, record.chain
+        writer.writerow([_csv_value(row.get(column)) for column in columns])
     return 0
 
 
@@ -284,16 +354,18 @@ def _print_counts(rows: Iterable[tuple[str, int]]) -> None:
 
 
 def _run_safely(handler: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
-    """Report unreadable directories and damaged segments as one line, exit 2."""
+    """Report unreadable directories, damaged segments and config errors as one line,
+    exit 2; DIR defaults to the directory in ``--config``."""
 
     def run(args: argparse.Namespace) -> int:
         try:
+            args.directory = trail_directory(args.directory, args.config)
             return handler(args)
         except BrokenPipeError:
             # The reader (head, less) went away: stop quietly, like other Unix tools.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
-        except (OSError, AuditFormatError, ValueError) as exc:
+        except (OSError, AuditFormatError, ValueError, ConfigError) as exc:
             print(f"myguard audit: {exc}", file=sys.stderr)
             return 2
 
@@ -303,8 +375,21 @@ def _run_safely(handler: Callable[[argparse.Namespace], int]) -> Callable[..., i
 # --- parser ----------------------------------------------------------------------------
 
 
+def _add_directory(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "directory",
+        metavar="DIR",
+        type=Path,
+        nargs="?",
+        help="audit directory: one chain, or a root with a chain per worker",
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="myguard config: DIR and HMAC key from its [audit]"
+    )
+
+
 def _add_selection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("directory", metavar="DIR", type=Path, help="audit directory")
+    _add_directory(parser)
     parser.add_argument("--since", type=parse_since, help="10m, 2h, 3d or an ISO time")
     parser.add_argument("--user")
     parser.add_argument("--group")
@@ -327,9 +412,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     tail.set_defaults(func=_run_safely(_tail))
 
     check = commands.add_parser("verify", help="check every checksum and the hash chain")
-    check.add_argument("directory", metavar="DIR", type=Path, help="audit directory")
+    _add_directory(check)
     check.add_argument(
-        "--hmac-key-file", help=f"key for HMAC-chained segments (default: ${KEY_FILE_ENV})"
+        "--hmac-key-file",
+        help=f"key for HMAC-chained segments (default: from --config, else ${KEY_FILE_ENV})",
     )
     check.set_defaults(func=_run_safely(_verify))
 

@@ -1,5 +1,7 @@
 """Reading records back: ``iter_records`` over a directory, ``read_segment`` for one file.
 
+``iter_records`` takes a chain directory or a root of several chains (myguard.audit.chains).
+
 Readers are lenient where verify is strict: a torn record at the end of a segment (the
 writer is mid-write, or crashed) ends that segment quietly. Damage elsewhere raises
 AuditFormatError naming the segment and offset; run verify for the full diagnosis.
@@ -11,6 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+from myguard.audit.chains import Chain, find_chains, location, merge_by_time
 from myguard.audit.records import AuditFormatError, AuditRecord
 from myguard.audit.segment import (
     FRAME_HEAD,
@@ -31,38 +34,44 @@ def as_timestamp(when: float | datetime | None) -> float | None:
     return when
 
 
-def decode_frames(data: bytes, start: int, segment: str) -> Iterator[AuditRecord]:
+def decode_frames(data: bytes, start: int, segment: str, chain: str = "") -> Iterator[AuditRecord]:
     """Records in ``data`` from ``start``; stops quietly at a torn tail."""
     try:
         for offset, payload in iter_frames(data, start):
             _, seq, body = split_payload(payload)
             record = AuditRecord.decode(body)
-            record.seq, record.segment = seq, segment
+            record.seq, record.segment, record.chain = seq, segment, chain
             record.offset, record.end = offset, offset + FRAME_HEAD.size + len(payload)
             yield record
     except FrameError as exc:
         if not exc.torn:
-            raise AuditFormatError(f"{segment}: {exc}") from exc
+            raise AuditFormatError(f"{location(chain, segment)}: {exc}") from exc
 
 
-def read_segment(path: str | Path) -> Iterator[AuditRecord]:
-    """Every record of one segment file, in order (the file is read when called)."""
+def read_segment(path: str | Path, chain: str = "") -> Iterator[AuditRecord]:
+    """Every record of one segment file, in order (the file is read when called);
+    ``chain`` is the name given to the records."""
     path = Path(path)
     data = path.read_bytes()
     try:
         SegmentHeader.decode(data)
     except AuditFormatError as exc:
-        raise AuditFormatError(f"{path.name}: {exc}") from exc
-    return decode_frames(data, HEADER_SIZE, path.name)
+        raise AuditFormatError(f"{location(chain, path.name)}: {exc}") from exc
+    return decode_frames(data, HEADER_SIZE, path.name, chain)
 
 
 def iter_records(
     directory: str | Path, since: float | datetime | None = None
 ) -> Iterator[AuditRecord]:
-    """Every record in ``directory``, oldest first; ``since`` skips older records (and whole
-    segments whose successor was created before it)."""
+    """Every record in ``directory`` (a chain, or a root of chains merged by time), oldest
+    first; ``since`` skips older records (and whole segments whose successor was created
+    before it)."""
     threshold = as_timestamp(since)
-    segments = list_segments(directory)
+    yield from merge_by_time(_chain_records(chain, threshold) for chain in find_chains(directory))
+
+
+def _chain_records(chain: Chain, threshold: float | None) -> Iterator[AuditRecord]:
+    segments = list_segments(chain.path)
     for index, (_, path) in enumerate(segments):
         if threshold is not None and index + 1 < len(segments):
             try:
@@ -71,7 +80,7 @@ def iter_records(
             except (AuditFormatError, OSError):
                 pass  # cannot tell: read this segment
         try:
-            records = read_segment(path)
+            records = read_segment(path, chain.name)
         except FileNotFoundError:
             continue  # removed by retention since the listing
         for record in records:

@@ -71,12 +71,22 @@ FIELD_KEYS: dict[str, str] = {
     "offset": "off",
     "truncated_bytes": "tb",
     "pid": "pid",
+    "database": "db",
 }
 FIELD_NAMES: dict[str, str] = {key: name for name, key in FIELD_KEYS.items()}
 _STATEMENT_KEY = FIELD_KEYS["statement"]
 
 APPROVAL_EVENTS = frozenset(
-    {"requested", "approved", "denied", "expired", "executed", "cancelled", "hold-timeout", "refused"}
+    {
+        "requested",
+        "approved",
+        "denied",
+        "expired",
+        "executed",
+        "cancelled",
+        "hold-timeout",
+        "refused",
+    }
 )
 
 # Intent ids must be unique across proxy restarts without coordination: a random
@@ -94,7 +104,9 @@ class AuditRecord:
     """One audit record: its type, time and short-key field map.
 
     ``seq``, ``segment``, ``offset`` and ``end`` are filled in by readers (record number
-    in the chain, segment file name, byte offset of the frame and of the byte after it).
+    in the chain, segment file name, byte offset of the frame and of the byte after it);
+    ``chain`` names the chain subdirectory when a reader was given a root of several
+    chains (see myguard.audit.chains), and is empty for a single chain directory.
     """
 
     type: str
@@ -104,6 +116,7 @@ class AuditRecord:
     segment: str = ""
     offset: int = 0
     end: int = 0
+    chain: str = ""
 
     def get(self, name: str, default: Any = None) -> Any:
         """The field ``name`` (long name, e.g. ``"user"``) or ``default``."""
@@ -117,8 +130,11 @@ class AuditRecord:
         return {FIELD_NAMES.get(key, key): value for key, value in self.data.items()}
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly view: type, time, seq and the fields with long names."""
-        return {"type": self.type, "time": self.time, "seq": self.seq, **self.fields()}
+        """A JSON-friendly view: type, time, seq, chain (if any) and the fields with long names."""
+        head: dict[str, Any] = {"type": self.type, "time": self.time, "seq": self.seq}
+        if self.chain:
+            head["chain"] = self.chain
+        return {**head, **self.fields()}
 
     def encode(self, redact: bool = False) -> bytes:
         """The msgpack body; ``redact`` replaces literals in the statement text with ``?``."""
@@ -205,6 +221,7 @@ def statement_record(
     environment: str | None = None,
     backend: str | None = None,
     session_id: str | None = None,
+    database: str | None = None,
     fingerprint: int | None = None,
     kind: str | None = None,
     tables_read: Iterable[str] | None = None,
@@ -225,6 +242,9 @@ def statement_record(
 ) -> AuditRecord:
     """One statement and what myguard decided (``rule`` is the deciding rule).
 
+    ``database`` is the session's current database when the statement arrived (what
+    unqualified table names resolved against); ``myguard rules replay`` needs it.
+
     ``masked_columns`` maps column -> masking strategy; ``intent_id`` points at the
     ``statement_intent`` record written before forwarding (fsync="always").
     """
@@ -241,6 +261,7 @@ def statement_record(
             "env": environment,
             "b": backend,
             "sid": session_id,
+            "db": database,
             "fp": fingerprint,
             "k": kind,
             "tr": _names(tables_read),

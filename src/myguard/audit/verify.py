@@ -6,6 +6,9 @@ From there each header must continue the previous segment exactly (next segment 
 next record number, hash of the last record) and each record must carry the hash and
 number that follow its predecessor. The first break is reported with file and offset;
 checking stops there because everything after it would only echo the same break.
+
+A root of several chains (myguard.audit.chains) is checked chain by chain: a break in one
+says nothing about the others, so every chain is checked and each break is reported.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from myguard.audit.chains import Chain, find_chains, location
 from myguard.audit.records import AuditFormatError, AuditRecord
 from myguard.audit.segment import (
     FLAG_HMAC,
@@ -32,13 +36,17 @@ class VerifyProblem:
     segment: str
     offset: int
     reason: str
+    chain: str = ""
 
     def __str__(self) -> str:
-        return f"{self.segment} at offset {self.offset}: {self.reason}"
+        return f"{location(self.chain, self.segment)} at offset {self.offset}: {self.reason}"
 
 
 @dataclass(slots=True)
 class VerifyReport:
+    """One chain's result, or for a root of several chains the totals with one report per
+    chain in ``chains`` (then ``problem`` is the first chain's break, if any)."""
+
     segments: int = 0
     records: int = 0
     first_segment: int | None = None
@@ -46,10 +54,18 @@ class VerifyReport:
     last_record: int | None = None
     problem: VerifyProblem | None = None
     notes: list[str] = field(default_factory=list)
+    chain: str = ""
+    chains: list[VerifyReport] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.problem is None
+
+    @property
+    def problems(self) -> list[VerifyProblem]:
+        """Every break: one per broken chain."""
+        reports = self.chains or [self]
+        return [report.problem for report in reports if report.problem is not None]
 
 
 class _Break(Exception):
@@ -117,12 +133,25 @@ class _Chain:
 
 
 def verify(directory: str | Path, hmac_key: bytes | None = None) -> VerifyReport:
-    """Check every segment in ``directory``; ``report.problem`` is the first break."""
-    report = VerifyReport()
-    segments = list_segments(directory)
-    if not segments:
-        report.problem = VerifyProblem(str(directory), 0, "no audit segments found")
-        return report
+    """Check every segment in ``directory`` (a chain or a root of chains); ``report.problem``
+    is the first break. Every chain of a root is expected to use ``hmac_key``."""
+    chains = find_chains(directory)
+    if not chains:
+        return VerifyReport(problem=VerifyProblem(str(directory), 0, "no audit segments found"))
+    if len(chains) == 1 and not chains[0].name:
+        return _verify_chain(chains[0], hmac_key)
+    reports = [_verify_chain(chain, hmac_key) for chain in chains]
+    return VerifyReport(
+        segments=sum(report.segments for report in reports),
+        records=sum(report.records for report in reports),
+        problem=next((report.problem for report in reports if report.problem), None),
+        chains=reports,
+    )
+
+
+def _verify_chain(chain_dir: Chain, hmac_key: bytes | None) -> VerifyReport:
+    report = VerifyReport(chain=chain_dir.name)
+    segments = list_segments(chain_dir.path)
     chain = _Chain(hmac_key)
     for _, path in segments:
         try:
@@ -131,10 +160,12 @@ def verify(directory: str | Path, hmac_key: bytes | None = None) -> VerifyReport
             report.segments += 1
             chain.check_records(data, report)
         except _Break as problem:
-            report.problem = VerifyProblem(path.name, problem.offset, problem.reason)
+            report.problem = VerifyProblem(
+                path.name, problem.offset, problem.reason, chain_dir.name
+            )
             break
         except OSError as exc:
-            report.problem = VerifyProblem(path.name, 0, f"cannot read: {exc}")
+            report.problem = VerifyProblem(path.name, 0, f"cannot read: {exc}", chain_dir.name)
             break
     return report
 

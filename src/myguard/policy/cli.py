@@ -1,21 +1,29 @@
-"""``myguard rules check`` and ``myguard rules explain``."""
+"""``myguard rules check``, ``myguard rules explain`` and ``myguard rules replay``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 from typing import TextIO
 
+from myguard.audit.cli import describe_since, parse_since, trail_directory
+from myguard.audit.reader import iter_records
 from myguard.config_error import ConfigError
 from myguard.policy.context import RequestContext
-from myguard.policy.decision import Decision
+from myguard.policy.decision import ALLOW, APPROVE, BLOCK, MASK, Decision
 from myguard.policy.engine import Policy
+from myguard.policy.replay import ReplayReport, replay
 from myguard.policy.touch import Touch
+
+# "rule 'x' would have <verb> 3 statements"
+_VERBS = {ALLOW: "allowed", MASK: "masked", APPROVE: "held for approval", BLOCK: "blocked"}
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``rules`` command group to the top-level ``myguard`` parser."""
-    rules = subparsers.add_parser("rules", help="check and explain policy rules files")
+    rules = subparsers.add_parser("rules", help="check, explain and replay policy rules files")
     commands = rules.add_subparsers(dest="rules_command", required=True)
 
     check = commands.add_parser("check", help="validate a rules file")
@@ -33,6 +41,23 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     explain.add_argument("--db", default=None, help="current database")
     explain.add_argument("sql")
     explain.set_defaults(func=run_explain)
+
+    replay_parser = commands.add_parser(
+        "replay", help="decide recorded statements with a proposed rules file, show changes"
+    )
+    replay_parser.add_argument("--audit", metavar="DIR", type=Path, help="audit directory or root")
+    replay_parser.add_argument("--rules", required=True, help="the proposed rules file")
+    replay_parser.add_argument(
+        "--since", help="10m, 2h, 7d or an ISO time (default: the whole trail)"
+    )
+    replay_parser.add_argument("--user", help="only this user's statements")
+    replay_parser.add_argument(
+        "--config", metavar="FILE", help="myguard config: --audit from [audit]"
+    )
+    replay_parser.add_argument(
+        "--json", action="store_true", help="JSON with every differing statement"
+    )
+    replay_parser.set_defaults(func=run_replay)
 
 
 def run_check(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
@@ -107,3 +132,56 @@ def _print_decision(decision: Decision, out: TextIO) -> None:
             f"  observed: rule '{hit.rule}' would {hit.action} statement {hit.statement + 1}",
             file=out,
         )
+
+
+def run_replay(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    try:
+        policy = Policy.load(args.rules)
+        directory = trail_directory(args.audit, args.config)
+        since = parse_since(args.since) if args.since else None
+        report = replay(iter_records(directory, since), policy, user=args.user)
+    except (ConfigError, OSError, ValueError, argparse.ArgumentTypeError) as exc:
+        # ValueError covers AuditFormatError: a damaged segment.
+        print(f"myguard rules replay: {exc}", file=sys.stderr)
+        return 1
+    period = describe_since(args.since) if args.since else "in the audit trail"
+    if args.json:
+        json.dump(_replay_json(report, args.rules, period), out, default=str)
+        out.write("\n")
+        return 0
+    print(
+        f"{report.statements} statement(s) {period} replayed against {args.rules}: "
+        f"{len(report.differences)} would be decided differently",
+        file=out,
+    )
+    for (rule, action, user), count in report.by_rule.most_common():
+        print(f"{_would(rule, action, count, user)} {period}", file=out)
+    if report.transitions:
+        print("recorded -> replayed decision:", file=out)
+        for (old, new), count in sorted(report.transitions.items()):
+            print(f"  {old:>8} -> {new:<8} {count:>8}", file=out)
+    return 0
+
+
+def _would(rule: str, action: str, count: int, user: str) -> str:
+    verb = _VERBS.get(action, action)
+    plural = "" if count == 1 else "s"
+    return f"rule '{rule}' would have {verb} {count} statement{plural} of {user}'s"
+
+
+def _replay_json(report: ReplayReport, rules: str, period: str) -> dict[str, object]:
+    return {
+        "rules": rules,
+        "period": period,
+        "statements": report.statements,
+        "differing": len(report.differences),
+        "by_rule": [
+            {"rule": rule, "decision": action, "user": user, "count": count}
+            for (rule, action, user), count in report.by_rule.most_common()
+        ],
+        "transitions": [
+            {"recorded": old, "replayed": new, "count": count}
+            for (old, new), count in sorted(report.transitions.items())
+        ],
+        "differences": [difference.to_dict() for difference in report.differences],
+    }
