@@ -28,18 +28,6 @@ class Case:
     masked: dict[str, str] = field(default_factory=dict)  # result column -> expectation
     refuse: bool = False
     binary: bool = True  # can be prepared (one statement)
-    xfail: str = ""
-
-
-VIEW_LEAK = (
-    "LEAK (policy layer, not masking): the guard decides before views are resolved; a view "
-    "whose column names match no tag glob (shop.v_customer_orders.email, v_contact.contact, "
-    "v_rev.email) gets decision allow, so masking never runs and the clear values are sent"
-)
-SHOW_CREATE = (
-    "SHOW CREATE TABLE customers is not attributed to the table it names (tables_read is "
-    "empty), so bob's decision is allow and the lineage's metadata finding never runs"
-)
 
 
 PLAIN = {
@@ -249,17 +237,13 @@ CASES = [
         "view-expression",
         "SELECT contact FROM v_contact ORDER BY id",
         {"contact": "redact"},
-        xfail=VIEW_LEAK,
     ),
     Case(
         "view-join",
         "SELECT order_id, item, email, phone FROM v_customer_orders ORDER BY order_id",
         {"email": "email", "phone": "redact"},
-        xfail=VIEW_LEAK,
     ),
-    Case(
-        "view-reversed", "SELECT email FROM v_rev ORDER BY id", {"email": "redact"}, xfail=VIEW_LEAK
-    ),
+    Case("view-reversed", "SELECT email FROM v_rev ORDER BY id", {"email": "redact"}),
     # --- joins, untouched data
     Case(
         "join",
@@ -307,7 +291,7 @@ CASES = [
     Case("variable", "SELECT @x := email FROM customers", refuse=True),
     Case("into-variable", "SELECT email INTO @v FROM customers LIMIT 1", refuse=True),
     Case("set-variable", "SET @v = (SELECT email FROM customers LIMIT 1)", refuse=True),
-    Case("show-create", "SHOW CREATE TABLE customers", refuse=True, xfail=SHOW_CREATE),
+    Case("show-create", "SHOW CREATE TABLE customers", refuse=True),
     Case(
         "create-as-select",
         "CREATE TEMPORARY TABLE t_copy AS SELECT email FROM customers",
@@ -317,12 +301,7 @@ CASES = [
 
 
 def params(cases: list[Case]) -> list:
-    return [
-        pytest.param(
-            c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.xfail)] if c.xfail else []
-        )
-        for c in cases
-    ]
+    return [pytest.param(c, id=c.id) for c in cases]
 
 
 def test_corpus_is_large_enough():

@@ -19,6 +19,7 @@ from myguard.policy.decision import (
     ObservedHit,
 )
 from myguard.policy.globs import ColumnGlob
+from myguard.policy.mask_spec import MaskSpec
 from myguard.policy.rules import Rule
 from myguard.policy.touch import SchemaLookup, Touch, touch
 
@@ -92,6 +93,19 @@ class Policy:
             return touches, all(s.cacheable for s in statements)
 
         return self.cache.get_or_build(sql, current_db, build)
+
+    def identity_masks(self, ctx: RequestContext) -> tuple[str, tuple[tuple[str, MaskSpec], ...]] | None:
+        """The mask rules that apply to this identity, whatever the statement touches.
+
+        A view or a function can carry tagged columns under names no tag matches, so the
+        proxy sends every statement of such an identity through column lineage rather
+        than trusting the statement's visible tables. Returns (first rule's name, all
+        their specs in file order), or None when no mask rule applies to the identity.
+        """
+        rules = [r for r in self._enforced if r.action == MASK and r.identity.matches(ctx)]
+        if not rules:
+            return None
+        return rules[0].name, tuple(mask for r in rules for mask in r.masks)
 
     def decide(self, ctx: RequestContext, sql: str) -> Decision:
         """The decision for a COM_QUERY text."""

@@ -8,7 +8,7 @@ from dataclasses import replace
 from myguard import metrics
 from myguard.logs import event
 from myguard.policy.context import RequestContext
-from myguard.policy.decision import ER_MYGUARD_BLOCKED, SQLSTATE_BLOCKED, Decision
+from myguard.policy.decision import ALLOW, ER_MYGUARD_BLOCKED, MASK, SQLSTATE_BLOCKED, Decision
 from myguard.policy.engine import Policy
 from myguard.protocol.errors import MySQLError
 
@@ -16,19 +16,33 @@ from myguard.protocol.errors import MySQLError
 class Guard:
     """Builds the request context once per session and asks the current policy."""
 
-    __slots__ = ("context", "session_id")
+    __slots__ = ("context", "session_id", "_masks")
 
     def __init__(self, context: RequestContext, session_id: int) -> None:
         self.context = context
         self.session_id = session_id
+        # (policy, the identity's mask rules under it), recomputed after a reload
+        self._masks: tuple[Policy, tuple[str, tuple] | None] | None = None
 
     def use_database(self, database: str | None) -> None:
         if database != self.context.current_db:
             self.context = replace(self.context, current_db=database)
+            self._masks = None
+
+    def identity_masks(self, policy: Policy) -> tuple[str, tuple] | None:
+        if self._masks is None or self._masks[0] is not policy:
+            self._masks = (policy, policy.identity_masks(self.context))
+        return self._masks[1]
 
     def decide(self, policy: Policy, sql: str) -> Decision:
         misses = policy.cache_misses
         decision = policy.decide(self.context, sql)
+        if decision.action == ALLOW:
+            masks = self.identity_masks(policy)
+            if masks is not None:
+                # An identity with masking: every statement goes through column lineage,
+                # which sees through views and functions that the tags cannot.
+                decision = replace(decision, action=MASK, rule=masks[0], masks=masks[1])
         (
             metrics.POLICY_CACHE_MISS if policy.cache_misses != misses else metrics.POLICY_CACHE_HIT
         ).inc()

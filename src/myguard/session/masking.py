@@ -64,8 +64,8 @@ class Masking:
         self._tags: dict[tuple[int, str, str, str], frozenset[str]] = {}
         self._lineages: OrderedDict[tuple[str, str | None], Lineage] = OrderedDict()
 
-    def rules(self, policy: Policy, decision: Decision) -> MaskRules:
-        key = (id(policy), decision.masks)
+    def rules(self, policy: Policy, masks: tuple) -> MaskRules:
+        key = (id(policy), masks)
         rules = self._rules.get(key)
         if rules is None:
             if len(self._rules) > 256:
@@ -84,7 +84,7 @@ class Masking:
                     self._tags[k] = found
                 return found
 
-            rules = self._rules[key] = MaskRules(decision.masks, tags, self.unknown)
+            rules = self._rules[key] = MaskRules(masks, tags, self.unknown)
         return rules
 
     async def lineages(

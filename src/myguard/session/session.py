@@ -27,7 +27,7 @@ from myguard.masking.lineage import Lineage
 from myguard.masking.plan import MaskRules
 from myguard.net.packet_stream import ConnectionLost, PacketStream
 from myguard.policy.context import RequestContext
-from myguard.policy.decision import APPROVE, MASK, Decision
+from myguard.policy.decision import APPROVE, Decision
 from myguard.protocol.auth import MYSQL_NATIVE_PASSWORD
 from myguard.protocol.constants import (
     PROXY_CAPABILITIES,
@@ -550,11 +550,16 @@ class Session:
     async def _mask_plan(
         self, text: str, decision: Decision, started: float
     ) -> tuple[MaskRules, list[Lineage]] | None:
-        """For a mask decision: the rules and lineages, or the refusal when data would leak."""
-        if decision.action != MASK:
+        """For an identity with masking: the rules and lineages, or the refusal when data
+        would leak. Held (approve) statements of such identities are masked too."""
+        masks = decision.masks
+        if decision.action == APPROVE:
+            found = self.guard.identity_masks(self.ctx.policy)
+            masks = found[1] if found else ()
+        if not masks:
             return None
         masking = self.ctx.masking
-        rules = masking.rules(self.ctx.policy, decision)
+        rules = masking.rules(self.ctx.policy, masks)
         try:
             return rules, await masking.lineages(self, decision, rules)
         except MySQLError as exc:
