@@ -13,7 +13,7 @@ from myguard.admin import AdminServer
 from myguard.admin_api import approval_service, approvals_route, reload_route
 from myguard.audit import AuditWriter
 from myguard.audit.segment import read_key_file
-from myguard.config import BackendConfig, Config
+from myguard.config import AuditConfig, BackendConfig, Config
 from myguard.config_error import ConfigError
 from myguard.context import ServerContext
 from myguard.frontend.authenticate import Authenticator
@@ -31,6 +31,20 @@ from myguard.tls import load_or_create_rsa_key, server_context
 
 ER_CLIENT_INTERACTION_TIMEOUT = 4031
 _framing = load("framing")
+
+
+async def open_audit(config: AuditConfig, chain: str | None) -> AuditWriter:
+    """The audit writer for this process's chain (``chain`` None: the directory itself)."""
+    return await AuditWriter.open(
+        config.directory if chain is None else config.directory / chain,
+        fsync=config.fsync,
+        rotate_bytes=config.rotate_bytes,
+        rotate_seconds=config.rotate_seconds,
+        retention_days=config.retention_days,
+        retention_bytes=config.retention_bytes,
+        hmac_key=read_key_file(config.hmac_key_file) if config.hmac_key_file else None,
+        redact_literals=config.redact_literals,
+    )
 
 
 def build_identity_source(config: Config) -> IdentitySource:
@@ -105,24 +119,10 @@ class Server:
         self.admin.route(
             "/approvals", approvals_route(self.ctx.approvals, auth.source, auth.throttle)
         )
-        audit = self.config.audit
-        if audit.enabled:
+        if self.config.audit.enabled:
             # One hash chain per process: workers write beside each other, never interleaved.
-            directory = (
-                audit.directory
-                if self.worker is None
-                else audit.directory / f"worker-{self.worker}"
-            )
-            self.ctx.audit = await AuditWriter.open(
-                directory,
-                fsync=audit.fsync,
-                rotate_bytes=audit.rotate_bytes,
-                rotate_seconds=audit.rotate_seconds,
-                retention_days=audit.retention_days,
-                retention_bytes=audit.retention_bytes,
-                hmac_key=read_key_file(audit.hmac_key_file) if audit.hmac_key_file else None,
-                redact_literals=audit.redact_literals,
-            )
+            name = None if self.worker is None else f"worker-{self.worker}"
+            self.ctx.audit = await open_audit(self.config.audit, name)
         for backend in self.config.backends:
             host, port = backend.listen
             server = await asyncio.start_server(

@@ -102,11 +102,10 @@ class Supervisor:
             proc.send_signal(signal.SIGTERM)
 
     async def run(self) -> None:
-        from myguard.server import build_identity_source
+        from myguard.server import build_identity_source, open_audit
 
-        audit = self.config.audit
-        if audit.enabled:
-            self.audit = await AuditWriter.open(audit.directory / "supervisor", fsync=audit.fsync)
+        if self.config.audit.enabled:
+            self.audit = await open_audit(self.config.audit, "supervisor")
         approvals = approval_service(self.config, lambda: self.audit)
         ident = self.config.identity
         source = build_identity_source(self.config)

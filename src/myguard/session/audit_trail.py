@@ -153,6 +153,7 @@ class AuditTrail:
                 environment=s.backend_config.environment,
                 backend=s.backend_config.name,
                 session_id=str(s.id),
+                database=s.database,
                 kind=",".join(dict.fromkeys(st.kind for st in statements)) or None,
                 tables_read=_tables(t for st in statements for t in st.reads),
                 tables_written=_tables(t for st in statements for t in st.writes),
