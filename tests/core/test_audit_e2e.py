@@ -63,7 +63,9 @@ def test_logins_statements_and_session_end_are_recorded(private_proxy):
     ]
     select, update, drop = statements
     assert select["statement"].startswith("SELECT o.id")
-    assert select["decision"] == "allow" and select["kind"] == "select"
+    # bob has a mask rule: his statements go through lineage (no column here was masked)
+    assert select["decision"] == "mask" and select["kind"] == "select"
+    assert select["rule"] == "mask-pii-for-analysts" and not select.get("masked_columns")
     assert select["tables_read"] == ["shop.customers", "shop.orders"]
     assert select["rows_returned"] == 3
     assert select["environment"] == "production" and select["backend"] == "main"
