@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from mariadb_server import SERVICE_USER, MariaDBServer, free_port
-from myguard.identity.users_file import write_user
+from myguard.identity.users_file import read_users, write_user
 from myguard.tls import write_self_signed
 
 RULES = Path(__file__).resolve().parent.parent / "conf" / "rules.toml"
@@ -51,13 +51,20 @@ class ProxyProcess:
     """One ``myguard serve`` process in front of ``db``, configured for the tests."""
 
     def __init__(
-        self, base: Path, db: MariaDBServer, *, upstream_port: int | None = None, **options: object
+        self,
+        base: Path,
+        db: MariaDBServer,
+        *,
+        upstream_port: int | None = None,
+        port: int | None = None,
+        admin_port: int | None = None,
+        **options: object,
     ) -> None:
         self.base = base
         base.mkdir(parents=True, exist_ok=True)
         self.db = db
-        self.port = free_port()
-        self.admin_port = free_port()
+        self.port = port or free_port()
+        self.admin_port = admin_port or free_port()
         self.upstream_port = upstream_port or db.port
         self.options = options
         self.cert = base / "server.crt"
@@ -69,8 +76,9 @@ class ProxyProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         if not self.cert.exists():
             write_self_signed(self.cert, self.key)
-        if not self.users_file.exists():
-            for name, (password, groups) in USERS.items():
+        known = read_users(self.users_file)
+        for name, (password, groups) in USERS.items():
+            if name not in known:
                 write_user(self.users_file, name, password, groups)
         self.write_config()
 
