@@ -51,8 +51,16 @@ class ResponseScanner:
         self.deprecate_eof = deprecate_eof
         self.start(RESPONSE_SIMPLE)
 
-    def start(self, kind: int) -> None:
+    def start(self, kind: int, stream_rows: bool = False) -> None:
+        """Begin scanning the response to a command of ``kind``.
+
+        ``stream_rows``: rows (and continuation fragments of any 16 MiB+ packet) may be
+        consumed before they are complete, so a caller that forwards raw bytes never has
+        to buffer a whole row. Callers that need whole packets in every run (masking
+        rewrites rows) leave it off.
+        """
         self.kind = kind
+        self.stream_rows = stream_rows
         self.state = {RESPONSE_FETCH: _ROWS, RESPONSE_FIELD_LIST: _COLUMNS}.get(kind, _FIRST)
         self.done = False
         self.rows = 0
@@ -69,6 +77,7 @@ class ResponseScanner:
         self.last_seq = 0
         self._remaining = -1  # column/param definitions still to come (FIELD_LIST: open-ended)
         self._continuation = False
+        self._skip = 0  # body bytes of a streamed packet still to come
 
     def resume_after_infile(self) -> None:
         """After the LOCAL INFILE exchange the server answers with OK/ERR as a new first packet."""
@@ -77,21 +86,34 @@ class ResponseScanner:
         self.state = _FIRST
 
     def scan(self, buf: bytes | bytearray) -> int:
-        """Consume the complete packets at the start of ``buf`` that belong to this response.
+        """Consume the packets at the start of ``buf`` that belong to this response.
 
         Returns how many bytes were consumed; stops at the end of the response (``done``),
-        at a LOCAL INFILE request (``local_infile``), or at an incomplete packet.
+        at a LOCAL INFILE request (``local_infile``), or at an incomplete packet, which
+        with ``stream_rows`` is consumed as far as it goes when it is a row or a
+        continuation fragment.
         """
-        pos = 0
         end = len(buf)
+        pos = min(self._skip, end)
+        if pos:
+            self._skip -= pos
+            if self._skip:
+                return pos
         while not self.done and not self.local_infile:
             if end - pos < 4:
                 break
             length = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
-            if end - pos - 4 < length:
+            body = pos + 4
+            if end - body < length:
+                if self.stream_rows and self._streamable(buf, body, length, end):
+                    self.last_seq = buf[pos + 3]
+                    if not self._continuation:
+                        self.rows += 1
+                    self._continuation = length == _MAX_FRAGMENT
+                    self._skip = length - (end - body)
+                    pos = end
                 break
             self.last_seq = buf[pos + 3]
-            body = pos + 4
             pos = body + length
             if self._continuation:
                 # A fragment of a 16 MiB+ packet: not a packet start, never interpreted.
@@ -101,16 +123,31 @@ class ResponseScanner:
             self._packet(buf, body, length)
         return pos
 
+    def _streamable(self, buf: bytes | bytearray, body: int, length: int, end: int) -> bool:
+        """May this incomplete packet be consumed in part? Rows yes; terminators, OK and
+        ERR packets are short and are interpreted, so they wait until complete."""
+        if self._continuation:
+            return True
+        if self.state != _ROWS or body == end:
+            return False
+        return not self._row_end(buf[body], length)
+
+    def _row_end(self, first: int, length: int) -> bool:
+        """Does a packet in the rows state end the rows (EOF/OK terminator, ERR)?"""
+        if first == 0xFF:
+            return True
+        return first == 0xFE and length < _MAX_FRAGMENT and (length < 9 or self.deprecate_eof)
+
     def _packet(self, buf: bytes | bytearray, body: int, length: int) -> None:
         first = buf[body] if length else -1
         state = self.state
         if state == _ROWS:
-            if first == 0xFE and length < _MAX_FRAGMENT and (length < 9 or self.deprecate_eof):
-                self._end_of_rows(buf, body, length)
+            if not self._row_end(first, length):
+                self.rows += 1
             elif first == 0xFF:
                 self._error(buf, body)
             else:
-                self.rows += 1
+                self._end_of_rows(buf, body, length)
             return
         if first == 0xFF and state != _DONE:
             self._error(buf, body)
