@@ -32,6 +32,17 @@ approver_groups = ["dba", "analysts"]
 hold_seconds = 30
 
 [[rules]]
+name = "big-deletes-need-approval"
+action = "approve"
+[rules.when]
+kinds = ["delete"]
+tables = ["test.*"]
+rows_over = 5
+[rules.approval]
+approver_groups = ["dba"]
+hold_seconds = 1
+
+[[rules]]
 name = "approve-customer-updates-quickly"
 action = "approve"
 [rules.when]
@@ -401,3 +412,19 @@ def test_fifty_held_sessions_do_not_slow_the_others(approval_proxy):
         f"\nSELECT latency ms before: p50 {p(before, 0.5):.2f} p99 {p(before, 0.99):.2f}; "
         f"with 50 held: p50 {p(during, 0.5):.2f} p99 {p(during, 0.99):.2f}"
     )
+
+
+def test_impact_based_escalation_uses_the_backend_estimate(approval_proxy, mariadb):
+    mariadb.sql(
+        "CREATE TABLE IF NOT EXISTS impact (id INT PRIMARY KEY); DELETE FROM impact;"
+        "INSERT INTO impact SELECT seq FROM seq_1_to_50; ANALYZE TABLE impact",
+        "test",
+    )
+    conn = connect(approval_proxy, "bob", "bob-pw-2")
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM test.impact WHERE id <= 2")  # the estimate is small: runs
+        assert cur.rowcount == 2
+        with pytest.raises(pymysql.err.MySQLError) as err:
+            cur.execute("DELETE FROM test.impact WHERE id > 10")  # ~40 rows: held, times out
+        assert err.value.args[0] == 4710 and "big-deletes-need-approval" in err.value.args[1]
+    assert mariadb.sql("SELECT COUNT(*) FROM test.impact").strip() == "48"

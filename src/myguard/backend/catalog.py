@@ -13,12 +13,11 @@ from collections.abc import Iterable
 
 from myguard.analysis import analyze
 from myguard.backend.connect import INTERNAL_CAPABILITIES, BackendConnection, connect
+from myguard.backend.query import text_query
 from myguard.config import BackendConfig
 from myguard.net.packet_stream import ConnectionLost
-from myguard.protocol.codec import PayloadReader
-from myguard.protocol.constants import UTF8MB4_GENERAL_CI, Command
+from myguard.protocol.constants import UTF8MB4_GENERAL_CI
 from myguard.protocol.errors import MySQLError
-from myguard.protocol.generic_response import is_eof, parse_err
 
 Table = tuple[str, str]
 _VIEW_DEPTH = 4  # views of views are followed this deep
@@ -108,28 +107,8 @@ class SchemaCatalog:
                 attributes={"program_name": "myguard", "myguard_purpose": "schema catalog"},
                 max_packet=64 << 20,
             )
-        stream = self._conn.stream
-        stream.seq = 0
-        stream.write_packet(bytes((Command.COM_QUERY,)) + sql.encode())
-        await stream.drain()
-        first = await stream.read_packet()
-        if first[:1] == b"\xff":
-            err = parse_err(first)
-            raise MySQLError(err.code, err.sqlstate, err.message)
-        count = PayloadReader(first).lenenc_int()
-        for _ in range(count):
-            await stream.read_packet()
-        await stream.read_packet()  # EOF after the column definitions
-        rows = []
-        while True:
-            packet = await stream.read_packet()
-            if is_eof(packet):
-                return rows
-            if packet[:1] == b"\xff":
-                err = parse_err(packet)
-                raise MySQLError(err.code, err.sqlstate, err.message)
-            r = PayloadReader(packet)
-            rows.append([r.lenenc_str().decode("utf-8", "replace") for _ in range(count)])
+        _, rows = await text_query(self._conn.stream, sql, deprecate_eof=False)
+        return [[value or "" for value in row] for row in rows]
 
     def close(self) -> None:
         if self._conn is not None:

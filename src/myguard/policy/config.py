@@ -26,7 +26,7 @@ _RULE_KEYS = frozenset(
 _FLAGS = ("no_where", "opaque", "unparsed")
 _WHEN_KEYS = frozenset(
     {"users", "groups", "not_groups", "environments", "backends", "sources", "programs"}
-    | {"attributes", "kinds", "tables", "columns", "tags", *_FLAGS}
+    | {"attributes", "kinds", "tables", "columns", "tags", "rows_over", *_FLAGS}
 )
 ACTIONS = (ALLOW, BLOCK, MASK, APPROVE)
 DEFAULT_BLOCK_MESSAGE = "statement not allowed by policy"
@@ -165,7 +165,13 @@ def _when(
         programs=parsed("programs", compile_glob),
         attributes=_attributes(when, file, f"{where}.attributes"),
     )
+    rows_over = when.get("rows_over")
+    if rows_over is not None and (
+        isinstance(rows_over, bool) or not isinstance(rows_over, int) or rows_over < 0
+    ):
+        raise ConfigError(file, f"{where}.rows_over", "a whole number of rows >= 0", rows_over)
     target = Target(
+        rows_over=rows_over,
         kinds=kinds,
         tables=parsed("tables", TableGlob.parse),
         columns=parsed("columns", ColumnGlob.parse),

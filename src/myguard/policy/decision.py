@@ -51,6 +51,9 @@ class Decision:
     error_code: int | None = None
     # Data tags of every column the statements touch (for the audit record).
     tags: frozenset[str] = frozenset()
+    # A rows_over rule would apply if the statement touched enough rows: the caller asks
+    # the backend for an estimate (EXPLAIN) and decides again with it.
+    wants_estimate: bool = False
 
     @property
     def blocked(self) -> bool:

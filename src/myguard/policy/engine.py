@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +55,7 @@ class Policy:
         self.cache: AnalysisCache[tuple[Touch, ...]] = AnalysisCache(cache_size)
         self._enforced = tuple(r for r in self.rules if not r.observe)
         self._observed = tuple(r for r in self.rules if r.observe)
+        self._row_rules = tuple(r for r in self._enforced if r.target.rows_over is not None)
 
     @classmethod
     def load(
@@ -94,7 +95,9 @@ class Policy:
 
         return self.cache.get_or_build(sql, current_db, build)
 
-    def identity_masks(self, ctx: RequestContext) -> tuple[str, tuple[tuple[str, MaskSpec], ...]] | None:
+    def identity_masks(
+        self, ctx: RequestContext
+    ) -> tuple[str, tuple[tuple[str, MaskSpec], ...]] | None:
         """The mask rules that apply to this identity, whatever the statement touches.
 
         A view or a function can carry tagged columns under names no tag matches, so the
@@ -107,9 +110,16 @@ class Policy:
             return None
         return rules[0].name, tuple(mask for r in rules for mask in r.masks)
 
-    def decide(self, ctx: RequestContext, sql: str) -> Decision:
-        """The decision for a COM_QUERY text."""
-        return self._decide(ctx, self.touches(sql, ctx.current_db))
+    def decide(
+        self, ctx: RequestContext, sql: str, estimated_rows: Sequence[int] | None = None
+    ) -> Decision:
+        """The decision for a COM_QUERY text.
+
+        ``estimated_rows`` (one per statement, e.g. from EXPLAIN) lets ``rows_over`` rules
+        decide; without it they do not match, and ``Decision.wants_estimate`` tells the
+        caller that an estimate could change the decision.
+        """
+        return self._decide(ctx, self.touches(sql, ctx.current_db), estimated_rows)
 
     def decide_statements(self, ctx: RequestContext, statements: Iterable[Statement]) -> Decision:
         """The decision for statements analysed elsewhere (e.g. a COM_STMT_PREPARE)."""
@@ -118,8 +128,17 @@ class Policy:
     def _touches(self, statements: Iterable[Statement]) -> tuple[Touch, ...]:
         return tuple(touch(s, self.tags, self.schema) for s in statements)
 
-    def _decide(self, ctx: RequestContext, touches: tuple[Touch, ...]) -> Decision:
-        verdicts = [self._verdict(ctx, t) for t in touches]
+    def _decide(
+        self,
+        ctx: RequestContext,
+        touches: tuple[Touch, ...],
+        estimated_rows: Sequence[int] | None = None,
+    ) -> Decision:
+        rows = estimated_rows if estimated_rows is not None else (None,) * len(touches)
+        verdicts = [self._verdict(ctx, t, n) for t, n in zip(touches, rows, strict=True)]
+        wants_estimate = estimated_rows is None and any(
+            rule.wants_estimate(ctx, t) for rule in self._row_rules for t in touches
+        )
         observed = tuple(
             ObservedHit(rule.name, rule.action, index)
             for index, t in enumerate(touches)
@@ -148,13 +167,16 @@ class Policy:
             approval=worst.rule.approval if worst.rule else None,
             error_code=ER_MYGUARD_BLOCKED if worst.action == BLOCK else None,
             tags=tags,
+            wants_estimate=wants_estimate and worst.action != BLOCK,
         )
 
-    def _verdict(self, ctx: RequestContext, one: Touch) -> _Verdict:
+    def _verdict(self, ctx: RequestContext, one: Touch, estimated_rows: int | None) -> _Verdict:
         """Most restrictive matching rule; the first in file order among equals."""
         best: Rule | None = None
         for rule in self._enforced:
-            if rule.matches(ctx, one) and (best is None or RANK[rule.action] > RANK[best.action]):
+            if rule.matches(ctx, one, estimated_rows) and (
+                best is None or RANK[rule.action] > RANK[best.action]
+            ):
                 best = rule
                 if rule.action == BLOCK:
                     break

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -89,12 +89,19 @@ class Target:
     no_where: bool = False
     opaque: bool = False
     unparsed: bool = False
+    # Impact: the rows the backend estimates an UPDATE/DELETE (or any statement) touches.
+    rows_over: int | None = None
 
     @property
     def empty(self) -> bool:
         return self == _NO_TARGET
 
-    def matches(self, touch: Touch) -> bool:
+    def matches(self, touch: Touch, estimated_rows: int | None = None) -> bool:
+        """``estimated_rows`` None: not estimated (yet); a rows_over rule then does not match."""
+        if self.rows_over is not None and (
+            estimated_rows is None or estimated_rows <= self.rows_over
+        ):
+            return False
         statement = touch.statement
         if self.unparsed and not statement.unparsed:
             return False
@@ -128,11 +135,17 @@ class Rule:
     masks: tuple[tuple[str, MaskSpec], ...] = ()
     approval: ApprovalPolicy | None = None
 
-    def matches(self, ctx: RequestContext, touch: Touch) -> bool:
+    def matches(self, ctx: RequestContext, touch: Touch, estimated_rows: int | None = None) -> bool:
         """Whether the rule applies to one statement of this request."""
         if touch.statement.unparsed and not self.target.unparsed:
             # Nothing is known about unparsed SQL: only a rule that asks for it may let it
             # through; rules about the client alone may still refuse it.
             if not (self.target.empty and self.action in _RESTRICTIVE):
                 return False
-        return self.identity.matches(ctx) and self.target.matches(touch)
+        return self.identity.matches(ctx) and self.target.matches(touch, estimated_rows)
+
+    def wants_estimate(self, ctx: RequestContext, touch: Touch) -> bool:
+        """A rows_over rule that applies to this statement whatever its row count."""
+        if self.target.rows_over is None or self.observe:
+            return False
+        return self.identity.matches(ctx) and replace(self.target, rows_over=None).matches(touch)

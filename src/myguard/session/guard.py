@@ -34,9 +34,9 @@ class Guard:
             self._masks = (policy, policy.identity_masks(self.context))
         return self._masks[1]
 
-    def decide(self, policy: Policy, sql: str) -> Decision:
+    def decide(self, policy: Policy, sql: str, estimated_rows: list[int] | None = None) -> Decision:
         misses = policy.cache_misses
-        decision = policy.decide(self.context, sql)
+        decision = policy.decide(self.context, sql, estimated_rows)
         if decision.action == ALLOW:
             masks = self.identity_masks(policy)
             if masks is not None:

@@ -18,6 +18,7 @@ from myguard.backend.connect import (
     BackendUnavailable,
     connect,
 )
+from myguard.backend.query import text_query
 from myguard.config import BackendAccount, BackendConfig
 from myguard.context import ServerContext
 from myguard.frontend.authenticate import AuthResult, Exchange, LoginDenied
@@ -95,6 +96,7 @@ _RESPONSE_KIND = {
     Command.COM_FIELD_LIST: RESPONSE_FIELD_LIST,
     **{c: RESPONSE_SIMPLE for c in _SIMPLE},
 }
+_UNKNOWN_ROWS = 1 << 62
 # Statement kinds after which table columns or views may differ.
 _SCHEMA_CHANGES = frozenset({"create", "alter", "drop", "rename", "truncate"})
 _COMMAND_NAMES = {c.value: c.name[4:].lower() for c in Command}
@@ -504,7 +506,7 @@ class Session:
             await self.client.drain()
             return
         started = time.time()
-        decision = self._decide(text, started)
+        decision = await self._decide(text, started)
         mask = await self._mask_plan(text, decision, started)
         approval_id = await self._approve(text, [], decision, started)
         intent = await self.trail.intent(text, decision)
@@ -575,9 +577,12 @@ class Session:
         except ConnectionLost as exc:
             raise self._backend_lost(exc) from None
 
-    def _decide(self, text: str, started: float) -> Decision:
+    async def _decide(self, text: str, started: float) -> Decision:
         """Policy and audit checks before anything reaches the backend; raises to refuse."""
-        decision = self.guard.decide(self.ctx.policy, text)
+        policy = self.ctx.policy
+        decision = self.guard.decide(policy, text)
+        if decision.wants_estimate:
+            decision = self.guard.decide(policy, text, await self._estimate_rows(decision))
         if decision.blocked:
             self.trail.statement(text, decision, started=started, error_code=decision.error_code)
             raise blocked_error(decision)
@@ -592,6 +597,23 @@ class Session:
                 "(set local_infile = true in its config to allow it)",
             )
         return decision
+
+    async def _estimate_rows(self, decision: Decision) -> list[int]:
+        """Rows the backend expects each statement to touch (EXPLAIN); a statement it cannot
+        estimate counts as huge, so that an impact rule errs on the side of holding it."""
+        estimates = []
+        deprecate_eof = bool(self.capabilities & Capability.CLIENT_DEPRECATE_EOF)
+        for statement in decision.statements:
+            try:
+                names, rows = await text_query(
+                    self.backend.stream, f"EXPLAIN {statement.sql}", deprecate_eof=deprecate_eof
+                )
+                column = names.index("rows")
+                estimates.append(sum(int(row[column] or 0) for row in rows))
+            except (MySQLError, ValueError):
+                estimates.append(_UNKNOWN_ROWS)
+        event(logging.DEBUG, "estimated_rows", session=self.id, rows=estimates)
+        return estimates
 
     async def _approve(
         self, text: str, params: list[str], decision: Decision | None, started: float
@@ -608,7 +630,7 @@ class Session:
     async def _prepare(self, payload: bytes) -> None:
         text = payload[1:].decode("utf-8", "replace")
         started = time.time()
-        decision = self._decide(text, started)
+        decision = await self._decide(text, started)
         mask = await self._mask_plan(text, decision, started)
         scanner = self.scanner
         await self._forward(payload, RESPONSE_PREPARE)
@@ -674,7 +696,7 @@ class Session:
         database = payload[1:].decode("utf-8", "replace")
         text = "USE `" + database.replace("`", "``") + "`"
         started = time.time()
-        decision = self._decide(text, started)
+        decision = await self._decide(text, started)
         scanner = self.scanner
         await self._forward(payload, RESPONSE_SIMPLE)
         if not scanner.error_code:
@@ -686,7 +708,8 @@ class Session:
         backend = self.backend.stream
         scanner = self.scanner
         self._send_backend(payload)
-        scanner.start(kind)
+        # Rows stream through in byte runs even when a packet is split across reads.
+        scanner.start(kind, stream_rows=True)
         try:
             await relay_response(scanner, backend, self.client)
             while scanner.local_infile:
