@@ -100,6 +100,23 @@ def pending_id(proxy, approver=("alice", "alice-pw-1"), timeout=10.0):
     raise AssertionError("no pending approval appeared")
 
 
+@pytest.fixture(autouse=True)
+def restore_shop(mariadb):
+    """These tests change orders and customers; later tests expect the sample data."""
+    quantities = mariadb.sql("SELECT id, quantity FROM shop.orders")
+    limits = mariadb.sql("SELECT id, credit_limit FROM shop.customers")
+    yield
+    updates = [
+        f"UPDATE shop.orders SET quantity = {q} WHERE id = {i};"
+        for i, q in (line.split("\t") for line in quantities.split("\n") if line)
+    ]
+    updates += [
+        f"UPDATE shop.customers SET credit_limit = {c} WHERE id = {i};"
+        for i, c in (line.split("\t") for line in limits.split("\n") if line)
+    ]
+    mariadb.sql("".join(updates))
+
+
 @pytest.fixture()
 def approval_proxy(mariadb, tmp_path):
     rules = tmp_path / "rules.toml"

@@ -111,6 +111,12 @@ def parse_handshake_response(payload: bytes) -> HandshakeResponse:
     database = None
     if caps & Capability.CLIENT_CONNECT_WITH_DB and r.remaining():
         database = r.null_str().decode("utf-8", "replace") or None
+    plugin, attrs = _plugin_and_attributes(r, caps)
+    return HandshakeResponse(caps, max_packet, charset, user, auth, database, plugin, attrs)
+
+
+def _plugin_and_attributes(r: PayloadReader, caps: int) -> tuple[str, dict[str, str]]:
+    """The optional tail of HandshakeResponse41 and COM_CHANGE_USER."""
     plugin = ""
     if caps & Capability.CLIENT_PLUGIN_AUTH and r.remaining():
         plugin = r.null_str().decode("ascii", "replace")
@@ -120,7 +126,7 @@ def parse_handshake_response(payload: bytes) -> HandshakeResponse:
         while block.remaining():
             key = block.lenenc_str().decode("utf-8", "replace")
             attrs[key] = block.lenenc_str().decode("utf-8", "replace")
-    return HandshakeResponse(caps, max_packet, charset, user, auth, database, plugin, attrs)
+    return plugin, attrs
 
 
 def build_handshake_response(resp: HandshakeResponse) -> bytes:
@@ -177,13 +183,5 @@ def parse_change_user(payload: bytes, caps: int) -> ChangeUser:
         auth = r.null_str()
     database = r.null_str().decode("utf-8", "replace") or None if r.remaining() else None
     charset = r.int2() if r.remaining() >= 2 else 0
-    plugin = ""
-    if caps & Capability.CLIENT_PLUGIN_AUTH and r.remaining():
-        plugin = r.null_str().decode("ascii", "replace")
-    attrs: dict[str, str] = {}
-    if caps & Capability.CLIENT_CONNECT_ATTRS and r.remaining():
-        block = PayloadReader(r.lenenc_str())
-        while block.remaining():
-            key = block.lenenc_str().decode("utf-8", "replace")
-            attrs[key] = block.lenenc_str().decode("utf-8", "replace")
+    plugin, attrs = _plugin_and_attributes(r, caps)
     return ChangeUser(user, auth, database, charset, plugin, attrs)

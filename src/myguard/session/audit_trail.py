@@ -27,6 +27,7 @@ from myguard.audit.records import AuditRecord
 from myguard.logs import event
 from myguard.policy.decision import Decision
 from myguard.protocol.errors import MySQLError
+from myguard.session.relay import Outcome
 
 if TYPE_CHECKING:
     from myguard.session.session import Session
@@ -123,17 +124,18 @@ class AuditTrail:
                 ) from None
         return record.get("intent_id")
 
+    def refused(self, sql: str, decision: Decision | None, error_code: int, started: float) -> None:
+        """A statement myguard refused before it reached the backend."""
+        self.statement(sql, decision, Outcome(error_code=error_code), started=started)
+
     def statement(
         self,
         sql: str,
         decision: Decision | None,
+        outcome: Outcome,
         *,
         started: float,
-        rows_returned: int | None = None,
-        rows_affected: int | None = None,
-        error_code: int | None = None,
         intent_id: str | None = None,
-        masked_columns: dict[str, str] | None = None,
         approval_id: str | None = None,
     ) -> None:
         if self.writer is None:
@@ -163,11 +165,11 @@ class AuditTrail:
                 observed_rules=[f"{h.rule}:{h.action}" for h in decision.observed]
                 if decision
                 else None,
-                masked_columns=masked_columns,
+                masked_columns=outcome.masked or None,
                 approval_id=approval_id,
-                rows_returned=rows_returned,
-                rows_affected=rows_affected,
-                error_code=error_code or None,
+                rows_returned=outcome.rows,
+                rows_affected=outcome.affected_rows,
+                error_code=outcome.error_code or None,
                 started_at=started,
                 duration=time.time() - started,
                 intent_id=intent_id,

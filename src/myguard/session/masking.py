@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from myguard._fast import load
@@ -29,7 +29,7 @@ from myguard.protocol.column_definition import build_column_definition, parse_co
 from myguard.protocol.constants import ServerStatus
 from myguard.protocol.errors import MySQLError
 from myguard.protocol.generic_response import eof_status, err_packet, parse_ok
-from myguard.session.relay import RESPONSE_FETCH, RESPONSE_QUERY, ResponseScanner
+from myguard.session.relay import RESPONSE_FETCH, RESPONSE_QUERY, Outcome, ResponseScanner
 
 if TYPE_CHECKING:
     from myguard._fast.rowmask_py import RowMasker
@@ -133,11 +133,7 @@ class Masking:
 
 
 @dataclass(slots=True)
-class MaskOutcome:
-    masked: dict[str, str] = field(default_factory=dict)
-    rows: int = 0
-    affected_rows: int = 0
-    error_code: int = 0
+class MaskOutcome(Outcome):
     # A result set left open on a server-side cursor: its rows come through COM_STMT_FETCH.
     cursor_masker: RowMasker | None = None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from myguard import metrics
 from myguard._fast import load
 from myguard.net.packet_stream import PacketStream
@@ -15,6 +17,16 @@ RESPONSE_FETCH = _scan.RESPONSE_FETCH
 RESPONSE_PREPARE = _scan.RESPONSE_PREPARE
 RESPONSE_FIELD_LIST = _scan.RESPONSE_FIELD_LIST
 RESPONSE_SIMPLE = _scan.RESPONSE_SIMPLE
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a statement's response came to, for the audit record."""
+
+    rows: int = 0
+    affected_rows: int = 0
+    error_code: int = 0
+    masked: dict[str, str] = field(default_factory=dict)  # result column -> strategy
 
 
 class ClientGone(Exception):

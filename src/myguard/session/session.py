@@ -510,34 +510,24 @@ class Session:
         mask = await self._mask_plan(text, decision, started)
         approval_id = await self._approve(text, [], decision, started)
         intent = await self.trail.intent(text, decision)
-        if mask is not None:
-            self._send_backend(payload)
-            outcome = await self._relay_masked(mask, binary=False)
-            self.trail.statement(
-                text,
-                decision,
-                started=started,
-                rows_returned=outcome.rows,
-                rows_affected=outcome.affected_rows,
-                error_code=outcome.error_code,
-                intent_id=intent,
-                approval_id=approval_id,
-                masked_columns=outcome.masked,
-            )
-            return
-        scanner = self.scanner
-        await self._forward(payload, RESPONSE_QUERY)
-        if not scanner.error_code:
+        outcome = await self._run(payload, RESPONSE_QUERY, mask)
+        if not outcome.error_code:
             self._after_success(decision)
         self.trail.statement(
-            text,
-            decision,
-            started=started,
-            rows_returned=scanner.rows,
-            rows_affected=scanner.affected_rows,
-            error_code=scanner.error_code,
-            intent_id=intent,
-            approval_id=approval_id,
+            text, decision, outcome, started=started, intent_id=intent, approval_id=approval_id
+        )
+
+    async def _run(
+        self, payload: bytes, kind: int, mask: tuple[MaskRules, list[Lineage]] | None
+    ) -> MaskOutcome:
+        """Forward a statement and relay its response, through masking when ``mask`` is set."""
+        if mask is not None:
+            self._send_backend(payload)
+            return await self._relay_masked(mask, binary=kind == RESPONSE_EXECUTE)
+        scanner = self.scanner
+        await self._forward(payload, kind)
+        return MaskOutcome(
+            rows=scanner.rows, affected_rows=scanner.affected_rows, error_code=scanner.error_code
         )
 
     def _after_success(self, decision: Decision) -> None:
@@ -565,7 +555,7 @@ class Session:
         try:
             return rules, await masking.lineages(self, decision, rules)
         except MySQLError as exc:
-            self.trail.statement(text, decision, started=started, error_code=exc.code)
+            self.trail.refused(text, decision, exc.code, started)
             raise
 
     async def _relay_masked(
@@ -584,7 +574,7 @@ class Session:
         if decision.wants_estimate:
             decision = self.guard.decide(policy, text, await self._estimate_rows(decision))
         if decision.blocked:
-            self.trail.statement(text, decision, started=started, error_code=decision.error_code)
+            self.trail.refused(text, decision, decision.error_code, started)
             raise blocked_error(decision)
         self.trail.require()
         if not self.backend_config.local_infile and any(
@@ -624,7 +614,7 @@ class Session:
         try:
             return str(await approval_hold.hold(self, text, params, decision))
         except MySQLError as exc:
-            self.trail.statement(text, decision, started=started, error_code=exc.code)
+            self.trail.refused(text, decision, exc.code, started)
             raise
 
     async def _prepare(self, payload: bytes) -> None:
@@ -650,34 +640,12 @@ class Session:
             )
         self.trail.require()
         approval_id = await self._approve(text, params, decision, started)
-        if statement is not None and statement.mask is not None:
-            self._send_backend(payload)
-            outcome = await self._relay_masked(statement.mask, binary=True)
+        outcome = await self._run(payload, RESPONSE_EXECUTE, statement.mask if statement else None)
+        if statement is not None:
             statement.cursor_masker = outcome.cursor_masker
-            self.trail.statement(
-                text,
-                decision,
-                started=started,
-                rows_returned=outcome.rows,
-                rows_affected=outcome.affected_rows,
-                error_code=outcome.error_code,
-                approval_id=approval_id,
-                masked_columns=outcome.masked,
-            )
-            return
-        scanner = self.scanner
-        await self._forward(payload, RESPONSE_EXECUTE)
-        if not scanner.error_code and decision is not None:
+        if not outcome.error_code and decision is not None:
             self._after_success(decision)
-        self.trail.statement(
-            text,
-            decision,
-            started=started,
-            rows_returned=scanner.rows,
-            rows_affected=scanner.affected_rows,
-            error_code=scanner.error_code,
-            approval_id=approval_id,
-        )
+        self.trail.statement(text, decision, outcome, started=started, approval_id=approval_id)
 
     async def _fetch(self, payload: bytes) -> None:
         statement = self.prepared.get(int.from_bytes(payload[1:5], "little"))
@@ -702,7 +670,9 @@ class Session:
         if not scanner.error_code:
             self.database = database
             self.guard.use_database(database)
-        self.trail.statement(text, decision, started=started, error_code=scanner.error_code)
+        self.trail.statement(
+            text, decision, MaskOutcome(error_code=scanner.error_code), started=started
+        )
 
     async def _forward(self, payload: bytes, kind: int) -> None:
         backend = self.backend.stream
