@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
+from pathlib import Path
 
 from myguard import metrics
 from myguard._fast import load
@@ -24,6 +26,7 @@ from myguard.logs import event
 from myguard.policy.engine import Policy
 from myguard.protocol.errors import ER_CON_COUNT_ERROR, MySQLError
 from myguard.protocol.generic_response import err_packet
+from myguard.session.kill import RUNTIME_DIR_ENV, serve_kill_requests
 from myguard.session.masking import Masking
 from myguard.session.registry import SessionRegistry
 from myguard.session.session import Session
@@ -143,6 +146,10 @@ class Server:
             )
         if self.config.admin_listen is not None and self.worker is None:
             await self.admin.start(*self.config.admin_listen)
+        runtime = os.environ.get(RUNTIME_DIR_ENV)
+        if self.worker is not None and runtime:
+            path = Path(runtime) / f"worker-{self.worker}.sock"
+            self._servers.append(await serve_kill_requests(self.ctx.registry, path))
         self._sweeper = asyncio.create_task(self._sweep_idle())
 
     async def _accept(

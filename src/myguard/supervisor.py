@@ -28,6 +28,7 @@ from myguard.config_error import ConfigError
 from myguard.identity.throttle import LoginThrottle
 from myguard.logs import event
 from myguard.policy.engine import Policy
+from myguard.session.kill import RUNTIME_DIR_ENV
 
 _BACKOFF_MAX = 30.0
 _STABLE = 60.0  # a worker that lived this long resets the restart backoff
@@ -40,7 +41,8 @@ class Supervisor:
         self.log_level = log_level
         self.procs: dict[int, asyncio.subprocess.Process] = {}
         self.stopping = False
-        self.metrics_dir = tempfile.mkdtemp(prefix="myguard-metrics-")
+        # Shared with the workers: metric files, and each worker's KILL socket.
+        self.metrics_dir = tempfile.mkdtemp(prefix="myguard-run-")
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=self.metrics_dir)
         self.admin = AdminServer(self._healthy, registry)
@@ -50,7 +52,11 @@ class Supervisor:
         return not self.stopping and len(self.procs) == self.config.workers
 
     async def _spawn(self, index: int) -> asyncio.subprocess.Process:
-        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir}
+        env = {
+            **os.environ,
+            "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir,
+            RUNTIME_DIR_ENV: self.metrics_dir,
+        }
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "myguard", "serve", "--config", self.config_path,
             "--worker", str(index), "--log-level", self.log_level, env=env,

@@ -199,3 +199,26 @@ def test_example_config_checks_and_version():
         [sys.executable, "-m", "myguard", "--version"], capture_output=True, text=True
     )
     assert r.stdout.startswith("myguard ")
+
+
+def test_kill_reaches_a_session_of_another_worker(private_proxy):
+    p = private_proxy(workers=2)
+    by_worker: dict[int, list] = {}
+    for _ in range(40):
+        conn = pymysql.connect(host="127.0.0.1", port=p.port, user="alice", password="alice-pw-1")
+        by_worker.setdefault(conn.thread_id() >> 24, []).append(conn)
+        if len(by_worker) == 2:
+            break
+    assert sorted(by_worker) == [0, 1]
+    killer, victim = by_worker[0][0], by_worker[1][0]
+    bob = pymysql.connect(host="127.0.0.1", port=p.port, user="bob", password="bob-pw-2")
+    with bob.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as err:
+        cur.execute(f"KILL {victim.thread_id()}")
+    assert err.value.args[0] == 1095  # not bob's session, whichever worker holds it
+    with killer.cursor() as cur:
+        cur.execute(f"KILL {victim.thread_id()}")
+    with pytest.raises(pymysql.err.OperationalError):
+        victim.cursor().execute("SELECT 1")
+    with killer.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as err:
+        cur.execute(f"KILL {(5 << 24) + 1}")  # no such worker
+    assert err.value.args[0] == 1094

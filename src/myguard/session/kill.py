@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from myguard.protocol.errors import ER_KILL_DENIED_ERROR, ER_NO_SUCH_THREAD, MySQLError
 from myguard.session.registry import SessionRegistry
@@ -13,6 +17,8 @@ _KILL = re.compile(
     rb"^\s*KILL\s+(?:(?:HARD|SOFT)\s+)?(?:(CONNECTION|QUERY)\s+)?(\d+)\s*;?\s*$",
     re.IGNORECASE,
 )
+# Set by the supervisor: where its workers' unix sockets live.
+RUNTIME_DIR_ENV = "MYGUARD_RUNTIME_DIR"
 _KILL_ANY = re.compile(rb"^\s*KILL\b", re.IGNORECASE)
 
 
@@ -41,7 +47,20 @@ def parse_kill(sql: bytes) -> KillRequest | None:
 
 
 async def kill(registry: SessionRegistry, user: str, request: KillRequest) -> None:
-    """Kill a session of ``user``; a user may kill only their own sessions."""
+    """Kill a session of ``user``; a user may kill only their own sessions.
+
+    A session of another worker process is killed by that worker, asked over its unix
+    socket in the runtime directory the supervisor shares with its workers.
+    """
+    worker = registry.worker_of(request.target)
+    runtime = os.environ.get(RUNTIME_DIR_ENV)
+    if worker != registry.worker and runtime:
+        await _ask(Path(runtime) / f"worker-{worker}.sock", user, request)
+        return
+    await kill_local(registry, user, request)
+
+
+async def kill_local(registry: SessionRegistry, user: str, request: KillRequest) -> None:
     target = registry.get(request.target)
     if target is None:
         raise MySQLError(ER_NO_SUCH_THREAD, "HY000", f"Unknown thread id: {request.target}")
@@ -50,3 +69,47 @@ async def kill(registry: SessionRegistry, user: str, request: KillRequest) -> No
             ER_KILL_DENIED_ERROR, "HY000", f"You are not owner of thread {request.target}"
         )
     await target.kill(request.query_only)
+
+
+async def _ask(path: Path, user: str, request: KillRequest) -> None:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), 5)
+    except (OSError, TimeoutError):
+        # No such worker (any more): the id names no live session.
+        raise MySQLError(
+            ER_NO_SUCH_THREAD, "HY000", f"Unknown thread id: {request.target}"
+        ) from None
+    try:
+        message = {"user": user, "target": request.target, "query_only": request.query_only}
+        writer.write(json.dumps(message).encode() + b"\n")
+        await writer.drain()
+        reply = json.loads(await asyncio.wait_for(reader.readline(), 30) or b"{}")
+    finally:
+        writer.close()
+    if "code" in reply:
+        raise MySQLError(reply["code"], reply["sqlstate"], reply["message"])
+
+
+async def serve_kill_requests(registry: SessionRegistry, path: Path) -> asyncio.Server:
+    """Answer other workers' KILL requests for this worker's sessions."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            message = json.loads(await reader.readline())
+            request = KillRequest(int(message["target"]), bool(message["query_only"]))
+            await kill_local(registry, str(message["user"]), request)
+            reply: dict[str, object] = {"ok": True}
+        except MySQLError as exc:
+            reply = {"code": exc.code, "sqlstate": exc.sqlstate, "message": exc.message}
+        except (ValueError, KeyError, TypeError):
+            reply = {
+                "code": ER_KILL_DENIED_ERROR,
+                "sqlstate": "HY000",
+                "message": "malformed KILL request",
+            }
+        writer.write(json.dumps(reply).encode() + b"\n")
+        await writer.drain()
+        writer.close()
+
+    path.unlink(missing_ok=True)
+    return await asyncio.start_unix_server(handle, str(path))

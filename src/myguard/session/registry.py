@@ -19,6 +19,7 @@ class SessionRegistry:
 
     def __init__(self, worker: int = 0) -> None:
         # Worker index in the high bits keeps ids unique across worker processes.
+        self.worker = worker
         self._ids = itertools.count((worker << 24) + 1)
         self._sessions: dict[int, Killable] = {}
 
@@ -30,6 +31,11 @@ class SessionRegistry:
 
     def remove(self, session_id: int) -> None:
         self._sessions.pop(session_id, None)
+
+    @staticmethod
+    def worker_of(session_id: int) -> int:
+        """The worker process that owns a session id."""
+        return session_id >> 24
 
     def get(self, session_id: int) -> Killable | None:
         return self._sessions.get(session_id)
