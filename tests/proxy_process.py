@@ -98,7 +98,7 @@ class ProxyProcess:
             "admin_listen": f"127.0.0.1:{self.admin_port}",
             "workers": opts.pop("workers", 1),
             "require_tls": opts.pop("require_tls", False),
-            "handshake_timeout": opts.pop("handshake_timeout", 5),
+            "handshake_timeout": opts.pop("handshake_timeout", 30),
             "idle_timeout": opts.pop("idle_timeout", 3600),
             "shutdown_timeout": opts.pop("shutdown_timeout", 10),
             "max_allowed_packet": opts.pop("max_allowed_packet", 64 << 20),
