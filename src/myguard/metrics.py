@@ -40,3 +40,15 @@ ERRORS = Counter("myguard_errors_total", "Errors by kind", ["kind"])
 
 BYTES_TO_CLIENT = BYTES.labels("to_client")
 BYTES_TO_BACKEND = BYTES.labels("to_backend")
+
+_STATEMENT_CHILDREN: dict[tuple[str, str], tuple] = {}
+
+
+def statement_done(command: str, outcome: str, seconds: float) -> None:
+    """Count one command and its latency; label children are looked up once (hot path)."""
+    children = _STATEMENT_CHILDREN.get((command, outcome))
+    if children is None:
+        children = (STATEMENTS.labels(command, outcome), STATEMENT_SECONDS.labels(command))
+        _STATEMENT_CHILDREN[(command, outcome)] = children
+    children[0].inc()
+    children[1].observe(seconds)

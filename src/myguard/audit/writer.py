@@ -38,6 +38,9 @@ FsyncMode = Literal["always", "batch", "off"]
 FSYNC_MODES: tuple[FsyncMode, ...] = ("always", "batch", "off")
 
 _MAX_BATCH = 4096
+# How long enqueued records gather on the event loop before the writer thread gets them:
+# fewer, larger groups mean fewer thread wake-ups and fsyncs (each costs ~0.1-0.3 ms CPU).
+_HANDOFF = 0.005
 _ARRIVAL_GAP = 0.0003
 FRAME_OVERHEAD = FRAME_HEAD.size + PAYLOAD_PREFIX.size
 _STOP = object()
@@ -47,9 +50,9 @@ class AuditUnavailable(Exception):
     """The audit trail cannot take records now; the proxy must refuse statements."""
 
 
-def _settle(futures: list[asyncio.Future[None]], error: str | None) -> None:
+def _settle(futures: list[asyncio.Future[None] | None], error: str | None) -> None:
     for future in futures:
-        if future.done():  # the caller was cancelled; its record is written anyway
+        if future is None or future.done():  # queued without a waiter, or the caller was cancelled
             continue
         if error is None:
             future.set_result(None)
@@ -93,6 +96,7 @@ class AuditWriter:
         self._recovery_free_bytes = recovery_free_bytes
         self._maintenance_interval = maintenance_interval
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._pending: list[tuple[bytes, None]] = []
         self._loop = asyncio.get_running_loop()
         self._healthy = True
         self._closing = False
@@ -174,6 +178,27 @@ class AuditWriter:
         """Return once ``record`` is durable per the fsync mode; raise AuditUnavailable if not."""
         await self.submit(record)
 
+    def enqueue(self, record: AuditRecord) -> None:
+        """Queue ``record`` with nobody waiting for it: the cheapest way in.
+
+        For records that follow what they describe (a statement's completion). Records
+        queued within ``_HANDOFF`` seconds reach the writer thread together, so the thread
+        wakes once per group rather than once per record. Raises AuditUnavailable at once
+        while unhealthy.
+        """
+        if self._closing:
+            raise AuditUnavailable("audit writer is closed")
+        if not self._healthy:
+            raise AuditUnavailable(f"audit trail unavailable: {self._last_error}")
+        self._pending.append((record.encode(self._redact), None))
+        if len(self._pending) == 1:
+            self._loop.call_later(_HANDOFF, self._hand_off)
+
+    def _hand_off(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending:
+            self._queue.put(pending)
+
     def submit(self, record: AuditRecord) -> asyncio.Future[None]:
         """Queue ``record`` without waiting; the future settles when it is durable.
 
@@ -194,6 +219,7 @@ class AuditWriter:
         if self._closing:
             return
         self._closing = True
+        self._hand_off()
         self._queue.put(_STOP)
         await asyncio.to_thread(self._thread.join)
 
@@ -210,7 +236,7 @@ class AuditWriter:
                 continue
             if first is _STOP:
                 break
-            batch = [first]
+            batch = list(first) if isinstance(first, list) else [first]
             stop = self._gather(batch)
             self._commit(batch)
         try:
@@ -232,7 +258,10 @@ class AuditWriter:
                 return False
             if item is _STOP:
                 return True
-            batch.append(item)
+            if isinstance(item, list):
+                batch.extend(item)
+            else:
+                batch.append(item)
         return False
 
     def _commit(self, batch: list) -> None:
@@ -243,10 +272,11 @@ class AuditWriter:
         while done < len(bodies):
             count, error = self._append(bodies[done:])
             settled = futures[done:] if error else futures[done : done + count]
-            try:
-                self._loop.call_soon_threadsafe(_settle, settled, error)
-            except RuntimeError:
-                return  # the loop is gone: nobody is waiting any more
+            if any(f is not None for f in settled):
+                try:
+                    self._loop.call_soon_threadsafe(_settle, settled, error)
+                except RuntimeError:
+                    return  # the loop is gone: nobody is waiting any more
             if error:
                 return
             done += count

@@ -110,6 +110,10 @@ class Policy:
             return None
         return rules[0].name, tuple(mask for r in rules for mask in r.masks)
 
+    def decide_touches(self, ctx: RequestContext, touches: tuple[Touch, ...]) -> Decision:
+        """The decision for statements already analysed by ``touches()``."""
+        return self._decide(ctx, touches)
+
     def decide(
         self, ctx: RequestContext, sql: str, estimated_rows: Sequence[int] | None = None
     ) -> Decision:

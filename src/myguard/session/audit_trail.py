@@ -9,7 +9,6 @@ durable within the batch window.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -37,11 +36,6 @@ ER_MYGUARD_AUDIT_UNAVAILABLE = 4693
 MAX_STATEMENT_CHARS = 65536
 
 
-def _dropped(future: asyncio.Future[None]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        event(logging.ERROR, "audit_write_failed", error=str(future.exception()))
-
-
 def _text(sql: str) -> str:
     if len(sql) <= MAX_STATEMENT_CHARS:
         return sql
@@ -65,7 +59,7 @@ class AuditTrail:
         if self.writer is None:
             return
         try:
-            self.writer.submit(record).add_done_callback(_dropped)
+            self.writer.enqueue(record)
         except AuditUnavailable as exc:
             event(logging.ERROR, "audit_unavailable", session=self.session.id, error=str(exc))
 

@@ -16,36 +16,56 @@ from myguard.protocol.errors import MySQLError
 class Guard:
     """Builds the request context once per session and asks the current policy."""
 
-    __slots__ = ("context", "session_id", "_masks")
+    __slots__ = ("context", "session_id", "_masks", "_memo", "_memo_policy")
 
     def __init__(self, context: RequestContext, session_id: int) -> None:
         self.context = context
         self.session_id = session_id
         # (policy, the identity's mask rules under it), recomputed after a reload
         self._masks: tuple[Policy, tuple[str, tuple] | None] | None = None
+        # Decisions by analysis: the policy's cache returns the same touches object for
+        # every statement of one shape, and this session's context rarely changes.
+        self._memo: dict[int, tuple[object, Decision]] = {}
+        self._memo_policy: Policy | None = None
 
     def use_database(self, database: str | None) -> None:
         if database != self.context.current_db:
             self.context = replace(self.context, current_db=database)
             self._masks = None
+            self._memo.clear()
 
     def identity_masks(self, policy: Policy) -> tuple[str, tuple] | None:
         if self._masks is None or self._masks[0] is not policy:
             self._masks = (policy, policy.identity_masks(self.context))
         return self._masks[1]
 
-    def decide(self, policy: Policy, sql: str, estimated_rows: list[int] | None = None) -> Decision:
-        misses = policy.cache_misses
-        decision = policy.decide(self.context, sql, estimated_rows)
+    def _masked(self, policy: Policy, decision: Decision) -> Decision:
+        """An identity with masking: every statement goes through column lineage, which
+        sees through views and functions that the tags cannot."""
         if decision.action == ALLOW:
             masks = self.identity_masks(policy)
             if masks is not None:
-                # An identity with masking: every statement goes through column lineage,
-                # which sees through views and functions that the tags cannot.
-                decision = replace(decision, action=MASK, rule=masks[0], masks=masks[1])
-        (
-            metrics.POLICY_CACHE_MISS if policy.cache_misses != misses else metrics.POLICY_CACHE_HIT
-        ).inc()
+                return replace(decision, action=MASK, rule=masks[0], masks=masks[1])
+        return decision
+
+    def decide(self, policy: Policy, sql: str, estimated_rows: list[int] | None = None) -> Decision:
+        misses = policy.cache_misses
+        if estimated_rows is not None:
+            decision = self._masked(policy, policy.decide(self.context, sql, estimated_rows))
+        else:
+            if policy is not self._memo_policy:
+                self._memo.clear()
+                self._memo_policy = policy
+            touches = policy.touches(sql, self.context.current_db)
+            entry = self._memo.get(id(touches))
+            if entry is not None and entry[0] is touches:
+                decision = entry[1]
+            else:
+                decision = self._masked(policy, policy.decide_touches(self.context, touches))
+                if len(self._memo) >= _MEMO_SIZE:
+                    self._memo.clear()
+                self._memo[id(touches)] = (touches, decision)
+        (metrics.POLICY_CACHE_MISS if policy.cache_misses != misses else metrics.POLICY_CACHE_HIT).inc()
         for hit in decision.observed:
             # Observe mode: record what the rule would have done, let the statement through.
             event(
@@ -58,6 +78,9 @@ class Guard:
                 statement=hit.statement,
             )
         return decision
+
+
+_MEMO_SIZE = 512
 
 
 def blocked_error(decision: Decision) -> MySQLError:

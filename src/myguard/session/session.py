@@ -439,8 +439,7 @@ class Session:
             finally:
                 self.busy = False
             name = _COMMAND_NAMES.get(command, "unknown")
-            metrics.STATEMENTS.labels(name, outcome).inc()
-            metrics.STATEMENT_SECONDS.labels(name).observe(time.perf_counter() - started)
+            metrics.statement_done(name, outcome, time.perf_counter() - started)
 
     async def _dispatch(self, command: int, payload: bytes) -> None:
         if command == Command.COM_QUERY:
