@@ -77,7 +77,3 @@ def parse_err(payload: bytes, capabilities: int = Capability.CLIENT_PROTOCOL_41)
         state = rest[1:6].decode("ascii", "replace")
         rest = rest[6:]
     return ErrPacket(code, state, rest.decode("utf-8", "replace"))
-
-
-def is_eof(payload: bytes) -> bool:
-    return len(payload) < 9 and payload[:1] == b"\xfe"
