@@ -65,7 +65,9 @@ class Guard:
                 if len(self._memo) >= _MEMO_SIZE:
                     self._memo.clear()
                 self._memo[id(touches)] = (touches, decision)
-        (metrics.POLICY_CACHE_MISS if policy.cache_misses != misses else metrics.POLICY_CACHE_HIT).inc()
+        (
+            metrics.POLICY_CACHE_MISS if policy.cache_misses != misses else metrics.POLICY_CACHE_HIT
+        ).inc()
         for hit in decision.observed:
             # Observe mode: record what the rule would have done, let the statement through.
             event(
