@@ -29,7 +29,13 @@ from myguard.protocol.column_definition import build_column_definition, parse_co
 from myguard.protocol.constants import ServerStatus
 from myguard.protocol.errors import MySQLError
 from myguard.protocol.generic_response import eof_status, err_packet, parse_ok
-from myguard.session.relay import RESPONSE_FETCH, RESPONSE_QUERY, Outcome, ResponseScanner
+from myguard.session.relay import (
+    RESPONSE_FETCH,
+    RESPONSE_QUERY,
+    Outcome,
+    ResponseScanner,
+    relay_response,
+)
 
 if TYPE_CHECKING:
     from myguard._fast.rowmask_py import RowMasker
@@ -227,21 +233,10 @@ async def relay_rows(
 ) -> int:
     """Rows up to and including their terminator, masked in byte runs; the final status."""
     scanner.start(RESPONSE_FETCH)
-    pending = b""
-    while True:
-        chunk = await backend.read_chunk()
-        data = pending + chunk if pending else chunk
-        used = scanner.scan(data)
-        if used:
-            run = data if used == len(data) else data[:used]
-            client.write_raw(masker.rewrite_packets(run, binary) if masker is not None else run)
-            await client.drain()
-        pending = data[used:] if used < len(data) else b""
-        if scanner.done:
-            if pending:
-                backend.unread(pending)
-            backend.seq = client.seq = (scanner.last_seq + 1) & 0xFF
-            return scanner.status
+    rewrite = None if masker is None else (lambda run: masker.rewrite_packets(run, binary))
+    await relay_response(scanner, backend, client, rewrite)
+    backend.seq = client.seq = (scanner.last_seq + 1) & 0xFF
+    return scanner.status
 
 
 async def _discard_rest(scanner: ResponseScanner, backend: PacketStream) -> None:

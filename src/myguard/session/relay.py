@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from myguard import metrics
@@ -34,10 +35,14 @@ class ClientGone(Exception):
 
 
 async def relay_response(
-    scanner: ResponseScanner, backend: PacketStream, client: PacketStream
+    scanner: ResponseScanner,
+    backend: PacketStream,
+    client: PacketStream,
+    rewrite: Callable[[bytes], bytes] | None = None,
 ) -> None:
     """Forward packets from ``backend`` to ``client`` until ``scanner`` says the response ended.
 
+    ``rewrite`` (masking) turns each run of complete packets into what the client gets.
     Raises ConnectionLost when the backend fails, ClientGone when the client does; stops
     early with ``scanner.local_infile`` set when the server asks for a local file.
     """
@@ -49,6 +54,8 @@ async def relay_response(
         used = scanner.scan(data)
         if used:
             out = data if used == len(data) else data[:used]
+            if rewrite is not None:
+                out = rewrite(out)
             try:
                 client.write_raw(out)
                 await client.drain()
