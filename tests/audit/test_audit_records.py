@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from myguard.audit import (
     AuditFormatError,
@@ -18,7 +20,13 @@ from myguard.audit import (
     statement_record,
     verify,
 )
-from myguard.audit.records import FIELD_KEYS
+from myguard.audit.records import (
+    FIELD_KEYS,
+    PackedFields,
+    StatementEncoder,
+    statement_decision_fields,
+    statement_session_fields,
+)
 
 
 def all_types() -> list[AuditRecord]:
@@ -166,3 +174,64 @@ def test_writer_redacts_statement_literals_when_configured(tmp_path, write_recor
 )
 def test_redact_literals(sql, expected):
     assert redact_literals(sql) == expected
+
+
+_names = st.lists(st.text(max_size=12), max_size=4)
+_maybe_text = st.none() | st.text(max_size=30)
+_maybe_int = st.none() | st.integers(0, 1 << 40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    session=st.fixed_dictionaries(
+        {
+            "user": st.text(max_size=20),
+            "groups": st.none() | _names,
+            "source_address": _maybe_text,
+            "client_program": _maybe_text,
+            "client_attributes": st.none()
+            | st.dictionaries(st.text(max_size=8), st.text(max_size=8)),
+            "environment": _maybe_text,
+            "backend": _maybe_text,
+            "session_id": _maybe_text,
+        }
+    ),
+    decision=st.fixed_dictionaries(
+        {
+            "decision": st.sampled_from(["allow", "mask", "approve", "block"]),
+            "kind": _maybe_text,
+            "tables_read": st.none() | _names,
+            "tables_written": st.none() | _names,
+            "columns": st.none() | _names,
+            "data_tags": st.none() | _names,
+            "rule": _maybe_text,
+            "observed_rules": st.none() | _names,
+        }
+    ),
+    outcome=st.fixed_dictionaries(
+        {
+            "statement": st.text(max_size=80),
+            "database": _maybe_text,
+            "masked_columns": st.none() | st.dictionaries(st.text(max_size=8), st.text(max_size=8)),
+            "approval_id": _maybe_text,
+            "rows_returned": _maybe_int,
+            "rows_affected": _maybe_int,
+            "error_code": _maybe_int,
+            "started_at": st.none() | st.floats(0, 2e9),
+            "duration": st.none() | st.floats(0, 100),
+            "intent_id": _maybe_text,
+        }
+    ),
+    redact=st.booleans(),
+)
+def test_statement_encoder_matches_statement_record(
+    session: dict, decision: dict, outcome: dict, redact: bool
+) -> None:
+    """The session's hot path (fields packed once per session and decision) writes the same
+    record as statement_record()."""
+    encoder = StatementEncoder(PackedFields.of(statement_session_fields(**session)), redact=redact)
+    body = encoder.encode(
+        PackedFields.of(statement_decision_fields(**decision)), **outcome, at=1234.5
+    )
+    expected = statement_record(**session, **decision, **outcome, at=1234.5)
+    assert AuditRecord.decode(body) == AuditRecord.decode(expected.encode(redact))

@@ -178,19 +178,25 @@ class AuditWriter:
         """Return once ``record`` is durable per the fsync mode; raise AuditUnavailable if not."""
         await self.submit(record)
 
-    def enqueue(self, record: AuditRecord) -> None:
-        """Queue ``record`` with nobody waiting for it: the cheapest way in.
+    @property
+    def redacts_literals(self) -> bool:
+        """Whether statement texts are stored with their literals replaced by ``?``."""
+        return self._redact
 
-        For records that follow what they describe (a statement's completion). Records
+    def enqueue(self, body: bytes) -> None:
+        """Queue an encoded record body with nobody waiting for it: the cheapest way in.
+
+        For records that follow what they describe (a statement's completion). Bodies
         queued within ``_HANDOFF`` seconds reach the writer thread together, so the thread
         wakes once per group rather than once per record. Raises AuditUnavailable at once
-        while unhealthy.
+        while unhealthy. Encode with ``record.encode(writer.redacts_literals)`` or a
+        ``StatementEncoder``.
         """
         if self._closing:
             raise AuditUnavailable("audit writer is closed")
         if not self._healthy:
             raise AuditUnavailable(f"audit trail unavailable: {self._last_error}")
-        self._pending.append((record.encode(self._redact), None))
+        self._pending.append((body, None))
         if len(self._pending) == 1:
             self._loop.call_later(_HANDOFF, self._hand_off)
 

@@ -20,9 +20,14 @@ from myguard.audit import (
     login_record,
     session_end_record,
     statement_intent_record,
-    statement_record,
 )
-from myguard.audit.records import AuditRecord
+from myguard.audit.records import (
+    AuditRecord,
+    PackedFields,
+    StatementEncoder,
+    statement_decision_fields,
+    statement_session_fields,
+)
 from myguard.logs import event
 from myguard.policy.decision import Decision
 from myguard.protocol.errors import MySQLError
@@ -46,6 +51,28 @@ def _tables(names: Iterable[object]) -> list[str]:
     return sorted({f"{t.db}.{t.name}" if t.db else t.name for t in names})
 
 
+def _decision_fields(decision: Decision | None) -> PackedFields:
+    if decision is None:
+        return PackedFields.of(statement_decision_fields(decision="allow"))
+    statements = decision.statements
+    return PackedFields.of(
+        statement_decision_fields(
+            decision=decision.action,
+            kind=",".join(dict.fromkeys(st.kind for st in statements)) or None,
+            tables_read=_tables(t for st in statements for t in st.reads),
+            tables_written=_tables(t for st in statements for t in st.writes),
+            columns=sorted({str(c) for st in statements for c in st.columns}),
+            data_tags=decision.tags,
+            rule=decision.rule,
+            observed_rules=[f"{h.rule}:{h.action}" for h in decision.observed],
+        )
+    )
+
+
+# Decisions are memoised per session and statement shape, so the same few objects recur.
+_MAX_DECISION_FIELDS = 256
+
+
 class AuditTrail:
     """The audit side of one session; ``writer`` None means audit is disabled."""
 
@@ -54,12 +81,17 @@ class AuditTrail:
         self.fail_open = fail_open
         self.always = writer is not None and writer.fsync == "always"
         self.session = session
+        self._encoder: StatementEncoder | None = None
+        # id(decision) -> (decision, its packed fields); the decision is kept so its id stays its own.
+        self._decision_fields: dict[int, tuple[Decision | None, PackedFields]] = {}
 
     def _submit(self, record: AuditRecord) -> None:
-        if self.writer is None:
-            return
+        if self.writer is not None:
+            self._enqueue(record.encode(self.writer.redacts_literals))
+
+    def _enqueue(self, body: bytes) -> None:
         try:
-            self.writer.enqueue(record)
+            self.writer.enqueue(body)
         except AuditUnavailable as exc:
             event(logging.ERROR, "audit_unavailable", session=self.session.id, error=str(exc))
 
@@ -79,6 +111,9 @@ class AuditTrail:
     ) -> None:
         s = self.session
         identity = s.identity
+        if success:
+            self._encoder = None  # the statement records' session fields change with the login
+            self._decision_fields.clear()
         self._submit(
             login_record(
                 success=success,
@@ -132,43 +167,47 @@ class AuditTrail:
         intent_id: str | None = None,
         approval_id: str | None = None,
     ) -> None:
-        if self.writer is None:
+        writer = self.writer
+        if writer is None:
             return
         s = self.session
-        statements = decision.statements if decision else ()
-        identity = s.identity
-        self._submit(
-            statement_record(
-                user=s.user,
-                statement=_text(sql),
-                decision=decision.action if decision else "allow",
-                groups=identity.groups if identity else None,
-                source_address=s.source_ip,
-                client_program=s.attributes.get("program_name"),
-                client_attributes=s.attributes,
-                environment=s.backend_config.environment,
-                backend=s.backend_config.name,
-                session_id=str(s.id),
-                database=s.database,
-                kind=",".join(dict.fromkeys(st.kind for st in statements)) or None,
-                tables_read=_tables(t for st in statements for t in st.reads),
-                tables_written=_tables(t for st in statements for t in st.writes),
-                columns=sorted({str(c) for st in statements for c in st.columns}),
-                data_tags=decision.tags if decision else None,
-                rule=decision.rule if decision else None,
-                observed_rules=[f"{h.rule}:{h.action}" for h in decision.observed]
-                if decision
-                else None,
-                masked_columns=outcome.masked or None,
-                approval_id=approval_id,
-                rows_returned=outcome.rows,
-                rows_affected=outcome.affected_rows,
-                error_code=outcome.error_code or None,
-                started_at=started,
-                duration=time.time() - started,
-                intent_id=intent_id,
-            )
+        encoder = self._encoder
+        if encoder is None:
+            encoder = self._encoder = self._new_encoder(writer)
+        entry = self._decision_fields.get(id(decision))
+        if entry is None or entry[0] is not decision:
+            if len(self._decision_fields) >= _MAX_DECISION_FIELDS:
+                self._decision_fields.clear()
+            entry = self._decision_fields[id(decision)] = (decision, _decision_fields(decision))
+        body = encoder.encode(
+            entry[1],
+            statement=_text(sql),
+            database=s.database,
+            masked_columns=outcome.masked or None,
+            approval_id=approval_id,
+            rows_returned=outcome.rows,
+            rows_affected=outcome.affected_rows,
+            error_code=outcome.error_code or None,
+            started_at=started,
+            duration=time.time() - started,
+            intent_id=intent_id,
         )
+        self._enqueue(body)
+
+    def _new_encoder(self, writer: AuditWriter) -> StatementEncoder:
+        s = self.session
+        identity = s.identity
+        session_fields = statement_session_fields(
+            user=s.user,
+            groups=identity.groups if identity else None,
+            source_address=s.source_ip,
+            client_program=s.attributes.get("program_name"),
+            client_attributes=s.attributes,
+            environment=s.backend_config.environment,
+            backend=s.backend_config.name,
+            session_id=str(s.id),
+        )
+        return StatementEncoder(PackedFields.of(session_fields), redact=writer.redacts_literals)
 
     def session_end(self) -> None:
         s = self.session
