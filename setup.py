@@ -6,9 +6,16 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 FAST = Path("src/myguard/_fast")
+# C libraries a module links against (Debian: libssl-dev, zlib1g-dev).
+LIBRARIES = {"auditchain": ["crypto", "z"]}
 
 extensions = [
-    Extension(f"myguard._fast.{pyx.stem}", [str(pyx)], extra_compile_args=["-O3"])
+    Extension(
+        f"myguard._fast.{pyx.stem}",
+        [str(pyx)],
+        extra_compile_args=["-O3"],
+        libraries=LIBRARIES.get(pyx.stem, []),
+    )
     for pyx in sorted(FAST.glob("*.pyx"))
 ]
 

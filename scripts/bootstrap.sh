@@ -10,7 +10,8 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 DEB_PACKAGES=(mariadb-server mariadb-client slapd ldap-utils haproxy sysbench openssl
-              build-essential pkg-config python3-dev python3-venv libmariadb-dev libmariadb-dev-compat)
+              build-essential pkg-config python3-dev python3-venv libmariadb-dev libmariadb-dev-compat
+              libssl-dev zlib1g-dev)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -231,7 +231,7 @@ def test_statement_encoder_matches_statement_record(
     record as statement_record()."""
     encoder = StatementEncoder(PackedFields.of(statement_session_fields(**session)), redact=redact)
     body = encoder.encode(
-        PackedFields.of(statement_decision_fields(**decision)), **outcome, at=1234.5
+        encoder.head(PackedFields.of(statement_decision_fields(**decision))), **outcome, at=1234.5
     )
     expected = statement_record(**session, **decision, **outcome, at=1234.5)
     assert AuditRecord.decode(body) == AuditRecord.decode(expected.encode(redact))

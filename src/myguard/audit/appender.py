@@ -11,16 +11,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from myguard._fast import load
 from myguard.audit.records import AuditFormatError
 from myguard.audit.segment import (
     FLAG_HMAC,
     FRAME_HEAD,
     HEADER_SIZE,
-    PAYLOAD_PREFIX,
     ZERO_HASH,
     FrameError,
     SegmentHeader,
-    encode_frame,
     iter_frames,
     key_id,
     list_segments,
@@ -28,6 +27,8 @@ from myguard.audit.segment import (
     segment_name,
     split_payload,
 )
+
+_chain = load("auditchain")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,14 +159,9 @@ class SegmentAppender:
 
     def append(self, bodies: list[bytes], sync: bool) -> None:
         """Chain, frame and write ``bodies``; on OSError nothing of them remains on disk."""
-        prev, number = self.last_hash, self.next_record
-        key = self.key
-        buffer = bytearray()
-        for body in bodies:
-            payload = PAYLOAD_PREFIX.pack(prev, number) + body
-            buffer += encode_frame(payload)
-            prev = record_hash(payload, key)
-            number += 1
+        buffer, prev, number = _chain.chain_frames(
+            bodies, self.last_hash, self.next_record, self.key
+        )
         start = self.size
         if self._truncate_pending:
             os.ftruncate(self.fd, start)

@@ -18,7 +18,10 @@ from typing import Any
 
 import msgpack
 
+from myguard._fast import load
 from myguard.audit.redact import redact_literals
+
+_pack = load("recordpack")
 
 # Record type name <-> code stored under "t".
 TYPE_CODES: dict[str, int] = {
@@ -341,6 +344,11 @@ def statement_decision_fields(
     }
 
 
+# The fields new for every statement, in the order StatementEncoder packs them.
+_OUTCOME_KEYS = ("t", "ts", "q", "db", "fp", "mc", "aid", "rr", "ra", "ec", "st", "du", "iid")
+_STATEMENT_CODE = TYPE_CODES["statement"]
+
+
 def _statement_outcome_fields(
     *,
     statement: str,
@@ -355,27 +363,10 @@ def _statement_outcome_fields(
     duration: float | None,
     intent_id: str | None,
 ) -> dict[str, Any]:
-    return {
-        "q": statement,
-        "db": database,
-        "fp": fingerprint,
-        "mc": dict(masked_columns) if masked_columns is not None else None,
-        "aid": approval_id,
-        "rr": rows_returned,
-        "ra": rows_affected,
-        "ec": error_code,
-        "st": started_at,
-        "du": duration,
-        "iid": intent_id,
-    }
-
-
-def _map_header(count: int) -> bytes:
-    if count <= 15:
-        return bytes((0x80 | count,))
-    if count <= 0xFFFF:
-        return b"\xde" + count.to_bytes(2, "big")
-    return b"\xdf" + count.to_bytes(4, "big")
+    masked = dict(masked_columns) if masked_columns is not None else None
+    values = (statement, database, fingerprint, masked, approval_id, rows_returned)
+    values += (rows_affected, error_code, started_at, duration, intent_id)
+    return dict(zip(_OUTCOME_KEYS[2:], values, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,15 +380,18 @@ class PackedFields:
     def of(cls, fields: Mapping[str, Any]) -> PackedFields:
         present = {key: value for key, value in fields.items() if value is not None}
         packed = msgpack.packb(present)
-        return cls(len(present), packed[len(_map_header(len(present))) :])
+        return cls(len(present), packed[len(_pack.map_header(len(present))) :])
+
+    def __add__(self, other: PackedFields) -> PackedFields:
+        return PackedFields(self.count + other.count, self.data + other.data)
 
 
 class StatementEncoder:
     """Encodes the statement records of one session identity, the hot path of the audit trail.
 
     The body is the same msgpack map as ``statement_record(...).encode()`` (key order
-    aside): the session's and each decision's fields are packed once and spliced in, so a
-    statement costs one small packb instead of building and packing a 30-key map.
+    aside): the session's fields are packed once, each decision's once (``head``), and
+    the fields new for each statement by the compiled ``recordpack``.
     """
 
     __slots__ = ("_session", "_redact")
@@ -406,9 +400,13 @@ class StatementEncoder:
         self._session = session
         self._redact = redact
 
+    def head(self, decision: PackedFields) -> PackedFields:
+        """What :meth:`encode` takes for the statements with this decision's fields."""
+        return self._session + decision
+
     def encode(
         self,
-        decision: PackedFields,
+        head: PackedFields,
         *,
         statement: str,
         database: str | None = None,
@@ -423,25 +421,22 @@ class StatementEncoder:
         intent_id: str | None = None,
         at: float | None = None,
     ) -> bytes:
-        fields = _statement_outcome_fields(
-            statement=redact_literals(statement) if self._redact else statement,
-            database=database,
-            fingerprint=fingerprint,
-            masked_columns=masked_columns,
-            approval_id=approval_id,
-            rows_returned=rows_returned,
-            rows_affected=rows_affected,
-            error_code=error_code,
-            started_at=started_at,
-            duration=duration,
-            intent_id=intent_id,
+        values = (
+            _STATEMENT_CODE,
+            time.time() if at is None else at,
+            redact_literals(statement) if self._redact else statement,
+            database,
+            fingerprint,
+            dict(masked_columns) if masked_columns is not None else None,
+            approval_id,
+            rows_returned,
+            rows_affected,
+            error_code,
+            started_at,
+            duration,
+            intent_id,
         )
-        fields["t"] = TYPE_CODES["statement"]
-        fields["ts"] = time.time() if at is None else at
-        own = PackedFields.of(fields)
-        session = self._session
-        count = own.count + session.count + decision.count
-        return b"".join((_map_header(count), own.data, session.data, decision.data))
+        return _pack.pack_map(_OUTCOME_KEYS, values, head.data, head.count)
 
 
 def statement_intent_record(

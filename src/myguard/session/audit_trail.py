@@ -82,8 +82,9 @@ class AuditTrail:
         self.always = writer is not None and writer.fsync == "always"
         self.session = session
         self._encoder: StatementEncoder | None = None
-        # id(decision) -> (decision, its packed fields); the decision is kept so its id stays its own.
-        self._decision_fields: dict[int, tuple[Decision | None, PackedFields]] = {}
+        # id(decision) -> (decision, the session's and its packed fields); the decision is
+        # kept so that its id stays its own.
+        self._heads: dict[int, tuple[Decision | None, PackedFields]] = {}
 
     def _submit(self, record: AuditRecord) -> None:
         if self.writer is not None:
@@ -113,7 +114,7 @@ class AuditTrail:
         identity = s.identity
         if success:
             self._encoder = None  # the statement records' session fields change with the login
-            self._decision_fields.clear()
+            self._heads.clear()
         self._submit(
             login_record(
                 success=success,
@@ -174,11 +175,12 @@ class AuditTrail:
         encoder = self._encoder
         if encoder is None:
             encoder = self._encoder = self._new_encoder(writer)
-        entry = self._decision_fields.get(id(decision))
+        entry = self._heads.get(id(decision))
         if entry is None or entry[0] is not decision:
-            if len(self._decision_fields) >= _MAX_DECISION_FIELDS:
-                self._decision_fields.clear()
-            entry = self._decision_fields[id(decision)] = (decision, _decision_fields(decision))
+            if len(self._heads) >= _MAX_DECISION_FIELDS:
+                self._heads.clear()
+            entry = (decision, encoder.head(_decision_fields(decision)))
+            self._heads[id(decision)] = entry
         body = encoder.encode(
             entry[1],
             statement=_text(sql),
