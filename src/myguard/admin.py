@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+from myguard import metrics
 from myguard.logs import event
 
 # (method, path, headers, body) -> (status, content type, body)
@@ -64,6 +65,7 @@ class AdminServer:
     async def _metrics(
         self, method: str, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, str, bytes]:
+        metrics.flush()  # this process's tallied counts (workers flush their own each second)
         return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

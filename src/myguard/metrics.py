@@ -2,9 +2,18 @@
 
 With several workers the supervisor sets PROMETHEUS_MULTIPROC_DIR before starting them,
 so every worker's values land in shared files that the supervisor's /metrics sums.
+
+Per-statement metrics (commands, latency, bytes, policy cache) are tallied in plain
+numbers and added to Prometheus by ``flush()``: once a second, before every /metrics
+answer of a single process, and at shutdown. In multiprocess mode each Prometheus update
+is a lock and an mmap write (about 1 us), and a point select would make seven.
 """
 
 from __future__ import annotations
+
+import asyncio
+import bisect
+from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -25,30 +34,81 @@ BACKEND_CONNECT_SECONDS = Histogram(
     ["backend"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+_STATEMENT_BUCKETS = (0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30)
 STATEMENT_SECONDS = Histogram(
     "myguard_statement_seconds",
     "Time from a command's arrival to the end of its response",
     ["command"],
-    buckets=(0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30),
+    buckets=_STATEMENT_BUCKETS,
 )
 POLICY_CACHE = Counter(
     "myguard_policy_cache_lookups", "Statement-analysis cache lookups", ["result"]
 )
-POLICY_CACHE_HIT = POLICY_CACHE.labels("hit")
-POLICY_CACHE_MISS = POLICY_CACHE.labels("miss")
 ERRORS = Counter("myguard_errors_total", "Errors by kind", ["kind"])
 
-BYTES_TO_CLIENT = BYTES.labels("to_client")
-BYTES_TO_BACKEND = BYTES.labels("to_backend")
+FLUSH_INTERVAL = 1.0
+_LATENCY_BOUNDS = [*_STATEMENT_BUCKETS, float("inf")]
 
-_STATEMENT_CHILDREN: dict[tuple[str, str], tuple] = {}
+
+@dataclass(slots=True)
+class Tally:
+    """Per-statement counts not yet added to Prometheus (the event loop's thread only)."""
+
+    bytes_to_client: int = 0
+    bytes_to_backend: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    statements: dict[tuple[str, str], int] = field(default_factory=dict)
+    # command -> (count per latency bucket, sum of seconds)
+    latency: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+
+
+tally = Tally()
 
 
 def statement_done(command: str, outcome: str, seconds: float) -> None:
-    """Count one command and its latency; label children are looked up once (hot path)."""
-    children = _STATEMENT_CHILDREN.get((command, outcome))
-    if children is None:
-        children = (STATEMENTS.labels(command, outcome), STATEMENT_SECONDS.labels(command))
-        _STATEMENT_CHILDREN[(command, outcome)] = children
-    children[0].inc()
-    children[1].observe(seconds)
+    """Count one command and its latency."""
+    key = (command, outcome)
+    statements = tally.statements
+    statements[key] = statements.get(key, 0) + 1
+    latency = tally.latency.get(command)
+    if latency is None:
+        latency = tally.latency[command] = ([0] * len(_LATENCY_BOUNDS), [0.0])
+    latency[0][bisect.bisect_left(_LATENCY_BOUNDS, seconds)] += 1
+    latency[1][0] += seconds
+
+
+def flush() -> None:
+    """Add the tallied counts to the Prometheus values."""
+    t = tally
+    for counter, amount in (
+        (BYTES.labels("to_client"), t.bytes_to_client),
+        (BYTES.labels("to_backend"), t.bytes_to_backend),
+        (POLICY_CACHE.labels("hit"), t.cache_hits),
+        (POLICY_CACHE.labels("miss"), t.cache_misses),
+    ):
+        if amount:
+            counter.inc(amount)
+    t.bytes_to_client = t.bytes_to_backend = t.cache_hits = t.cache_misses = 0
+    statements, t.statements = t.statements, {}
+    for (command, outcome), count in statements.items():
+        STATEMENTS.labels(command, outcome).inc(count)
+    latency, t.latency = t.latency, {}
+    for command, (counts, total) in latency.items():
+        child = STATEMENT_SECONDS.labels(command)
+        # Histogram.observe() adds 1 to one bucket (counts are made cumulative when
+        # collected); adding a bucket's count at once gives the same exposition.
+        for bucket, count in zip(child._buckets, counts, strict=True):
+            if count:
+                bucket.inc(count)
+        child._sum.inc(total[0])
+
+
+async def flush_periodically(interval: float = FLUSH_INTERVAL) -> None:
+    """Run ``flush()`` every ``interval`` seconds until cancelled (then once more)."""
+    try:
+        while True:
+            await asyncio.sleep(interval)
+            flush()
+    finally:
+        flush()

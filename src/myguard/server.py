@@ -93,6 +93,7 @@ class Server:
         self._sessions: dict[asyncio.Task[None], Session] = {}
         self._stopped = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
+        self._metrics_flusher: asyncio.Task[None] | None = None
 
     def _audit_healthy(self) -> bool:
         return self.ctx.audit is None or self.ctx.audit.healthy
@@ -151,6 +152,7 @@ class Server:
             path = Path(runtime) / f"worker-{self.worker}.sock"
             self._servers.append(await serve_kill_requests(self.ctx.registry, path))
         self._sweeper = asyncio.create_task(self._sweep_idle())
+        self._metrics_flusher = asyncio.create_task(metrics.flush_periodically())
 
     async def _accept(
         self, backend: BackendConfig, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -222,6 +224,9 @@ class Server:
                 await asyncio.wait(pending, timeout=5)
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._metrics_flusher is not None:
+            self._metrics_flusher.cancel()
+            await asyncio.wait([self._metrics_flusher])
         await self.admin.close()
         await self.ctx.authenticator.source.close()
         await self.ctx.approvals.aclose()

@@ -65,9 +65,10 @@ class Guard:
                 if len(self._memo) >= _MEMO_SIZE:
                     self._memo.clear()
                 self._memo[id(touches)] = (touches, decision)
-        (
-            metrics.POLICY_CACHE_MISS if policy.cache_misses != misses else metrics.POLICY_CACHE_HIT
-        ).inc()
+        if policy.cache_misses != misses:
+            metrics.tally.cache_misses += 1
+        else:
+            metrics.tally.cache_hits += 1
         for hit in decision.observed:
             # Observe mode: record what the rule would have done, let the statement through.
             event(

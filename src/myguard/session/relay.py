@@ -47,7 +47,7 @@ async def relay_response(
     early with ``scanner.local_infile`` set when the server asks for a local file.
     """
     pending = b""
-    to_client = metrics.BYTES_TO_CLIENT
+    tally = metrics.tally
     while True:
         chunk = await backend.read_chunk()
         data = pending + chunk if pending else chunk
@@ -61,7 +61,7 @@ async def relay_response(
                 await client.drain()
             except Exception as exc:  # ConnectionLost or a transport error on write
                 raise ClientGone(str(exc)) from exc
-            to_client.inc(used)
+            tally.bytes_to_client += used
         pending = data[used:] if used < len(data) else b""
         if scanner.done or scanner.local_infile:
             if pending:

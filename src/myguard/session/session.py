@@ -315,7 +315,7 @@ class Session(LoginPhase):
         stream = self.backend.stream
         stream.seq = 0
         stream.write_packet(payload)
-        metrics.BYTES_TO_BACKEND.inc(len(payload) + 4)
+        metrics.tally.bytes_to_backend += len(payload) + 4
 
     async def _query(self, payload: bytes) -> None:
         sql = payload[1:]

@@ -1,0 +1,93 @@
+"""Per-statement metrics are tallied and flushed: what /metrics shows after a flush is
+what observing each statement directly would have shown."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
+
+from myguard import metrics
+
+
+def _samples(registry: CollectorRegistry, name: str, command: str) -> dict[str, float]:
+    return {
+        f"{s.name}{s.labels.get('le', '')}": s.value
+        for family in registry.collect()
+        if family.name == name
+        for s in family.samples
+        if s.labels.get("command") == command and not s.name.endswith("_created")
+    }
+
+
+@settings(max_examples=50, deadline=None)
+@given(latencies=st.lists(st.floats(0, 60), max_size=40), command=st.sampled_from("abc"))
+@example(latencies=[0.0, 0.0002, 0.001, 1.0, 30.0, 31.0], command="a")  # on the bucket bounds
+def test_flushed_histogram_matches_direct_observation(latencies: list[float], command: str) -> None:
+    command = f"tally_{command}"
+    private = CollectorRegistry()
+    direct = Histogram(
+        "myguard_statement_seconds",
+        "same buckets",
+        ["command"],
+        buckets=metrics._STATEMENT_BUCKETS,
+        registry=private,
+    )
+    for seconds in latencies:
+        direct.labels(command).observe(seconds)
+    before = _samples(REGISTRY, "myguard_statement_seconds", command)
+    for seconds in latencies:
+        metrics.statement_done(command, "ok", seconds)
+    metrics.flush()
+    after = _samples(REGISTRY, "myguard_statement_seconds", command)
+    expected = _samples(private, "myguard_statement_seconds", command)
+    delta = {k: after[k] - before.get(k, 0.0) for k in after}
+    if not latencies:
+        assert set(delta.values()) <= {0.0}
+        return
+    sum_key = "myguard_statement_seconds_sum"
+    assert delta.pop(sum_key) == pytest.approx(expected.pop(sum_key))
+    assert delta == expected
+
+
+def test_counters_are_flushed_and_reset() -> None:
+    def value(name: str, labels: dict[str, str]) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = (
+        value("myguard_bytes_total", {"direction": "to_client"}),
+        value("myguard_policy_cache_lookups_total", {"result": "hit"}),
+        value("myguard_statements_total", {"command": "tally_q", "outcome": "error"}),
+    )
+    metrics.tally.bytes_to_client += 1234
+    metrics.tally.cache_hits += 3
+    metrics.statement_done("tally_q", "error", 0.001)
+    metrics.statement_done("tally_q", "error", 0.002)
+    metrics.flush()
+    metrics.flush()  # a second flush adds nothing
+    after = (
+        value("myguard_bytes_total", {"direction": "to_client"}),
+        value("myguard_policy_cache_lookups_total", {"result": "hit"}),
+        value("myguard_statements_total", {"command": "tally_q", "outcome": "error"}),
+    )
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1234, 3, 2]
+
+
+def test_periodic_flush_runs_and_flushes_when_cancelled() -> None:
+    async def scenario() -> float:
+        label = {"direction": "to_backend"}
+        start = REGISTRY.get_sample_value("myguard_bytes_total", label) or 0.0
+        task = asyncio.create_task(metrics.flush_periodically(0.01))
+        metrics.tally.bytes_to_backend += 7
+        await asyncio.sleep(0.05)
+        periodic = (REGISTRY.get_sample_value("myguard_bytes_total", label) or 0.0) - start
+        metrics.tally.bytes_to_backend += 5
+        task.cancel()
+        await asyncio.wait([task])
+        final = (REGISTRY.get_sample_value("myguard_bytes_total", label) or 0.0) - start
+        return periodic, final
+
+    assert asyncio.run(scenario()) == (7, 12)
