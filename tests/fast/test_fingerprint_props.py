@@ -145,7 +145,12 @@ statements = st.lists(closed_token, max_size=14).map(lambda groups: [t for g in 
 def join(tokens: list[tuple[str, str]], seps: list[str] | None = None) -> bytes:
     if seps is None:
         seps = [" "] * len(tokens)
-    return "".join(text + sep for (_, text), sep in zip(tokens, seps, strict=True)).encode()
+    glued = []
+    for (_, text), sep in zip(tokens, seps, strict=True):
+        if text.endswith("*") and sep.startswith("/"):
+            sep = " " + sep  # '*' then '/*' would read as '*/', the end of a /*! comment
+        glued.append(text + sep)
+    return "".join(glued).encode()
 
 
 @st.composite
