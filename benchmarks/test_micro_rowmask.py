@@ -1,6 +1,9 @@
 """RowMasker throughput: 8-column rows with 3 masked cells, compiled vs twin, both protocols.
 
-The cell functions return constants so the numbers show the row rewriting itself.
+``test_rowmask_rows``: the cell functions are plain Python functions returning constants,
+so the numbers show the row rewriting itself. ``test_rowmask_strategies``: the cells are
+the real strategies of the end-to-end masking measure (redact, email, partial(4)), which
+the compiled masker runs in C.
 Run: .venv/bin/pytest benchmarks/test_micro_rowmask.py --benchmark-only
 """
 
@@ -12,8 +15,11 @@ import struct
 import pytest
 
 from myguard._fast import twin
+from myguard.masking.strategies import binary_cell, text_cell
+from myguard.policy.mask_spec import MaskSpec
 from myguard.protocol import column_types as ct
 from myguard.protocol.codec import lenenc_str
+from myguard.protocol.column_definition import ColumnDefinition
 
 ROWS = 1000
 TYPES = [
@@ -70,3 +76,23 @@ def test_rowmask_rows(benchmark, impl, protocol):
 def test_rowmask_single_text_row(benchmark, impl):
     masker = MODULES[impl].RowMasker(TYPES, CELLS)
     benchmark(masker.rewrite_text_row, TEXT_ROW)
+
+
+STRATEGIES = [None, "redact", "email", "partial(4)", None, None, None, None]
+
+
+@pytest.mark.parametrize("impl", MODULES)
+@pytest.mark.parametrize("protocol", ["text", "binary"])
+def test_rowmask_strategies(benchmark, impl, protocol):
+    binary = protocol == "binary"
+    make = binary_cell if binary else text_cell
+    cells = [
+        None if spec is None
+        else make(MaskSpec.parse(spec), ColumnDefinition(type=t, character_set=45), b"key")
+        for t, spec in zip(TYPES, STRATEGIES, strict=True)
+    ]  # fmt: skip
+    masker = MODULES[impl].RowMasker(TYPES, cells)
+    buf = chunk(BINARY_ROW if binary else TEXT_ROW)
+    benchmark(masker.rewrite_packets, buf, binary)
+    benchmark.extra_info["rows"] = ROWS
+    benchmark.extra_info["us_per_row"] = benchmark.stats.stats.mean / ROWS * 1e6

@@ -12,8 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from myguard._fast import twin
+from myguard._fast.cell_ops import EMAIL, PARTIAL, TEXT_UTF8, CellOp
+from myguard.masking.strategies import binary_cell, text_cell
+from myguard.policy.mask_spec import MaskSpec
 from myguard.protocol import column_types as ct
 from myguard.protocol.codec import lenenc_str
+from myguard.protocol.column_definition import ColumnDefinition
 from myguard.protocol.errors import ProtocolError
 
 compiled = importlib.import_module("myguard._fast.rowmask")
@@ -188,3 +192,76 @@ def test_malformed_rows_raise(rm):
         rm.RowMasker([3], [lambda v: b"1"]).rewrite_binary_row(b"\0\0\1\2\3\4")
     with pytest.raises(ProtocolError):
         masker.rewrite_packets(b"\x05\x00\x00\x01ab", False)
+
+
+# Strategies the compiled RowMasker runs itself (CellOp), on text that is valid, invalid
+# or mixed in each character set: utf8mb4, utf8mb3, latin1 (cp1252), ascii, binary, utf16.
+COLLATIONS = [45, 33, 8, 11, 63, 54]
+SPECS = ["redact", "partial(0)", "partial(1)", "partial(4)", "email", "value(n/a)", "null", "hash"]
+STRING_TYPES = [ct.MYSQL_TYPE_VAR_STRING, ct.MYSQL_TYPE_STRING, ct.MYSQL_TYPE_BLOB]
+text_values = st.one_of(
+    st.none(),
+    st.text(max_size=12).map(str.encode),
+    st.text(alphabet="ab@.é€😀", max_size=12).map(str.encode),
+    st.binary(max_size=12),
+    st.lists(st.sampled_from([b"a", b"@", b"\x81", b"\xc3\xa9", b"\xed\xa0\x80", b"\xf4\x90"]),
+             max_size=8).map(b"".join),
+)  # fmt: skip
+
+
+@st.composite
+def strategy_cases(draw: st.DrawFn, binary: bool):
+    columns = draw(st.lists(st.tuples(st.sampled_from(STRING_TYPES), st.sampled_from(COLLATIONS),
+                                      st.sampled_from(SPECS + [None])), min_size=1, max_size=6))  # fmt: skip
+    make = binary_cell if binary else text_cell
+    cells = [
+        None if spec is None
+        else make(MaskSpec.parse(spec), ColumnDefinition(type=t, character_set=cs), b"k")
+        for t, cs, spec in columns
+    ]  # fmt: skip
+    values = [draw(text_values) for _ in columns]
+    if binary:
+        bitmap = bytearray((len(columns) + 9) // 8)
+        for i, v in enumerate(values):
+            if v is None:
+                bitmap[(i + 2) >> 3] |= 1 << ((i + 2) & 7)
+        row = b"\0" + bytes(bitmap) + b"".join(lenenc_str(v) for v in values if v is not None)
+    else:
+        row = b"".join(b"\xfb" if v is None else lenenc_str(v) for v in values)
+    return [t for t, _, _ in columns], cells, row
+
+
+@settings(max_examples=300, deadline=None)
+@given(strategy_cases(binary=False), strategy_cases(binary=True))
+def test_compiled_strategies_agree_with_their_definitions(text_case, binary_case):
+    # The twin calls each strategy's Python definition; the compiled masker runs most of
+    # them in C: every byte must agree, valid text or not.
+    for (types, cells, row), binary in ((text_case, False), (binary_case, True)):
+        fast, slow = compiled.RowMasker(types, cells), pure.RowMasker(types, cells)
+        if binary:
+            assert fast.rewrite_binary_row(row) == slow.rewrite_binary_row(row)
+        else:
+            assert fast.rewrite_text_row(row) == slow.rewrite_text_row(row)
+        packets = b"".join(len(row).to_bytes(3, "little") + bytes((n,)) + row for n in range(40))
+        assert fast.rewrite_packets(packets, binary) == slow.rewrite_packets(packets, binary)
+
+
+def refuse(v):
+    raise AssertionError(f"the definition was called for {v!r}")
+
+
+def test_compiled_ops_call_the_definition_only_for_text_they_cannot_vouch_for():
+    seen = []
+    cells = [
+        CellOp(PARTIAL, refuse, 2, TEXT_UTF8),
+        CellOp(EMAIL, lambda v: seen.append(v) or b"fallback", None, TEXT_UTF8),
+    ]
+    masker = compiled.RowMasker([ct.MYSQL_TYPE_VAR_STRING] * 2, cells)
+    row = lenenc_str("Zoë Müller".encode()) + lenenc_str("zoë@müller.de".encode())
+    assert masker.rewrite_text_row(row) == lenenc_str(b"********er") + lenenc_str(
+        "****@müller.de".encode()
+    )
+    assert seen == []
+    invalid = lenenc_str(b"ok") + lenenc_str(b"x\xff@y")
+    assert masker.rewrite_text_row(invalid) == lenenc_str(b"**") + lenenc_str(b"fallback")
+    assert seen == [b"x\xff@y"]

@@ -1,15 +1,18 @@
 # cython: language_level=3
 """Row rewriting for masked result sets (compiled); see ``rowmask_py.py`` for the twin.
 
-Each row is scanned once to find cell boundaries, the cell functions run on the masked
-cells only, and the new row is written into one preallocated bytes object: untouched
-cells are memcpy'd as raw runs.
+Each row is scanned once to find cell boundaries, the masked cells only are rewritten,
+and the new row is written straight into the output: untouched cells are memcpy'd as
+raw runs. Cells given as ``CellOp`` (constants, partial, email) are computed here in C
+without a Python call; other cell functions are called.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy, memset
 
+from myguard._fast import cell_ops
+from myguard._fast.cell_ops import CellOp
 from myguard.protocol.column_types import BINARY_FIXED_WIDTH, BINARY_TEMPORAL
 from myguard.protocol.errors import ProtocolError
 
@@ -17,6 +20,24 @@ cdef enum:
     _LENENC = -1  # binary cell layouts besides fixed widths (BINARY_FIXED_WIDTH)
     _TEMPORAL = -2
     _MAX_PAYLOAD = 0xFFFFFF
+    # how a column's cells are rewritten: cell_ops operations, plus these two
+    _UNTOUCHED = 0
+    _CALL = -1
+    _CONSTANT = 1
+    _REPLACE = 2
+    _PARTIAL = 3
+    _EMAIL = 4
+    _TEXT_UTF8 = 1
+    _TEXT_BYTES = 2
+    _TEXT_CP1252 = 3
+    _TEXT_ASCII = 4
+
+if (cell_ops.CONSTANT, cell_ops.REPLACE, cell_ops.PARTIAL, cell_ops.EMAIL) != (1, 2, 3, 4) or (
+    cell_ops.TEXT_UTF8, cell_ops.TEXT_BYTES, cell_ops.TEXT_CP1252, cell_ops.TEXT_ASCII
+) != (1, 2, 3, 4):
+    raise ImportError("myguard._fast.cell_ops and rowmask.pyx disagree: rebuild the extension")
+
+cdef bytes _REDACTED = b"****"
 
 
 cdef inline Py_ssize_t _lenenc_size(Py_ssize_t n):
@@ -88,27 +109,124 @@ cdef inline Py_ssize_t _lenenc_cell(const unsigned char* p, Py_ssize_t pos, Py_s
     return start + <Py_ssize_t>length
 
 
+cdef Py_ssize_t _text_chars(const unsigned char* s, Py_ssize_t n, int mode):
+    """The characters in s, or -1 when s is not valid text in ``mode`` (as Python's
+    strict decoder sees it: no overlong forms, surrogates or code points past U+10FFFF)."""
+    cdef Py_ssize_t i = 0, chars = 0
+    cdef unsigned char c, c1
+    if mode == _TEXT_BYTES:
+        return n
+    if mode == _TEXT_ASCII or mode == _TEXT_CP1252:
+        for i in range(n):
+            c = s[i]
+            if mode == _TEXT_ASCII and c >= 0x80:
+                return -1
+            if c == 0x81 or c == 0x8D or c == 0x8F or c == 0x90 or c == 0x9D:
+                return -1
+        return n
+    while i < n:
+        c = s[i]
+        if c < 0x80:
+            i += 1
+        elif c < 0xC2:
+            return -1
+        elif c < 0xE0:
+            if i + 1 >= n or s[i + 1] & 0xC0 != 0x80:
+                return -1
+            i += 2
+        elif c < 0xF0:
+            if i + 2 >= n:
+                return -1
+            c1 = s[i + 1]
+            if c1 & 0xC0 != 0x80 or s[i + 2] & 0xC0 != 0x80:
+                return -1
+            if (c == 0xE0 and c1 < 0xA0) or (c == 0xED and c1 >= 0xA0):
+                return -1
+            i += 3
+        elif c < 0xF5:
+            if i + 3 >= n:
+                return -1
+            c1 = s[i + 1]
+            if c1 & 0xC0 != 0x80 or s[i + 2] & 0xC0 != 0x80 or s[i + 3] & 0xC0 != 0x80:
+                return -1
+            if (c == 0xF0 and c1 < 0x90) or (c == 0xF4 and c1 >= 0x90):
+                return -1
+            i += 4
+        else:
+            return -1
+        chars += 1
+    return chars
+
+
+cdef object _partial(const unsigned char* s, Py_ssize_t n, Py_ssize_t keep, int mode):
+    """strategies' partial(keep) on valid text; None when s is not valid text."""
+    cdef Py_ssize_t chars = _text_chars(s, n, mode), tail = n, kept = 0
+    if chars < 0:
+        return None
+    if keep and chars > keep:
+        if mode == _TEXT_UTF8:
+            while kept < keep:
+                tail -= 1
+                if s[tail] & 0xC0 != 0x80:
+                    kept += 1
+        else:
+            tail = n - keep
+            kept = keep
+    out = PyBytes_FromStringAndSize(NULL, chars - kept + n - tail)
+    cdef char* o = PyBytes_AS_STRING(out)
+    memset(o, ord("*"), chars - kept)
+    memcpy(o + chars - kept, s + tail, n - tail)
+    return out
+
+
+cdef object _email(const unsigned char* s, Py_ssize_t n, int mode):
+    """strategies' email on valid text; None when s is not valid text."""
+    if _text_chars(s, n, mode) < 0:
+        return None
+    cdef Py_ssize_t at = n - 1
+    while at >= 0 and s[at] != ord("@"):
+        at -= 1
+    if at < 0:
+        return _REDACTED
+    out = PyBytes_FromStringAndSize(NULL, 4 + n - at)
+    cdef char* o = PyBytes_AS_STRING(out)
+    memcpy(o, PyBytes_AS_STRING(_REDACTED), 4)
+    memcpy(o + 4, s + at, n - at)
+    return out
+
+
 cdef class RowMasker:
     """Rewrites the rows of one result set, masking the cells that have a cell function."""
 
     cdef readonly int columns
     cdef readonly bint masks
     cdef list cells
-    cdef list results
+    cdef list args  # CellOp arguments
+    cdef list results  # the masked cells of the row in hand
     cdef int* layouts
+    cdef int* ops
+    cdef int* texts
+    cdef Py_ssize_t* keeps
     cdef Py_ssize_t* starts  # where each cell begins
     cdef Py_ssize_t* ends  # where each cell ends
 
     def __cinit__(self, types, cells):
-        n = len(types)
-        self.layouts = <int*>malloc(max(n, 1) * sizeof(int))
-        self.starts = <Py_ssize_t*>malloc(max(n, 1) * sizeof(Py_ssize_t))
-        self.ends = <Py_ssize_t*>malloc(max(n, 1) * sizeof(Py_ssize_t))
-        if self.layouts == NULL or self.starts == NULL or self.ends == NULL:
+        n = max(len(types), 1)
+        self.layouts = <int*>malloc(n * sizeof(int))
+        self.ops = <int*>malloc(n * sizeof(int))
+        self.texts = <int*>malloc(n * sizeof(int))
+        self.keeps = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
+        self.starts = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
+        self.ends = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
+        if (self.layouts == NULL or self.ops == NULL or self.texts == NULL
+                or self.keeps == NULL or self.starts == NULL or self.ends == NULL):
             raise MemoryError()
 
     def __dealloc__(self):
         free(self.layouts)
+        free(self.ops)
+        free(self.texts)
+        free(self.keeps)
         free(self.starts)
         free(self.ends)
 
@@ -117,6 +235,7 @@ cdef class RowMasker:
             raise ValueError("one cell function (or None) per column is needed")
         self.columns = len(types)
         self.cells = list(cells)
+        self.args = [None] * self.columns
         self.results = [None] * self.columns
         self.masks = any(c is not None for c in self.cells)
         for i, t in enumerate(types):
@@ -127,32 +246,62 @@ cdef class RowMasker:
                 self.layouts[i] = _TEMPORAL
             else:
                 self.layouts[i] = _LENENC
+            self._set_op(i, self.cells[i])
 
-    def rewrite_text_row(self, bytes payload not None):
-        """A text-protocol row payload with the masked cells replaced."""
-        if not self.masks:
-            return payload
-        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(payload)
-        cdef Py_ssize_t size = PyBytes_GET_SIZE(payload)
+    cdef void _set_op(self, int i, object cell):
+        self.texts[i] = 0
+        self.keeps[i] = 0
+        if cell is None:
+            self.ops[i] = _UNTOUCHED
+        elif not isinstance(cell, CellOp):
+            self.ops[i] = _CALL
+        elif cell.op in (_CONSTANT, _REPLACE):
+            self.ops[i] = cell.op
+            self.args[i] = cell.arg
+        elif cell.op in (_PARTIAL, _EMAIL) and _TEXT_UTF8 <= cell.text <= _TEXT_ASCII:
+            self.ops[i] = cell.op
+            self.texts[i] = cell.text
+            self.keeps[i] = cell.arg or 0
+        else:
+            self.ops[i] = _CALL
+
+    cdef object _mask(self, int i, const unsigned char* p, Py_ssize_t start, Py_ssize_t end,
+                      bint null):
+        """The masked value of cell i (None: NULL)."""
+        cdef int op = self.ops[i]
+        if op == _CONSTANT:
+            return self.args[i]
+        if null:
+            return self.cells[i](None) if op == _CALL else None
+        if op == _REPLACE:
+            return self.args[i]
+        if op == _PARTIAL:
+            new = _partial(p + start, end - start, self.keeps[i], self.texts[i])
+            if new is not None:
+                return new
+        elif op == _EMAIL:
+            new = _email(p + start, end - start, self.texts[i])
+            if new is not None:
+                return new
+        return self.cells[i](PyBytes_FromStringAndSize(<const char*>p + start, end - start))
+
+    cdef Py_ssize_t _scan_text(self, const unsigned char* p, Py_ssize_t size) except -1:
+        """Find the cells of a text row and mask into self.results; the new row's size."""
         cdef Py_ssize_t pos = 0, value_start = 0, total = size, n
         cdef int i
-        cdef list cells = self.cells, results = self.results
+        cdef bint null
+        cdef list results = self.results
         for i in range(self.columns):
             self.starts[i] = pos
-            if pos < size and p[pos] == 0xFB:
+            null = pos < size and p[pos] == 0xFB
+            if null:
                 pos += 1
-                self.ends[i] = pos
-                if cells[i] is not None:
-                    new = cells[i](None)
-                else:
-                    continue
             else:
                 pos = _lenenc_cell(p, pos, size, &value_start)
-                self.ends[i] = pos
-                if cells[i] is None:
-                    continue
-                new = cells[i](PyBytes_FromStringAndSize(<const char*>p + value_start,
-                                                         pos - value_start))
+            self.ends[i] = pos
+            if self.ops[i] == _UNTOUCHED:
+                continue
+            new = self._mask(i, p, value_start, pos, null)
             results[i] = new
             if new is None:
                 total += 1 - (pos - self.starts[i])
@@ -161,11 +310,15 @@ cdef class RowMasker:
                 total += _lenenc_size(n) + n - (pos - self.starts[i])
         if pos != size:
             raise ProtocolError("malformed row: more cells than columns")
-        out = PyBytes_FromStringAndSize(NULL, total)
-        cdef unsigned char* o = <unsigned char*>PyBytes_AS_STRING(out)
-        cdef Py_ssize_t copied = 0, w = 0, run
+        return total
+
+    cdef void _write_text(self, unsigned char* o, const unsigned char* p, Py_ssize_t size):
+        """Write the row found by _scan_text, with its masked cells, at o."""
+        cdef Py_ssize_t copied = 0, w = 0, run, n
+        cdef int i
+        cdef list results = self.results
         for i in range(self.columns):
-            if cells[i] is None:
+            if self.ops[i] == _UNTOUCHED:
                 continue
             run = self.starts[i] - copied
             memcpy(o + w, p + copied, run)
@@ -182,22 +335,16 @@ cdef class RowMasker:
                 w += n
             copied = self.ends[i]
         memcpy(o + w, p + copied, size - copied)
-        return out
 
-    def rewrite_binary_row(self, bytes payload not None):
-        """A binary-protocol row payload with the masked cells replaced; NULL-bitmap bits
-        (offset 2) follow cells that become or stop being NULL."""
-        if not self.masks:
-            return payload
-        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(payload)
-        cdef Py_ssize_t size = PyBytes_GET_SIZE(payload)
+    cdef Py_ssize_t _scan_binary(self, const unsigned char* p, Py_ssize_t size) except -1:
+        """Find the cells of a binary row and mask into self.results; the new row's size."""
         cdef Py_ssize_t body = 1 + (self.columns + 9) // 8
         if size < body or p[0] != 0:
             raise ProtocolError("malformed binary row")
         cdef Py_ssize_t pos = body, value_start = 0, total = size, n, start
         cdef int i, layout, bit
         cdef bint null
-        cdef list cells = self.cells, results = self.results
+        cdef list results = self.results
         for i in range(self.columns):
             bit = i + 2
             start = pos
@@ -219,13 +366,9 @@ cdef class RowMasker:
             if pos > size:
                 raise ProtocolError("malformed binary row: truncated")
             self.ends[i] = pos
-            if cells[i] is None:
+            if self.ops[i] == _UNTOUCHED:
                 continue
-            if null:
-                new = cells[i](None)
-            else:
-                new = cells[i](PyBytes_FromStringAndSize(<const char*>p + value_start,
-                                                         pos - value_start))
+            new = self._mask(i, p, value_start, pos, null)
             if new is not None:
                 n = PyBytes_GET_SIZE(new)
                 if layout >= 0:
@@ -242,12 +385,17 @@ cdef class RowMasker:
             results[i] = new
         if pos != size:
             raise ProtocolError("malformed binary row: more bytes than columns")
-        out = PyBytes_FromStringAndSize(NULL, total)
-        cdef unsigned char* o = <unsigned char*>PyBytes_AS_STRING(out)
+        return total
+
+    cdef void _write_binary(self, unsigned char* o, const unsigned char* p, Py_ssize_t size):
+        """Write the row found by _scan_binary, with its masked cells and NULL bits, at o."""
+        cdef Py_ssize_t body = 1 + (self.columns + 9) // 8
         memcpy(o, p, body)
-        cdef Py_ssize_t copied = body, w = body, run
+        cdef Py_ssize_t copied = body, w = body, run, n
+        cdef int i, layout, bit
+        cdef list results = self.results
         for i in range(self.columns):
-            if cells[i] is None:
+            if self.ops[i] == _UNTOUCHED:
                 continue
             run = self.starts[i] - copied
             memcpy(o + w, p + copied, run)
@@ -270,7 +418,27 @@ cdef class RowMasker:
             memcpy(o + w, PyBytes_AS_STRING(new), n)
             w += n
         memcpy(o + w, p + copied, size - copied)
+
+    cdef object _rewrite_row(self, bytes payload, bint binary):
+        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(payload)
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(payload)
+        cdef Py_ssize_t total = self._scan_binary(p, size) if binary else self._scan_text(p, size)
+        out = PyBytes_FromStringAndSize(NULL, total)
+        cdef unsigned char* o = <unsigned char*>PyBytes_AS_STRING(out)
+        if binary:
+            self._write_binary(o, p, size)
+        else:
+            self._write_text(o, p, size)
         return out
+
+    def rewrite_text_row(self, bytes payload not None):
+        """A text-protocol row payload with the masked cells replaced."""
+        return self._rewrite_row(payload, False) if self.masks else payload
+
+    def rewrite_binary_row(self, bytes payload not None):
+        """A binary-protocol row payload with the masked cells replaced; NULL-bitmap bits
+        (offset 2) follow cells that become or stop being NULL."""
+        return self._rewrite_row(payload, True) if self.masks else payload
 
     def rewrite_packets(self, bytes buf not None, bint binary):
         """Rewrite a chunk of complete packets: rows are masked, sequence ids kept.
@@ -283,26 +451,49 @@ cdef class RowMasker:
         if not self.masks:
             return buf
         cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(buf)
-        cdef Py_ssize_t size = PyBytes_GET_SIZE(buf), pos = 0, length, end, n
-        cdef list out = []
-        while pos < size:
-            if size - pos < 4:
-                raise ProtocolError("incomplete packet in a row chunk")
-            length = p[pos] | (p[pos + 1] << 8) | (p[pos + 2] << 16)
-            end = pos + 4 + length
-            if end > size:
-                raise ProtocolError("incomplete packet in a row chunk")
-            if length == _MAX_PAYLOAD:
-                raise ProtocolError("masking rows of 16 MiB or more is not supported")
-            if length == 0 or p[pos + 4] >= 0xFE:
-                out.append(buf[pos:end])
-            else:
-                payload = buf[pos + 4:end]
-                new = self.rewrite_binary_row(payload) if binary else self.rewrite_text_row(payload)
-                n = PyBytes_GET_SIZE(new)
-                if n >= _MAX_PAYLOAD:
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(buf), pos = 0, length, end, n, w = 0
+        cdef Py_ssize_t capacity = size + (size >> 2) + 64
+        cdef unsigned char* o = <unsigned char*>malloc(capacity)
+        cdef unsigned char* grown
+        if o == NULL:
+            raise MemoryError()
+        try:
+            while pos < size:
+                if size - pos < 4:
+                    raise ProtocolError("incomplete packet in a row chunk")
+                length = p[pos] | (p[pos + 1] << 8) | (p[pos + 2] << 16)
+                end = pos + 4 + length
+                if end > size:
+                    raise ProtocolError("incomplete packet in a row chunk")
+                if length == _MAX_PAYLOAD:
+                    raise ProtocolError("masking rows of 16 MiB or more is not supported")
+                if length == 0 or p[pos + 4] >= 0xFE:
+                    n = end - pos
+                elif binary:
+                    n = 4 + self._scan_binary(p + pos + 4, length)
+                else:
+                    n = 4 + self._scan_text(p + pos + 4, length)
+                if n - 4 >= _MAX_PAYLOAD:
                     raise ProtocolError("a masked row would reach 16 MiB; not supported")
-                out.append(bytes((n & 0xFF, (n >> 8) & 0xFF, (n >> 16) & 0xFF, p[pos + 3])))
-                out.append(new)
-            pos = end
-        return b"".join(out)
+                if w + n > capacity:
+                    capacity = 2 * (w + n)
+                    grown = <unsigned char*>realloc(o, capacity)
+                    if grown == NULL:
+                        raise MemoryError()
+                    o = grown
+                if length == 0 or p[pos + 4] >= 0xFE:
+                    memcpy(o + w, p + pos, n)
+                else:
+                    o[w] = (n - 4) & 0xFF
+                    o[w + 1] = ((n - 4) >> 8) & 0xFF
+                    o[w + 2] = ((n - 4) >> 16) & 0xFF
+                    o[w + 3] = p[pos + 3]
+                    if binary:
+                        self._write_binary(o + w + 4, p + pos + 4, length)
+                    else:
+                        self._write_text(o + w + 4, p + pos + 4, length)
+                w += n
+                pos = end
+            return PyBytes_FromStringAndSize(<const char*>o, w)
+        finally:
+            free(o)

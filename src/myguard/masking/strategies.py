@@ -32,9 +32,11 @@ import hmac
 import json
 import struct
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from myguard._fast.cell_ops import CONSTANT, EMAIL, PARTIAL, REPLACE, TEXT_MODES, CellOp
 from myguard.masking import temporal
 from myguard.policy.mask_spec import MaskSpec
 from myguard.protocol import column_types as ct
@@ -197,10 +199,15 @@ def _valid_temporal(text: bytes, col: ColumnDefinition) -> bool:
 # --- strings -------------------------------------------------------------------------
 
 
+def _replace_with(value: bytes) -> CellOp:
+    return CellOp(REPLACE, lambda v: value, value)
+
+
 def _string_masker(spec: MaskSpec, col: ColumnDefinition, hasher: _Hasher) -> _Mask:
     cls = col.value_class
     charset = "latin-1" if cls == ct.CLASS_BINARY else codec(col.character_set)
     redacted = REDACTED.encode(charset)
+    text = TEXT_MODES.get(charset, 0)  # 0: no compiled form, the function is called
     if spec.strategy == "partial":
         keep = int(spec.arg or 0)
 
@@ -209,7 +216,7 @@ def _string_masker(spec: MaskSpec, col: ColumnDefinition, hasher: _Hasher) -> _M
             shown = chars[-keep:] if keep and len(chars) > keep else ""
             return ("*" * (len(chars) - len(shown)) + shown).encode(charset, "replace")
 
-        return partial
+        return CellOp(PARTIAL, partial, keep, text)
     if spec.strategy == "email" and cls == ct.CLASS_STRING:
 
         def email(v: bytes) -> bytes:
@@ -217,16 +224,16 @@ def _string_masker(spec: MaskSpec, col: ColumnDefinition, hasher: _Hasher) -> _M
             at = chars.rfind("@")
             return (REDACTED + chars[at:]).encode(charset, "replace") if at >= 0 else redacted
 
-        return email
+        return CellOp(EMAIL, email, None, text)
     if spec.strategy == "hash":
         return lambda v: hasher.hex(v).encode(charset)
-    return lambda v: redacted
+    return _replace_with(redacted)
 
 
 def _json_masker(spec: MaskSpec, hasher: _Hasher) -> _Mask:
     if spec.strategy == "hash":
         return lambda v: f'"{hasher.hex(v)}"'.encode()
-    return lambda v: f'"{REDACTED}"'.encode()
+    return _replace_with(f'"{REDACTED}"'.encode())
 
 
 def _json_value(text: str) -> bytes:
@@ -291,21 +298,25 @@ def _masker(spec: MaskSpec, col: ColumnDefinition, hasher: _Hasher) -> _Mask:
         return lambda v: hasher.digest(v)[: len(v)]
     if found is not None:
         return found
-    redacted = redact_value(col)
     if cls == ct.CLASS_BIT:
         return lambda v: b"\0" * len(v)
-    return lambda v: redacted
+    return _replace_with(redact_value(col))
 
 
 def text_cell(spec: MaskSpec, col: ColumnDefinition, key: bytes) -> Cell:
     """The text-protocol cell function for ``spec`` on ``col``; ``key`` keys the hash."""
     if spec.strategy == "null" or col.value_class == ct.CLASS_NULL:
-        return lambda v: None
+        return CellOp(CONSTANT, lambda v: None)
     if spec.strategy == "value":
         constant = _constant(spec, col)
-        return lambda v: constant
+        return CellOp(CONSTANT, lambda v: constant, constant)
     mask = _masker(spec, col, _Hasher(key))
-    return lambda v: None if v is None else mask(v)
+
+    def cell(v: bytes | None) -> bytes | None:
+        return None if v is None else mask(v)
+
+    # The compiled RowMasker runs a CellOp itself, NULL kept as NULL, as ``cell`` does.
+    return replace(mask, fn=cell) if isinstance(mask, CellOp) else cell
 
 
 def _binary_codec(col: ColumnDefinition) -> tuple[_Mask, _Mask] | None:
