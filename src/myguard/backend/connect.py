@@ -99,16 +99,16 @@ def tls_context(config: BackendConfig) -> ssl.SSLContext:
 async def _open(config: BackendConfig, max_packet: int) -> tuple[PacketStream, Greeting]:
     host, port = config.upstream
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, limit=1 << 20), config.connect_timeout
-        )
+        async with asyncio.timeout(config.connect_timeout):
+            reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
     except (OSError, TimeoutError) as exc:
         raise BackendUnavailable(
             config.name, f"cannot connect to {host}:{port} ({exc or 'timeout'})"
         ) from None
     stream = PacketStream(reader, writer, max_packet)
     try:
-        payload = await asyncio.wait_for(stream.read_packet(), config.connect_timeout)
+        async with asyncio.timeout(config.connect_timeout):
+            payload = await stream.read_packet()
     except (ConnectionLost, TimeoutError, ProtocolError) as exc:
         stream.close()
         raise BackendUnavailable(config.name, f"no greeting ({exc or 'timeout'})") from None
@@ -142,8 +142,8 @@ async def connect(
     """
     stream, greeting = await _open(config, max_packet)
     try:
-        return await asyncio.wait_for(
-            _login(
+        async with asyncio.timeout(config.connect_timeout):
+            return await _login(
                 config,
                 account,
                 stream,
@@ -153,9 +153,7 @@ async def connect(
                 database,
                 attributes,
                 max_packet,
-            ),
-            config.connect_timeout,
-        )
+            )
     except TimeoutError:
         stream.close()
         raise BackendUnavailable(config.name, "login timed out") from None

@@ -153,7 +153,9 @@ class Session(LoginPhase):
         gauge.inc()
         try:
             try:
-                await asyncio.wait_for(self._login(), self.ctx.config.handshake_timeout)
+                # asyncio.timeout, unlike wait_for, runs _login without a task of its own
+                async with asyncio.timeout(self.ctx.config.handshake_timeout):
+                    await self._login()
             except TimeoutError:
                 self._fail(ProtocolError("Bad handshake: handshake timed out"), "handshake_timeout")
                 return
