@@ -7,7 +7,7 @@ from setuptools import Extension, setup
 
 FAST = Path("src/myguard/_fast")
 # C libraries a module links against (Debian: libssl-dev, zlib1g-dev).
-LIBRARIES = {"auditchain": ["crypto", "z"]}
+LIBRARIES = {"auditchain": ["crypto", "z"], "rowmask": ["crypto"]}
 
 extensions = [
     Extension(

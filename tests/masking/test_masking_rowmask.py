@@ -4,6 +4,8 @@ in both protocols; no masks means the bytes come back unchanged. The compiled ca
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import importlib
 import struct
 
@@ -12,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from myguard._fast import twin
-from myguard._fast.cell_ops import EMAIL, PARTIAL, TEXT_UTF8, CellOp
+from myguard._fast.cell_ops import EMAIL, HASH, PARTIAL, TEXT_UTF8, CellOp
 from myguard.masking.strategies import binary_cell, text_cell
 from myguard.policy.mask_spec import MaskSpec
 from myguard.protocol import column_types as ct
@@ -265,3 +267,8 @@ def test_compiled_ops_call_the_definition_only_for_text_they_cannot_vouch_for():
     invalid = lenenc_str(b"ok") + lenenc_str(b"x\xff@y")
     assert masker.rewrite_text_row(invalid) == lenenc_str(b"**") + lenenc_str(b"fallback")
     assert seen == [b"x\xff@y"]
+
+    # hash covers the raw bytes, so C computes it whatever the text
+    hashed = compiled.RowMasker([ct.MYSQL_TYPE_VAR_STRING], [CellOp(HASH, refuse, b"k", TEXT_UTF8)])
+    expected = hmac.new(b"k", b"x\xff", hashlib.sha256).hexdigest()[:16].encode()
+    assert hashed.rewrite_text_row(lenenc_str(b"x\xff")) == lenenc_str(expected)

@@ -19,8 +19,12 @@ CONSTANT = 1  # every cell, NULL included, becomes ``arg`` (bytes, or None for N
 REPLACE = 2  # every non-NULL cell becomes ``arg``
 PARTIAL = 3  # '*' for all characters but the last ``arg`` (none when the value is short)
 EMAIL = 4  # "****" and the value from its last '@'; ``redacted`` when there is none
+HASH = 5  # the first HASH_HEX_DIGITS hex digits of HMAC-SHA256 of the value, ``arg`` the key
 
-# Character sets whose valid text C can count and cut as Python's codecs would.
+HASH_HEX_DIGITS = 16
+
+# Character sets whose valid text C can count and cut as Python's codecs would (and
+# that spell hex digits in ASCII, as HASH writes them).
 TEXT_UTF8 = 1
 TEXT_BYTES = 2  # latin-1: every byte is one character
 TEXT_CP1252 = 3  # MySQL's latin1: five bytes are undefined
@@ -33,7 +37,7 @@ class CellOp:
     op: int
     fn: Cell
     arg: bytes | int | None = None
-    text: int = 0  # TEXT_* for PARTIAL and EMAIL
+    text: int = 0  # TEXT_* for PARTIAL, EMAIL and HASH
 
     def __call__(self, value: bytes | None) -> bytes | None:
         return self.fn(value)

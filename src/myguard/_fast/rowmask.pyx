@@ -4,12 +4,26 @@
 Each row is scanned once to find cell boundaries, the masked cells only are rewritten,
 and the new row is written straight into the output: untouched cells are memcpy'd as
 raw runs. Cells given as ``CellOp`` (constants, partial, email) are computed here in C
-without a Python call; other cell functions are called.
+without a Python call (``hash`` with OpenSSL's HMAC); other cell functions are called.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
+
+from myguard._fast.openssl cimport (
+    EVP_MAC,
+    EVP_MAC_CTX,
+    EVP_MAC_CTX_free,
+    EVP_MAC_CTX_new,
+    EVP_MAC_fetch,
+    EVP_MAC_final,
+    EVP_MAC_init,
+    EVP_MAC_update,
+    OSSL_PARAM,
+    OSSL_PARAM_construct_end,
+    OSSL_PARAM_construct_utf8_string,
+)
 
 from myguard._fast import cell_ops
 from myguard._fast.cell_ops import CellOp
@@ -27,17 +41,22 @@ cdef enum:
     _REPLACE = 2
     _PARTIAL = 3
     _EMAIL = 4
+    _HASH = 5
+    _HASH_BYTES = 8  # cell_ops.HASH_HEX_DIGITS / 2
     _TEXT_UTF8 = 1
     _TEXT_BYTES = 2
     _TEXT_CP1252 = 3
     _TEXT_ASCII = 4
 
-if (cell_ops.CONSTANT, cell_ops.REPLACE, cell_ops.PARTIAL, cell_ops.EMAIL) != (1, 2, 3, 4) or (
+if (cell_ops.CONSTANT, cell_ops.REPLACE, cell_ops.PARTIAL, cell_ops.EMAIL, cell_ops.HASH,
+        cell_ops.HASH_HEX_DIGITS) != (1, 2, 3, 4, 5, 16) or (
     cell_ops.TEXT_UTF8, cell_ops.TEXT_BYTES, cell_ops.TEXT_CP1252, cell_ops.TEXT_ASCII
 ) != (1, 2, 3, 4):
     raise ImportError("myguard._fast.cell_ops and rowmask.pyx disagree: rebuild the extension")
 
 cdef bytes _REDACTED = b"****"
+cdef EVP_MAC* _HMAC = EVP_MAC_fetch(NULL, b"HMAC", NULL)
+cdef const char* _HEX = b"0123456789abcdef"
 
 
 cdef inline Py_ssize_t _lenenc_size(Py_ssize_t n):
@@ -195,6 +214,39 @@ cdef object _email(const unsigned char* s, Py_ssize_t n, int mode):
     return out
 
 
+cdef object _hash_hex(EVP_MAC_CTX* mac, const unsigned char* s, Py_ssize_t n):
+    """strategies' hash: the first hex digits of HMAC-SHA256 of s (lowercase)."""
+    cdef unsigned char digest[32]
+    cdef size_t length
+    cdef int i
+    if not (EVP_MAC_init(mac, NULL, 0, NULL) and EVP_MAC_update(mac, s, n)
+            and EVP_MAC_final(mac, digest, &length, 32)):
+        raise RuntimeError("OpenSSL HMAC failed")
+    out = PyBytes_FromStringAndSize(NULL, 2 * _HASH_BYTES)
+    cdef char* o = PyBytes_AS_STRING(out)
+    for i in range(_HASH_BYTES):
+        o[2 * i] = _HEX[digest[i] >> 4]
+        o[2 * i + 1] = _HEX[digest[i] & 15]
+    return out
+
+
+cdef EVP_MAC_CTX* _hmac_context(bytes key) except NULL:
+    """An HMAC-SHA256 context keyed once; each EVP_MAC_init(ctx, NULL, ...) restarts it."""
+    cdef OSSL_PARAM params[2]
+    if _HMAC == NULL:
+        raise RuntimeError("OpenSSL has no HMAC")
+    cdef EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(_HMAC)
+    if ctx == NULL:
+        raise MemoryError()
+    params[0] = OSSL_PARAM_construct_utf8_string(b"digest", b"SHA256", 0)
+    params[1] = OSSL_PARAM_construct_end()
+    if not EVP_MAC_init(ctx, <const unsigned char*>PyBytes_AS_STRING(key),
+                        PyBytes_GET_SIZE(key), params):
+        EVP_MAC_CTX_free(ctx)
+        raise RuntimeError("OpenSSL refused the HMAC key")
+    return ctx
+
+
 cdef class RowMasker:
     """Rewrites the rows of one result set, masking the cells that have a cell function."""
 
@@ -207,6 +259,7 @@ cdef class RowMasker:
     cdef int* ops
     cdef int* texts
     cdef Py_ssize_t* keeps
+    cdef EVP_MAC_CTX** macs  # HASH columns' keyed contexts
     cdef Py_ssize_t* starts  # where each cell begins
     cdef Py_ssize_t* ends  # where each cell ends
 
@@ -216,13 +269,19 @@ cdef class RowMasker:
         self.ops = <int*>malloc(n * sizeof(int))
         self.texts = <int*>malloc(n * sizeof(int))
         self.keeps = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
+        self.macs = <EVP_MAC_CTX**>calloc(n, sizeof(EVP_MAC_CTX*))
         self.starts = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
         self.ends = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
         if (self.layouts == NULL or self.ops == NULL or self.texts == NULL
-                or self.keeps == NULL or self.starts == NULL or self.ends == NULL):
+                or self.keeps == NULL or self.macs == NULL or self.starts == NULL
+                or self.ends == NULL):
             raise MemoryError()
 
     def __dealloc__(self):
+        if self.macs != NULL:
+            for i in range(max(self.columns, 1)):
+                EVP_MAC_CTX_free(self.macs[i])
+            free(self.macs)
         free(self.layouts)
         free(self.ops)
         free(self.texts)
@@ -248,7 +307,7 @@ cdef class RowMasker:
                 self.layouts[i] = _LENENC
             self._set_op(i, self.cells[i])
 
-    cdef void _set_op(self, int i, object cell):
+    cdef int _set_op(self, int i, object cell) except -1:
         self.texts[i] = 0
         self.keeps[i] = 0
         if cell is None:
@@ -258,12 +317,16 @@ cdef class RowMasker:
         elif cell.op in (_CONSTANT, _REPLACE):
             self.ops[i] = cell.op
             self.args[i] = cell.arg
+        elif cell.op == _HASH and _TEXT_UTF8 <= cell.text <= _TEXT_ASCII:
+            self.macs[i] = _hmac_context(cell.arg)
+            self.ops[i] = _HASH
         elif cell.op in (_PARTIAL, _EMAIL) and _TEXT_UTF8 <= cell.text <= _TEXT_ASCII:
             self.ops[i] = cell.op
             self.texts[i] = cell.text
             self.keeps[i] = cell.arg or 0
         else:
             self.ops[i] = _CALL
+        return 0
 
     cdef object _mask(self, int i, const unsigned char* p, Py_ssize_t start, Py_ssize_t end,
                       bint null):
@@ -275,6 +338,8 @@ cdef class RowMasker:
             return self.cells[i](None) if op == _CALL else None
         if op == _REPLACE:
             return self.args[i]
+        if op == _HASH:
+            return _hash_hex(self.macs[i], p + start, end - start)
         if op == _PARTIAL:
             new = _partial(p + start, end - start, self.keeps[i], self.texts[i])
             if new is not None:

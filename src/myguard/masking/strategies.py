@@ -36,7 +36,16 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from myguard._fast.cell_ops import CONSTANT, EMAIL, PARTIAL, REPLACE, TEXT_MODES, CellOp
+from myguard._fast.cell_ops import (
+    CONSTANT,
+    EMAIL,
+    HASH,
+    HASH_HEX_DIGITS,
+    PARTIAL,
+    REPLACE,
+    TEXT_MODES,
+    CellOp,
+)
 from myguard.masking import temporal
 from myguard.policy.mask_spec import MaskSpec
 from myguard.protocol import column_types as ct
@@ -46,7 +55,6 @@ from myguard.protocol.column_definition import ColumnDefinition, adjust_definiti
 Cell = Callable[[bytes | None], bytes | None]
 _Mask = Callable[[bytes], bytes]
 
-HASH_HEX_DIGITS = 16
 REDACTED = "****"
 _EPOCH = datetime(1970, 1, 1)
 _CENTURY_DAYS = 36525
@@ -64,9 +72,10 @@ _POINT_ZERO = b"\0\0\0\0\x01\x01\0\0\0" + b"\0" * 16
 class _Hasher:
     """Keyed HMAC-SHA256 with the key schedule done once."""
 
-    __slots__ = ("_base",)
+    __slots__ = ("_base", "key")
 
     def __init__(self, key: bytes) -> None:
+        self.key = key
         self._base = hmac.new(key, digestmod=hashlib.sha256)
 
     def digest(self, data: bytes) -> bytes:
@@ -226,7 +235,7 @@ def _string_masker(spec: MaskSpec, col: ColumnDefinition, hasher: _Hasher) -> _M
 
         return CellOp(EMAIL, email, None, text)
     if spec.strategy == "hash":
-        return lambda v: hasher.hex(v).encode(charset)
+        return CellOp(HASH, lambda v: hasher.hex(v).encode(charset), hasher.key, text)
     return _replace_with(redacted)
 
 
