@@ -12,15 +12,8 @@ from libc.string cimport memcpy
 
 
 from myguard._fast.openssl cimport (
-    EVP_MAC,
     EVP_MAC_CTX,
     EVP_MAC_CTX_free,
-    EVP_MAC_CTX_new,
-    EVP_MAC_fetch,
-    EVP_MAC_final,
-    EVP_MAC_free,
-    EVP_MAC_init,
-    EVP_MAC_update,
     EVP_MD_CTX,
     EVP_MD_CTX_free,
     EVP_MD_CTX_new,
@@ -28,9 +21,8 @@ from myguard._fast.openssl cimport (
     EVP_DigestInit_ex,
     EVP_DigestUpdate,
     EVP_sha256,
-    OSSL_PARAM,
-    OSSL_PARAM_construct_end,
-    OSSL_PARAM_construct_utf8_string,
+    hmac_sha256,
+    new_hmac_sha256,
 )
 
 cdef extern from "zlib.h" nogil:
@@ -47,50 +39,34 @@ cdef class _Hasher:
     of chain_frames rather than once per record."""
 
     cdef EVP_MD_CTX *digest
-    cdef EVP_MAC *mac
     cdef EVP_MAC_CTX *mac_ctx
 
     def __cinit__(self, bytes key):
-        cdef OSSL_PARAM params[2]
         if key is None:
             self.digest = EVP_MD_CTX_new()
             if self.digest == NULL:
                 raise MemoryError()
             return
-        self.mac = EVP_MAC_fetch(NULL, b"HMAC", NULL)
-        if self.mac == NULL:
-            raise RuntimeError("OpenSSL has no HMAC")
-        self.mac_ctx = EVP_MAC_CTX_new(self.mac)
+        self.mac_ctx = new_hmac_sha256(
+            <const unsigned char *>PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key)
+        )
         if self.mac_ctx == NULL:
-            raise MemoryError()
-        params[0] = OSSL_PARAM_construct_utf8_string(b"digest", b"SHA256", 0)
-        params[1] = OSSL_PARAM_construct_end()
-        if not EVP_MAC_init(
-            self.mac_ctx, <const unsigned char *>PyBytes_AS_STRING(key),
-            PyBytes_GET_SIZE(key), params
-        ):
-            raise RuntimeError("OpenSSL refused the HMAC key")
+            raise RuntimeError("OpenSSL could not set up HMAC-SHA256 with this key")
 
     def __dealloc__(self):
         EVP_MD_CTX_free(self.digest)
         EVP_MAC_CTX_free(self.mac_ctx)
-        EVP_MAC_free(self.mac)
 
     cdef bint hash(self, const unsigned char *data, size_t length,
                    unsigned char *out) noexcept nogil:
         cdef unsigned int digest_len
-        cdef size_t mac_len
         if self.digest != NULL:
             return (
                 EVP_DigestInit_ex(self.digest, EVP_sha256(), NULL)
                 and EVP_DigestUpdate(self.digest, data, length)
                 and EVP_DigestFinal_ex(self.digest, out, &digest_len)
             )
-        return (
-            EVP_MAC_init(self.mac_ctx, NULL, 0, NULL)
-            and EVP_MAC_update(self.mac_ctx, data, length)
-            and EVP_MAC_final(self.mac_ctx, out, &mac_len, HASH_SIZE)
-        )
+        return hmac_sha256(self.mac_ctx, data, length, out)
 
 
 cdef inline void _store_le(unsigned char *at, uint64_t value, int width) noexcept nogil:

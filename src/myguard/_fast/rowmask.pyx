@@ -12,17 +12,10 @@ from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
 
 from myguard._fast.openssl cimport (
-    EVP_MAC,
     EVP_MAC_CTX,
     EVP_MAC_CTX_free,
-    EVP_MAC_CTX_new,
-    EVP_MAC_fetch,
-    EVP_MAC_final,
-    EVP_MAC_init,
-    EVP_MAC_update,
-    OSSL_PARAM,
-    OSSL_PARAM_construct_end,
-    OSSL_PARAM_construct_utf8_string,
+    hmac_sha256,
+    new_hmac_sha256,
 )
 
 from myguard._fast import cell_ops
@@ -55,7 +48,6 @@ if (cell_ops.CONSTANT, cell_ops.REPLACE, cell_ops.PARTIAL, cell_ops.EMAIL, cell_
     raise ImportError("myguard._fast.cell_ops and rowmask.pyx disagree: rebuild the extension")
 
 cdef bytes _REDACTED = b"****"
-cdef EVP_MAC* _HMAC = EVP_MAC_fetch(NULL, b"HMAC", NULL)
 cdef const char* _HEX = b"0123456789abcdef"
 
 
@@ -217,10 +209,8 @@ cdef object _email(const unsigned char* s, Py_ssize_t n, int mode):
 cdef object _hash_hex(EVP_MAC_CTX* mac, const unsigned char* s, Py_ssize_t n):
     """strategies' hash: the first hex digits of HMAC-SHA256 of s (lowercase)."""
     cdef unsigned char digest[32]
-    cdef size_t length
     cdef int i
-    if not (EVP_MAC_init(mac, NULL, 0, NULL) and EVP_MAC_update(mac, s, n)
-            and EVP_MAC_final(mac, digest, &length, 32)):
+    if not hmac_sha256(mac, s, n, digest):
         raise RuntimeError("OpenSSL HMAC failed")
     out = PyBytes_FromStringAndSize(NULL, 2 * _HASH_BYTES)
     cdef char* o = PyBytes_AS_STRING(out)
@@ -228,23 +218,6 @@ cdef object _hash_hex(EVP_MAC_CTX* mac, const unsigned char* s, Py_ssize_t n):
         o[2 * i] = _HEX[digest[i] >> 4]
         o[2 * i + 1] = _HEX[digest[i] & 15]
     return out
-
-
-cdef EVP_MAC_CTX* _hmac_context(bytes key) except NULL:
-    """An HMAC-SHA256 context keyed once; each EVP_MAC_init(ctx, NULL, ...) restarts it."""
-    cdef OSSL_PARAM params[2]
-    if _HMAC == NULL:
-        raise RuntimeError("OpenSSL has no HMAC")
-    cdef EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(_HMAC)
-    if ctx == NULL:
-        raise MemoryError()
-    params[0] = OSSL_PARAM_construct_utf8_string(b"digest", b"SHA256", 0)
-    params[1] = OSSL_PARAM_construct_end()
-    if not EVP_MAC_init(ctx, <const unsigned char*>PyBytes_AS_STRING(key),
-                        PyBytes_GET_SIZE(key), params):
-        EVP_MAC_CTX_free(ctx)
-        raise RuntimeError("OpenSSL refused the HMAC key")
-    return ctx
 
 
 cdef class RowMasker:
@@ -308,6 +281,7 @@ cdef class RowMasker:
             self._set_op(i, self.cells[i])
 
     cdef int _set_op(self, int i, object cell) except -1:
+        cdef bytes key
         self.texts[i] = 0
         self.keeps[i] = 0
         if cell is None:
@@ -318,7 +292,11 @@ cdef class RowMasker:
             self.ops[i] = cell.op
             self.args[i] = cell.arg
         elif cell.op == _HASH and _TEXT_UTF8 <= cell.text <= _TEXT_ASCII:
-            self.macs[i] = _hmac_context(cell.arg)
+            key = cell.arg
+            self.macs[i] = new_hmac_sha256(<const unsigned char*>PyBytes_AS_STRING(key),
+                                           PyBytes_GET_SIZE(key))
+            if self.macs[i] == NULL:
+                raise RuntimeError("OpenSSL could not set up HMAC-SHA256 with this key")
             self.ops[i] = _HASH
         elif cell.op in (_PARTIAL, _EMAIL) and _TEXT_UTF8 <= cell.text <= _TEXT_ASCII:
             self.ops[i] = cell.op
