@@ -462,16 +462,22 @@ cdef class RowMasker:
             w += n
         memcpy(o + w, p + copied, size - copied)
 
-    cdef object _rewrite_row(self, bytes payload, bint binary):
-        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(payload)
-        cdef Py_ssize_t size = PyBytes_GET_SIZE(payload)
-        cdef Py_ssize_t total = self._scan_binary(p, size) if binary else self._scan_text(p, size)
-        out = PyBytes_FromStringAndSize(NULL, total)
-        cdef unsigned char* o = <unsigned char*>PyBytes_AS_STRING(out)
+    cdef inline Py_ssize_t _scan(self, const unsigned char* p, Py_ssize_t size,
+                                 bint binary) except -1:
+        return self._scan_binary(p, size) if binary else self._scan_text(p, size)
+
+    cdef inline void _write(self, unsigned char* o, const unsigned char* p, Py_ssize_t size,
+                            bint binary):
         if binary:
             self._write_binary(o, p, size)
         else:
             self._write_text(o, p, size)
+
+    cdef object _rewrite_row(self, bytes payload, bint binary):
+        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(payload)
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(payload)
+        out = PyBytes_FromStringAndSize(NULL, self._scan(p, size, binary))
+        self._write(<unsigned char*>PyBytes_AS_STRING(out), p, size, binary)
         return out
 
     def rewrite_text_row(self, bytes payload not None):
@@ -498,6 +504,7 @@ cdef class RowMasker:
         cdef Py_ssize_t capacity = size + (size >> 2) + 64
         cdef unsigned char* o = <unsigned char*>malloc(capacity)
         cdef unsigned char* grown
+        cdef bint row
         if o == NULL:
             raise MemoryError()
         try:
@@ -510,12 +517,8 @@ cdef class RowMasker:
                     raise ProtocolError("incomplete packet in a row chunk")
                 if length == _MAX_PAYLOAD:
                     raise ProtocolError("masking rows of 16 MiB or more is not supported")
-                if length == 0 or p[pos + 4] >= 0xFE:
-                    n = end - pos
-                elif binary:
-                    n = 4 + self._scan_binary(p + pos + 4, length)
-                else:
-                    n = 4 + self._scan_text(p + pos + 4, length)
+                row = length != 0 and p[pos + 4] < 0xFE  # not a terminator or ERR
+                n = 4 + self._scan(p + pos + 4, length, binary) if row else end - pos
                 if n - 4 >= _MAX_PAYLOAD:
                     raise ProtocolError("a masked row would reach 16 MiB; not supported")
                 if w + n > capacity:
@@ -524,17 +527,14 @@ cdef class RowMasker:
                     if grown == NULL:
                         raise MemoryError()
                     o = grown
-                if length == 0 or p[pos + 4] >= 0xFE:
-                    memcpy(o + w, p + pos, n)
-                else:
+                if row:
                     o[w] = (n - 4) & 0xFF
                     o[w + 1] = ((n - 4) >> 8) & 0xFF
                     o[w + 2] = ((n - 4) >> 16) & 0xFF
                     o[w + 3] = p[pos + 3]
-                    if binary:
-                        self._write_binary(o + w + 4, p + pos + 4, length)
-                    else:
-                        self._write_text(o + w + 4, p + pos + 4, length)
+                    self._write(o + w + 4, p + pos + 4, length, binary)
+                else:
+                    memcpy(o + w, p + pos, n)
                 w += n
                 pos = end
             return PyBytes_FromStringAndSize(<const char*>o, w)
