@@ -18,7 +18,7 @@ Cell = Callable[[bytes | None], bytes | None]
 CONSTANT = 1  # every cell, NULL included, becomes ``arg`` (bytes, or None for NULL)
 REPLACE = 2  # every non-NULL cell becomes ``arg``
 PARTIAL = 3  # '*' for all characters but the last ``arg`` (none when the value is short)
-EMAIL = 4  # "****" and the value from its last '@'; ``redacted`` when there is none
+EMAIL = 4  # "****" and the value from its last '@'; "****" alone when there is none
 HASH = 5  # the first HASH_HEX_DIGITS hex digits of HMAC-SHA256 of the value, ``arg`` the key
 
 HASH_HEX_DIGITS = 16
