@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 from myguard import metrics
-from myguard._fast import load
 from myguard.admin import AdminServer
 from myguard.admin_api import approval_service, approvals_route, reload_route
 from myguard.audit import AuditWriter
@@ -23,6 +22,7 @@ from myguard.identity.base import IdentitySource
 from myguard.identity.throttle import LoginThrottle
 from myguard.identity.verifier_cache import VerifierCache
 from myguard.logs import event
+from myguard.net.packet_stream import PacketStream
 from myguard.policy.engine import Policy
 from myguard.protocol.errors import ER_CON_COUNT_ERROR, MySQLError
 from myguard.protocol.generic_response import err_packet
@@ -33,7 +33,6 @@ from myguard.session.session import Session
 from myguard.tls import load_or_create_rsa_key, server_context
 
 ER_CLIENT_INTERACTION_TIMEOUT = 4031
-_framing = load("framing")
 
 
 async def open_audit(config: AuditConfig, chain: str | None) -> AuditWriter:
@@ -129,12 +128,13 @@ class Server:
             self.ctx.audit = await open_audit(self.config.audit, name)
         for backend in self.config.backends:
             host, port = backend.listen
-            server = await asyncio.start_server(
-                lambda r, w, b=backend: self._accept(b, r, w),
+            server = await asyncio.get_running_loop().create_server(
+                lambda b=backend: PacketStream(
+                    self.config.max_allowed_packet, lambda stream: self._start_session(b, stream)
+                ),
                 host,
                 port,
                 reuse_port=True,
-                limit=1 << 20,
             )
             self._servers.append(server)
             event(
@@ -154,24 +154,15 @@ class Server:
         self._sweeper = asyncio.create_task(self._sweep_idle())
         self._metrics_flusher = asyncio.create_task(metrics.flush_periodically())
 
-    async def _accept(
-        self, backend: BackendConfig, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    def _start_session(self, backend: BackendConfig, client: PacketStream) -> None:
         if self.ctx.draining or len(self._sessions) >= self.config.max_connections:
-            writer.write(
-                _framing.build_packets(
-                    err_packet(ER_CON_COUNT_ERROR, "08004", "Too many connections"), 0
-                )[0]
-            )
-            writer.close()
+            client.write_packet(err_packet(ER_CON_COUNT_ERROR, "08004", "Too many connections"))
+            client.close()
             return
-        session = Session(self.ctx, backend, reader, writer)
-        task = asyncio.current_task()
+        session = Session(self.ctx, backend, client)
+        task = asyncio.get_running_loop().create_task(session.run())
         self._sessions[task] = session
-        try:
-            await session.run()
-        finally:
-            del self._sessions[task]
+        task.add_done_callback(self._sessions.pop)
 
     async def _sweep_idle(self) -> None:
         timeout = self.config.idle_timeout

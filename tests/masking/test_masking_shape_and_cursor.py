@@ -63,14 +63,9 @@ def test_shape_keeping_strategies_become_redact_on_expressions():
 
 
 def _stream(data: bytes) -> PacketStream:
-    reader = asyncio.StreamReader()
-    reader.feed_data(data)
-
-    class Writer:
-        def get_extra_info(self, name):
-            return None
-
-    return PacketStream(reader, Writer(), 1 << 24)
+    stream = PacketStream(1 << 24)
+    stream.buffer.feed(data)
+    return stream
 
 
 def test_cursor_ok_after_metadata_is_recognised():

@@ -98,14 +98,14 @@ def tls_context(config: BackendConfig) -> ssl.SSLContext:
 
 async def _open(config: BackendConfig, max_packet: int) -> tuple[PacketStream, Greeting]:
     host, port = config.upstream
+    loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(config.connect_timeout):
-            reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
+            _, stream = await loop.create_connection(lambda: PacketStream(max_packet), host, port)
     except (OSError, TimeoutError) as exc:
         raise BackendUnavailable(
             config.name, f"cannot connect to {host}:{port} ({exc or 'timeout'})"
         ) from None
-    stream = PacketStream(reader, writer, max_packet)
     try:
         async with asyncio.timeout(config.connect_timeout):
             payload = await stream.read_packet()

@@ -1,51 +1,125 @@
-"""A MySQL packet stream over an asyncio connection, used for both client and backend sides."""
+"""A MySQL packet stream on one connection, used for both client and backend sides.
+
+``PacketStream`` is the connection's asyncio protocol itself, not a wrapper around
+StreamReader/StreamWriter: what the transport receives goes straight into the compiled
+packet buffer, which keeps the received ``bytes`` as they are. A relayed result run is then
+the very object the event loop handed over, not a third copy of it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
+from typing import cast
 
 from myguard._fast import load
 from myguard.net.tls_layer import TlsLayer
 
 _framing = load("framing")
 
-READ_CHUNK = 256 * 1024
+# Received bytes the consumer has not asked for yet; above this, reading pauses until it
+# does, so a slow client holds back the backend instead of filling memory.
+PAUSE_READING_AT = 1 << 20
 
 
 class ConnectionLost(Exception):
     """The peer closed the connection or the socket failed."""
 
 
-class PacketStream:
-    """Reads and writes MySQL packets, keeping the sequence id of the current exchange."""
+class PacketStream(asyncio.Protocol):
+    """Reads and writes MySQL packets, keeping the sequence id of the current exchange.
 
-    __slots__ = ("reader", "writer", "buffer", "seq", "peer", "_tls")
+    ``on_connection`` is called with the stream once its transport is up (how a listening
+    server starts a session for each accepted connection).
+    """
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_payload: int
+        self,
+        max_payload: int,
+        on_connection: Callable[[PacketStream], object] | None = None,
     ) -> None:
-        self.reader = reader
-        self.writer = writer
         self.buffer = _framing.PacketBuffer(max_payload)
         self.seq = 0
-        peer = writer.get_extra_info("peername")
-        self.peer: str = peer[0] if isinstance(peer, tuple) else "localhost"
+        self.peer = "localhost"
+        self.transport: asyncio.Transport | None = None
+        self._on_connection = on_connection
         self._tls: TlsLayer | None = None
+        self._lost: str | None = None  # why the connection is gone, once it is
+        self._waiter: asyncio.Future[None] | None = None  # a reader waiting for bytes
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        self._writing_paused = False
 
-    async def _fill(self) -> None:
-        try:
-            data = await self.reader.read(READ_CHUNK)
-        except (ConnectionError, OSError, ssl.SSLError) as exc:
-            raise ConnectionLost(str(exc)) from exc
-        if not data:
-            raise ConnectionLost("connection closed by peer")
+    # -- transport callbacks -----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's TCP transport has asyncio.Transport's methods but not its base class
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.peer = peer[0]
+        if self._on_connection is not None:
+            self._on_connection(self)
+
+    def data_received(self, data: bytes) -> None:
         if self._tls is not None:
             try:
                 data = self._tls.decrypt(data)
             except ssl.SSLError as exc:
-                raise ConnectionLost(f"TLS error: {exc}") from exc
-        self.buffer.feed(data)
+                self._lose(f"TLS error: {exc}")
+                self.close()
+                return
+        if data:
+            self.buffer.feed(data)
+        waiter = self._waiter
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_result(None)
+        elif not self._reading_paused and len(self.buffer) > PAUSE_READING_AT:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        self._lose("connection closed by peer")
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lose(str(exc) if exc else "connection closed by peer")
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _lose(self, reason: str) -> None:
+        if self._lost is None:
+            self._lost = reason
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- reading -----------------------------------------------------------------------
+
+    async def _fill(self) -> None:
+        """Wait until more bytes are buffered; ConnectionLost once none can come."""
+        if self._lost is not None:
+            raise ConnectionLost(self._lost)
+        if self._reading_paused:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
     async def read_packet(self) -> bytes:
         """The next logical packet's payload; its sequence id must be ``self.seq``."""
@@ -56,19 +130,20 @@ class PacketStream:
                 return payload
             await self._fill()
 
+    async def read_chunk(self) -> bytes:
+        """Whatever raw bytes are buffered or next arrive (for relaying byte runs)."""
+        while not len(self.buffer):
+            await self._fill()
+        return self.buffer.take()
+
     async def wait_closed(self) -> bool:
         """Wait until the peer sends something (kept for later) or closes; True if closed."""
         try:
-            await self._fill()
+            while not len(self.buffer):
+                await self._fill()
         except ConnectionLost:
             return True
         return False
-
-    async def read_chunk(self) -> bytes:
-        """Whatever raw bytes are buffered or next arrive (for relaying byte runs)."""
-        if not len(self.buffer):
-            await self._fill()
-        return self.buffer.take()
 
     def unread(self, data: bytes) -> None:
         """Put back raw bytes that belong to a later exchange."""
@@ -77,21 +152,32 @@ class PacketStream:
         if rest:
             self.buffer.feed(rest)
 
+    # -- writing -----------------------------------------------------------------------
+
     def write_packet(self, payload: bytes) -> None:
         data, self.seq = _framing.build_packets(payload, self.seq)
         self.write_raw(data)
 
     def write_raw(self, data: bytes) -> None:
+        if self._lost is not None:
+            raise ConnectionLost(self._lost)
         if self._tls is None:
-            self.writer.write(data)
+            self.transport.write(data)
         else:
             self._tls.write(data)
 
     async def drain(self) -> None:
-        try:
-            await self.writer.drain()
-        except (ConnectionError, OSError, ssl.SSLError) as exc:
-            raise ConnectionLost(str(exc)) from exc
+        """Wait while the transport's send buffer is over its high-water mark."""
+        if self._writing_paused and self._lost is None:
+            self._drain_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._drain_waiter
+            finally:
+                self._drain_waiter = None
+        if self._lost is not None:
+            raise ConnectionLost(self._lost)
+
+    # -- TLS -----------------------------------------------------------------------------
 
     async def start_tls(
         self, context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None = None
@@ -103,16 +189,15 @@ class PacketStream:
         """
         early = self.buffer.take()
         layer = TlsLayer(
-            context,
-            self.reader,
-            self.writer,
-            server_side=server_side,
-            server_hostname=server_hostname,
+            context, self.transport.write, server_side=server_side, server_hostname=server_hostname
         )
         try:
-            plain = await layer.handshake(early)
-        except (ConnectionError, OSError, ssl.SSLError) as exc:
+            plain = await layer.handshake(early, self.read_chunk)
+        except ssl.SSLError as exc:
             raise ConnectionLost(f"TLS handshake failed: {exc}") from exc
+        except ConnectionLost as exc:
+            raise ConnectionLost(f"TLS handshake failed: {exc}") from exc
+        # No await since the handshake's last read: nothing unencrypted is buffered.
         self._tls = layer
         if plain:
             self.buffer.feed(plain)
@@ -126,5 +211,5 @@ class PacketStream:
         return self._tls.sslobj.version() if self._tls is not None else None
 
     def close(self) -> None:
-        if not self.writer.is_closing():
-            self.writer.close()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()

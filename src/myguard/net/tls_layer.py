@@ -1,4 +1,4 @@
-"""TLS on top of an already-open stream, with bytes that arrived before the upgrade.
+"""TLS on top of an already-open connection, with bytes that arrived before the upgrade.
 
 MySQL clients send the SSLRequest packet and their TLS ClientHello back to back, so one
 read can hold both. asyncio's ``start_tls`` cannot take bytes already read, so myguard
@@ -7,20 +7,19 @@ runs TLS itself over memory BIOs: whatever followed the SSLRequest is fed in fir
 
 from __future__ import annotations
 
-import asyncio
 import ssl
+from collections.abc import Awaitable, Callable
 
 
 class TlsLayer:
-    """Encrypts what is written and decrypts what is read, over a plain asyncio stream."""
+    """Encrypts what is written and decrypts what is received; ``send`` puts bytes on the wire."""
 
-    __slots__ = ("_incoming", "_outgoing", "sslobj", "_reader", "_writer")
+    __slots__ = ("_incoming", "_outgoing", "sslobj", "_send")
 
     def __init__(
         self,
         context: ssl.SSLContext,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        send: Callable[[bytes], object],
         *,
         server_side: bool,
         server_hostname: str | None = None,
@@ -30,11 +29,13 @@ class TlsLayer:
         self.sslobj = context.wrap_bio(
             self._incoming, self._outgoing, server_side=server_side, server_hostname=server_hostname
         )
-        self._reader = reader
-        self._writer = writer
+        self._send = send
 
-    async def handshake(self, early: bytes) -> bytes:
-        """Run the TLS handshake; returns plaintext that arrived with its last flight."""
+    async def handshake(self, early: bytes, receive: Callable[[], Awaitable[bytes]]) -> bytes:
+        """Run the TLS handshake, ``receive`` giving raw bytes from the peer.
+
+        Returns plaintext that arrived with the handshake's last flight.
+        """
         if early:
             self._incoming.write(early)
         while True:
@@ -43,15 +44,11 @@ class TlsLayer:
                 break
             except ssl.SSLWantReadError:
                 self._flush()
-                await self._writer.drain()
-                data = await self._reader.read(65536)
-                if not data:
-                    raise ConnectionResetError(
-                        "connection closed during the TLS handshake"
-                    ) from None
-                self._incoming.write(data)
+                self._incoming.write(await receive())
+            except ssl.SSLError:
+                self._flush()  # the alert tells the peer why
+                raise
         self._flush()
-        await self._writer.drain()
         return self._drain_plaintext()
 
     def decrypt(self, data: bytes) -> bytes:
@@ -79,4 +76,4 @@ class TlsLayer:
     def _flush(self) -> None:
         pending = self._outgoing.read()
         if pending:
-            self._writer.write(pending)
+            self._send(pending)

@@ -116,13 +116,12 @@ class Session(LoginPhase):
         self,
         ctx: ServerContext,
         backend_config: BackendConfig,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        client: PacketStream,
     ) -> None:
         self.ctx = ctx
         self.backend_config = backend_config
         self.id = ctx.registry.new_id()
-        self.client = PacketStream(reader, writer, ctx.config.max_allowed_packet)
+        self.client = client
         self.source_ip = self.client.peer
         self.identity: Identity | None = None
         self.user = ""
