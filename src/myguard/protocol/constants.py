@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from enum import IntEnum, IntFlag
+from enum import IntEnum
 
 MAX_PACKET_PAYLOAD = 0xFFFFFF  # a payload this long continues in the next packet
 PROTOCOL_VERSION = 10
 
 
-class Capability(IntFlag):
+class Capability:
+    """Capability flags as plain ints: flag arithmetic on every login stays int arithmetic
+    (IntFlag builds a new enum member for each ``&`` and ``|``)."""
+
     CLIENT_LONG_PASSWORD = 1 << 0  # MariaDB calls this CLIENT_MYSQL
     CLIENT_FOUND_ROWS = 1 << 1
     CLIENT_LONG_FLAG = 1 << 2
@@ -70,7 +73,9 @@ PROXY_CAPABILITIES = (
 )
 
 
-class ServerStatus(IntFlag):
+class ServerStatus:
+    """Status flags as plain ints, for the same reason as Capability."""
+
     SERVER_STATUS_IN_TRANS = 0x0001
     SERVER_STATUS_AUTOCOMMIT = 0x0002
     SERVER_MORE_RESULTS_EXISTS = 0x0008
