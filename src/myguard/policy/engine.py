@@ -188,6 +188,8 @@ class Policy:
             return _Verdict(best.action, best, best.name, best.message)
         if one.statement.unparsed:
             # Unparsed SQL fails closed whatever the default says.
-            return _Verdict(BLOCK, None, UNPARSED_RULE, UNPARSED_MESSAGE)
+            error = one.statement.error
+            message = f"{UNPARSED_MESSAGE}: {error}" if error else UNPARSED_MESSAGE
+            return _Verdict(BLOCK, None, UNPARSED_RULE, message)
         message = self.default_message if self.default_action == BLOCK else ""
         return _Verdict(self.default_action, None, DEFAULT_RULE, message)

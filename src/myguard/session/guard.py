@@ -6,10 +6,18 @@ import logging
 from dataclasses import replace
 
 from myguard import metrics
+from myguard.analysis.analyzer import unparsed
 from myguard.logs import event
 from myguard.policy.context import RequestContext
-from myguard.policy.decision import ALLOW, ER_MYGUARD_BLOCKED, MASK, SQLSTATE_BLOCKED, Decision
-from myguard.policy.engine import Policy
+from myguard.policy.decision import (
+    ALLOW,
+    BLOCK,
+    ER_MYGUARD_BLOCKED,
+    MASK,
+    SQLSTATE_BLOCKED,
+    Decision,
+)
+from myguard.policy.engine import UNPARSED_MESSAGE, UNPARSED_RULE, Policy
 from myguard.protocol.errors import MySQLError
 
 
@@ -81,6 +89,15 @@ class Guard:
                 statement=hit.statement,
             )
         return decision
+
+    def decide_unanalysable(self, policy: Policy, sql: str, reason: str) -> Decision:
+        """The decision for text myguard must not read the default way: as unparsed SQL,
+        and refused outright for an identity with masking, which would misread it too."""
+        decision = policy.decide_statements(self.context, [unparsed(sql, reason)])
+        if decision.blocked or self.identity_masks(policy) is None:
+            return decision
+        message = f"{UNPARSED_MESSAGE}: {reason}"
+        return replace(decision, action=BLOCK, rule=UNPARSED_RULE, message=message, masks=())
 
 
 _MEMO_SIZE = 512

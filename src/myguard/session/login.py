@@ -29,7 +29,7 @@ from myguard.protocol.errors import (
     MySQLError,
     ProtocolError,
 )
-from myguard.protocol.generic_response import ok_packet, parse_err
+from myguard.protocol.generic_response import ok_packet, parse_err, parse_ok
 from myguard.protocol.handshake import (
     Greeting,
     HandshakeResponse,
@@ -39,6 +39,7 @@ from myguard.protocol.handshake import (
 )
 from myguard.session.guard import Guard
 from myguard.session.relay import ResponseScanner
+from myguard.session.sql_mode import SqlModeReading
 
 _DEFAULT_VERSION = "5.5.5-10.11.0-MariaDB-myguard"
 
@@ -201,6 +202,7 @@ class LoginPhase:
             time.perf_counter() - started
         )
         self.scanner = ResponseScanner(bool(self.capabilities & Capability.CLIENT_DEPRECATE_EOF))
+        self.sql_mode = SqlModeReading(self.backend.status)
 
     # -- command phase ---------------------------------------------------------------
 
@@ -223,7 +225,8 @@ class LoginPhase:
             await self._connect_backend(result.identity, response, change.database)
         else:
             # Same service account: reset the backend session as a change of user would.
-            await self._backend_command(bytes((Command.COM_RESET_CONNECTION,)))
+            status = await self._backend_command(bytes((Command.COM_RESET_CONNECTION,)))
+            self.sql_mode = SqlModeReading(status)
             if change.database:
                 await self._backend_command(
                     bytes((Command.COM_INIT_DB,)) + change.database.encode()
@@ -246,13 +249,16 @@ class LoginPhase:
         await self.client.drain()
         event(logging.INFO, "change_user", session=self.id, user=self.user, method=result.method)
 
-    async def _backend_command(self, payload: bytes) -> None:
-        """Run a one-packet command on the backend for myguard itself; errors go to the client."""
+    async def _backend_command(self, payload: bytes) -> int:
+        """Run a one-packet command on the backend for myguard itself; errors go to the client.
+
+        Returns the server status of the OK."""
         self._send_backend(payload)
         response = await self.backend.stream.read_packet()
         if response[:1] == b"\xff":
             err = parse_err(response)
             raise MySQLError(err.code, err.sqlstate, err.message)
+        return parse_ok(response).status
 
 
 _FORMAT_CAPABILITIES = (

@@ -57,6 +57,7 @@ from myguard.session.relay import (
     ResponseScanner,
     relay_response,
 )
+from myguard.session.sql_mode import SqlModeReading
 
 if TYPE_CHECKING:
     from myguard._fast.rowmask_py import RowMasker
@@ -142,6 +143,7 @@ class Session(LoginPhase):
         )
         self.prepared: dict[int, PreparedStatement] = {}
         self.held_request: int | None = None
+        self.sql_mode = SqlModeReading(0)  # replaced once the backend session exists
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -283,6 +285,7 @@ class Session(LoginPhase):
         elif command in _RESPONSE_KIND:
             if command == Command.COM_RESET_CONNECTION:
                 self.prepared.clear()
+                self.sql_mode.forget()
             await self._forward(payload, _RESPONSE_KIND[command])
         elif command in (Command.COM_STMT_CLOSE, Command.COM_STMT_SEND_LONG_DATA):
             if command == Command.COM_STMT_CLOSE:
@@ -337,7 +340,10 @@ class Session(LoginPhase):
         mask = await self._mask_plan(text, decision, started)
         approval_id = await self._approve(text, [], decision, started)
         intent = await self.trail.intent(text, decision)
-        outcome = await self._run(payload, RESPONSE_QUERY, mask)
+        try:
+            outcome = await self._run(payload, RESPONSE_QUERY, mask)
+        finally:  # a multi-statement text may have changed sql_mode before failing
+            self.sql_mode.after_statement(text, decision.statements)
         if not outcome.error_code:
             self._after_success(decision)
         self.trail.statement(
@@ -350,7 +356,9 @@ class Session(LoginPhase):
         """Forward a statement and relay its response, through masking when ``mask`` is set."""
         if mask is not None:
             self._send_backend(payload)
-            return await self._relay_masked(mask, binary=kind == RESPONSE_EXECUTE)
+            outcome = await self._relay_masked(mask, binary=kind == RESPONSE_EXECUTE)
+            self.sql_mode.after_response(self.scanner.status, outcome.error_code)
+            return outcome
         scanner = self.scanner
         await self._forward(payload, kind)
         return MaskOutcome(
@@ -397,9 +405,13 @@ class Session(LoginPhase):
     async def _decide(self, text: str, started: float) -> Decision:
         """Policy and audit checks before anything reaches the backend; raises to refuse."""
         policy = self.ctx.policy
-        decision = self.guard.decide(policy, text)
-        if decision.wants_estimate:
-            decision = self.guard.decide(policy, text, await self._estimate_rows(decision))
+        unreadable = await self.sql_mode.ambiguity(text, self._read_sql_mode)
+        if unreadable is not None:
+            decision = self.guard.decide_unanalysable(policy, text, unreadable)
+        else:
+            decision = self.guard.decide(policy, text)
+            if decision.wants_estimate:
+                decision = self.guard.decide(policy, text, await self._estimate_rows(decision))
         if decision.blocked:
             self.trail.refused(text, decision, decision.error_code, started)
             raise blocked_error(decision)
@@ -419,18 +431,24 @@ class Session(LoginPhase):
         """Rows the backend expects each statement to touch (EXPLAIN); a statement it cannot
         estimate counts as huge, so that an impact rule errs on the side of holding it."""
         estimates = []
-        deprecate_eof = bool(self.capabilities & Capability.CLIENT_DEPRECATE_EOF)
         for statement in decision.statements:
             try:
-                names, rows = await text_query(
-                    self.backend.stream, f"EXPLAIN {statement.sql}", deprecate_eof=deprecate_eof
-                )
+                names, rows = await self._ask_backend(f"EXPLAIN {statement.sql}")
                 column = names.index("rows")
                 estimates.append(sum(int(row[column] or 0) for row in rows))
             except (MySQLError, ValueError):
                 estimates.append(_UNKNOWN_ROWS)
         event(logging.DEBUG, "estimated_rows", session=self.id, rows=estimates)
         return estimates
+
+    async def _ask_backend(self, sql: str) -> tuple[list[str], list[list[str | None]]]:
+        """A question of myguard's own on the session's backend connection."""
+        deprecate_eof = bool(self.capabilities & Capability.CLIENT_DEPRECATE_EOF)
+        return await text_query(self.backend.stream, sql, deprecate_eof=deprecate_eof)
+
+    async def _read_sql_mode(self) -> str:
+        _, rows = await self._ask_backend("SELECT @@SESSION.sql_mode")
+        return rows[0][0] or ""
 
     async def _approve(
         self, text: str, params: list[str], decision: Decision | None, started: float
@@ -467,7 +485,12 @@ class Session(LoginPhase):
             )
         self.trail.require()
         approval_id = await self._approve(text, params, decision, started)
-        outcome = await self._run(payload, RESPONSE_EXECUTE, statement.mask if statement else None)
+        try:
+            outcome = await self._run(
+                payload, RESPONSE_EXECUTE, statement.mask if statement else None
+            )
+        finally:
+            self.sql_mode.after_statement(text, decision.statements if decision else ())
         if statement is not None:
             statement.cursor_masker = outcome.cursor_masker
         if not outcome.error_code and decision is not None:
@@ -515,6 +538,7 @@ class Session(LoginPhase):
         except ConnectionLost as exc:
             self.client.seq = (scanner.last_seq + 1) & 0xFF if scanner.last_seq else self.client.seq
             raise self._backend_lost(exc) from None
+        self.sql_mode.after_response(scanner.status, scanner.error_code)
 
     def _backend_lost(self, exc: Exception) -> MySQLError:
         """The backend died mid-command: the client is told and the session ends, since

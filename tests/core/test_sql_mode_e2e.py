@@ -1,0 +1,115 @@
+"""sql_mode ANSI_QUOTES and NO_BACKSLASH_ESCAPES cannot hide what a statement reads."""
+
+from __future__ import annotations
+
+import time
+
+import pymysql
+import pytest
+
+from mariadb_server import ROOT_PASSWORD
+from myguard.audit import iter_records
+
+BLOCKED = 4700
+
+
+def connect(proxy, user="bob", password="bob-pw-2"):
+    return pymysql.connect(
+        host="127.0.0.1", port=proxy.port, user=user, password=password,
+        database="shop", autocommit=True,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def first_email(mariadb):
+    conn = pymysql.connect(
+        host="127.0.0.1", port=mariadb.port, user="root", password=ROOT_PASSWORD, database="shop"
+    )
+    with conn.cursor() as cur:
+        cur.execute("SELECT email FROM customers ORDER BY id LIMIT 1")
+        (email,) = cur.fetchone()
+    conn.close()
+    return email
+
+
+def refused(cur, sql):
+    with pytest.raises(pymysql.err.OperationalError) as err:
+        cur.execute(sql)
+    code, message = err.value.args
+    assert code == BLOCKED
+    return message
+
+
+def test_double_quoted_names_under_ansi_quotes_are_refused_not_unmasked(proxy, first_email):
+    conn = connect(proxy)
+    with conn.cursor() as cur:
+        cur.execute('SELECT "plain text"')  # default mode: a string
+        assert cur.fetchone() == ("plain text",)
+        cur.execute("SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',ANSI_QUOTES')")
+        message = refused(cur, 'SELECT "email" FROM customers ORDER BY id LIMIT 1')
+        assert "ANSI_QUOTES" in message and "backticks" in message
+        cur.execute("SELECT `email` FROM customers ORDER BY id LIMIT 1")
+        (masked,) = cur.fetchone()
+        assert masked != first_email and masked.endswith(first_email.split("@")[1])
+        cur.execute("SET SESSION sql_mode = DEFAULT")
+        cur.execute('SELECT "plain text"')
+        assert cur.fetchone() == ("plain text",)
+    conn.close()
+
+
+def test_backslashes_under_no_backslash_escapes_are_refused_not_unmasked(proxy, first_email):
+    conn = connect(proxy)
+    hidden = r"SELECT 'a\', email FROM customers ORDER BY id LIMIT 1 -- '"
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'")
+        message = refused(cur, hidden)
+        assert "NO_BACKSLASH_ESCAPES" in message
+        with pytest.raises(pymysql.err.OperationalError) as err:
+            cur.execute("SELECT no_such_column FROM customers")  # an error keeps the mode known
+        assert err.value.args[0] == 1054
+        message = refused(cur, hidden)
+        cur.execute("SELECT email FROM customers ORDER BY id LIMIT 1")
+        assert cur.fetchone()[0] != first_email
+        cur.execute("SET SESSION sql_mode = DEFAULT")
+        cur.execute(r"SELECT 'it\'s'")
+        assert cur.fetchone() == ("it's",)
+    conn.close()
+
+
+def test_a_mode_set_inside_a_multi_statement_text_is_seen(proxy):
+    conn = pymysql.connect(
+        host="127.0.0.1", port=proxy.port, user="bob", password="bob-pw-2", database="shop",
+        autocommit=True, client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS,
+    )  # fmt: skip
+    with conn.cursor() as cur:
+        cur.execute('SELECT "x"')  # ANSI_QUOTES known to be off
+        cur.execute("SET SESSION sql_mode = 'ANSI_QUOTES'; SELECT 1")
+        while cur.nextset():
+            pass
+        refused(cur, 'SELECT "email" FROM customers')
+    conn.close()
+
+
+def test_production_refuses_for_unmasked_users_too(private_proxy):
+    proxy = private_proxy(environment="production")
+    conn = connect(proxy, "carol", "carol-pw-3")
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION sql_mode = 'ANSI_QUOTES'")
+        message = refused(cur, 'SELECT "name" FROM customers')
+        assert message.startswith("myguard: blocked by rule 'unparsed'")
+        cur.execute("SELECT `name` FROM customers LIMIT 1")
+        assert cur.fetchone()
+    conn.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = [
+            r
+            for r in iter_records(proxy.audit_dir)
+            if r.type == "statement" and r["statement"] == 'SELECT "name" FROM customers'
+        ]
+        if found:
+            break
+        time.sleep(0.05)
+    assert found, "the refusal was not audited"
+    assert found[0]["decision"] == "block" and found[0]["rule"] == "unparsed"
+    assert found[0]["error_code"] == BLOCKED
