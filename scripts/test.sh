@@ -5,4 +5,5 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 ./scripts/bootstrap.sh
 .venv/bin/ruff check src tests benchmarks scripts
+.venv/bin/ruff format --check src tests benchmarks scripts
 exec .venv/bin/pytest -q -p no:cacheprovider "$@"

@@ -54,7 +54,9 @@ def test_multi_statement_estimates_are_per_statement():
 
 @pytest.mark.parametrize("value", ["many", -1, 1.5, True])
 def test_rows_over_must_be_a_row_count(value):
-    text = RULES.replace("rows_over = 1000", f"rows_over = {value!r}".replace("'", '"').replace("True", "true"))
+    text = RULES.replace(
+        "rows_over = 1000", f"rows_over = {value!r}".replace("'", '"').replace("True", "true")
+    )
     with pytest.raises(ConfigError) as err:
         Policy.from_text(text, "rules.toml")
     assert "rules.toml" in str(err.value) and "rows_over" in str(err.value)

@@ -50,7 +50,9 @@ def check_password(password: str, encoded: str) -> bool:
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=128 * n * r * 2, dklen=32)
+    return hashlib.scrypt(
+        password.encode(), salt=salt, n=n, r=r, p=p, maxmem=128 * n * r * 2, dklen=32
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +107,9 @@ def _hex(file: str, key: str, value: object, size: int) -> bytes | None:
     return raw
 
 
-def write_user(path: Path, name: str, password: str, groups: list[str], *, fast_auth: bool = True) -> None:
+def write_user(
+    path: Path, name: str, password: str, groups: list[str], *, fast_auth: bool = True
+) -> None:
     """Add or replace one user; the file is rewritten atomically with mode 0600."""
     if not _USER_NAME.match(name):
         raise ValueError(f"user name {name!r} must be 1-80 of A-Z a-z 0-9 _ . @ -")
@@ -172,7 +176,9 @@ class UsersFileSource(IdentitySource):
             # Same cost as a real check, so timing does not reveal which users exist.
             await asyncio.to_thread(check_password, password, _DUMMY_HASH)
             raise AuthFailed("unknown or disabled user")
-        if not password or not await asyncio.to_thread(check_password, password, entry.password_hash):
+        if not password or not await asyncio.to_thread(
+            check_password, password, entry.password_hash
+        ):
             raise AuthFailed("wrong password")
         return self._identity(entry)
 
