@@ -39,7 +39,7 @@ from myguard.protocol.handshake import (
 )
 from myguard.session.guard import Guard
 from myguard.session.relay import ResponseScanner
-from myguard.session.sql_mode import SqlModeReading
+from myguard.session.text_reading import TextReading
 
 _DEFAULT_VERSION = "5.5.5-10.11.0-MariaDB-myguard"
 
@@ -202,7 +202,7 @@ class LoginPhase:
             time.perf_counter() - started
         )
         self.scanner = ResponseScanner(bool(self.capabilities & Capability.CLIENT_DEPRECATE_EOF))
-        self.sql_mode = SqlModeReading(self.backend.status)
+        self.reading = TextReading(self.backend.status)
 
     # -- command phase ---------------------------------------------------------------
 
@@ -226,7 +226,7 @@ class LoginPhase:
         else:
             # Same service account: reset the backend session as a change of user would.
             status = await self._backend_command(bytes((Command.COM_RESET_CONNECTION,)))
-            self.sql_mode = SqlModeReading(status)
+            self.reading = TextReading(status)
             if change.database:
                 await self._backend_command(
                     bytes((Command.COM_INIT_DB,)) + change.database.encode()

@@ -57,7 +57,7 @@ from myguard.session.relay import (
     ResponseScanner,
     relay_response,
 )
-from myguard.session.sql_mode import SqlModeReading
+from myguard.session.text_reading import TextReading
 
 if TYPE_CHECKING:
     from myguard._fast.rowmask_py import RowMasker
@@ -143,7 +143,7 @@ class Session(LoginPhase):
         )
         self.prepared: dict[int, PreparedStatement] = {}
         self.held_request: int | None = None
-        self.sql_mode = SqlModeReading(0)  # replaced once the backend session exists
+        self.reading = TextReading(0)  # replaced once the backend session exists
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -285,7 +285,7 @@ class Session(LoginPhase):
         elif command in _RESPONSE_KIND:
             if command == Command.COM_RESET_CONNECTION:
                 self.prepared.clear()
-                self.sql_mode.forget()
+                self.reading.forget()
             await self._forward(payload, _RESPONSE_KIND[command])
         elif command in (Command.COM_STMT_CLOSE, Command.COM_STMT_SEND_LONG_DATA):
             if command == Command.COM_STMT_CLOSE:
@@ -342,8 +342,8 @@ class Session(LoginPhase):
         intent = await self.trail.intent(text, decision)
         try:
             outcome = await self._run(payload, RESPONSE_QUERY, mask)
-        finally:  # a multi-statement text may have changed sql_mode before failing
-            self.sql_mode.after_statement(text, decision.statements)
+        finally:  # a multi-statement text may have changed settings before failing
+            self.reading.after_statement(text, decision.statements)
         if not outcome.error_code:
             self._after_success(decision)
         self.trail.statement(
@@ -357,7 +357,7 @@ class Session(LoginPhase):
         if mask is not None:
             self._send_backend(payload)
             outcome = await self._relay_masked(mask, binary=kind == RESPONSE_EXECUTE)
-            self.sql_mode.after_response(self.scanner.status, outcome.error_code)
+            self.reading.after_response(self.scanner.status, outcome.error_code)
             return outcome
         scanner = self.scanner
         await self._forward(payload, kind)
@@ -405,7 +405,7 @@ class Session(LoginPhase):
     async def _decide(self, text: str, started: float) -> Decision:
         """Policy and audit checks before anything reaches the backend; raises to refuse."""
         policy = self.ctx.policy
-        unreadable = await self.sql_mode.ambiguity(text, self._read_sql_mode)
+        unreadable = await self.reading.ambiguity(text, self._read_settings)
         if unreadable is not None:
             decision = self.guard.decide_unanalysable(policy, text, unreadable)
         else:
@@ -446,9 +446,13 @@ class Session(LoginPhase):
         deprecate_eof = bool(self.capabilities & Capability.CLIENT_DEPRECATE_EOF)
         return await text_query(self.backend.stream, sql, deprecate_eof=deprecate_eof)
 
-    async def _read_sql_mode(self) -> str:
-        _, rows = await self._ask_backend("SELECT @@SESSION.sql_mode")
-        return rows[0][0] or ""
+    async def _read_settings(self) -> tuple[str, str]:
+        """The session's sql_mode and character_set_client, for reading its statements."""
+        _, rows = await self._ask_backend(
+            "SELECT @@SESSION.sql_mode, @@SESSION.character_set_client"
+        )
+        sql_mode, charset = rows[0]
+        return sql_mode or "", charset or ""
 
     async def _approve(
         self, text: str, params: list[str], decision: Decision | None, started: float
@@ -490,7 +494,7 @@ class Session(LoginPhase):
                 payload, RESPONSE_EXECUTE, statement.mask if statement else None
             )
         finally:
-            self.sql_mode.after_statement(text, decision.statements if decision else ())
+            self.reading.after_statement(text, decision.statements if decision else ())
         if statement is not None:
             statement.cursor_masker = outcome.cursor_masker
         if not outcome.error_code and decision is not None:
@@ -538,7 +542,7 @@ class Session(LoginPhase):
         except ConnectionLost as exc:
             self.client.seq = (scanner.last_seq + 1) & 0xFF if scanner.last_seq else self.client.seq
             raise self._backend_lost(exc) from None
-        self.sql_mode.after_response(scanner.status, scanner.error_code)
+        self.reading.after_response(scanner.status, scanner.error_code)
 
     def _backend_lost(self, exc: Exception) -> MySQLError:
         """The backend died mid-command: the client is told and the session ends, since

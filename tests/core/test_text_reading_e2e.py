@@ -1,4 +1,4 @@
-"""sql_mode ANSI_QUOTES and NO_BACKSLASH_ESCAPES cannot hide what a statement reads."""
+"""sql_mode flags and two-byte character sets cannot hide what a statement reads."""
 
 from __future__ import annotations
 
@@ -113,3 +113,33 @@ def test_production_refuses_for_unmasked_users_too(private_proxy):
     assert found, "the refusal was not audited"
     assert found[0]["decision"] == "block" and found[0]["rule"] == "unparsed"
     assert found[0]["error_code"] == BLOCKED
+
+
+def test_a_mode_set_through_an_escaped_name_is_seen(proxy):
+    conn = connect(proxy)
+    with conn.cursor() as cur:
+        cur.execute('SELECT "x"')  # ANSI_QUOTES known to be off
+        # In a string literal \l reads as l: the server runs SET sql_mode.
+        cur.execute(r"EXECUTE IMMEDIATE 'SET sq\l_mode = ''ANSI_QUOTES'''")
+        cur.execute("SELECT @@SESSION.sql_mode")
+        assert cur.fetchone() == ("ANSI_QUOTES",)
+        refused(cur, 'SELECT "email" FROM customers')
+    conn.close()
+
+
+def test_a_gbk_character_cannot_swallow_a_quote(proxy, first_email):
+    # 0xBF 0x5C is one GBK character; read as UTF-8 it is a broken byte and a backslash
+    # that would escape the quote after it, turning the rest into one string literal.
+    hiding = bytes((0xBF, 0x5C)).decode("gbk")
+    conn = pymysql.connect(
+        host="127.0.0.1", port=proxy.port, user="bob", password="bob-pw-2", database="shop",
+        autocommit=True, charset="gbk",
+    )  # fmt: skip
+    with conn.cursor() as cur:
+        cur.execute("SELECT '中文'")
+        assert cur.fetchone() == ("中文",)
+        message = refused(cur, f"SELECT '{hiding}', email FROM customers ORDER BY id LIMIT 1 -- '")
+        assert "gbk" in message
+        cur.execute("SELECT email FROM customers ORDER BY id LIMIT 1")
+        assert cur.fetchone()[0] != first_email
+    conn.close()

@@ -1,4 +1,4 @@
-"""SqlModeReading: which statements myguard must not read the default way, and when it asks."""
+"""TextReading: which statements myguard must not read the default way, and when it asks."""
 
 from __future__ import annotations
 
@@ -9,52 +9,56 @@ import pytest
 from myguard.analysis.analyzer import analyze
 from myguard.protocol.constants import ServerStatus
 from myguard.protocol.errors import MySQLError
-from myguard.session.sql_mode import (
+from myguard.session.text_reading import (
     ANSI_QUOTES_REASON,
     BACKSLASH_REASON,
     UNKNOWN_REASON,
-    SqlModeReading,
+    TextReading,
+    charset_reason,
 )
 
 NBE = ServerStatus.SERVER_STATUS_NO_BACKSLASH_ESCAPES
 AUTOCOMMIT = ServerStatus.SERVER_STATUS_AUTOCOMMIT
+GBK_HIDDEN = "SELECT '" + bytes((0xBF, 0x5C)).decode("utf-8", "replace") + "', email FROM t -- '"
 
 
 class Backend:
-    """Answers ``@@SESSION.sql_mode`` and counts how often it was asked."""
+    """Answers (sql_mode, character_set_client) and counts how often it was asked."""
 
-    def __init__(self, sql_mode: str = "STRICT_TRANS_TABLES") -> None:
+    def __init__(self, sql_mode: str | None = "STRICT_TRANS_TABLES", charset: str = "utf8mb4"):
         self.sql_mode = sql_mode
+        self.charset = charset
         self.asked = 0
 
-    async def __call__(self) -> str:
+    async def __call__(self) -> tuple[str, str]:
         self.asked += 1
         if self.sql_mode is None:
             raise MySQLError(1064, "42000", "no")
-        return self.sql_mode
+        return self.sql_mode, self.charset
 
 
-def ambiguity(reading: SqlModeReading, sql: str, backend: Backend) -> str | None:
+def ambiguity(reading: TextReading, sql: str, backend: Backend) -> str | None:
     return asyncio.run(reading.ambiguity(sql, backend))
 
 
-def test_default_mode_reads_everything_and_asks_only_for_double_quotes():
-    reading, backend = SqlModeReading(AUTOCOMMIT), Backend()
-    assert ambiguity(reading, r"SELECT 'it\'s' FROM t", backend) is None
+def test_default_settings_read_everything_and_ask_only_when_it_matters():
+    reading, backend = TextReading(AUTOCOMMIT), Backend()
+    assert ambiguity(reading, r"SELECT 'it\'s', `a` FROM t", backend) is None
+    assert ambiguity(reading, "SELECT 'Zürich' FROM t", backend) is None
     assert backend.asked == 0
     assert ambiguity(reading, 'SELECT "x"', backend) is None
-    assert ambiguity(reading, 'SELECT "y"', backend) is None
+    assert ambiguity(reading, r"SELECT 'é\'s'", backend) is None
     assert backend.asked == 1  # known now, until something may change it
 
 
 def test_no_backslash_escapes_from_the_status_refuses_only_backslashes():
-    reading, backend = SqlModeReading(AUTOCOMMIT | NBE), Backend()
+    reading, backend = TextReading(AUTOCOMMIT | NBE), Backend()
     assert ambiguity(reading, r"SELECT 'a\', email FROM t -- '", backend) == BACKSLASH_REASON
     assert ambiguity(reading, "SELECT 'a', email FROM t", backend) is None
 
 
 def test_the_backslash_flag_follows_responses_but_an_error_never_clears_it():
-    reading = SqlModeReading(AUTOCOMMIT)
+    reading = TextReading(AUTOCOMMIT)
     reading.after_response(AUTOCOMMIT | NBE, 0)
     assert reading.no_backslash_escapes
     reading.after_response(0, 1064)  # an ERR carries no status
@@ -74,14 +78,29 @@ def test_the_backslash_flag_follows_responses_but_an_error_never_clears_it():
     ],
 )
 def test_ansi_quotes_refuses_double_quotes(mode):
-    reading, backend = SqlModeReading(AUTOCOMMIT), Backend(mode)
+    reading, backend = TextReading(AUTOCOMMIT), Backend(mode)
     assert ambiguity(reading, 'SELECT "email" FROM customers', backend) == ANSI_QUOTES_REASON
     assert ambiguity(reading, "SELECT `email` FROM customers", backend) is None
 
 
 def test_a_mode_that_only_looks_alike_is_not_ansi_quotes():
-    reading, backend = SqlModeReading(AUTOCOMMIT), Backend("NO_ANSI_QUOTES_HERE,ANSI_QUOTESX")
+    reading, backend = TextReading(AUTOCOMMIT), Backend("NO_ANSI_QUOTES_HERE,ANSI_QUOTESX")
     assert ambiguity(reading, 'SELECT "x"', backend) is None
+
+
+@pytest.mark.parametrize("charset", ["gbk", "SJIS", "cp932", "big5"])
+def test_a_backslash_or_backtick_after_non_ascii_is_refused_in_two_byte_charsets(charset):
+    reading, backend = TextReading(AUTOCOMMIT), Backend(charset=charset)
+    assert ambiguity(reading, GBK_HIDDEN, backend) == charset_reason(charset.lower())
+    assert ambiguity(reading, "SELECT 1 FROM t WHERE n = '中`", backend) is not None
+    assert ambiguity(reading, "SELECT '中文' FROM t", backend) is None
+    assert ambiguity(reading, r"SELECT 'a\'b' FROM `t`", backend) is None
+
+
+@pytest.mark.parametrize("charset", ["utf8mb4", "utf8mb3", "latin1", "ascii"])
+def test_other_charsets_read_the_same(charset):
+    reading, backend = TextReading(AUTOCOMMIT), Backend(charset=charset)
+    assert ambiguity(reading, GBK_HIDDEN, backend) is None
 
 
 @pytest.mark.parametrize(
@@ -91,12 +110,15 @@ def test_a_mode_that_only_looks_alike_is_not_ansi_quotes():
         "SET @@SQL_MODE := @m",
         "set `sql_mode`='ansi'",
         "SET STATEMENT sql_mode='' FOR SELECT 1",
+        "SET NAMES gbk",
+        "SET autocommit = 0",
         "EXECUTE s",
         "EXECUTE IMMEDIATE @q",
+        r"EXECUTE IMMEDIATE 'SET sq\l_mode = ''ANSI_QUOTES'''",  # the server reads sql_mode
     ],
 )
-def test_statements_that_may_change_sql_mode_make_it_asked_again(sql):
-    reading, backend = SqlModeReading(AUTOCOMMIT), Backend()
+def test_statements_that_may_change_the_settings_make_them_asked_again(sql):
+    reading, backend = TextReading(AUTOCOMMIT), Backend()
     ambiguity(reading, 'SELECT "x"', backend)
     reading.after_statement(sql, analyze(sql, "shop"))
     backend.sql_mode = "ANSI_QUOTES"
@@ -105,9 +127,9 @@ def test_statements_that_may_change_sql_mode_make_it_asked_again(sql):
 
 
 def test_other_statements_keep_what_is_known():
-    reading, backend = SqlModeReading(AUTOCOMMIT), Backend()
+    reading, backend = TextReading(AUTOCOMMIT), Backend()
     ambiguity(reading, 'SELECT "x"', backend)
-    for sql in ("SET autocommit = 0", "SELECT * FROM modes", "UPDATE t SET a = 1"):
+    for sql in ("SELECT * FROM modes", "UPDATE t SET a = 1", "CREATE TABLE s (sql_mod INT)"):
         reading.after_statement(sql, analyze(sql, "shop"))
     assert ambiguity(reading, 'SELECT "x"', backend) is None
     assert backend.asked == 1
@@ -116,8 +138,8 @@ def test_other_statements_keep_what_is_known():
     assert backend.asked == 2
 
 
-def test_an_unreadable_sql_mode_refuses_and_is_asked_again():
-    reading, backend = SqlModeReading(AUTOCOMMIT), Backend(None)
+def test_unreadable_settings_refuse_and_are_asked_again():
+    reading, backend = TextReading(AUTOCOMMIT), Backend(None)
     assert ambiguity(reading, 'SELECT "x"', backend) == UNKNOWN_REASON
     backend.sql_mode = ""
     assert ambiguity(reading, 'SELECT "x"', backend) is None

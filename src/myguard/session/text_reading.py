@@ -1,0 +1,112 @@
+"""Where the backend session reads a statement's text differently from myguard.
+
+myguard analyses SQL as MySQL reads UTF-8 text in the default sql_mode. Three session
+settings move where strings and names end:
+
+* ``ANSI_QUOTES`` (sql_mode): ``"name"`` is an identifier, not a string;
+* ``NO_BACKSLASH_ESCAPES`` (sql_mode): a backslash does not escape a quote;
+* a client character set (big5, cp932, gbk, sjis) in which a backslash or a backtick can
+  be the second byte of a two-byte character: ``0xBF 0x5C`` is one character to the
+  server, a broken character and a backslash to a UTF-8 reader.
+
+Each would let a statement hide what it reads from rules and masking
+(``SELECT "email" FROM customers``; ``SELECT 'a\\', email FROM t -- '``). A statement
+whose reading depends on such a setting is not guessed at: it is analysed as unparsed,
+which fails closed.
+
+The backend reports ``NO_BACKSLASH_ESCAPES`` in the status flags of every OK and EOF
+packet. The other two it does not report, so they are asked for (``@@SESSION.sql_mode``,
+``@@SESSION.character_set_client``) the first time a statement could depend on them, and
+asked again after anything that may have changed them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable
+
+from myguard.analysis.model import Statement
+from myguard.protocol.constants import ServerStatus
+from myguard.protocol.errors import MySQLError
+
+_NO_BACKSLASH_ESCAPES = ServerStatus.SERVER_STATUS_NO_BACKSLASH_ESCAPES
+# Statements that may change those settings under names their text does not show: any SET
+# (also one run by EXECUTE IMMEDIATE '...', whose literal may spell the name with escapes),
+# EXECUTE of a prepared statement, and whatever could not be analysed.
+_MAY_SET_KINDS = frozenset({"set", "execute", "unparsed"})
+_MENTIONS_SQL_MODE = re.compile("sql_mode", re.IGNORECASE).search  # no lowered copy of big texts
+# Client character sets whose two-byte characters may end in an ASCII byte such as \ or `.
+_ASCII_TRAIL_CHARSETS = frozenset({"big5", "cp932", "gbk", "sjis", "gb18030"})
+# A non-ASCII character right before a backslash or backtick: in those sets, one character.
+_TRAIL_HAZARD = re.compile("[^\x00-\x7f][\\\\`]").search
+
+BACKSLASH_REASON = (
+    "the session's sql_mode has NO_BACKSLASH_ESCAPES, under which myguard cannot tell where "
+    "a string with a backslash ends; write the statement without backslashes"
+)
+ANSI_QUOTES_REASON = (
+    "the session's sql_mode has ANSI_QUOTES, under which myguard cannot tell double-quoted "
+    "names from strings; quote names with backticks and strings with single quotes"
+)
+UNKNOWN_REASON = "myguard could not read the session's sql_mode and character set"
+
+
+def charset_reason(charset: str) -> str:
+    return (
+        f"the session's client character set is {charset}, in which a backslash or backtick "
+        "after a non-ASCII byte may be part of a character, so myguard cannot tell where "
+        "strings and names end; use utf8mb4, or keep \\ and ` away from non-ASCII text"
+    )
+
+
+class TextReading:
+    """What one backend session's settings do to reading SQL, as far as they are known."""
+
+    __slots__ = ("no_backslash_escapes", "_settings")
+
+    def __init__(self, status: int) -> None:
+        self.no_backslash_escapes = bool(status & _NO_BACKSLASH_ESCAPES)
+        # (ANSI_QUOTES on, character_set_client) once asked; None: ask before relying on it
+        self._settings: tuple[bool, str] | None = None
+
+    def after_response(self, status: int, error_code: int) -> None:
+        """Follow the flag the backend reports; an error carries no status, and a
+        multi-statement's earlier OK may have set it, so only a clean end clears it."""
+        if status & _NO_BACKSLASH_ESCAPES:
+            self.no_backslash_escapes = True
+        elif not error_code:
+            self.no_backslash_escapes = False
+
+    def after_statement(self, sql: str, statements: Iterable[Statement] = ()) -> None:
+        """Forget the asked settings when ``sql`` may have changed them."""
+        if _MENTIONS_SQL_MODE(sql) or any(s.kind in _MAY_SET_KINDS or s.opaque for s in statements):
+            self._settings = None
+
+    def forget(self) -> None:
+        """The session was reset (COM_RESET_CONNECTION)."""
+        self._settings = None
+
+    async def ambiguity(
+        self, sql: str, read_settings: Callable[[], Awaitable[tuple[str, str]]]
+    ) -> str | None:
+        """Why ``sql`` cannot be read the default way in this session, or None.
+
+        ``read_settings`` asks the backend for (sql_mode, character_set_client)."""
+        if self.no_backslash_escapes and "\\" in sql:
+            return BACKSLASH_REASON
+        quotes = '"' in sql
+        hazard = _TRAIL_HAZARD(sql) is not None
+        if not quotes and not hazard:
+            return None
+        if self._settings is None:
+            try:
+                sql_mode, charset = await read_settings()
+            except MySQLError:  # a refusal, not a guess; asked again next time
+                return UNKNOWN_REASON
+            self._settings = ("ANSI_QUOTES" in sql_mode.upper().split(","), charset.lower())
+        ansi_quotes, charset = self._settings
+        if quotes and ansi_quotes:
+            return ANSI_QUOTES_REASON
+        if hazard and charset in _ASCII_TRAIL_CHARSETS:
+            return charset_reason(charset)
+        return None
