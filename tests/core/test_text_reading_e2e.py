@@ -115,31 +115,49 @@ def test_production_refuses_for_unmasked_users_too(private_proxy):
     assert found[0]["error_code"] == BLOCKED
 
 
-def test_a_mode_set_through_an_escaped_name_is_seen(proxy):
-    conn = connect(proxy)
+def test_a_mode_set_through_an_escaped_name_is_seen(private_proxy):
+    # EXECUTE IMMEDIATE of a literal is analysed (not opaque), so production lets it run.
+    proxy = private_proxy(environment="production")
+    conn = connect(proxy, "carol", "carol-pw-3")
     with conn.cursor() as cur:
         cur.execute('SELECT "x"')  # ANSI_QUOTES known to be off
         # In a string literal \l reads as l: the server runs SET sql_mode.
         cur.execute(r"EXECUTE IMMEDIATE 'SET sq\l_mode = ''ANSI_QUOTES'''")
-        cur.execute("SELECT @@SESSION.sql_mode")
+        refused(cur, 'SELECT "name" FROM customers')
+        cur.execute("SELECT @@SESSION.sql_mode")  # the server did read sql_mode
         assert cur.fetchone() == ("ANSI_QUOTES",)
-        refused(cur, 'SELECT "email" FROM customers')
     conn.close()
 
 
-def test_a_gbk_character_cannot_swallow_a_quote(proxy, first_email):
-    # 0xBF 0x5C is one GBK character; read as UTF-8 it is a broken byte and a backslash
-    # that would escape the quote after it, turning the rest into one string literal.
-    hiding = bytes((0xBF, 0x5C)).decode("gbk")
-    conn = pymysql.connect(
-        host="127.0.0.1", port=proxy.port, user="bob", password="bob-pw-2", database="shop",
+def gbk_connect(proxy, user, password):
+    return pymysql.connect(
+        host="127.0.0.1", port=proxy.port, user=user, password=password, database="shop",
         autocommit=True, charset="gbk",
     )  # fmt: skip
+
+
+# 0xBF 0x5C is one GBK character; read as UTF-8 it is a broken byte and a backslash that
+# would escape the quote after it, turning the rest of the statement into one literal.
+GBK_HIDING = bytes((0xBF, 0x5C)).decode("gbk")
+
+
+def test_a_gbk_character_cannot_hide_a_tautology(private_proxy):
+    proxy = private_proxy(environment="production")
+    conn = gbk_connect(proxy, "carol", "carol-pw-3")
     with conn.cursor() as cur:
         cur.execute("SELECT '中文'")
         assert cur.fetchone() == ("中文",)
-        message = refused(cur, f"SELECT '{hiding}', email FROM customers ORDER BY id LIMIT 1 -- '")
-        assert "gbk" in message
+        # As GBK: WHERE item = '…' OR 1=1, an update of every row (the no-WHERE guardrail).
+        sql = f"UPDATE orders SET quantity = quantity WHERE item = '{GBK_HIDING}' OR 1=1 -- '"
+        assert "gbk" in refused(cur, sql)
+    conn.close()
+
+
+def test_a_gbk_character_cannot_unmask_a_column(proxy, first_email):
+    conn = gbk_connect(proxy, "bob", "bob-pw-2")
+    with conn.cursor() as cur:
+        sql = f"SELECT '{GBK_HIDING}', email FROM customers ORDER BY id LIMIT 1 -- '"
+        assert "gbk" in refused(cur, sql)
         cur.execute("SELECT email FROM customers ORDER BY id LIMIT 1")
         assert cur.fetchone()[0] != first_email
     conn.close()
