@@ -29,6 +29,11 @@ UNPARSED_MESSAGE = "the statement could not be analysed"
 DEFAULT_CACHE_SIZE = 10_000
 
 
+def unparsed_message(error: str | None) -> str:
+    """The block message for SQL that could not be analysed, with why when known."""
+    return f"{UNPARSED_MESSAGE}: {error}" if error else UNPARSED_MESSAGE
+
+
 @dataclass(frozen=True, slots=True)
 class _Verdict:
     action: str
@@ -188,8 +193,7 @@ class Policy:
             return _Verdict(best.action, best, best.name, best.message)
         if one.statement.unparsed:
             # Unparsed SQL fails closed whatever the default says.
-            error = one.statement.error
-            message = f"{UNPARSED_MESSAGE}: {error}" if error else UNPARSED_MESSAGE
+            message = unparsed_message(one.statement.error)
             return _Verdict(BLOCK, None, UNPARSED_RULE, message)
         message = self.default_message if self.default_action == BLOCK else ""
         return _Verdict(self.default_action, None, DEFAULT_RULE, message)

@@ -17,7 +17,7 @@ from myguard.policy.decision import (
     SQLSTATE_BLOCKED,
     Decision,
 )
-from myguard.policy.engine import UNPARSED_MESSAGE, UNPARSED_RULE, Policy
+from myguard.policy.engine import UNPARSED_RULE, Policy, unparsed_message
 from myguard.protocol.errors import MySQLError
 
 
@@ -96,8 +96,13 @@ class Guard:
         decision = policy.decide_statements(self.context, [unparsed(sql, reason)])
         if decision.blocked or self.identity_masks(policy) is None:
             return decision
-        message = f"{UNPARSED_MESSAGE}: {reason}"
-        return replace(decision, action=BLOCK, rule=UNPARSED_RULE, message=message, masks=())
+        return replace(
+            decision,
+            action=BLOCK,
+            rule=UNPARSED_RULE,
+            message=unparsed_message(reason),
+            masks=(),
+        )
 
 
 _MEMO_SIZE = 512
