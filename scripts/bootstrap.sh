@@ -35,13 +35,17 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e ".[test]"
   touch "$stamp"
 fi
-# Rebuild the Cython extensions when any .pyx/.pxd is newer than its .so.
+# Rebuild the Cython extensions when any .pyx or .pxd is newer than a .so.
 need_build=0
 for src in src/myguard/_fast/*.pyx; do
   [ -e "$src" ] || continue
   mod=${src%.pyx}
   so=$(ls "$mod".*.so 2>/dev/null | head -n1 || true)
   if [ -z "$so" ] || [ "$src" -nt "$so" ]; then need_build=1; fi
+  # a .pxd changes the modules that cimport it too
+  for pxd in src/myguard/_fast/*.pxd; do
+    if [ -n "$so" ] && [ "$pxd" -nt "$so" ]; then need_build=1; fi
+  done
 done
 if [ $need_build -eq 1 ]; then
   echo "bootstrap: compiling src/myguard/_fast"

@@ -31,13 +31,6 @@ cdef enum:
 cdef class PacketBuffer:
     """Receive buffer that yields whole logical packets and checks sequence ids."""
 
-    cdef public long long max_payload
-    # Unread bytes are _data[_start:]. _data is bytes exactly as fed (never copied) or,
-    # once a second chunk arrives before the first is used up, a bytearray appended to.
-    cdef object _data
-    cdef bint _appendable
-    cdef Py_ssize_t _start
-
     def __init__(self, long long max_payload):
         self.max_payload = max_payload
         self._reset()
@@ -60,7 +53,7 @@ cdef class PacketBuffer:
     def __len__(self):
         return self._size() - self._start
 
-    def feed(self, data):
+    cpdef feed(self, data):
         cdef bytearray grown
         cdef Py_ssize_t size = self._size()
         if self._start == size:
@@ -91,7 +84,7 @@ cdef class PacketBuffer:
                 self._start = 0
         grown += data
 
-    def take(self):
+    cpdef take(self):
         """Remove and return everything buffered (for raw relaying)."""
         cdef Py_ssize_t size = self._size()
         if self._start == size:
@@ -105,7 +98,7 @@ cdef class PacketBuffer:
         self._reset()
         return data
 
-    def next_packet(self, long long seq):
+    cpdef next_packet(self, long long seq):
         """Return ``(payload, next_seq)`` for the next complete logical packet, or None.
 
         ``seq`` is the sequence id the first fragment must carry.
@@ -158,7 +151,7 @@ cdef class PacketBuffer:
         return payload, expected
 
 
-def build_packets(payload, long long seq):
+cpdef build_packets(payload, long long seq):
     """Frame ``payload`` as one or more packets; return the bytes and the next sequence id."""
     cdef Py_buffer view
     cdef Py_ssize_t n, pos = 0, chunk, w = 0

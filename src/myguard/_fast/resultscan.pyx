@@ -78,34 +78,11 @@ cdef inline int _eof_status(const unsigned char* p, Py_ssize_t body, Py_ssize_t 
 cdef class ResponseScanner:
     """Tracks one response across the chunks that carry it."""
 
-    cdef public bint deprecate_eof
-    cdef public bint stream_rows
-    cdef public long long kind
-    cdef public int state
-    cdef public bint done
-    cdef public bint local_infile
-    cdef public unsigned long long rows
-    cdef public unsigned long long result_sets
-    cdef public unsigned long long affected_rows
-    cdef public unsigned long long last_insert_id
-    cdef public long long status
-    cdef public long long warnings
-    cdef public long long error_code
-    cdef public unsigned long long stmt_id
-    cdef public unsigned long long num_params
-    cdef public unsigned long long num_columns
-    cdef public long long last_seq
-    # Column/param definitions still to come. A count of 0 or past 2**63 never reaches
-    # zero, in the twin's unbounded integers as here.
-    cdef long long _remaining
-    cdef bint _continuation
-    cdef Py_ssize_t _skip  # body bytes of a streamed packet still to come
-
     def __init__(self, deprecate_eof):
         self.deprecate_eof = deprecate_eof
         self.start(RESPONSE_SIMPLE)
 
-    def start(self, long long kind, bint stream_rows=False):
+    cpdef start(self, long long kind, bint stream_rows=False):
         """Begin scanning the response to a command of ``kind`` (see the twin)."""
         self.kind = kind
         self.stream_rows = stream_rows

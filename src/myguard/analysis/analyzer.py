@@ -116,6 +116,21 @@ def analyze(sql: str, current_db: str | None) -> list[Statement]:
     return result
 
 
+def used_database(sql: str) -> str | None:
+    """The database the last ``USE`` in ``sql`` switches to, spelled as written (analyses
+    are cached by a fingerprint that ignores the case of names; database names have one)."""
+    try:
+        statements = split(tokenize(sql))
+    except LexError:
+        return None
+    found = None
+    for tokens in statements:
+        if tokens and tokens[0].kind == "word" and tokens[0].value.upper() == "USE":
+            parts, _ = tk.name_at(tokens, 1)
+            found = parts[0] if len(parts) == 1 else found
+    return found
+
+
 def unparsed(sql: str, error: str) -> Statement:
     return Statement(sql=sql, kind=UNPARSED, names=frozenset({UNPARSED}), error=error)
 

@@ -177,6 +177,25 @@ class PacketStream(asyncio.Protocol):
         if self._lost is not None:
             raise ConnectionLost(self._lost)
 
+    # -- handing the socket to the proxy core ------------------------------------------------
+
+    def hand_over(self) -> tuple[asyncio.Transport, TlsLayer | None, bytes, bool]:
+        """For the protocol taking the transport over: the transport, the TLS layer, the bytes
+        received but not read, and whether the send buffer is full."""
+        if self._reading_paused:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        return self.transport, self._tls, self.buffer.take(), self._writing_paused
+
+    def take_back(self, unread: bytes, writing_paused: bool, lost: str | None) -> None:
+        """Become the transport's protocol again, after ``hand_over``."""
+        self.transport.set_protocol(self)
+        if unread:
+            self.buffer.feed(unread)
+        self._writing_paused = writing_paused
+        if lost is not None:
+            self._lose(lost)
+
     # -- TLS -----------------------------------------------------------------------------
 
     async def start_tls(

@@ -35,6 +35,17 @@ _TEMPORAL = (MYSQL_TYPE_DATE, MYSQL_TYPE_DATETIME, MYSQL_TYPE_TIMESTAMP)
 MAX_SHOWN = 256  # characters of one parameter kept for display
 
 
+def bound_types(
+    payload: bytes, num_params: int, previous_types: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """The parameter types a COM_STMT_EXECUTE leaves in force (see ``parse_execute_params``)."""
+    flag_at = 10 + (num_params + 7) // 8
+    if not num_params or len(payload) <= flag_at or payload[flag_at] != 1:
+        return previous_types
+    types = payload[flag_at + 1 : flag_at + 1 + 2 * num_params]
+    return [(types[i], types[i + 1]) for i in range(0, len(types) - 1, 2)]
+
+
 def parse_execute_params(
     payload: bytes, num_params: int, previous_types: list[tuple[int, int]] | None
 ) -> tuple[list[str], list[tuple[int, int]]]:

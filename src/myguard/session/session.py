@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from myguard import metrics
+from myguard._fast import load
 from myguard.approvals.errors import MyguardCommandSyntax
 from myguard.approvals.sql_command import MyguardCommand, parse_myguard_command
 from myguard.backend.connect import (
@@ -16,6 +17,7 @@ from myguard.backend.connect import (
     BackendConnection,
     connect,
 )
+from myguard.analysis.analyzer import used_database
 from myguard.backend.query import text_query
 from myguard.config import BackendConfig
 from myguard.context import ServerContext
@@ -44,6 +46,7 @@ from myguard.session import approval_hold, myguard_sql
 from myguard.session import kill as kill_stmt
 from myguard.session.audit_trail import AuditTrail
 from myguard.session.guard import Guard, blocked_error
+from myguard.session.handler import Decided, StatementHandler
 from myguard.session.login import LoginPhase, scramble
 from myguard.session.masking import MaskOutcome, relay_masked, relay_rows
 from myguard.session.relay import (
@@ -57,7 +60,7 @@ from myguard.session.relay import (
     ResponseScanner,
     relay_response,
 )
-from myguard.session.text_reading import TextReading
+from myguard.session.text_reading import UNKNOWN, TextReading
 
 if TYPE_CHECKING:
     from myguard._fast.rowmask_py import RowMasker
@@ -83,6 +86,7 @@ _RESPONSE_KIND = {
     **{c: RESPONSE_SIMPLE for c in _SIMPLE},
 }
 _UNKNOWN_ROWS = 1 << 62
+_core = load("proxycore")
 # Statement kinds after which table columns or views may differ.
 _SCHEMA_CHANGES = frozenset({"create", "alter", "drop", "rename", "truncate"})
 _COMMAND_NAMES = {c.value: c.name[4:].lower() for c in Command}
@@ -161,7 +165,7 @@ class Session(LoginPhase):
                 self._fail(ProtocolError("Bad handshake: handshake timed out"), "handshake_timeout")
                 return
             self.ctx.registry.add(self)
-            await self._command_loop()
+            await self._serve()
         except MySQLError as exc:
             self._fail(exc, "protocol" if isinstance(exc, ProtocolError) else "error")
         except (ConnectionLost, ClientGone) as exc:
@@ -244,38 +248,48 @@ class Session(LoginPhase):
 
     # -- connection phase ------------------------------------------------------------
 
-    async def _command_loop(self) -> None:
-        client = self.client
-        while not self.ctx.draining:
-            client.seq = 0
-            payload = await client.read_packet()
-            if not payload:
-                raise ProtocolError("malformed packet: empty command", 1835)
-            self.busy = True
-            self.last_active = time.monotonic()
-            command = payload[0]
-            started = time.perf_counter()
-            outcome = "ok"
-            try:
-                if command == Command.COM_QUIT:
-                    return
-                await self._dispatch(command, payload)
-            except MySQLError as exc:
-                outcome = "error"
-                if exc.fatal:
-                    raise
-                client.write_packet(err_packet(exc.code, exc.sqlstate, exc.message))
-                await client.drain()
-            finally:
-                self.busy = False
-            name = _COMMAND_NAMES.get(command, "unknown")
-            metrics.statement_done(name, outcome, time.perf_counter() - started)
+    async def _serve(self) -> None:
+        """Hand the sockets to the proxy core; run here only what needs I/O to decide."""
+        handler = StatementHandler(self)
+        core = None
+        while True:
+            if core is None or core.scanner is not self.scanner:
+                core = handler.core = _core.ProxyCore(
+                    handler, self.scanner, self.client.buffer.max_payload
+                )
+            waiter = handler.wait()
+            core.attach(self.client, self.backend.stream)
+            work = await waiter
+            if work is None:
+                return
+            await self._run_command(*work)
+            if self.ctx.draining:
+                return
 
-    async def _dispatch(self, command: int, payload: bytes) -> None:
+    async def _run_command(self, payload: bytes, decided: Decided | None) -> None:
+        """One command the core handed over, answered with the packet streams."""
+        self.client.seq = 1
+        command = payload[0]
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            await self._dispatch(command, payload, decided)
+        except MySQLError as exc:
+            outcome = "error"
+            if exc.fatal:
+                raise
+            self.client.write_packet(err_packet(exc.code, exc.sqlstate, exc.message))
+            await self.client.drain()
+        finally:
+            self.busy = False
+        name = _COMMAND_NAMES.get(command, "unknown")
+        metrics.statement_done(name, outcome, time.perf_counter() - started)
+
+    async def _dispatch(self, command: int, payload: bytes, decided: Decided | None) -> None:
         if command == Command.COM_QUERY:
-            await self._query(payload)
+            await self._query(payload, decided)
         elif command == Command.COM_STMT_PREPARE:
-            await self._prepare(payload)
+            await self._prepare(payload, decided)
         elif command == Command.COM_STMT_EXECUTE:
             await self._execute(payload)
         elif command == Command.COM_INIT_DB:
@@ -321,22 +335,25 @@ class Session(LoginPhase):
         stream.write_packet(payload)
         metrics.tally.bytes_to_backend += len(payload) + 4
 
-    async def _query(self, payload: bytes) -> None:
-        sql = payload[1:]
-        request = kill_stmt.parse_kill(sql)
-        if request is not None:
-            await kill_stmt.kill(self.ctx.registry, self.user, request)
-            self._ok()
-            await self.client.drain()
-            return
-        text = sql.decode("utf-8", "replace")
-        command = _myguard_command(text)
-        if command is not None:
-            await myguard_sql.run(self, command)
-            await self.client.drain()
-            return
-        started = time.time()
-        decision = await self._decide(text, started)
+    async def _query(self, payload: bytes, decided: Decided | None) -> None:
+        if decided is not None and decided.decision is not None:
+            text, decision, started = decided.text, decided.decision, decided.started
+        else:
+            sql = payload[1:]
+            request = kill_stmt.parse_kill(sql)
+            if request is not None:
+                await kill_stmt.kill(self.ctx.registry, self.user, request)
+                self._ok()
+                await self.client.drain()
+                return
+            text = sql.decode("utf-8", "replace")
+            command = _myguard_command(text)
+            if command is not None:
+                await myguard_sql.run(self, command)
+                await self.client.drain()
+                return
+            started = time.time()
+            decision = await self._decide(text, started)
         mask = await self._mask_plan(text, decision, started)
         approval_id = await self._approve(text, [], decision, started)
         intent = await self.trail.intent(text, decision)
@@ -345,7 +362,7 @@ class Session(LoginPhase):
         finally:  # a multi-statement text may have changed settings before failing
             self.reading.after_statement(text, decision.statements)
         if not outcome.error_code:
-            self._after_success(decision)
+            self.after_success(text, decision)
         self.trail.statement(
             text, decision, outcome, started=started, intent_id=intent, approval_id=approval_id
         )
@@ -365,12 +382,13 @@ class Session(LoginPhase):
             rows=scanner.rows, affected_rows=scanner.affected_rows, error_code=scanner.error_code
         )
 
-    def _after_success(self, decision: Decision) -> None:
+    def after_success(self, text: str, decision: Decision) -> None:
         """Session state that follows from statements that ran: current database, schema."""
         for statement in decision.statements:
-            if statement.kind == "use" and statement.names:
-                self.database = next(iter(statement.names))
-                self.guard.use_database(self.database)
+            if statement.kind == "use":
+                database = used_database(text)
+                if database is not None:
+                    self.use_database(database)
             elif statement.kind in _SCHEMA_CHANGES:
                 self.ctx.masking.invalidate_schema(self.backend_config.name)
 
@@ -402,6 +420,38 @@ class Session(LoginPhase):
         except ConnectionLost as exc:
             raise self._backend_lost(exc) from None
 
+    def use_database(self, database: str) -> None:
+        self.database = database
+        self.guard.use_database(database)
+
+    def is_myguard_command(self, text: str) -> bool:
+        return _myguard_command(text) is not None
+
+    def remember_prepared(
+        self,
+        stmt_id: int,
+        text: str,
+        decision: Decision,
+        num_params: int,
+        mask: tuple[MaskRules, list[Lineage]] | None = None,
+    ) -> None:
+        self.prepared[stmt_id] = PreparedStatement(text, decision, num_params, mask=mask)
+
+    def decide_now(self, text: str, started: float) -> Decision | None:
+        """The decision when it needs no I/O (raises to refuse); None when it does (the
+        session's sql_mode must be asked, or an EXPLAIN estimate could change it)."""
+        unreadable = self.reading.known_ambiguity(text)
+        if unreadable is UNKNOWN:
+            return None
+        policy = self.ctx.policy
+        if unreadable is not None:
+            decision = self.guard.decide_unanalysable(policy, text, unreadable)
+        else:
+            decision = self.guard.decide(policy, text)
+            if decision.wants_estimate:
+                return None
+        return self._checked(text, decision, started)
+
     async def _decide(self, text: str, started: float) -> Decision:
         """Policy and audit checks before anything reaches the backend; raises to refuse."""
         policy = self.ctx.policy
@@ -412,6 +462,9 @@ class Session(LoginPhase):
             decision = self.guard.decide(policy, text)
             if decision.wants_estimate:
                 decision = self.guard.decide(policy, text, await self._estimate_rows(decision))
+        return self._checked(text, decision, started)
+
+    def _checked(self, text: str, decision: Decision, started: float) -> Decision:
         if decision.blocked:
             self.trail.refused(text, decision, decision.error_code, started)
             raise blocked_error(decision)
@@ -466,17 +519,18 @@ class Session(LoginPhase):
             self.trail.refused(text, decision, exc.code, started)
             raise
 
-    async def _prepare(self, payload: bytes) -> None:
-        text = payload[1:].decode("utf-8", "replace")
-        started = time.time()
-        decision = await self._decide(text, started)
+    async def _prepare(self, payload: bytes, decided: Decided | None) -> None:
+        if decided is not None and decided.decision is not None:
+            text, decision, started = decided.text, decided.decision, decided.started
+        else:
+            text = payload[1:].decode("utf-8", "replace")
+            started = time.time()
+            decision = await self._decide(text, started)
         mask = await self._mask_plan(text, decision, started)
         scanner = self.scanner
         await self._forward(payload, RESPONSE_PREPARE)
         if not scanner.error_code:
-            self.prepared[scanner.stmt_id] = PreparedStatement(
-                text, decision, scanner.num_params, mask=mask
-            )
+            self.remember_prepared(scanner.stmt_id, text, decision, scanner.num_params, mask)
 
     async def _execute(self, payload: bytes) -> None:
         started = time.time()
@@ -498,7 +552,7 @@ class Session(LoginPhase):
         if statement is not None:
             statement.cursor_masker = outcome.cursor_masker
         if not outcome.error_code and decision is not None:
-            self._after_success(decision)
+            self.after_success(text, decision)
         self.trail.statement(text, decision, outcome, started=started, approval_id=approval_id)
 
     async def _fetch(self, payload: bytes) -> None:
@@ -522,8 +576,7 @@ class Session(LoginPhase):
         scanner = self.scanner
         await self._forward(payload, RESPONSE_SIMPLE)
         if not scanner.error_code:
-            self.database = database
-            self.guard.use_database(database)
+            self.use_database(database)
         self.trail.statement(
             text, decision, MaskOutcome(error_code=scanner.error_code), started=started
         )

@@ -59,6 +59,13 @@ def charset_reason(charset: str) -> str:
     )
 
 
+class Unknown:
+    """The type of ``UNKNOWN``."""
+
+
+UNKNOWN = Unknown()
+
+
 class TextReading:
     """What one backend session's settings do to reading SQL, as far as they are known."""
 
@@ -86,12 +93,9 @@ class TextReading:
         """The session was reset (COM_RESET_CONNECTION)."""
         self._settings = None
 
-    async def ambiguity(
-        self, sql: str, read_settings: Callable[[], Awaitable[tuple[str, str]]]
-    ) -> str | None:
-        """Why ``sql`` cannot be read the default way in this session, or None.
-
-        ``read_settings`` asks the backend for (sql_mode, character_set_client)."""
+    def known_ambiguity(self, sql: str) -> str | None | Unknown:
+        """Why ``sql`` cannot be read the default way in this session, or None; ``UNKNOWN``
+        when that depends on settings not asked for yet (``ambiguity`` asks)."""
         if self.no_backslash_escapes and "\\" in sql:
             return BACKSLASH_REASON
         quotes = '"' in sql
@@ -99,14 +103,26 @@ class TextReading:
         if not quotes and not hazard:
             return None
         if self._settings is None:
-            try:
-                sql_mode, charset = await read_settings()
-            except MySQLError:  # a refusal, not a guess; asked again next time
-                return UNKNOWN_REASON
-            self._settings = ("ANSI_QUOTES" in sql_mode.upper().split(","), charset.lower())
+            return UNKNOWN
         ansi_quotes, charset = self._settings
         if quotes and ansi_quotes:
             return ANSI_QUOTES_REASON
         if hazard and charset in _ASCII_TRAIL_CHARSETS:
             return charset_reason(charset)
         return None
+
+    async def ambiguity(
+        self, sql: str, read_settings: Callable[[], Awaitable[tuple[str, str]]]
+    ) -> str | None:
+        """Why ``sql`` cannot be read the default way in this session, or None.
+
+        ``read_settings`` asks the backend for (sql_mode, character_set_client)."""
+        found = self.known_ambiguity(sql)
+        if found is not UNKNOWN:
+            return found
+        try:
+            sql_mode, charset = await read_settings()
+        except MySQLError:  # a refusal, not a guess; asked again next time
+            return UNKNOWN_REASON
+        self._settings = ("ANSI_QUOTES" in sql_mode.upper().split(","), charset.lower())
+        return self.known_ambiguity(sql)

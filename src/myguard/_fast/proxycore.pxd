@@ -1,0 +1,38 @@
+# The byte path of one session after login, declared for compiled callers.
+
+from myguard._fast.framing cimport PacketBuffer
+from myguard._fast.resultscan cimport ResponseScanner
+
+
+cdef class ProxyCore:
+    cdef readonly object handler
+    cdef readonly ResponseScanner scanner
+    cdef readonly PacketBuffer requests
+    cdef readonly object client_side
+    cdef readonly object backend_side
+    cdef public unsigned long long bytes_to_client
+    cdef public unsigned long long bytes_to_backend
+    cdef int _state
+    cdef object _client_transport, _client_tls, _backend_transport, _backend_tls
+    cdef object _client_stream, _backend_stream
+    cdef bytes _pending
+    cdef int _infile_seq
+    cdef object _client_lost, _backend_lost
+    cdef bint _client_blocked, _backend_blocked, _client_paused, _backend_paused
+
+    cpdef attach(self, client_stream, backend_stream)
+    cpdef detach(self)
+    cpdef close(self)
+    cpdef write_client(self, data)
+    cpdef answer(self, list payloads)
+    cdef _write_backend(self, bytes data)
+    cdef client_data(self, bytes data)
+    cdef _serve(self)
+    cdef _infile(self)
+    cdef client_gone(self, str reason)
+    cdef client_writable(self, bint writable)
+    cdef backend_data(self, bytes data)
+    cdef _relay(self, bytes data)
+    cdef backend_gone(self, str reason)
+    cdef backend_writable(self, bint writable)
+    cdef _resume(self, bint client)

@@ -1,0 +1,322 @@
+# cython: language_level=3
+"""The byte path of one session after login (compiled); ``proxycore_py.py`` is the twin
+and says what the core does and what it asks of the handler.
+
+Backend bytes go from ``BackendSide.data_received`` through the compiled scanner to the
+client transport with no Python frame in between; Python runs only in the handler, once
+per command and once per response.
+"""
+
+import ssl
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+
+from myguard._fast.framing cimport PacketBuffer, build_packets
+from myguard._fast.resultscan cimport ResponseScanner
+
+NO_RESPONSE = 0
+ANSWERED = -1
+DETACH = -2
+CLOSE = -3
+PAUSE_READING_AT = 1 << 20
+
+cdef enum:
+    _NO_RESPONSE = 0
+    _ANSWERED = -1
+    _DETACH = -2
+    _CLOSE = -3
+    _PAUSE_READING_AT = 1 << 20
+    _DETACHED = 0
+    _IDLE = 1
+    _RELAY = 2
+    _INFILE = 3
+    _CLOSED = 4
+
+
+cdef class ClientSide:
+    """The client socket's protocol while the core owns it."""
+
+    cdef ProxyCore core
+
+    def __init__(self, ProxyCore core):
+        self.core = core
+
+    def data_received(self, bytes data):
+        self.core.client_data(data)
+
+    def eof_received(self):
+        self.core.client_gone("connection closed by peer")
+        return False
+
+    def connection_lost(self, exc):
+        self.core.client_gone(str(exc) if exc else "connection closed by peer")
+
+    def pause_writing(self):
+        self.core.client_writable(False)
+
+    def resume_writing(self):
+        self.core.client_writable(True)
+
+
+cdef class BackendSide:
+    """The backend socket's protocol while the core owns it."""
+
+    cdef ProxyCore core
+
+    def __init__(self, ProxyCore core):
+        self.core = core
+
+    def data_received(self, bytes data):
+        self.core.backend_data(data)
+
+    def eof_received(self):
+        self.core.backend_gone("connection closed by peer")
+        return False
+
+    def connection_lost(self, exc):
+        self.core.backend_gone(str(exc) if exc else "connection closed by peer")
+
+    def pause_writing(self):
+        self.core.backend_writable(False)
+
+    def resume_writing(self):
+        self.core.backend_writable(True)
+
+
+cdef class ProxyCore:
+    """Relays one session's commands and responses between two transports."""
+
+    def __init__(self, handler, ResponseScanner scanner, long long max_payload):
+        self.handler = handler
+        self.scanner = scanner
+        self.requests = PacketBuffer(max_payload)
+        self.client_side = ClientSide(self)
+        self.backend_side = BackendSide(self)
+        self.bytes_to_client = 0
+        self.bytes_to_backend = 0
+        self._state = _DETACHED
+        self._pending = b""
+        self._infile_seq = 0
+        self._client_lost = None
+        self._backend_lost = None
+        self._client_blocked = False
+        self._backend_blocked = False
+        self._client_paused = False
+        self._backend_paused = False
+
+    # -- taking over and handing back ------------------------------------------------------
+
+    cpdef attach(self, client_stream, backend_stream):
+        """Take both sockets from their packet streams and serve buffered commands."""
+        self._client_stream = client_stream
+        self._backend_stream = backend_stream
+        transport, tls, unread, blocked = client_stream.hand_over()
+        self._client_transport, self._client_tls, self._client_blocked = transport, tls, blocked
+        transport.set_protocol(self.client_side)
+        if unread:
+            self.requests.feed(unread)
+        transport, tls, unread, blocked = backend_stream.hand_over()
+        self._backend_transport, self._backend_tls, self._backend_blocked = transport, tls, blocked
+        transport.set_protocol(self.backend_side)
+        if unread:
+            self._pending += unread
+        self._state = _IDLE
+        self._serve()
+
+    cpdef detach(self):
+        """Give both sockets back to their packet streams, with what they sent unread."""
+        if self._state == _DETACHED:
+            return
+        self._state = _DETACHED
+        self._resume(True)
+        self._resume(False)
+        unread = self._pending
+        self._pending = b""
+        self._backend_stream.take_back(unread, self._backend_blocked, self._backend_lost)
+        self._client_stream.take_back(
+            self.requests.take(), self._client_blocked, self._client_lost
+        )
+
+    cpdef close(self):
+        self._state = _CLOSED
+        for transport in (self._client_transport, self._backend_transport):
+            if transport is not None and not transport.is_closing():
+                transport.close()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    cpdef write_client(self, data):
+        if self._client_lost is None:
+            if self._client_tls is None:
+                self._client_transport.write(data)
+            else:
+                self._client_tls.write(data)
+
+    cpdef answer(self, list payloads):
+        """Send packets of myguard's own as the response to the current command."""
+        cdef long long seq = 1
+        for payload in payloads:
+            data, seq = build_packets(payload, seq)
+            self.write_client(data)
+
+    cdef _write_backend(self, bytes data):
+        self.bytes_to_backend += PyBytes_GET_SIZE(data)
+        if self._backend_tls is None:
+            self._backend_transport.write(data)
+        else:
+            self._backend_tls.write(data)
+
+    # -- the client side ---------------------------------------------------------------------
+
+    cdef client_data(self, bytes data):
+        if self._client_tls is not None:
+            try:
+                data = self._client_tls.decrypt(data)
+            except ssl.SSLError as exc:
+                self.client_gone(f"TLS error: {exc}")
+                self._client_transport.close()
+                return
+        if PyBytes_GET_SIZE(data):
+            self.requests.feed(data)
+        if self._state == _IDLE:
+            self._serve()
+        elif self._state == _INFILE:
+            self._infile()
+        # Commands pipelined behind a response wait; a command itself must arrive whole.
+        if (self._state == _RELAY and len(self.requests) > _PAUSE_READING_AT
+                and not self._client_paused):
+            self._client_paused = True
+            self._client_transport.pause_reading()
+
+    cdef _serve(self):
+        cdef long long verdict
+        handler = self.handler
+        try:
+            while self._state == _IDLE:
+                got = self.requests.next_packet(0)
+                if got is None:
+                    if not self._backend_blocked:
+                        self._resume(True)
+                    return
+                payload = (<tuple>got)[0]
+                verdict = handler.command(payload)
+                if verdict > 0:
+                    self.scanner.start(verdict, True)
+                    self._state = _RELAY
+                    self._write_backend(build_packets(payload, 0)[0])
+                    if PyBytes_GET_SIZE(self._pending):
+                        self._relay(b"")
+                elif verdict == _NO_RESPONSE:
+                    self._write_backend(build_packets(payload, 0)[0])
+                elif verdict == _DETACH:
+                    self.detach()
+                elif verdict == _CLOSE:
+                    self.close()
+        except Exception as exc:  # malformed framing; the handler ends the session
+            self._state = _CLOSED
+            handler.core_failed(exc)
+
+    cdef _infile(self):
+        try:
+            while True:
+                got = self.requests.next_packet(self._infile_seq)
+                if got is None:
+                    return
+                payload, seq = got
+                self._write_backend(build_packets(payload, self._infile_seq)[0])
+                self._infile_seq = seq
+                if not payload:
+                    break
+        except Exception as exc:
+            self._state = _CLOSED
+            self.handler.core_failed(exc)
+            return
+        self.scanner.resume_after_infile()
+        self._state = _RELAY
+        if PyBytes_GET_SIZE(self._pending):
+            self._relay(b"")
+
+    cdef client_gone(self, str reason):
+        if self._client_lost is not None:
+            return
+        self._client_lost = reason
+        if self._state != _DETACHED:
+            self._state = _CLOSED
+            self.handler.client_lost(reason)
+
+    cdef client_writable(self, bint writable):
+        self._client_blocked = not writable
+        if self._state != _DETACHED:
+            if writable:
+                self._resume(False)
+            elif not self._backend_paused:
+                self._backend_paused = True
+                self._backend_transport.pause_reading()
+
+    # -- the backend side --------------------------------------------------------------------
+
+    cdef backend_data(self, bytes data):
+        if self._backend_tls is not None:
+            try:
+                data = self._backend_tls.decrypt(data)
+            except ssl.SSLError as exc:
+                self.backend_gone(f"TLS error: {exc}")
+                self._backend_transport.close()
+                return
+        if self._state == _RELAY:
+            self._relay(data)
+        elif PyBytes_GET_SIZE(data):
+            self._pending += data
+
+    cdef _relay(self, bytes data):
+        cdef ResponseScanner scanner = self.scanner
+        cdef Py_ssize_t used, size
+        if PyBytes_GET_SIZE(self._pending):
+            data = self._pending + data
+            self._pending = b""
+        size = PyBytes_GET_SIZE(data)
+        try:
+            used = scanner._scan(<const unsigned char*>PyBytes_AS_STRING(data), size)
+        except Exception as exc:  # a response that breaks the grammar
+            self._state = _CLOSED
+            self.handler.core_failed(exc)
+            return
+        if used:
+            self.write_client(data if used == size else data[:used])
+            self.bytes_to_client += used
+        if used < size:
+            self._pending = data[used:]
+        if scanner.done:
+            self._state = _IDLE
+            self.handler.response_ended()
+            self._serve()
+        elif scanner.local_infile:
+            self._state = _INFILE
+            self._infile_seq = (scanner.last_seq + 1) & 0xFF
+            self._infile()
+
+    cdef backend_gone(self, str reason):
+        cdef int state = self._state
+        if self._backend_lost is not None:
+            return
+        self._backend_lost = reason
+        if state != _DETACHED and state != _CLOSED:
+            self._state = _CLOSED
+            self.handler.backend_lost(reason, state != _IDLE)
+
+    cdef backend_writable(self, bint writable):
+        self._backend_blocked = not writable
+        if self._state != _DETACHED:
+            if writable:
+                self._resume(True)
+            elif not self._client_paused:
+                self._client_paused = True
+                self._client_transport.pause_reading()
+
+    cdef _resume(self, bint client):
+        if client and self._client_paused:
+            self._client_paused = False
+            self._client_transport.resume_reading()
+        elif not client and self._backend_paused:
+            self._backend_paused = False
+            self._backend_transport.resume_reading()

@@ -1,0 +1,334 @@
+"""The byte path of one session after login; pure-Python twin of ``proxycore.pyx``.
+
+The core is the asyncio protocol of both sockets. It frames the client's commands and asks
+the session's handler about each one at the statement boundary; the handler answers with
+a response kind to forward, or says it answered, needs I/O first (the core then hands both
+sockets back to their packet streams until ``attach``), or ends the session. A forwarded
+command's response is scanned by the one response grammar (``resultscan``) as it arrives
+and written to the client in the runs it came in; the handler hears when it ended. Neither
+side wakes a task on this path.
+
+Handler methods (all synchronous, none may raise):
+``command(payload) -> int``, ``response_ended()``, ``client_lost(reason)``,
+``backend_lost(reason, mid_response)``, ``core_failed(exc)``.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from myguard._fast.framing_py import PacketBuffer, build_packets
+
+# What ``handler.command`` returns besides a response kind (resultscan.RESPONSE_*, 1..6).
+NO_RESPONSE = 0  # forward it; the protocol answers nothing (COM_STMT_CLOSE, SEND_LONG_DATA)
+ANSWERED = -1  # the handler answered (or refused) it itself
+DETACH = -2  # the handler needs I/O first: both sockets go back to their packet streams
+CLOSE = -3  # the session ends
+
+# Client bytes buffered beyond this (pipelined commands, a LOCAL INFILE the backend has not
+# taken yet) pause reading from the client.
+PAUSE_READING_AT = 1 << 20
+
+_DETACHED = 0
+_IDLE = 1
+_RELAY = 2
+_INFILE = 3
+_CLOSED = 4
+
+
+class ClientSide:
+    """The client socket's protocol while the core owns it."""
+
+    __slots__ = ("core",)
+
+    def __init__(self, core: ProxyCore) -> None:
+        self.core = core
+
+    def data_received(self, data: bytes) -> None:
+        self.core.client_data(data)
+
+    def eof_received(self) -> bool:
+        self.core.client_gone("connection closed by peer")
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.core.client_gone(str(exc) if exc else "connection closed by peer")
+
+    def pause_writing(self) -> None:
+        self.core.client_writable(False)
+
+    def resume_writing(self) -> None:
+        self.core.client_writable(True)
+
+
+class BackendSide:
+    """The backend socket's protocol while the core owns it."""
+
+    __slots__ = ("core",)
+
+    def __init__(self, core: ProxyCore) -> None:
+        self.core = core
+
+    def data_received(self, data: bytes) -> None:
+        self.core.backend_data(data)
+
+    def eof_received(self) -> bool:
+        self.core.backend_gone("connection closed by peer")
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.core.backend_gone(str(exc) if exc else "connection closed by peer")
+
+    def pause_writing(self) -> None:
+        self.core.backend_writable(False)
+
+    def resume_writing(self) -> None:
+        self.core.backend_writable(True)
+
+
+class ProxyCore:
+    """Relays one session's commands and responses between two transports."""
+
+    def __init__(self, handler: Any, scanner: Any, max_payload: int) -> None:
+        self.handler = handler
+        self.scanner = scanner
+        self.requests = PacketBuffer(max_payload)  # client bytes not yet taken as commands
+        self.client_side = ClientSide(self)
+        self.backend_side = BackendSide(self)
+        self.bytes_to_client = 0
+        self.bytes_to_backend = 0
+        self._state = _DETACHED
+        self._client = None  # (transport, tls layer or None) of each side while attached
+        self._backend = None
+        self._client_stream: Any = None
+        self._backend_stream: Any = None
+        self._pending = b""  # backend bytes not scanned yet (an unfinished packet)
+        self._infile_seq = 0
+        self._client_lost: str | None = None
+        self._backend_lost: str | None = None
+        self._client_blocked = False  # the client's send buffer is full
+        self._backend_blocked = False
+        self._client_paused = False  # we paused reading from that side
+        self._backend_paused = False
+
+    # -- taking over and handing back ------------------------------------------------------
+
+    def attach(self, client_stream: Any, backend_stream: Any) -> None:
+        """Take both sockets from their packet streams and serve buffered commands."""
+        self._client_stream = client_stream
+        self._backend_stream = backend_stream
+        transport, tls, unread, self._client_blocked = client_stream.hand_over()
+        self._client = (transport, tls)
+        transport.set_protocol(self.client_side)
+        if unread:
+            self.requests.feed(unread)
+        transport, tls, unread, self._backend_blocked = backend_stream.hand_over()
+        self._backend = (transport, tls)
+        transport.set_protocol(self.backend_side)
+        if unread:
+            self._pending += unread
+        self._state = _IDLE
+        self._serve()
+
+    def detach(self) -> None:
+        """Give both sockets back to their packet streams, with what they sent unread."""
+        if self._state == _DETACHED:
+            return
+        self._state = _DETACHED
+        self._resume(True)
+        self._resume(False)
+        unread, self._pending = self._pending, b""
+        self._backend_stream.take_back(unread, self._backend_blocked, self._backend_lost)
+        self._client_stream.take_back(self.requests.take(), self._client_blocked, self._client_lost)
+
+    def close(self) -> None:
+        self._state = _CLOSED
+        for side in (self._client, self._backend):
+            if side is not None and not side[0].is_closing():
+                side[0].close()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def write_client(self, data: bytes) -> None:
+        transport, tls = self._client
+        if self._client_lost is None:
+            if tls is None:
+                transport.write(data)
+            else:
+                tls.write(data)
+
+    def answer(self, payloads: list[bytes]) -> None:
+        """Send packets of myguard's own as the response to the current command."""
+        seq = 1
+        for payload in payloads:
+            data, seq = build_packets(payload, seq)
+            self.write_client(data)
+
+    def _write_backend(self, data: bytes) -> None:
+        transport, tls = self._backend
+        self.bytes_to_backend += len(data)
+        if tls is None:
+            transport.write(data)
+        else:
+            tls.write(data)
+
+    # -- the client side ---------------------------------------------------------------------
+
+    def client_data(self, data: bytes) -> None:
+        tls = self._client[1]
+        if tls is not None:
+            try:
+                data = tls.decrypt(data)
+            except ssl.SSLError as exc:
+                self.client_gone(f"TLS error: {exc}")
+                self._client[0].close()
+                return
+        if data:
+            self.requests.feed(data)
+        state = self._state
+        if state == _IDLE:
+            self._serve()
+        elif state == _INFILE:
+            self._infile()
+        # Commands pipelined behind a response wait; a command itself must arrive whole.
+        if (
+            self._state == _RELAY
+            and len(self.requests) > PAUSE_READING_AT
+            and not self._client_paused
+        ):
+            self._client_paused = True
+            self._client[0].pause_reading()
+
+    def _serve(self) -> None:
+        """Take buffered commands until one needs a response or the handler takes over."""
+        handler = self.handler
+        try:
+            while self._state == _IDLE:
+                got = self.requests.next_packet(0)
+                if got is None:
+                    if not self._backend_blocked:
+                        self._resume(True)
+                    return
+                payload = got[0]
+                verdict = handler.command(payload)
+                if verdict > 0:
+                    self.scanner.start(verdict, True)
+                    self._state = _RELAY
+                    self._write_backend(build_packets(payload, 0)[0])
+                    if self._pending:
+                        self._relay(b"")
+                elif verdict == NO_RESPONSE:
+                    self._write_backend(build_packets(payload, 0)[0])
+                elif verdict == DETACH:
+                    self.detach()
+                elif verdict == CLOSE:
+                    self.close()
+        except Exception as exc:  # malformed framing; the handler ends the session
+            self._state = _CLOSED
+            handler.core_failed(exc)
+
+    def _infile(self) -> None:
+        """Relay a LOAD DATA LOCAL file: client packets until an empty one."""
+        try:
+            while True:
+                got = self.requests.next_packet(self._infile_seq)
+                if got is None:
+                    return
+                payload, seq = got
+                self._write_backend(build_packets(payload, self._infile_seq)[0])
+                self._infile_seq = seq
+                if not payload:
+                    break
+        except Exception as exc:
+            self._state = _CLOSED
+            self.handler.core_failed(exc)
+            return
+        self.scanner.resume_after_infile()
+        self._state = _RELAY
+        if self._pending:
+            self._relay(b"")
+
+    def client_gone(self, reason: str) -> None:
+        if self._client_lost is not None:
+            return
+        self._client_lost = reason
+        if self._state != _DETACHED:
+            self._state = _CLOSED
+            self.handler.client_lost(reason)
+
+    def client_writable(self, writable: bool) -> None:
+        self._client_blocked = not writable
+        if self._state != _DETACHED:
+            if writable:
+                self._resume(False)
+            elif not self._backend_paused:
+                self._backend_paused = True
+                self._backend[0].pause_reading()
+
+    # -- the backend side --------------------------------------------------------------------
+
+    def backend_data(self, data: bytes) -> None:
+        tls = self._backend[1]
+        if tls is not None:
+            try:
+                data = tls.decrypt(data)
+            except ssl.SSLError as exc:
+                self.backend_gone(f"TLS error: {exc}")
+                self._backend[0].close()
+                return
+        if self._state == _RELAY:
+            self._relay(data)
+        elif data:
+            self._pending += data
+
+    def _relay(self, data: bytes) -> None:
+        if self._pending:
+            data = self._pending + data
+            self._pending = b""
+        scanner = self.scanner
+        try:
+            used = scanner.scan(data)
+        except Exception as exc:  # a response that breaks the grammar
+            self._state = _CLOSED
+            self.handler.core_failed(exc)
+            return
+        if used:
+            self.write_client(data if used == len(data) else data[:used])
+            self.bytes_to_client += used
+        if used < len(data):
+            self._pending = data[used:]
+        if scanner.done:
+            self._state = _IDLE
+            self.handler.response_ended()
+            self._serve()
+        elif scanner.local_infile:
+            self._state = _INFILE
+            self._infile_seq = (scanner.last_seq + 1) & 0xFF
+            self._infile()
+
+    def backend_gone(self, reason: str) -> None:
+        if self._backend_lost is not None:
+            return
+        self._backend_lost = reason
+        state = self._state
+        if state != _DETACHED and state != _CLOSED:
+            self._state = _CLOSED
+            self.handler.backend_lost(reason, state != _IDLE)
+
+    def backend_writable(self, writable: bool) -> None:
+        self._backend_blocked = not writable
+        if self._state != _DETACHED:
+            if writable:
+                self._resume(True)
+            elif not self._client_paused:
+                self._client_paused = True
+                self._client[0].pause_reading()
+
+    def _resume(self, client: bool) -> None:
+        if client and self._client_paused:
+            self._client_paused = False
+            self._client[0].resume_reading()
+        elif not client and self._backend_paused:
+            self._backend_paused = False
+            self._backend[0].resume_reading()

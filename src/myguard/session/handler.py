@@ -1,0 +1,302 @@
+"""Statement boundaries of a session while the proxy core relays its bytes.
+
+The core (``_fast/proxycore``) asks :meth:`StatementHandler.command` about each client
+command and reports :meth:`StatementHandler.response_ended`; both run inside the core's
+socket callbacks, so they decide from values at hand and do no I/O. A command that needs
+I/O before it can be decided or answered (a masked identity's lineage, an approval hold,
+an EXPLAIN estimate, the session's sql_mode, KILL, MYGUARD commands, CHANGE_USER) is
+handed to the session's task, which runs it with the packet streams and then gives the
+sockets back to the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from myguard import metrics
+from myguard._fast import load
+from myguard.logs import event
+from myguard.policy.decision import ALLOW, Decision
+from myguard.protocol.constants import Command
+from myguard.protocol.errors import MySQLError, ProtocolError
+from myguard.protocol.generic_response import err_packet
+from myguard.protocol.prepared_statements import bound_types
+from myguard.session import kill as kill_stmt
+from myguard.session.relay import Outcome
+
+if TYPE_CHECKING:
+    from myguard.session.session import Session
+
+_core = load("proxycore")
+_scan = load("resultscan")
+
+NO_RESPONSE = _core.NO_RESPONSE
+ANSWERED = _core.ANSWERED
+DETACH = _core.DETACH
+CLOSE = _core.CLOSE
+
+# Commands whose response is one packet (OK, ERR, EOF or a STATISTICS string).
+_SIMPLE = frozenset(
+    {
+        Command.COM_PING,
+        Command.COM_STATISTICS,
+        Command.COM_SET_OPTION,
+        Command.COM_STMT_RESET,
+        Command.COM_RESET_CONNECTION,
+    }
+)
+_COMMAND_NAMES = {c.value: c.name[4:].lower() for c in Command}
+_QUERY = Command.COM_QUERY
+_EXECUTE = Command.COM_STMT_EXECUTE
+_PREPARE = Command.COM_STMT_PREPARE
+_FETCH = Command.COM_STMT_FETCH
+_INIT_DB = Command.COM_INIT_DB
+_STMT_CLOSE = Command.COM_STMT_CLOSE
+
+
+class Decided:
+    """A statement decided before it is forwarded: what the end of its response needs."""
+
+    __slots__ = ("command", "text", "decision", "started", "argument")
+
+    def __init__(
+        self, command: int, text: str, decision: Decision | None, started: float, argument: Any
+    ) -> None:
+        self.command = command
+        self.text = text
+        self.decision = decision
+        self.started = started
+        self.argument = argument  # INIT_DB: the database; EXECUTE: its prepared statement
+
+
+class StatementHandler:
+    """The session's answers to its proxy core."""
+
+    __slots__ = ("session", "core", "_waiter", "_running", "_perf")
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.core: Any = None
+        self._waiter: asyncio.Future[tuple[bytes, Decided | None] | None] | None = None
+        self._running: Decided | None = None
+        self._perf = 0.0
+
+    def wait(self) -> asyncio.Future[tuple[bytes, Decided | None] | None]:
+        """What the session task waits for: a command it must run itself (with what was
+        decided about it, if anything), None when the session ends, or the error ending it."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        return self._waiter
+
+    def _resolve(self, result: tuple[bytes, Decided | None] | None) -> None:
+        # Only the first outcome counts (an error already set stays).
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(result)
+
+    def _end(self, exc: BaseException, seq: int = 1) -> None:
+        """End the session with ``exc``, reported to the client at sequence id ``seq``."""
+        self.session.client.seq = seq
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+    # -- the core's calls --------------------------------------------------------------------
+
+    def command(self, payload: bytes) -> int:
+        s = self.session
+        s.busy = True
+        s.last_active = time.monotonic()
+        self._perf = time.perf_counter()
+        self._running = None
+        # An error that ends the session detaches: the session task reports it and closes.
+        if not payload:
+            self._end(ProtocolError("malformed packet: empty command", 1835))
+            return DETACH
+        try:
+            verdict = self._command(payload)
+        except MySQLError as exc:
+            if exc.fatal:
+                self._end(exc)
+                return DETACH
+            self.core.answer([err_packet(exc.code, exc.sqlstate, exc.message)])
+            self._finished(payload[0], "error")
+            return ANSWERED
+        except Exception as exc:  # a bug must cost one session, never the proxy
+            self._end(exc)
+            return DETACH
+        if verdict == DETACH:
+            self._resolve((payload, self._running))
+        elif verdict == CLOSE:
+            self._resolve(None)
+        elif verdict == NO_RESPONSE:
+            self._finished(payload[0], "ok")
+        return verdict
+
+    def response_ended(self) -> None:
+        s = self.session
+        scanner = s.scanner
+        running = self._running
+        error = scanner.error_code
+        try:
+            s.reading.after_response(scanner.status, error)
+            if running is not None:
+                self._statement_ended(running, scanner)
+        except Exception as exc:
+            self._end(exc)
+            return
+        core = self.core
+        tally = metrics.tally
+        tally.bytes_to_client += core.bytes_to_client
+        tally.bytes_to_backend += core.bytes_to_backend
+        core.bytes_to_client = core.bytes_to_backend = 0
+        self._finished(running.command if running else 0, "ok")
+
+    def client_lost(self, reason: str) -> None:
+        event(
+            logging.INFO,
+            "client_gone",
+            session=self.session.id,
+            user=self.session.user or None,
+            detail=reason,
+        )
+        self._resolve(None)
+
+    def backend_lost(self, reason: str, mid_response: bool) -> None:
+        s = self.session
+        error = s._backend_lost(Exception(reason))
+        if mid_response:
+            last = s.scanner.last_seq
+            self._end(error, (last + 1) & 0xFF if last else 1)
+        else:
+            self.core.close()
+            self._resolve(None)
+
+    def core_failed(self, exc: Exception) -> None:
+        self._end(exc)
+
+    # -- deciding --------------------------------------------------------------------------
+
+    def _command(self, payload: bytes) -> int:
+        s = self.session
+        command = payload[0]
+        if command == _QUERY:
+            return self._query(payload)
+        if command == _EXECUTE:
+            return self._execute(payload)
+        if command == _PREPARE:
+            return self._prepare(payload)
+        if command == _STMT_CLOSE:
+            s.prepared.pop(int.from_bytes(payload[1:5], "little"), None)
+            return NO_RESPONSE
+        if command == Command.COM_STMT_SEND_LONG_DATA:
+            return NO_RESPONSE
+        if command == _FETCH:
+            statement = s.prepared.get(int.from_bytes(payload[1:5], "little"))
+            if statement is not None and statement.cursor_masker is not None:
+                return DETACH
+            return _scan.RESPONSE_FETCH
+        if command == _INIT_DB:
+            return self._init_db(payload)
+        if command in _SIMPLE:
+            if command == Command.COM_RESET_CONNECTION:
+                s.prepared.clear()
+                s.reading.forget()
+            return _scan.RESPONSE_SIMPLE
+        if command == Command.COM_FIELD_LIST:
+            return _scan.RESPONSE_FIELD_LIST
+        if command == Command.COM_QUIT:
+            return CLOSE
+        return DETACH
+
+    def _query(self, payload: bytes) -> int:
+        s = self.session
+        sql = payload[1:]
+        if kill_stmt.parse_kill(sql) is not None:
+            return DETACH
+        text = sql.decode("utf-8", "replace")
+        if s.is_myguard_command(text):
+            return DETACH
+        started = time.time()
+        decision = s.decide_now(text, started)
+        self._running = Decided(_QUERY, text, decision, started, None)
+        if decision is None or decision.action != ALLOW or s.trail.always:
+            return DETACH  # needs I/O: an estimate, settings, lineage, approval, intent record
+        return _scan.RESPONSE_QUERY
+
+    def _prepare(self, payload: bytes) -> int:
+        s = self.session
+        text = payload[1:].decode("utf-8", "replace")
+        started = time.time()
+        decision = s.decide_now(text, started)
+        self._running = Decided(_PREPARE, text, decision, started, None)
+        if decision is None or decision.action != ALLOW:
+            return DETACH
+        return _scan.RESPONSE_PREPARE
+
+    def _execute(self, payload: bytes) -> int:
+        s = self.session
+        statement = s.prepared.get(int.from_bytes(payload[1:5], "little"))
+        if statement is None:
+            decided = Decided(_EXECUTE, "", None, time.time(), None)
+        else:
+            decision = statement.decision
+            if statement.mask is not None or decision.action != ALLOW:
+                return DETACH
+            statement.param_types = bound_types(
+                payload, statement.num_params, statement.param_types
+            )
+            decided = Decided(_EXECUTE, statement.sql, decision, time.time(), statement)
+        s.trail.require()
+        self._running = decided
+        return _scan.RESPONSE_EXECUTE
+
+    def _init_db(self, payload: bytes) -> int:
+        s = self.session
+        database = payload[1:].decode("utf-8", "replace")
+        text = "USE `" + database.replace("`", "``") + "`"
+        started = time.time()
+        decision = s.decide_now(text, started)
+        if decision is None:
+            return DETACH
+        self._running = Decided(_INIT_DB, text, decision, started, database)
+        return _scan.RESPONSE_SIMPLE
+
+    # -- after the response ----------------------------------------------------------------
+
+    def _statement_ended(self, running: Decided, scanner: Any) -> None:
+        s = self.session
+        command = running.command
+        decision = running.decision
+        error = scanner.error_code
+        if command == _PREPARE:
+            if not error:
+                s.remember_prepared(scanner.stmt_id, running.text, decision, scanner.num_params)
+            return
+        if command == _INIT_DB:
+            if not error:
+                s.use_database(running.argument)
+            s.trail.statement(
+                running.text, decision, Outcome(error_code=error), started=running.started
+            )
+            return
+        s.reading.after_statement(running.text, decision.statements if decision else ())
+        if not error and decision is not None:
+            s.after_success(running.text, decision)
+        s.trail.statement(
+            running.text,
+            decision,
+            Outcome(rows=scanner.rows, affected_rows=scanner.affected_rows, error_code=error),
+            started=running.started,
+        )
+
+    def _finished(self, command: int, outcome: str) -> None:
+        s = self.session
+        s.busy = False
+        name = _COMMAND_NAMES.get(command, "unknown")
+        metrics.statement_done(name, outcome, time.perf_counter() - self._perf)
+        if s.ctx.draining:
+            self.core.close()
+            self._resolve(None)

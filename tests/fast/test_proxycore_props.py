@@ -1,0 +1,183 @@
+"""Property tests of the proxy core: the compiled module and its pure-Python twin agree,
+and both relay every response byte for byte, whatever the chunking.
+
+Random well-formed responses of every kind (the grammar of ``test_resultscan_props``)
+arrive in random chunks after a command that itself arrives in random chunks, followed
+by a pipelined second command; each core must forward the command unchanged, hand the
+client exactly the response, report its end once, then forward the second command. The
+compiled module is imported explicitly: these tests fail, not skip, when it is not built.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_resultscan_props import cut, frame, responses
+
+from myguard._fast import twin
+
+compiled = importlib.import_module("myguard._fast.proxycore")
+python = twin("proxycore")
+SCANNERS = {
+    compiled: importlib.import_module("myguard._fast.resultscan"),
+    python: twin("resultscan"),
+}
+SIMPLE = 6
+OK = b"\x00\x00\x00\x02\x00\x00\x00"
+
+
+class Transport:
+    def __init__(self) -> None:
+        self.protocol = None
+        self.written = bytearray()
+        self.paused = False
+        self.closed = False
+
+    def set_protocol(self, protocol) -> None:
+        self.protocol = protocol
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Stream:
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.taken_back = None
+
+    def hand_over(self):
+        return self.transport, None, b"", False
+
+    def take_back(self, unread: bytes, blocked: bool, lost: str | None) -> None:
+        self.transport.set_protocol(self)
+        self.taken_back = (unread, blocked, lost)
+
+
+class Handler:
+    def __init__(self, kinds: list[int]) -> None:
+        self.kinds = kinds
+        self.events: list = []
+        self.core = None
+
+    def command(self, payload: bytes) -> int:
+        self.events.append(("command", payload))
+        return self.kinds.pop(0)
+
+    def response_ended(self) -> None:
+        s = self.core.scanner
+        self.events.append(("ended", s.rows, s.error_code, s.status, s.affected_rows))
+
+    def client_lost(self, reason: str) -> None:
+        self.events.append(("client_lost", reason))
+
+    def backend_lost(self, reason: str, mid_response: bool) -> None:
+        self.events.append(("backend_lost", reason, mid_response))
+
+    def core_failed(self, exc: Exception) -> None:
+        self.events.append(("failed", type(exc).__name__))
+
+
+def asks_file(kind: int, deprecate_eof: bool, response: bytes) -> bool:
+    scanner = SCANNERS[python].ResponseScanner(deprecate_eof)
+    scanner.start(kind, True)
+    scanner.scan(response)
+    return scanner.local_infile
+
+
+def run(impl, kind: int, deprecate_eof: bool, response: bytes, command_cuts, response_cuts):
+    handler = Handler([kind, SIMPLE])
+    core = handler.core = impl.ProxyCore(
+        handler, SCANNERS[impl].ResponseScanner(deprecate_eof), 1 << 24
+    )
+    client, backend = Transport(), Transport()
+    core.attach(Stream(client), Stream(backend))
+    # A query, then a pipelined COM_PING; a client sends no command while it owes a file.
+    ping = frame([b"\x0e"], 0)
+    commands = frame([b"\x03SELECT 1"], 0) + (
+        b"" if asks_file(kind, deprecate_eof, response) else ping
+    )
+    for part in cut(commands, command_cuts):
+        client.protocol.data_received(part)
+    infile_sent = False
+    for part in cut(response, response_cuts):
+        backend.protocol.data_received(part)
+        while core.scanner.local_infile:
+            infile_sent = True  # the client's empty packet ends the (empty) file
+            client.protocol.data_received(frame([b""], (core.scanner.last_seq + 1) & 0xFF))
+    relayed = bytes(client.written)
+    if infile_sent:
+        client.protocol.data_received(ping)
+    backend.protocol.data_received(frame([OK], 1))
+    return handler.events, relayed, bytes(backend.written), bytes(client.written)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    responses(),
+    st.lists(st.integers(0, 10**6), max_size=6),
+    st.lists(st.integers(0, 10**6), max_size=25),
+)
+def test_both_cores_relay_responses_exactly(response, command_cuts, response_cuts):
+    kind, deprecate_eof, data = response
+    got = run(compiled, kind, deprecate_eof, data, command_cuts, response_cuts)
+    want = run(python, kind, deprecate_eof, data, command_cuts, response_cuts)
+    assert got == want
+    events, relayed, to_backend, to_client = want
+    # the first response ended exactly where its bytes ended, then the ping ran
+    assert [e[0] for e in events] == ["command", "ended", "command", "ended"]
+    assert relayed == data
+    assert to_client == data + frame([OK], 1)
+    assert to_backend.startswith(frame([b"\x03SELECT 1"], 0))
+    assert to_backend.endswith(frame([b"\x0e"], 0))
+
+
+def test_backend_loss_mid_response_is_reported_once():
+    for impl in (compiled, python):
+        handler = Handler([1])
+        core = handler.core = impl.ProxyCore(handler, SCANNERS[impl].ResponseScanner(True), 1 << 24)
+        client, backend = Transport(), Transport()
+        core.attach(Stream(client), Stream(backend))
+        client.protocol.data_received(frame([b"\x03SELECT 1"], 0))
+        backend.protocol.data_received(frame([b"\x01"], 1))  # a column count, then nothing
+        backend.protocol.connection_lost(None)
+        backend.protocol.eof_received()
+        assert handler.events[-1] == ("backend_lost", "connection closed by peer", True)
+        assert [e[0] for e in handler.events].count("backend_lost") == 1
+
+
+def test_detach_hands_back_unread_bytes():
+    for impl in (compiled, python):
+        handler = Handler([python.DETACH])
+        core = handler.core = impl.ProxyCore(handler, SCANNERS[impl].ResponseScanner(True), 1 << 24)
+        client, backend = Transport(), Transport()
+        client_stream, backend_stream = Stream(client), Stream(backend)
+        core.attach(client_stream, backend_stream)
+        client.protocol.data_received(frame([b"\x03KILL 5"], 0) + frame([b"\x0e"], 0)[:3])
+        assert client.protocol is client_stream and backend.protocol is backend_stream
+        assert client_stream.taken_back == (frame([b"\x0e"], 0)[:3], False, None)
+
+
+def test_full_client_send_buffer_pauses_the_backend():
+    for impl in (compiled, python):
+        handler = Handler([1])
+        core = handler.core = impl.ProxyCore(handler, SCANNERS[impl].ResponseScanner(True), 1 << 24)
+        client, backend = Transport(), Transport()
+        core.attach(Stream(client), Stream(backend))
+        client.protocol.pause_writing()
+        assert backend.paused
+        client.protocol.resume_writing()
+        assert not backend.paused
