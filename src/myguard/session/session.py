@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from myguard import metrics
 from myguard._fast import load
+from myguard.analysis.analyzer import used_database
 from myguard.approvals.errors import MyguardCommandSyntax
 from myguard.approvals.sql_command import MyguardCommand, parse_myguard_command
 from myguard.backend.connect import (
@@ -17,7 +18,6 @@ from myguard.backend.connect import (
     BackendConnection,
     connect,
 )
-from myguard.analysis.analyzer import used_database
 from myguard.backend.query import text_query
 from myguard.config import BackendConfig
 from myguard.context import ServerContext
