@@ -14,7 +14,7 @@ import importlib
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_resultscan_props import cut, frame, responses
+from test_resultscan_props import cut, feed, frame, responses
 
 from myguard._fast import twin
 
@@ -105,6 +105,7 @@ def run(impl, kind: int, deprecate_eof: bool, response: bytes, command_cuts, res
     )
     client, backend = Transport(), Transport()
     core.attach(Stream(client), Stream(backend))
+    core.serve()
     # A query, then a pipelined COM_PING; a client sends no command while it owes a file.
     ping = frame([b"\x0e"], 0)
     commands = frame([b"\x03SELECT 1"], 0) + (
@@ -151,6 +152,7 @@ def test_backend_loss_mid_response_is_reported_once():
         core = handler.core = impl.ProxyCore(handler, SCANNERS[impl].ResponseScanner(True), 1 << 24)
         client, backend = Transport(), Transport()
         core.attach(Stream(client), Stream(backend))
+        core.serve()
         client.protocol.data_received(frame([b"\x03SELECT 1"], 0))
         backend.protocol.data_received(frame([b"\x01"], 1))  # a column count, then nothing
         backend.protocol.connection_lost(None)
@@ -166,6 +168,7 @@ def test_detach_hands_back_unread_bytes():
         client, backend = Transport(), Transport()
         client_stream, backend_stream = Stream(client), Stream(backend)
         core.attach(client_stream, backend_stream)
+        core.serve()
         client.protocol.data_received(frame([b"\x03KILL 5"], 0) + frame([b"\x0e"], 0)[:3])
         assert client.protocol is client_stream and backend.protocol is backend_stream
         assert client_stream.taken_back == (frame([b"\x0e"], 0)[:3], False, None)
@@ -177,7 +180,97 @@ def test_full_client_send_buffer_pauses_the_backend():
         core = handler.core = impl.ProxyCore(handler, SCANNERS[impl].ResponseScanner(True), 1 << 24)
         client, backend = Transport(), Transport()
         core.attach(Stream(client), Stream(backend))
+        core.serve()
         client.protocol.pause_writing()
         assert backend.paused
         client.protocol.resume_writing()
         assert not backend.paused
+
+
+class MaskingHandler(Handler):
+    """Sees each result set's metadata and stamps the runs it masks, so the test can
+    tell which bytes went through the masker."""
+
+    def __init__(self, kinds: list[int]) -> None:
+        super().__init__(kinds)
+        self.headers: list[bytes] = []
+
+    def columns(self, header: bytes) -> bytes:
+        self.headers.append(header)
+        self.core.mask_rows(self, True)
+        return header
+
+    def rewrite_packets(self, run: bytes, binary: bool) -> bytes:
+        self.events.append(("masked", run))
+        return run
+
+
+def run_masked(impl, kind: int, deprecate_eof: bool, response: bytes, response_cuts):
+    handler = MaskingHandler([])
+    core = handler.core = impl.ProxyCore(
+        handler, SCANNERS[impl].ResponseScanner(deprecate_eof), 1 << 24
+    )
+    client, backend = Transport(), Transport()
+    core.attach(Stream(client), Stream(backend))
+    if kind == 3:  # FETCH: a cursor's rows, masked by the masker of its EXECUTE
+        core.mask_rows(handler, True)
+    core.forward(b"\x03SELECT 1", kind, True)
+    for part in cut(response, response_cuts):
+        backend.protocol.data_received(part)
+        while core.scanner.local_infile:
+            client.protocol.data_received(frame([b""], (core.scanner.last_seq + 1) & 0xFF))
+    return handler.events, handler.headers, bytes(client.written)
+
+
+@settings(max_examples=300, deadline=None)
+@given(responses(), st.lists(st.integers(0, 10**6), max_size=25))
+def test_masked_responses_pass_every_row_through_the_masker(response, response_cuts):
+    kind, deprecate_eof, data = response
+    if kind not in (1, 2, 3):  # QUERY, EXECUTE, FETCH carry rows
+        return
+    got = run_masked(compiled, kind, deprecate_eof, data, response_cuts)
+    want = run_masked(python, kind, deprecate_eof, data, response_cuts)
+    assert got == want
+    events, headers, to_client = want
+    assert to_client == data
+    assert events[-1][0] == "ended"
+    masked = b"".join(e[1] for e in events if e[0] == "masked")
+    # Every row went through the masker: scanning what it saw finds all the rows.
+    expected_rows = feed(SCANNERS[python], kind, deprecate_eof, False, [data])[1]["rows"]
+    rows_seen = SCANNERS[python].ResponseScanner(deprecate_eof)
+    rows_seen.start(3)  # FETCH: rows state from the first byte
+    counted = 0
+    pos = 0
+    while pos < len(masked):
+        rows_seen.start(3)
+        used = rows_seen.scan(masked[pos:])
+        counted += rows_seen.rows
+        if not used:
+            break
+        pos += used
+    assert counted == expected_rows
+    for header in headers:
+        assert header[4] not in (0x00, 0xFE, 0xFF)  # a column count starts each header
+
+
+def test_refused_result_drops_the_rest():
+    for impl in (compiled, python):
+
+        class Refusing(MaskingHandler):
+            def columns(self, header: bytes) -> bytes:
+                self.core.discard_rest()
+                return b"REFUSED"
+
+        handler = Refusing([])
+        core = handler.core = impl.ProxyCore(handler, SCANNERS[impl].ResponseScanner(True), 1 << 24)
+        client, backend = Transport(), Transport()
+        core.attach(Stream(client), Stream(backend))
+        core.forward(b"\x03SELECT ssn FROM t", 1, True)
+        coldef = (
+            b"\x03def\x00\x01t\x01t\x03ssn\x03ssn\x0c!\x00\x0b\x00\x00\x00\xfd\x00\x00\x00\x00\x00"
+        )
+        rows = [b"\x0b123-45-6789"] * 3
+        response = frame([b"\x01", coldef, *rows, b"\xfe\x00\x00\x02\x00\x00\x00"], 1)
+        backend.protocol.data_received(response)
+        assert bytes(client.written) == b"REFUSED"
+        assert handler.events[-1][0] == "ended"

@@ -33,7 +33,7 @@ CURSOR = 0x0040
 ATTRS = (
     "done", "rows", "result_sets", "affected_rows", "last_insert_id", "status", "warnings",
     "error_code", "local_infile", "stmt_id", "num_params", "num_columns", "last_seq",
-    "deprecate_eof", "kind", "state", "stream_rows",
+    "deprecate_eof", "kind", "state", "stream_rows", "stop_at_rows", "at_rows",
 )  # fmt: skip
 KINDS = [
     python.RESPONSE_QUERY, python.RESPONSE_EXECUTE, python.RESPONSE_FETCH,
@@ -258,24 +258,35 @@ def cut(data: bytes, cuts: list[int]) -> list[bytes]:
     return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
 
 
-def feed(impl, kind: int, deprecate_eof: bool, stream_rows: bool, parts: list[bytes]):
+def feed(
+    impl,
+    kind: int,
+    deprecate_eof: bool,
+    stream_rows: bool,
+    parts: list[bytes],
+    stop_at_rows: bool = False,
+):
     """Scan like the relay does; every call's consumed count, the end state, the leftover.
 
     After a LOCAL INFILE request the scanner resumes on the rest of the stream, where the
-    server's answer to the file would be.
+    server's answer to the file would be. With ``stop_at_rows`` a scan that consumed
+    something is repeated on what is left before more bytes are added, as the core does.
     """
     scanner = impl.ResponseScanner(deprecate_eof)
-    scanner.start(kind, stream_rows)
+    scanner.start(kind, stream_rows, stop_at_rows)
     trace: list = []
     pending = b""
     parts = list(parts)
+    used = 0
     while True:
         if scanner.local_infile:
             scanner.resume_after_infile()
             trace.append("resume")
-        elif scanner.done or not parts:
+        elif scanner.done:
             return trace, attrs(scanner), pending
-        else:
+        elif not (stop_at_rows and used):
+            if not parts:
+                return trace, attrs(scanner), pending
             pending += parts.pop(0)
         try:
             used = scanner.scan(pending)
@@ -286,12 +297,17 @@ def feed(impl, kind: int, deprecate_eof: bool, stream_rows: bool, parts: list[by
             trace.append(type(exc).__name__)
             return trace, attrs(scanner), pending
         trace.append(used)
+        if scanner.at_rows:
+            trace.append("at_rows")
+            scanner.at_rows = False
         pending = pending[used:]
 
 
-def agree(kind: int, deprecate_eof: bool, stream_rows: bool, parts: list[bytes]):
-    got = feed(compiled, kind, deprecate_eof, stream_rows, parts)
-    want = feed(python, kind, deprecate_eof, stream_rows, parts)
+def agree(
+    kind: int, deprecate_eof: bool, stream_rows: bool, parts: list[bytes], stop: bool = False
+):
+    got = feed(compiled, kind, deprecate_eof, stream_rows, parts, stop)
+    want = feed(python, kind, deprecate_eof, stream_rows, parts, stop)
     assert got == want
     return want
 
@@ -302,6 +318,22 @@ def test_well_formed_responses_in_any_chunking(response, stream_rows, cuts):
     kind, deprecate_eof, data = response
     trace, end, pending = agree(kind, deprecate_eof, stream_rows, cut(data, cuts))
     assert end["done"] and pending == b"" and sum(t for t in trace if t != "resume") == len(data)
+
+
+@SETTINGS
+@given(responses(), st.lists(st.integers(0, 10**6), max_size=25))
+def test_stopping_at_each_header_consumes_the_same(response, cuts):
+    """Stopping at result-set boundaries (masking's mode) ends where scanning through does,
+    with the same counts, and reports the end of each result set's metadata."""
+    kind, deprecate_eof, data = response
+    trace, end, pending = agree(kind, deprecate_eof, False, cut(data, cuts), True)
+    _, through, _ = feed(python, kind, deprecate_eof, False, cut(data, cuts))
+    assert end["done"] and pending == b""
+    assert sum(t for t in trace if isinstance(t, int)) == len(data)
+    for name in ("rows", "result_sets", "status", "error_code", "affected_rows"):
+        assert end[name] == through[name]
+    if kind in (python.RESPONSE_QUERY, python.RESPONSE_EXECUTE) and end["num_columns"]:
+        assert "at_rows" in trace
 
 
 @SETTINGS

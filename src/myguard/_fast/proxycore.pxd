@@ -19,8 +19,15 @@ cdef class ProxyCore:
     cdef int _infile_seq
     cdef object _client_lost, _backend_lost
     cdef bint _client_blocked, _backend_blocked, _client_paused, _backend_paused
+    cdef bint _masked, _holding, _binary, _discard
+    cdef bytes _held
+    cdef object _masker
 
     cpdef attach(self, client_stream, backend_stream)
+    cpdef serve(self)
+    cpdef forward(self, bytes payload, long long kind, bint masked)
+    cpdef mask_rows(self, masker, bint binary)
+    cpdef discard_rest(self)
     cpdef detach(self)
     cpdef close(self)
     cpdef write_client(self, data)
@@ -33,6 +40,7 @@ cdef class ProxyCore:
     cdef client_writable(self, bint writable)
     cdef backend_data(self, bytes data)
     cdef _relay(self, bytes data)
+    cdef Py_ssize_t _relay_masked(self, bytes data) except -1
     cdef backend_gone(self, str reason)
     cdef backend_writable(self, bint writable)
     cdef _resume(self, bint client)

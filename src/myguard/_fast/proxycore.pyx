@@ -31,6 +31,7 @@ cdef enum:
     _RELAY = 2
     _INFILE = 3
     _CLOSED = 4
+    _KIND_FETCH = 3  # resultscan.RESPONSE_FETCH
 
 
 cdef class ClientSide:
@@ -103,11 +104,17 @@ cdef class ProxyCore:
         self._backend_blocked = False
         self._client_paused = False
         self._backend_paused = False
+        self._masked = False
+        self._holding = False
+        self._held = b""
+        self._masker = None
+        self._binary = False
+        self._discard = False
 
     # -- taking over and handing back ------------------------------------------------------
 
     cpdef attach(self, client_stream, backend_stream):
-        """Take both sockets from their packet streams and serve buffered commands."""
+        """Take both sockets from their packet streams; then ``serve`` or ``forward``."""
         self._client_stream = client_stream
         self._backend_stream = backend_stream
         transport, tls, unread, blocked = client_stream.hand_over()
@@ -121,7 +128,32 @@ cdef class ProxyCore:
         if unread:
             self._pending += unread
         self._state = _IDLE
+
+    cpdef serve(self):
+        """Take the client's buffered commands (after ``attach``)."""
         self._serve()
+
+    cpdef forward(self, bytes payload, long long kind, bint masked):
+        """Send a command the handler decided on and relay its response of ``kind``."""
+        self._masked = masked
+        self._holding = masked and kind != _KIND_FETCH
+        self._discard = False
+        if not masked:
+            self._masker = None
+        self.scanner.start(kind, not masked, masked)
+        self._state = _RELAY
+        self._write_backend(build_packets(payload, 0)[0])
+        if PyBytes_GET_SIZE(self._pending):
+            self._relay(b"")
+
+    cpdef mask_rows(self, masker, bint binary):
+        """Rows of the current result set go through ``masker.rewrite_packets``."""
+        self._masker = masker
+        self._binary = binary
+
+    cpdef discard_rest(self):
+        """The handler refused this result: drop the rest of the response."""
+        self._discard = True
 
     cpdef detach(self):
         """Give both sockets back to their packet streams, with what they sent unread."""
@@ -201,11 +233,7 @@ cdef class ProxyCore:
                 payload = (<tuple>got)[0]
                 verdict = handler.command(payload)
                 if verdict > 0:
-                    self.scanner.start(verdict, True)
-                    self._state = _RELAY
-                    self._write_backend(build_packets(payload, 0)[0])
-                    if PyBytes_GET_SIZE(self._pending):
-                        self._relay(b"")
+                    self.forward(payload, verdict, False)
                 elif verdict == _NO_RESPONSE:
                     self._write_backend(build_packets(payload, 0)[0])
                 elif verdict == _DETACH:
@@ -276,14 +304,17 @@ cdef class ProxyCore:
             self._pending = b""
         size = PyBytes_GET_SIZE(data)
         try:
-            used = scanner._scan(<const unsigned char*>PyBytes_AS_STRING(data), size)
-        except Exception as exc:  # a response that breaks the grammar
+            if self._masked:
+                used = self._relay_masked(data)
+            else:
+                used = scanner._scan(<const unsigned char*>PyBytes_AS_STRING(data), size)
+                if used:
+                    self.write_client(data if used == size else data[:used])
+        except Exception as exc:  # a response that breaks the grammar, a failed rewrite
             self._state = _CLOSED
             self.handler.core_failed(exc)
             return
-        if used:
-            self.write_client(data if used == size else data[:used])
-            self.bytes_to_client += used
+        self.bytes_to_client += used
         if used < size:
             self._pending = data[used:]
         if scanner.done:
@@ -294,6 +325,40 @@ cdef class ProxyCore:
             self._state = _INFILE
             self._infile_seq = (scanner.last_seq + 1) & 0xFF
             self._infile()
+
+    cdef Py_ssize_t _relay_masked(self, bytes data) except -1:
+        """Scan ``data`` one result-set boundary at a time; the bytes consumed."""
+        cdef ResponseScanner scanner = self.scanner
+        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(data), pos = 0, used
+        while True:
+            used = scanner._scan(p + pos, size - pos)
+            run = data[pos:pos + used]
+            pos += used
+            if self._holding:
+                self._held += run
+                if scanner.at_rows:
+                    scanner.at_rows = False
+                    self._holding = False
+                    header = self._held
+                    self._held = b""
+                    if not self._discard:
+                        self.write_client(self.handler.columns(header))
+                elif scanner.at_result_start() or scanner.done or scanner.local_infile:
+                    held = self._held  # OK/ERR packets, no metadata
+                    self._held = b""
+                    if not self._discard:
+                        self.write_client(held)
+            else:
+                if used and not self._discard:
+                    if self._masker is not None:
+                        run = self._masker.rewrite_packets(run, self._binary)
+                    self.write_client(run)
+                if scanner.at_result_start() and not scanner.done:
+                    self._holding = True
+                    self._masker = None
+            if not used or scanner.done or scanner.local_infile:
+                return pos
 
     cdef backend_gone(self, str reason):
         cdef int state = self._state

@@ -8,9 +8,15 @@ command's response is scanned by the one response grammar (``resultscan``) as it
 and written to the client in the runs it came in; the handler hears when it ended. Neither
 side wakes a task on this path.
 
+A response forwarded with ``masked`` goes through the handler instead: each result set's
+metadata is held back until complete and replaced by what ``handler.columns(header)``
+returns; the handler then sets the row masker (``mask_rows``), or refuses the result
+(``discard_rest``: the rest of the response is read and dropped). Rows never pass before
+the handler has seen their result set's metadata.
+
 Handler methods (all synchronous, none may raise):
-``command(payload) -> int``, ``response_ended()``, ``client_lost(reason)``,
-``backend_lost(reason, mid_response)``, ``core_failed(exc)``.
+``command(payload) -> int``, ``columns(header) -> bytes``, ``response_ended()``,
+``client_lost(reason)``, ``backend_lost(reason, mid_response)``, ``core_failed(exc)``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import ssl
 from typing import Any
 
 from myguard._fast.framing_py import PacketBuffer, build_packets
+from myguard._fast.resultscan_py import RESPONSE_FETCH
 
 # What ``handler.command`` returns besides a response kind (resultscan.RESPONSE_*, 1..6).
 NO_RESPONSE = 0  # forward it; the protocol answers nothing (COM_STMT_CLOSE, SEND_LONG_DATA)
@@ -111,11 +118,17 @@ class ProxyCore:
         self._backend_blocked = False
         self._client_paused = False  # we paused reading from that side
         self._backend_paused = False
+        self._masked = False  # this response's metadata goes through the handler
+        self._holding = False  # collecting a result set's metadata for the handler
+        self._held = b""
+        self._masker: Any = None
+        self._binary = False
+        self._discard = False
 
     # -- taking over and handing back ------------------------------------------------------
 
     def attach(self, client_stream: Any, backend_stream: Any) -> None:
-        """Take both sockets from their packet streams and serve buffered commands."""
+        """Take both sockets from their packet streams; then ``serve`` or ``forward``."""
         self._client_stream = client_stream
         self._backend_stream = backend_stream
         transport, tls, unread, self._client_blocked = client_stream.hand_over()
@@ -129,7 +142,32 @@ class ProxyCore:
         if unread:
             self._pending += unread
         self._state = _IDLE
+
+    def serve(self) -> None:
+        """Take the client's buffered commands (after ``attach``)."""
         self._serve()
+
+    def forward(self, payload: bytes, kind: int, masked: bool) -> None:
+        """Send a command the handler decided on and relay its response of ``kind``."""
+        self._masked = masked
+        self._holding = masked and kind != RESPONSE_FETCH
+        self._discard = False
+        if not masked:
+            self._masker = None
+        self.scanner.start(kind, not masked, masked)
+        self._state = _RELAY
+        self._write_backend(build_packets(payload, 0)[0])
+        if self._pending:
+            self._relay(b"")
+
+    def mask_rows(self, masker: Any, binary: bool) -> None:
+        """Rows of the current result set go through ``masker.rewrite_packets``."""
+        self._masker = masker
+        self._binary = binary
+
+    def discard_rest(self) -> None:
+        """The handler refused this result: drop the rest of the response."""
+        self._discard = True
 
     def detach(self) -> None:
         """Give both sockets back to their packet streams, with what they sent unread."""
@@ -213,11 +251,7 @@ class ProxyCore:
                 payload = got[0]
                 verdict = handler.command(payload)
                 if verdict > 0:
-                    self.scanner.start(verdict, True)
-                    self._state = _RELAY
-                    self._write_backend(build_packets(payload, 0)[0])
-                    if self._pending:
-                        self._relay(b"")
+                    self.forward(payload, verdict, False)
                 elif verdict == NO_RESPONSE:
                     self._write_backend(build_packets(payload, 0)[0])
                 elif verdict == DETACH:
@@ -288,14 +322,17 @@ class ProxyCore:
             self._pending = b""
         scanner = self.scanner
         try:
-            used = scanner.scan(data)
-        except Exception as exc:  # a response that breaks the grammar
+            if self._masked:
+                used = self._relay_masked(data)
+            else:
+                used = scanner.scan(data)
+                if used:
+                    self.write_client(data if used == len(data) else data[:used])
+        except Exception as exc:  # a response that breaks the grammar, a failed rewrite
             self._state = _CLOSED
             self.handler.core_failed(exc)
             return
-        if used:
-            self.write_client(data if used == len(data) else data[:used])
-            self.bytes_to_client += used
+        self.bytes_to_client += used
         if used < len(data):
             self._pending = data[used:]
         if scanner.done:
@@ -306,6 +343,37 @@ class ProxyCore:
             self._state = _INFILE
             self._infile_seq = (scanner.last_seq + 1) & 0xFF
             self._infile()
+
+    def _relay_masked(self, data: bytes) -> int:
+        """Scan ``data`` one result-set boundary at a time; the bytes consumed."""
+        scanner = self.scanner
+        pos = 0
+        while True:
+            used = scanner.scan(data[pos:])
+            run = data[pos : pos + used]
+            pos += used
+            if self._holding:
+                self._held += run
+                if scanner.at_rows:
+                    scanner.at_rows = False
+                    self._holding = False
+                    header, self._held = self._held, b""
+                    if not self._discard:
+                        self.write_client(self.handler.columns(header))
+                elif scanner.at_result_start() or scanner.done or scanner.local_infile:
+                    held, self._held = self._held, b""  # OK/ERR packets, no metadata
+                    if not self._discard:
+                        self.write_client(held)
+            else:
+                if run and not self._discard:
+                    if self._masker is not None:
+                        run = self._masker.rewrite_packets(run, self._binary)
+                    self.write_client(run)
+                if scanner.at_result_start() and not scanner.done:
+                    self._holding = True
+                    self._masker = None
+            if not used or scanner.done or scanner.local_infile:
+                return pos
 
     def backend_gone(self, reason: str) -> None:
         if self._backend_lost is not None:

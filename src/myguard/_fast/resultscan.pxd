@@ -3,6 +3,8 @@
 cdef class ResponseScanner:
     cdef public bint deprecate_eof
     cdef public bint stream_rows
+    cdef public bint stop_at_rows
+    cdef public bint at_rows
     cdef public long long kind
     cdef public int state
     cdef public bint done
@@ -24,7 +26,8 @@ cdef class ResponseScanner:
     cdef bint _continuation
     cdef Py_ssize_t _skip  # body bytes of a streamed packet still to come
 
-    cpdef start(self, long long kind, bint stream_rows=*)
+    cpdef start(self, long long kind, bint stream_rows=*, bint stop_at_rows=*)
+    cpdef bint at_result_start(self)
     cdef Py_ssize_t _scan(self, const unsigned char* p, Py_ssize_t end) except -1
     cdef inline bint _streamable(self, const unsigned char* p, Py_ssize_t body,
                                  Py_ssize_t length, Py_ssize_t end)

@@ -82,10 +82,12 @@ cdef class ResponseScanner:
         self.deprecate_eof = deprecate_eof
         self.start(RESPONSE_SIMPLE)
 
-    cpdef start(self, long long kind, bint stream_rows=False):
+    cpdef start(self, long long kind, bint stream_rows=False, bint stop_at_rows=False):
         """Begin scanning the response to a command of ``kind`` (see the twin)."""
         self.kind = kind
         self.stream_rows = stream_rows
+        self.stop_at_rows = stop_at_rows
+        self.at_rows = False
         if kind == _KIND_FETCH:
             self.state = _ROWS
         elif kind == _KIND_FIELD_LIST:
@@ -108,6 +110,10 @@ cdef class ResponseScanner:
         self._remaining = -1
         self._continuation = False
         self._skip = 0
+
+    cpdef bint at_result_start(self):
+        """Between two results of a response: the next packet starts a result (see the twin)."""
+        return self.state == _FIRST
 
     def resume_after_infile(self):
         """After the LOCAL INFILE exchange the server answers with OK/ERR as a new first packet."""
@@ -167,8 +173,12 @@ cdef class ResponseScanner:
                     self._error(p, end, body)
                 else:
                     self._end_of_rows(p, end, body, length)
+                    if self.stop_at_rows and self.state == _FIRST:
+                        break
             else:
                 self._packet(p, end, body, length)
+                if self.stop_at_rows and (self.at_rows or self.state == _FIRST):
+                    break
         return pos
 
     cdef inline bint _streamable(self, const unsigned char* p, Py_ssize_t body,
@@ -203,11 +213,17 @@ cdef class ResponseScanner:
                 return 0
             self._remaining -= 1
             if self._remaining == 0:
-                self.state = _ROWS if self.deprecate_eof else _COLUMNS_EOF
+                if self.deprecate_eof:
+                    self.state = _ROWS
+                    self.at_rows = self.stop_at_rows
+                else:
+                    self.state = _COLUMNS_EOF
         elif state == _COLUMNS_EOF:
             status = _eof_status(p, body, length)
-            if self.kind == _KIND_EXECUTE and status & _CURSOR_EXISTS:
-                self._finish(status)  # rows come later through COM_STMT_FETCH
+            self.at_rows = self.stop_at_rows
+            if (self.kind == _KIND_EXECUTE and status & _CURSOR_EXISTS
+                    and not status & _MORE_RESULTS):
+                self._finish(status)  # a cursor opened (see the twin)
             else:
                 self.state = _ROWS
         elif state == _PARAMS:

@@ -12,7 +12,9 @@ from myguard.protocol.errors import ProtocolError
 
 # What the command was; it decides the response grammar.
 RESPONSE_QUERY = 1  # COM_QUERY: OK | ERR | LOCAL INFILE | result sets, possibly several
-RESPONSE_EXECUTE = 2  # COM_STMT_EXECUTE: as QUERY with binary rows; may open a cursor
+# COM_STMT_EXECUTE that asks for a cursor: as QUERY (binary rows), but may open the cursor.
+# Without the cursor flag an EXECUTE's response has the grammar of QUERY.
+RESPONSE_EXECUTE = 2
 RESPONSE_FETCH = 3  # COM_STMT_FETCH: binary rows then EOF/OK, or ERR
 RESPONSE_PREPARE = 4  # COM_STMT_PREPARE: PREPARE_OK + parameter and column definitions
 RESPONSE_FIELD_LIST = 5  # COM_FIELD_LIST: column definitions then EOF, or ERR
@@ -51,16 +53,23 @@ class ResponseScanner:
         self.deprecate_eof = deprecate_eof
         self.start(RESPONSE_SIMPLE)
 
-    def start(self, kind: int, stream_rows: bool = False) -> None:
+    def start(self, kind: int, stream_rows: bool = False, stop_at_rows: bool = False) -> None:
         """Begin scanning the response to a command of ``kind``.
 
         ``stream_rows``: rows (and continuation fragments of any 16 MiB+ packet) may be
         consumed before they are complete, so a caller that forwards raw bytes never has
         to buffer a whole row. Callers that need whole packets in every run (masking
         rewrites rows) leave it off.
+
+        ``stop_at_rows``: ``scan`` stops after the packet that ends a result set's metadata
+        (setting ``at_rows``, which the caller clears) and after one that leaves the
+        response at the start of the next result (an OK with more results, the end of a
+        result set's rows), so a caller rewriting metadata gets each header as one run.
         """
         self.kind = kind
         self.stream_rows = stream_rows
+        self.stop_at_rows = stop_at_rows
+        self.at_rows = False
         self.state = {RESPONSE_FETCH: _ROWS, RESPONSE_FIELD_LIST: _COLUMNS}.get(kind, _FIRST)
         self.done = False
         self.rows = 0
@@ -78,6 +87,11 @@ class ResponseScanner:
         self._remaining = -1  # column/param definitions still to come (FIELD_LIST: open-ended)
         self._continuation = False
         self._skip = 0  # body bytes of a streamed packet still to come
+
+    def at_result_start(self) -> bool:
+        """Between two results of a response (after an OK with more results, or after a
+        result set's rows): the next packet starts a result, with or without columns."""
+        return self.state == _FIRST
 
     def resume_after_infile(self) -> None:
         """After the LOCAL INFILE exchange the server answers with OK/ERR as a new first packet."""
@@ -121,6 +135,8 @@ class ResponseScanner:
                 continue
             self._continuation = length == _MAX_FRAGMENT
             self._packet(buf, body, length)
+            if self.stop_at_rows and (self.at_rows or self.state == _FIRST):
+                break
         return pos
 
     def _streamable(self, buf: bytes | bytearray, body: int, length: int, end: int) -> bool:
@@ -162,11 +178,22 @@ class ResponseScanner:
                 return
             self._remaining -= 1
             if self._remaining == 0:
-                self.state = _ROWS if self.deprecate_eof else _COLUMNS_EOF
+                if self.deprecate_eof:
+                    self.state = _ROWS
+                    self.at_rows = self.stop_at_rows
+                else:
+                    self.state = _COLUMNS_EOF
         elif state == _COLUMNS_EOF:
             status = _eof_status(buf, body, length)
-            if self.kind == RESPONSE_EXECUTE and status & _CURSOR_EXISTS:
-                self._finish(status)  # rows come later through COM_STMT_FETCH
+            self.at_rows = self.stop_at_rows
+            if (
+                self.kind == RESPONSE_EXECUTE
+                and status & _CURSOR_EXISTS
+                and not status & _MORE_RESULTS
+            ):
+                # A cursor opened: rows come later through COM_STMT_FETCH. With more results
+                # the flag is a stored routine's own open cursor, and rows follow here.
+                self._finish(status)
             else:
                 self.state = _ROWS
         elif state == _PARAMS:

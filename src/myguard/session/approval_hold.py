@@ -16,9 +16,9 @@ from myguard._fast import load
 from myguard.approvals.errors import ApprovalError
 from myguard.approvals.model import RequestContext
 from myguard.logs import event
+from myguard.net.packet_stream import ConnectionLost
 from myguard.policy.decision import Decision
 from myguard.protocol.errors import MySQLError
-from myguard.session.relay import ClientGone
 
 if TYPE_CHECKING:
     from myguard.session.session import Session
@@ -93,7 +93,7 @@ async def hold(session: Session, sql: str, params: list[str], decision: Decision
         if watcher in done and watcher.result():
             waiter.cancel()
             await service.cancel(request.id, "client disconnected while held")
-            raise ClientGone("client disconnected while its statement was held for approval")
+            raise ConnectionLost("client disconnected while its statement was held for approval")
         try:
             approved = await waiter
         except Exception as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from myguard.audit import (
@@ -31,12 +32,23 @@ from myguard.audit.records import (
 from myguard.logs import event
 from myguard.policy.decision import Decision
 from myguard.protocol.errors import MySQLError
-from myguard.session.relay import Outcome
 
 if TYPE_CHECKING:
     from myguard.session.session import Session
 
 ER_MYGUARD_AUDIT_UNAVAILABLE = 4693
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a statement's response came to, for the audit record."""
+
+    rows: int = 0
+    affected_rows: int = 0
+    error_code: int = 0
+    masked: dict[str, str] = field(default_factory=dict)  # result column -> strategy
+
+
 # Statement text beyond this is cut in the record (a 20 MB BLOB INSERT is not audit data).
 MAX_STATEMENT_CHARS = 65536
 

@@ -19,19 +19,27 @@ from typing import TYPE_CHECKING, Any
 from myguard import metrics
 from myguard._fast import load
 from myguard.logs import event
+from myguard.masking.lineage import Lineage
+from myguard.masking.plan import MaskRules, plan_result
 from myguard.policy.decision import ALLOW, Decision
-from myguard.protocol.constants import Command
+from myguard.protocol.codec import PayloadReader
+from myguard.protocol.column_definition import build_column_definition, parse_column_definition
+from myguard.protocol.constants import Command, ServerStatus
 from myguard.protocol.errors import MySQLError, ProtocolError
 from myguard.protocol.generic_response import err_packet
 from myguard.protocol.prepared_statements import bound_types
 from myguard.session import kill as kill_stmt
-from myguard.session.relay import Outcome
+from myguard.session.audit_trail import Outcome
+from myguard.session.masking import ER_MYGUARD_MASK_REFUSED
 
 if TYPE_CHECKING:
     from myguard.session.session import Session
 
 _core = load("proxycore")
 _scan = load("resultscan")
+_framing = load("framing")
+_UNKNOWN = Lineage(None)
+_CURSOR_EXISTS = ServerStatus.SERVER_STATUS_CURSOR_EXISTS
 
 NO_RESPONSE = _core.NO_RESPONSE
 ANSWERED = _core.ANSWERED
@@ -55,21 +63,52 @@ _PREPARE = Command.COM_STMT_PREPARE
 _FETCH = Command.COM_STMT_FETCH
 _INIT_DB = Command.COM_INIT_DB
 _STMT_CLOSE = Command.COM_STMT_CLOSE
+_RESPONSES = {
+    _QUERY: _scan.RESPONSE_QUERY,
+    _PREPARE: _scan.RESPONSE_PREPARE,
+    _INIT_DB: _scan.RESPONSE_SIMPLE,
+}
+
+
+def execute_response(payload: bytes) -> int:
+    """The response grammar of a COM_STMT_EXECUTE: one that may open a cursor only when its
+    flags ask for one (a stored routine's own cursor sets CURSOR_EXISTS too)."""
+    flags = payload[5] if len(payload) > 5 else 0
+    return _scan.RESPONSE_EXECUTE if flags else _scan.RESPONSE_QUERY
 
 
 class Decided:
-    """A statement decided before it is forwarded: what the end of its response needs."""
+    """A command decided before it is forwarded: what its response and its end need."""
 
-    __slots__ = ("command", "text", "decision", "started", "argument")
+    __slots__ = (
+        "command", "text", "decision", "started", "argument", "mask", "approval_id",
+        "intent_id", "result", "masked", "masker", "refused",
+    )  # fmt: skip
 
     def __init__(
-        self, command: int, text: str, decision: Decision | None, started: float, argument: Any
+        self,
+        command: int,
+        text: str,
+        decision: Decision | None,
+        started: float,
+        argument: Any = None,
+        *,
+        mask: tuple[MaskRules, list[Lineage]] | None = None,
+        approval_id: str | None = None,
+        intent_id: str | None = None,
     ) -> None:
         self.command = command
         self.text = text
         self.decision = decision
         self.started = started
-        self.argument = argument  # INIT_DB: the database; EXECUTE: its prepared statement
+        self.argument = argument  # INIT_DB: the database; EXECUTE/FETCH: the prepared statement
+        self.mask = mask  # rules and each statement's lineage, when result sets are masked
+        self.approval_id = approval_id
+        self.intent_id = intent_id
+        self.result = 0  # index of the next result set with columns
+        self.masked: dict[str, str] = {}  # result column -> strategy, for the audit record
+        self.masker: Any = None  # the last result set's row masker (a cursor's, for FETCH)
+        self.refused = False  # masking refused a result set: 4701 was sent instead
 
 
 class StatementHandler:
@@ -177,6 +216,56 @@ class StatementHandler:
     def core_failed(self, exc: Exception) -> None:
         self._end(exc)
 
+    def forward(self, payload: bytes, decided: Decided) -> None:
+        """Send a command the session task decided on (after ``core.attach``)."""
+        self._running = decided
+        command = decided.command
+        if command == _FETCH:
+            masker = decided.argument.cursor_masker
+            self.core.mask_rows(masker, True)
+            self.core.forward(payload, _scan.RESPONSE_FETCH, True)
+            return
+        kind = execute_response(payload) if command == _EXECUTE else _RESPONSES[command]
+        self.core.forward(payload, kind, decided.mask is not None and command != _PREPARE)
+
+    def columns(self, header: bytes) -> bytes:
+        """A masked result set's metadata: what the client gets instead, with the row masker
+        set on the core, or the refusal (4701) with the rest of the response dropped."""
+        running = self._running
+        rules, lineages = running.mask
+        buffer = _framing.PacketBuffer(len(header))
+        buffer.feed(header)
+        seq = header[3]
+        first, next_seq = buffer.next_packet(seq)
+        count = PayloadReader(first).lenenc_int()
+        definitions = []
+        for _ in range(count):
+            payload, next_seq = buffer.next_packet(next_seq)
+            definitions.append(parse_column_definition(payload))
+        terminator = buffer.take()  # the metadata's EOF, as it came (none with DEPRECATE_EOF)
+        index = running.result
+        running.result += 1
+        plan = plan_result(
+            lineages[index] if index < len(lineages) else _UNKNOWN, definitions, rules
+        )
+        if plan.refusal is not None:
+            running.refused = True
+            self.core.discard_rest()
+            return _framing.build_packets(
+                err_packet(ER_MYGUARD_MASK_REFUSED, "42000", plan.refusal), seq
+            )[0]
+        out, next_seq = _framing.build_packets(first, seq)
+        parts = [out]
+        for definition in plan.definitions():
+            out, next_seq = _framing.build_packets(build_column_definition(definition), next_seq)
+            parts.append(out)
+        parts.append(terminator)
+        running.masked.update(plan.masked())
+        binary = running.command != _QUERY
+        running.masker = plan.masker(binary, self.session.ctx.masking.key)
+        self.core.mask_rows(running.masker, binary)
+        return b"".join(parts)
+
     # -- deciding --------------------------------------------------------------------------
 
     def _command(self, payload: bytes) -> int:
@@ -251,7 +340,7 @@ class StatementHandler:
             decided = Decided(_EXECUTE, statement.sql, decision, time.time(), statement)
         s.trail.require()
         self._running = decided
-        return _scan.RESPONSE_EXECUTE
+        return execute_response(payload)
 
     def _init_db(self, payload: bytes) -> int:
         s = self.session
@@ -273,7 +362,11 @@ class StatementHandler:
         error = scanner.error_code
         if command == _PREPARE:
             if not error:
-                s.remember_prepared(scanner.stmt_id, running.text, decision, scanner.num_params)
+                s.remember_prepared(
+                    scanner.stmt_id, running.text, decision, scanner.num_params, running.mask
+                )
+            return
+        if command == _FETCH:
             return
         if command == _INIT_DB:
             if not error:
@@ -282,14 +375,26 @@ class StatementHandler:
                 running.text, decision, Outcome(error_code=error), started=running.started
             )
             return
+        if running.refused:
+            error = ER_MYGUARD_MASK_REFUSED
+        if command == _EXECUTE and running.argument is not None:
+            opened = scanner.kind == _scan.RESPONSE_EXECUTE and scanner.status & _CURSOR_EXISTS
+            running.argument.cursor_masker = running.masker if opened else None
         s.reading.after_statement(running.text, decision.statements if decision else ())
         if not error and decision is not None:
             s.after_success(running.text, decision)
         s.trail.statement(
             running.text,
             decision,
-            Outcome(rows=scanner.rows, affected_rows=scanner.affected_rows, error_code=error),
+            Outcome(
+                rows=scanner.rows,
+                affected_rows=scanner.affected_rows,
+                error_code=error,
+                masked=running.masked,
+            ),
             started=running.started,
+            intent_id=running.intent_id,
+            approval_id=running.approval_id,
         )
 
     def _finished(self, command: int, outcome: str) -> None:

@@ -9,6 +9,7 @@ import time
 from dataclasses import replace
 
 from myguard import metrics
+from myguard._fast import load
 from myguard.backend.connect import BackendUnavailable, connect
 from myguard.config import BackendAccount
 from myguard.frontend.authenticate import AuthResult, Exchange, LoginDenied
@@ -38,9 +39,9 @@ from myguard.protocol.handshake import (
     parse_handshake_response,
 )
 from myguard.session.guard import Guard
-from myguard.session.relay import ResponseScanner
 from myguard.session.text_reading import TextReading
 
+ResponseScanner = load("resultscan").ResponseScanner
 _DEFAULT_VERSION = "5.5.5-10.11.0-MariaDB-myguard"
 
 

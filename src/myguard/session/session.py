@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from myguard import metrics
 from myguard._fast import load
@@ -48,43 +48,12 @@ from myguard.session.audit_trail import AuditTrail
 from myguard.session.guard import Guard, blocked_error
 from myguard.session.handler import Decided, StatementHandler
 from myguard.session.login import LoginPhase, scramble
-from myguard.session.masking import MaskOutcome, relay_masked, relay_rows
-from myguard.session.relay import (
-    RESPONSE_EXECUTE,
-    RESPONSE_FETCH,
-    RESPONSE_FIELD_LIST,
-    RESPONSE_PREPARE,
-    RESPONSE_QUERY,
-    RESPONSE_SIMPLE,
-    ClientGone,
-    ResponseScanner,
-    relay_response,
-)
 from myguard.session.text_reading import UNKNOWN, TextReading
 
 if TYPE_CHECKING:
     from myguard._fast.rowmask_py import RowMasker
 
 
-# Commands whose response is one packet (OK, ERR, EOF or a STATISTICS string).
-_SIMPLE = frozenset(
-    {
-        Command.COM_PING,
-        Command.COM_INIT_DB,
-        Command.COM_STATISTICS,
-        Command.COM_SET_OPTION,
-        Command.COM_STMT_RESET,
-        Command.COM_RESET_CONNECTION,
-    }
-)
-_RESPONSE_KIND = {
-    Command.COM_QUERY: RESPONSE_QUERY,
-    Command.COM_STMT_PREPARE: RESPONSE_PREPARE,
-    Command.COM_STMT_EXECUTE: RESPONSE_EXECUTE,
-    Command.COM_STMT_FETCH: RESPONSE_FETCH,
-    Command.COM_FIELD_LIST: RESPONSE_FIELD_LIST,
-    **{c: RESPONSE_SIMPLE for c in _SIMPLE},
-}
 _UNKNOWN_ROWS = 1 << 62
 _core = load("proxycore")
 # Statement kinds after which table columns or views may differ.
@@ -134,7 +103,7 @@ class Session(LoginPhase):
         self.capabilities = 0
         self.database: str | None = None
         self.backend: BackendConnection | None = None
-        self.scanner: ResponseScanner | None = None
+        self.scanner: Any = None  # the response grammar (_fast.resultscan), set at login
         self.scramble = scramble()
         self.busy = False
         self.last_active = time.monotonic()
@@ -168,7 +137,7 @@ class Session(LoginPhase):
             await self._serve()
         except MySQLError as exc:
             self._fail(exc, "protocol" if isinstance(exc, ProtocolError) else "error")
-        except (ConnectionLost, ClientGone) as exc:
+        except ConnectionLost as exc:
             event(
                 logging.INFO,
                 "client_gone",
@@ -252,6 +221,7 @@ class Session(LoginPhase):
         """Hand the sockets to the proxy core; run here only what needs I/O to decide."""
         handler = StatementHandler(self)
         core = None
+        forward: tuple[bytes, Decided] | None = None
         while True:
             if core is None or core.scanner is not self.scanner:
                 core = handler.core = _core.ProxyCore(
@@ -259,65 +229,66 @@ class Session(LoginPhase):
                 )
             waiter = handler.wait()
             core.attach(self.client, self.backend.stream)
+            if forward is None:
+                core.serve()
+            else:
+                handler.forward(*forward)
             work = await waiter
             if work is None:
                 return
-            await self._run_command(*work)
-            if self.ctx.draining:
+            forward = await self._run_command(*work)
+            if self.ctx.draining and forward is None:
                 return
 
-    async def _run_command(self, payload: bytes, decided: Decided | None) -> None:
-        """One command the core handed over, answered with the packet streams."""
+    async def _run_command(
+        self, payload: bytes, decided: Decided | None
+    ) -> tuple[bytes, Decided] | None:
+        """A command the core handed over: answered here, or decided for the core to send."""
         self.client.seq = 1
         command = payload[0]
         started = time.perf_counter()
         outcome = "ok"
         try:
-            await self._dispatch(command, payload, decided)
+            forward = await self._dispatch(command, payload, decided)
+            if forward is not None:
+                return payload, forward  # the handler counts it when its response ends
         except MySQLError as exc:
             outcome = "error"
             if exc.fatal:
                 raise
             self.client.write_packet(err_packet(exc.code, exc.sqlstate, exc.message))
             await self.client.drain()
-        finally:
-            self.busy = False
+        self.busy = False
         name = _COMMAND_NAMES.get(command, "unknown")
         metrics.statement_done(name, outcome, time.perf_counter() - started)
+        return None
 
-    async def _dispatch(self, command: int, payload: bytes, decided: Decided | None) -> None:
+    async def _dispatch(
+        self, command: int, payload: bytes, decided: Decided | None
+    ) -> Decided | None:
         if command == Command.COM_QUERY:
-            await self._query(payload, decided)
-        elif command == Command.COM_STMT_PREPARE:
-            await self._prepare(payload, decided)
-        elif command == Command.COM_STMT_EXECUTE:
-            await self._execute(payload)
-        elif command == Command.COM_INIT_DB:
-            await self._init_db(payload)
-        elif command == Command.COM_STMT_FETCH:
-            await self._fetch(payload)
-        elif command in _RESPONSE_KIND:
-            if command == Command.COM_RESET_CONNECTION:
-                self.prepared.clear()
-                self.reading.forget()
-            await self._forward(payload, _RESPONSE_KIND[command])
-        elif command in (Command.COM_STMT_CLOSE, Command.COM_STMT_SEND_LONG_DATA):
-            if command == Command.COM_STMT_CLOSE:
-                self.prepared.pop(int.from_bytes(payload[1:5], "little"), None)
-            self._send_backend(payload)  # no response by protocol
-        elif command == Command.COM_PROCESS_KILL:
+            return await self._query(payload, decided)
+        if command == Command.COM_STMT_PREPARE:
+            return await self._prepare(payload, decided)
+        if command == Command.COM_STMT_EXECUTE:
+            return await self._execute(payload)
+        if command == Command.COM_INIT_DB:
+            return await self._init_db(payload)
+        if command == Command.COM_STMT_FETCH:
+            statement = self.prepared[int.from_bytes(payload[1:5], "little")]
+            return Decided(command, statement.sql, statement.decision, time.time(), statement)
+        if command == Command.COM_PROCESS_KILL:
             if len(payload) < 5:
                 raise ProtocolError("malformed COM_PROCESS_KILL", 1835)
             target = int.from_bytes(payload[1:5], "little")
             await kill_stmt.kill(self.ctx.registry, self.user, kill_stmt.KillRequest(target, False))
             self._ok()
-        elif command == Command.COM_CHANGE_USER:
+            return None
+        if command == Command.COM_CHANGE_USER:
             await self._change_user(payload)
-        else:
-            name = _COMMAND_NAMES.get(command, f"0x{command:02x}")
-            raise MySQLError(
-                ER_UNKNOWN_COM_ERROR, "08S01", f"myguard: command {name} is not supported"
-            )
+            return None
+        name = _COMMAND_NAMES.get(command, f"0x{command:02x}")
+        raise MySQLError(ER_UNKNOWN_COM_ERROR, "08S01", f"myguard: command {name} is not supported")
 
     def status(self) -> int:
         """Server status flags for packets myguard answers itself (autocommit, transaction)."""
@@ -335,7 +306,7 @@ class Session(LoginPhase):
         stream.write_packet(payload)
         metrics.tally.bytes_to_backend += len(payload) + 4
 
-    async def _query(self, payload: bytes, decided: Decided | None) -> None:
+    async def _query(self, payload: bytes, decided: Decided | None) -> Decided | None:
         if decided is not None and decided.decision is not None:
             text, decision, started = decided.text, decided.decision, decided.started
         else:
@@ -345,41 +316,25 @@ class Session(LoginPhase):
                 await kill_stmt.kill(self.ctx.registry, self.user, request)
                 self._ok()
                 await self.client.drain()
-                return
+                return None
             text = sql.decode("utf-8", "replace")
             command = _myguard_command(text)
             if command is not None:
                 await myguard_sql.run(self, command)
                 await self.client.drain()
-                return
+                return None
             started = time.time()
             decision = await self._decide(text, started)
         mask = await self._mask_plan(text, decision, started)
         approval_id = await self._approve(text, [], decision, started)
-        intent = await self.trail.intent(text, decision)
-        try:
-            outcome = await self._run(payload, RESPONSE_QUERY, mask)
-        finally:  # a multi-statement text may have changed settings before failing
-            self.reading.after_statement(text, decision.statements)
-        if not outcome.error_code:
-            self.after_success(text, decision)
-        self.trail.statement(
-            text, decision, outcome, started=started, intent_id=intent, approval_id=approval_id
-        )
-
-    async def _run(
-        self, payload: bytes, kind: int, mask: tuple[MaskRules, list[Lineage]] | None
-    ) -> MaskOutcome:
-        """Forward a statement and relay its response, through masking when ``mask`` is set."""
-        if mask is not None:
-            self._send_backend(payload)
-            outcome = await self._relay_masked(mask, binary=kind == RESPONSE_EXECUTE)
-            self.reading.after_response(self.scanner.status, outcome.error_code)
-            return outcome
-        scanner = self.scanner
-        await self._forward(payload, kind)
-        return MaskOutcome(
-            rows=scanner.rows, affected_rows=scanner.affected_rows, error_code=scanner.error_code
+        return Decided(
+            Command.COM_QUERY,
+            text,
+            decision,
+            started,
+            mask=mask,
+            approval_id=approval_id,
+            intent_id=await self.trail.intent(text, decision),
         )
 
     def after_success(self, text: str, decision: Decision) -> None:
@@ -410,15 +365,6 @@ class Session(LoginPhase):
         except MySQLError as exc:
             self.trail.refused(text, decision, exc.code, started)
             raise
-
-    async def _relay_masked(
-        self, mask: tuple[MaskRules, list[Lineage]], *, binary: bool
-    ) -> MaskOutcome:
-        rules, lineages = mask
-        try:
-            return await relay_masked(self, lineages, rules, binary=binary)
-        except ConnectionLost as exc:
-            raise self._backend_lost(exc) from None
 
     def use_database(self, database: str) -> None:
         self.database = database
@@ -519,7 +465,7 @@ class Session(LoginPhase):
             self.trail.refused(text, decision, exc.code, started)
             raise
 
-    async def _prepare(self, payload: bytes, decided: Decided | None) -> None:
+    async def _prepare(self, payload: bytes, decided: Decided | None) -> Decided:
         if decided is not None and decided.decision is not None:
             text, decision, started = decided.text, decided.decision, decided.started
         else:
@@ -527,75 +473,33 @@ class Session(LoginPhase):
             started = time.time()
             decision = await self._decide(text, started)
         mask = await self._mask_plan(text, decision, started)
-        scanner = self.scanner
-        await self._forward(payload, RESPONSE_PREPARE)
-        if not scanner.error_code:
-            self.remember_prepared(scanner.stmt_id, text, decision, scanner.num_params, mask)
+        return Decided(Command.COM_STMT_PREPARE, text, decision, started, mask=mask)
 
-    async def _execute(self, payload: bytes) -> None:
+    async def _execute(self, payload: bytes) -> Decided:
+        """An execution the handler could not send at once: masked, or held for approval."""
         started = time.time()
-        statement = self.prepared.get(int.from_bytes(payload[1:5], "little"))
-        text, decision, params = "", None, []
-        if statement is not None:
-            text, decision = statement.sql, statement.decision
-            params, statement.param_types = parse_execute_params(
-                payload, statement.num_params, statement.param_types
-            )
+        statement = self.prepared[int.from_bytes(payload[1:5], "little")]
+        params, statement.param_types = parse_execute_params(
+            payload, statement.num_params, statement.param_types
+        )
         self.trail.require()
-        approval_id = await self._approve(text, params, decision, started)
-        try:
-            outcome = await self._run(
-                payload, RESPONSE_EXECUTE, statement.mask if statement else None
-            )
-        finally:
-            self.reading.after_statement(text, decision.statements if decision else ())
-        if statement is not None:
-            statement.cursor_masker = outcome.cursor_masker
-        if not outcome.error_code and decision is not None:
-            self.after_success(text, decision)
-        self.trail.statement(text, decision, outcome, started=started, approval_id=approval_id)
+        approval_id = await self._approve(statement.sql, params, statement.decision, started)
+        return Decided(
+            Command.COM_STMT_EXECUTE,
+            statement.sql,
+            statement.decision,
+            started,
+            statement,
+            mask=statement.mask,
+            approval_id=approval_id,
+        )
 
-    async def _fetch(self, payload: bytes) -> None:
-        statement = self.prepared.get(int.from_bytes(payload[1:5], "little"))
-        if statement is None or statement.cursor_masker is None:
-            await self._forward(payload, RESPONSE_FETCH)
-            return
-        self._send_backend(payload)
-        try:
-            await relay_rows(
-                self.scanner, self.backend.stream, self.client, statement.cursor_masker, True
-            )
-        except ConnectionLost as exc:
-            raise self._backend_lost(exc) from None
-
-    async def _init_db(self, payload: bytes) -> None:
+    async def _init_db(self, payload: bytes) -> Decided:
         database = payload[1:].decode("utf-8", "replace")
         text = "USE `" + database.replace("`", "``") + "`"
         started = time.time()
         decision = await self._decide(text, started)
-        scanner = self.scanner
-        await self._forward(payload, RESPONSE_SIMPLE)
-        if not scanner.error_code:
-            self.use_database(database)
-        self.trail.statement(
-            text, decision, MaskOutcome(error_code=scanner.error_code), started=started
-        )
-
-    async def _forward(self, payload: bytes, kind: int) -> None:
-        backend = self.backend.stream
-        scanner = self.scanner
-        self._send_backend(payload)
-        # Rows stream through in byte runs even when a packet is split across reads.
-        scanner.start(kind, stream_rows=True)
-        try:
-            await relay_response(scanner, backend, self.client)
-            while scanner.local_infile:
-                await self._local_infile(scanner)
-                await relay_response(scanner, backend, self.client)
-        except ConnectionLost as exc:
-            self.client.seq = (scanner.last_seq + 1) & 0xFF if scanner.last_seq else self.client.seq
-            raise self._backend_lost(exc) from None
-        self.reading.after_response(scanner.status, scanner.error_code)
+        return Decided(Command.COM_INIT_DB, text, decision, started, database)
 
     def _backend_lost(self, exc: Exception) -> MySQLError:
         """The backend died mid-command: the client is told and the session ends, since
@@ -608,15 +512,3 @@ class Session(LoginPhase):
             f"myguard: lost connection to backend '{self.backend_config.name}' during query",
             fatal=True,
         )
-
-    async def _local_infile(self, scanner: ResponseScanner) -> None:
-        """Relay a LOAD DATA LOCAL file: client packets until an empty one, then the server's answer."""
-        client, backend = self.client, self.backend.stream
-        client.seq = backend.seq = (scanner.last_seq + 1) & 0xFF
-        while True:
-            packet = await client.read_packet()
-            backend.write_packet(packet)
-            await backend.drain()
-            if not packet:
-                break
-        scanner.resume_after_infile()
