@@ -11,7 +11,7 @@ SUDO=""
 
 DEB_PACKAGES=(mariadb-server mariadb-client slapd ldap-utils haproxy sysbench openssl
               build-essential pkg-config python3-dev python3-venv libmariadb-dev libmariadb-dev-compat
-              libssl-dev zlib1g-dev)
+              libssl-dev zlib1g-dev mariadb-test)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
