@@ -66,7 +66,8 @@ CASES = [
         "SELECT id, name, email FROM customers WHERE id IN (1, 3) ORDER BY id",
         {"name": "redact", "email": "email"},
     ),
-    Case("distinct", "SELECT DISTINCT email FROM customers", {"email": "email"}),
+    # DISTINCT compares masked values: the row count tells which are equal (refused)
+    Case("distinct", "SELECT DISTINCT email FROM customers", refuse=True),
     Case(
         "limit-zero",
         "SELECT name, ssn FROM customers LIMIT 0",
@@ -147,35 +148,39 @@ CASES = [
         "SELECT JSON_OBJECT('e', email) AS j FROM customers ORDER BY id",
         {"j": "redact"},
     ),
+    # JSON functions that parse a document quote it in their errors (refused)
     Case(
         "json-extract",
         "SELECT JSON_UNQUOTE(JSON_EXTRACT(JSON_OBJECT('e', email), '$.e')) AS j "
         "FROM customers ORDER BY id",
-        {"j": "redact"},
+        refuse=True,
     ),
+    # --- windows and aggregates over masked columns are inference probes: refused
     Case(
         "window",
         "SELECT id, ROW_NUMBER() OVER (ORDER BY email) AS rn FROM customers ORDER BY id",
-        {"rn": "zero"},
+        refuse=True,
     ),
-    # --- aggregates
+    Case("group-concat", "SELECT GROUP_CONCAT(email ORDER BY id) AS g FROM customers", refuse=True),
+    Case("json-arrayagg", "SELECT JSON_ARRAYAGG(email) AS j FROM customers", refuse=True),
+    Case("min-max", "SELECT MIN(ssn) AS lo, MAX(name) AS hi FROM customers", refuse=True),
     Case(
-        "group-concat",
-        "SELECT GROUP_CONCAT(email ORDER BY id) AS g FROM customers",
-        {"g": "redact"},
+        "counts",
+        "SELECT COUNT(email) AS n, COUNT(DISTINCT ssn) AS d FROM customers",
+        refuse=True,
     ),
-    Case("json-arrayagg", "SELECT JSON_ARRAYAGG(email) AS j FROM customers", {"j": "redact"}),
-    Case(
-        "min-max",
-        "SELECT MIN(ssn) AS lo, MAX(name) AS hi FROM customers",
-        {"lo": "redact", "hi": "redact"},
-    ),
-    Case("counts", "SELECT COUNT(email) AS n, COUNT(DISTINCT ssn) AS d FROM customers", {}),
+    Case("count-star", "SELECT COUNT(*) AS n, COUNT(id) AS i FROM customers", {}),
     Case(
         "group-by-id",
         "SELECT c.id, MAX(c.email) AS m, SUM(o.total) AS t FROM customers c "
         "JOIN orders o ON o.customer_id = c.id GROUP BY c.id ORDER BY c.id",
-        {"m": "redact"},
+        refuse=True,
+    ),
+    Case(
+        "group-by-id-unmasked",
+        "SELECT c.id, SUM(o.total) AS t FROM customers c "
+        "JOIN orders o ON o.customer_id = c.id GROUP BY c.id ORDER BY c.id",
+        {},
     ),
     # --- set operations
     Case(
@@ -188,9 +193,16 @@ CASES = [
         "SELECT item FROM orders UNION ALL SELECT REVERSE(email) FROM customers",
         {"item": "redact"},
     ),
+    # UNION without ALL compares the masked values of its branches (refused)
     Case(
         "union-name",
         "SELECT email FROM customers WHERE id = 1 UNION SELECT name FROM customers WHERE id = 2",
+        refuse=True,
+    ),
+    Case(
+        "union-all-name",
+        "SELECT email FROM customers WHERE id = 1 UNION ALL SELECT name FROM customers "
+        "WHERE id = 2",
         {"email": "redact"},
     ),
     # --- subqueries, CTEs, derived tables

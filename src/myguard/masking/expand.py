@@ -69,7 +69,8 @@ def schema_for(tree: exp.Expression, db: str | None, schema: SchemaLookup) -> di
             continue
         columns = schema(table_db, table.name)
         if columns is not None:
-            mapping.setdefault(table_db, {})[table.name] = {c: "TEXT" for c in columns}
+            # column names are case-blind in MySQL: the query's are folded to lower case too
+            mapping.setdefault(table_db, {})[table.name] = {c.lower(): "TEXT" for c in columns}
     return mapping
 
 

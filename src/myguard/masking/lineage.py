@@ -19,10 +19,19 @@ finding's sources include a masked column, or are None (unknown). Kinds:
   other sessions' statements); sources None. Plain information_schema (TABLES, COLUMNS)
   stays allowed: clients and tools need it and it holds no row values.
 * ``unparsed``: the statement could not be analysed; sources None.
+* ``aggregate``: an aggregate reads the column (COUNT(DISTINCT ssn) is the number of
+  distinct SSNs, MIN/MAX/SUM/GROUP_CONCAT... are computed from the clear values);
+  COUNT(*) reads none. ``window``: a window function or its window reads it.
+* ``distinct``: SELECT DISTINCT, UNION (without ALL), INTERSECT or EXCEPT compares it:
+  the number of rows tells which values are equal.
+* ``error echo``: it feeds a function or conversion whose error or warning quotes the
+  value (UPDATEXML, EXTRACTVALUE, GTID_SUBSET, JSON functions that parse a document or
+  path, CAST to a number or date, arithmetic: "Truncated incorrect DOUBLE value: '...'").
+* ``routine``: a stored function or procedure is called; sources None, since myguard has
+  not read its body.
 
-COUNT(col) / COUNT(DISTINCT col) of plain columns is not a leak of values: counts
-carry no values (their filters are still predicates). COUNT(expr) counts whatever expr
-reads.
+The result lineage of COUNT(col) / COUNT(DISTINCT col) is empty (a count is no value),
+but the count itself is an ``aggregate`` finding.
 """
 
 from __future__ import annotations
@@ -44,6 +53,12 @@ from myguard.masking.expand import (
     schema_for,
     table_refs,
 )
+from myguard.masking.functions import (
+    disguised_calls,
+    echoes_argument,
+    is_aggregate,
+    stored_calls,
+)
 from myguard.masking.resolve import Resolver, SourceColumn, Sources, union
 
 __all__ = ["Finding", "Lineage", "SourceColumn", "Sources", "analyze"]
@@ -61,7 +76,23 @@ _INTO_RE = re.compile(r"\bINTO\s+(OUTFILE|DUMPFILE|@)", re.I)
 _PREPARE_RE = re.compile(r"\s*PREPARE\s+\S+\s+FROM\s+'((?:[^'\\]|''|\\.)*)'\s*;?\s*$", re.I | re.S)
 _VALUE_SCHEMAS = frozenset({"performance_schema", "mysql", "sys"})
 _VALUE_INFO_TABLES = re.compile(r"^(column_statistics|processlist|innodb_ft_\w+)$", re.I)
+_CALL_RE = re.compile(r"\s*CALL\s+((?:`[^`]*`|[\w$.])+)", re.I)
 _CLAUSES = (("where", "WHERE"), ("having", "HAVING"), ("group", "GROUP BY"), ("order", "ORDER BY"))
+_MODIFIERS = ("order", "limit", "offset")
+# Conversions to these keep a string a string: no "Truncated incorrect ..." warning.
+_STRING_TYPES = exp.DataType.TEXT_TYPES | {
+    exp.DataType.Type.BINARY,
+    exp.DataType.Type.VARBINARY,
+    exp.DataType.Type.CHARACTER_SET,
+}
+# Operators that convert their operands to numbers; comparisons do too when one side is
+# a number, which a statement's text cannot always tell.
+_NUMERIC_OPERATORS = (
+    exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Neg, exp.BitwiseAnd,
+    exp.BitwiseOr, exp.BitwiseXor, exp.BitwiseLeftShift, exp.BitwiseRightShift,
+    exp.BitwiseNot, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ,
+    exp.Between, exp.In,
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +137,9 @@ def analyze(
     prepared = _PREPARE_RE.match(sql)
     if prepared:
         sql = re.sub(r"''|\\(.)", lambda m: m.group(1) or "'", prepared.group(1))
+    call = _CALL_RE.match(sql)
+    if call:
+        return Lineage(None, (_routine("procedure", call.group(1)),))
     show = _SHOW_RE.match(sql)
     if show:
         word = show.group(1).upper()
@@ -119,11 +153,47 @@ def analyze(
     if len(trees) != 1 or isinstance(trees[0], exp.Command):
         kind = "into" if _INTO_RE.search(sql) else "unparsed"
         return Lineage(None, (Finding(kind, "statement could not be analysed", None),))
-    tree = trees[0]
+    tree = _unwrap(trees[0])
+    routines = [_routine("function", name) for name in disguised_calls(sql)]
     if isinstance(tree, exp.Query):
         columns, findings, plain = _query(tree, db, schema, views)
+        findings = list(dict.fromkeys([*routines, *findings]))
         return Lineage(None if columns is None else tuple(columns), tuple(findings), plain=plain)
-    return Lineage((), tuple(_statement(tree, db, schema, views)))
+    routines += [_routine("function", name) for name in stored_calls(tree)]
+    findings = list(dict.fromkeys([*routines, *_statement(tree, db, schema, views)]))
+    return Lineage((), tuple(findings))
+
+
+def _routine(kind: str, name: str) -> Finding:
+    return Finding("routine", f"stored {kind} {name}, whose body myguard has not read", None)
+
+
+def _unwrap(tree: exp.Expression) -> exp.Expression:
+    """``((SELECT ...))`` is the query inside; ORDER BY / LIMIT after the parentheses
+    move inside when the query has none of its own (otherwise it stays unknown)."""
+    while isinstance(tree, exp.Subquery) and isinstance(tree.this, exp.Query):
+        extra = {k: v for k, v in tree.args.items() if k != "this" and v}
+        inner = tree.this
+        if set(extra) - set(_MODIFIERS) or any(inner.args.get(k) for k in extra):
+            return tree
+        for key, value in extra.items():
+            inner.set(key, value)
+        tree = inner
+    return tree
+
+
+def _fold_column_names(tree: exp.Expression) -> None:
+    """Lower-case column names and column aliases, which MySQL compares case-blind
+    (``SELECT EmAiL``); table names and table aliases keep their case, as on Linux."""
+    for ident in tree.find_all(exp.Identifier):
+        parent, key = ident.parent, ident.arg_key
+        if (
+            (isinstance(parent, exp.Column) and key == "this")
+            or (isinstance(parent, exp.Alias) and key == "alias")
+            or (isinstance(parent, exp.TableAlias) and key == "columns")
+            or (isinstance(parent, exp.Join) and key == "using")
+        ):
+            ident.set("this", ident.name.lower())
 
 
 def _metadata(tree: exp.Expression, db: str | None) -> list[Finding]:
@@ -145,6 +215,8 @@ def _query(
     try:
         tree = inline_views(tree, db, views)
         findings += _metadata(tree, db)  # views inlined: what they read counts too
+        findings += [_routine("function", name) for name in stored_calls(tree)]
+        _fold_column_names(tree)
         tree = qualify(
             tree,
             schema=schema_for(tree, db, schema),
@@ -164,7 +236,9 @@ def _query(
     columns = resolver.outputs(root)
     for scope in root.traverse():
         findings += _predicates(resolver, scope)
+        findings += _distinct(resolver, scope)
     findings += _variables(resolver, tree)
+    findings += _side_channels(resolver, tree)
     if into is not None:
         findings.append(Finding("into", "SELECT ... INTO", union(columns or [None])))
     return columns, findings, tuple(resolver.plain(root))
@@ -188,6 +262,59 @@ def _predicates(resolver: Resolver, scope: Scope) -> list[Finding]:
                 parts = clause if isinstance(clause, list) else [clause]
                 out += _probe("JOIN", union([resolver.expr(scope, p) for p in parts]))
     return out
+
+
+def _distinct(resolver: Resolver, scope: Scope) -> list[Finding]:
+    node = scope.expression
+    if isinstance(node, exp.Select) and node.args.get("distinct"):
+        detail = "SELECT DISTINCT"
+    elif isinstance(node, exp.Intersect | exp.Except) or (
+        isinstance(node, exp.Union) and node.args.get("distinct")
+    ):
+        detail = type(node).__name__.upper()
+    else:
+        return []
+    outputs = resolver.outputs(scope)
+    sources = None if outputs is None else union(outputs)
+    return [Finding("distinct", detail, sources)] if sources is None or sources else []
+
+
+def _side_channels(resolver: Resolver, tree: exp.Expression) -> list[Finding]:
+    """Aggregates and windows over columns, and what echoes them in errors or warnings."""
+    out = []
+    for node in tree.walk():
+        if is_aggregate(node):
+            kind, args = "aggregate", [a for a in node.iter_expressions() if not a.is_star]
+        elif isinstance(node, exp.Window):
+            kind, args = "window", [node]
+        elif echoes_argument(node) or isinstance(node, _NUMERIC_OPERATORS):
+            kind, args = "error echo", list(node.iter_expressions())
+        elif isinstance(node, exp.Cast) and not node.to.is_type(*_STRING_TYPES):
+            kind, args = "error echo", [node.this]
+        else:
+            continue
+        scope = _scope_of(resolver, node)
+        sources = None if scope is None else union([resolver.expr(scope, a) for a in args])
+        if sources is None or sources:
+            out.append(Finding(kind, _describe(node), sources))
+    return out
+
+
+def _describe(node: exp.Expression) -> str:
+    """A short name of a function or operator for a refusal: COUNT(DISTINCT), CAST AS
+    DECIMAL(10, 2), ROW_NUMBER() OVER, operator ADD."""
+    if isinstance(node, exp.Window):
+        return f"{_describe(node.this)} OVER"
+    if isinstance(node, exp.Cast):
+        return f"CAST AS {node.to.sql('mysql')}"
+    echoing = echoes_argument(node)
+    if echoing:
+        return f"{echoing}()"
+    if not isinstance(node, exp.Func):
+        return f"operator {node.key.upper()}"
+    name = node.name.upper() if isinstance(node, exp.Anonymous) else node.sql("mysql")
+    name = name.split("(", 1)[0]
+    return f"{name}(DISTINCT)" if isinstance(node.this, exp.Distinct) else f"{name}()"
 
 
 def _scope_of(resolver: Resolver, node: exp.Expression) -> Scope | None:

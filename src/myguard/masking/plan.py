@@ -101,12 +101,20 @@ def _stronger(best: MaskSpec | None, spec: MaskSpec) -> MaskSpec:
 
 def refusal_before(lineage: Lineage, rules: MaskRules) -> str | None:
     """Why the statement must not run at all, or None: a finding that reads masked or
-    unknown columns (a predicate probing them, a copy, a variable, INTO, metadata)."""
+    unknown columns (a predicate probing them, a copy, a variable, INTO, metadata, an
+    aggregate, an error echo, a stored routine). The message names the masked columns."""
     for finding in lineage.findings:
-        if finding.sources is None or rules.spec_for_all(finding.sources) is not None:
+        if finding.sources is None:
             return (
                 f"myguard: statement refused: masked data would leak through {finding.kind} "
                 f"({finding.detail})"
+            )
+        masked = sorted(s for s in finding.sources if rules.spec_for(s) is not None)
+        if masked:
+            names = ", ".join(".".join(s) for s in masked)
+            return (
+                f"myguard: statement refused: masked data would leak through {finding.kind} "
+                f"({finding.detail}) of masked column {names}"
             )
     return None
 
