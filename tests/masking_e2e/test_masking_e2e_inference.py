@@ -179,16 +179,7 @@ def test_analyst_statements_come_back_masked(sql, masked, binary, bob, direct, l
 @pytest.mark.parametrize(
     "switch",
     [
-        pytest.param(
-            "use",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="session._after_success takes the database of USE from "
-                "Statement.names, which holds kind names ('use', 'session'): after a USE "
-                "sent as COM_QUERY, session.database is wrong and lineage cannot attribute "
-                "unqualified tables (refused, fail-closed). Owned by the session rewrite.",
-            ),
-        ),
+        "use",
         "init-db",
     ],
 )

@@ -47,19 +47,8 @@ SELECT = "SELECT a FROM t1 ORDER BY a"
 DEADLINE = 3.0  # directly the whole exchange takes milliseconds
 QUIET = 0.3  # a direct response is complete after this long without data
 
-ISSUE_15 = (
-    "issue 15: without CLIENT_DEPRECATE_EOF the response scanner ends a COM_STMT_EXECUTE "
-    "response at the column definitions' EOF when it carries CURSOR_EXISTS, although "
-    "MORE_RESULTS_EXISTS says rows and more results follow inline"
-)
-
-
-def eof_modes(failing: bool) -> list:
-    marks = [pytest.mark.xfail(strict=True, reason=ISSUE_15)] if failing else []
-    return [
-        pytest.param(True, id="deprecate_eof"),
-        pytest.param(False, id="classic_eof", marks=marks),
-    ]
+# Both EOF modes; the hang was in the classic one, which mariadb-test uses.
+EOF_MODES = [pytest.param(True, id="deprecate_eof"), pytest.param(False, id="classic_eof")]
 
 
 @pytest.fixture()
@@ -127,7 +116,7 @@ def query_step(sql: str):
 
 
 @pytest.mark.parametrize("flags", [pt.CURSOR_TYPE_NO_CURSOR, pt.CURSOR_TYPE_READ_ONLY])
-@pytest.mark.parametrize("deprecate_eof", eof_modes(failing=True))
+@pytest.mark.parametrize("deprecate_eof", EOF_MODES)
 def test_compound_statement_with_open_cursor(proxy, t1, deprecate_eof: bool, flags: int):
     steps = [prepare_step(COMPOUND), execute_step(flags), query_step("SELECT 42")]
     direct, through = through_and_direct(proxy, t1, deprecate_eof, steps)
@@ -145,7 +134,7 @@ def test_compound_statement_with_open_cursor(proxy, t1, deprecate_eof: bool, fla
     assert shape(through[2]) == shape(direct[2])
 
 
-@pytest.mark.parametrize("deprecate_eof", eof_modes(failing=False))
+@pytest.mark.parametrize("deprecate_eof", EOF_MODES)
 def test_protocol_cursor_still_works(proxy, t1, deprecate_eof: bool):
     """A real COM_STMT_EXECUTE cursor: metadata, then rows only through COM_STMT_FETCH."""
     steps = [
@@ -164,7 +153,7 @@ def test_protocol_cursor_still_works(proxy, t1, deprecate_eof: bool):
 
 
 @pytest.mark.parametrize("implementation", ["compiled", "twin"])
-@pytest.mark.parametrize("deprecate_eof", eof_modes(failing=True))
+@pytest.mark.parametrize("deprecate_eof", EOF_MODES)
 def test_scanner_consumes_whole_response(t1, deprecate_eof: bool, implementation: str):
     """The response scanner alone, fed the EXECUTE response captured from MariaDB."""
     scan = load("resultscan") if implementation == "compiled" else twin("resultscan")

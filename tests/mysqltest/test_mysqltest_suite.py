@@ -43,29 +43,12 @@ TESTS = [
 # past this deadline is a hang.
 DEADLINE = 10.0
 
-ISSUE_15 = (
-    "issue 15: the EOF of a result set selected inside a CALL/BEGIN NOT ATOMIC while a "
-    "stored-procedure cursor is open carries CURSOR_EXISTS|MORE_RESULTS_EXISTS; myguard "
-    "takes it for a COM_STMT_EXECUTE cursor and stops relaying: the client hangs"
-)
-# (test, mode) pairs that hang through myguard today (all pass directly and in text mode).
-FAILING_TODAY = {
-    (name, mode)
-    for name in ("sp-expr", "signal", "keywords", "func_analyse", "sp-cursor")
-    for mode in ("ps", "cursor")
-}
-
 
 def cases() -> list:
     params = []
     for name in TESTS:
         for mode in MODES:
-            marks = (
-                [pytest.mark.xfail(strict=True, reason=ISSUE_15)]
-                if (name, mode) in FAILING_TODAY
-                else []
-            )
-            params.append(pytest.param(name, mode, marks=marks, id=f"{name}-{mode}"))
+            params.append(pytest.param(name, mode, id=f"{name}-{mode}"))
     return params
 
 
