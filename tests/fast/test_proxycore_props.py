@@ -274,3 +274,35 @@ def test_refused_result_drops_the_rest():
         backend.protocol.data_received(response)
         assert bytes(client.written) == b"REFUSED"
         assert handler.events[-1][0] == "ended"
+
+
+def masked_execute(impl, rows_then_end: list[bytes]):
+    """A masked COM_STMT_EXECUTE under CLIENT_DEPRECATE_EOF: one column, then the packets."""
+    handler = MaskingHandler([])
+    core = handler.core = impl.ProxyCore(handler, SCANNERS[impl].ResponseScanner(True), 1 << 24)
+    client, backend = Transport(), Transport()
+    core.attach(Stream(client), Stream(backend))
+    core.forward(b"\x17\x01\x00\x00\x00\x01\x01\x00\x00\x00", 2, True)  # cursor asked for
+    coldef = b"\x03def\x00\x01t\x01t\x01c\x01c\x0c!\x00\x0b\x00\x00\x00\xfd\x00\x00\x00\x00\x00"
+    backend.protocol.data_received(frame([b"\x01", coldef, *rows_then_end], 1))
+    return handler, core
+
+
+def test_cursor_opened_after_metadata_ends_the_response():
+    """With DEPRECATE_EOF a cursor's metadata still ends with a terminator (CURSOR_EXISTS),
+    not rows: the response ends there and the masker is kept for COM_STMT_FETCH."""
+    cursor_end = b"\xfe\x00\x00\x42\x00\x00\x00"
+    for impl in (compiled, python):
+        handler, core = masked_execute(impl, [cursor_end])
+        assert handler.events[-1][0] == "ended" and len(handler.headers) == 1
+        assert core.scanner.status & 0x40 and core.scanner.rows == 0
+
+
+def test_rows_after_metadata_are_masked():
+    row = b"\x00\x00\x01x"
+    end = b"\xfe\x00\x00\x02\x00\x00\x00"
+    for impl in (compiled, python):
+        handler, core = masked_execute(impl, [row, end])
+        masked = [e[1] for e in handler.events if e[0] == "masked"]
+        assert b"".join(masked) == frame([row, end], 3)
+        assert core.scanner.rows == 1 and not core.scanner.status & 0x40
