@@ -82,7 +82,7 @@ class Decided:
 
     __slots__ = (
         "command", "text", "decision", "started", "argument", "mask", "approval_id",
-        "intent_id", "result", "masked", "masker", "refused",
+        "intent_id", "masked", "masker", "refused",
     )  # fmt: skip
 
     def __init__(
@@ -105,7 +105,6 @@ class Decided:
         self.mask = mask  # rules and each statement's lineage, when result sets are masked
         self.approval_id = approval_id
         self.intent_id = intent_id
-        self.result = 0  # index of the next result set with columns
         self.masked: dict[str, str] = {}  # result column -> strategy, for the audit record
         self.masker: Any = None  # the last result set's row masker (a cursor's, for FETCH)
         self.refused = False  # masking refused a result set: 4701 was sent instead
@@ -243,8 +242,7 @@ class StatementHandler:
             payload, next_seq = buffer.next_packet(next_seq)
             definitions.append(parse_column_definition(payload))
         terminator = buffer.take()  # the metadata's EOF, as it came (none with DEPRECATE_EOF)
-        index = running.result
-        running.result += 1
+        index = self.session.scanner.result_sets - 1  # statements answered by OK count too
         plan = plan_result(
             lineages[index] if index < len(lineages) else _UNKNOWN, definitions, rules
         )
