@@ -7,11 +7,11 @@ from dataclasses import replace
 
 from myguard.analysis import tokens as tk
 from myguard.analysis.extract import Extract
-from myguard.analysis.kinds import names_for
+from myguard.analysis.kinds import FILE_ACCESS, names_for
 from myguard.analysis.lexer import LexError, Token, render, split, tokenize
 from myguard.analysis.model import UNPARSED, Statement, TableName
 from myguard.analysis.shrink import shrink_literals
-from myguard.analysis.sqlglot_path import analyse, query_kind
+from myguard.analysis.sqlglot_path import Unparseable, analyse, query_kind
 
 Handler = Callable[[list[Token], str, str | None], Statement]
 
@@ -122,7 +122,27 @@ def unparsed(sql: str, error: str) -> Statement:
 
 def analyze_tokens(tokens: list[Token], current_db: str | None) -> Statement:
     """Analyse one statement's tokens."""
+    statement = _dispatch(tokens, current_db)
+    if not statement.unparsed and _calls_file_function(tokens):
+        statement = replace(statement, names=statement.names | {FILE_ACCESS})
+    return statement
+
+
+def _calls_file_function(tokens: list[Token]) -> bool:
+    """Whether the statement calls LOAD_FILE(), anywhere: select list, subquery, SET, DO, a
+    routine body. MariaDB takes it quoted (`load_file`) and with a space before '('."""
+    return any(
+        token.kind in ("word", "qid")
+        and token.value.upper() == "LOAD_FILE"
+        and following.kind == "op"
+        and following.text == "("
+        for token, following in zip(tokens, tokens[1:], strict=False)
+    )
+
+
+def _dispatch(tokens: list[Token], current_db: str | None) -> Statement:
     sql = render(tokens)
+    tokens = _strip_rows_examined(tokens)
     first = tokens[0]
     if first.kind == "op" and first.text == "(":
         return _query(tokens, sql, current_db)
@@ -133,6 +153,56 @@ def analyze_tokens(tokens: list[Token], current_db: str | None) -> Statement:
     if kind is None:
         return unparsed(sql, f"unknown statement {first.text!r}")
     return _simple(sql, kind)
+
+
+def _strip_rows_examined(tokens: list[Token]) -> list[Token]:
+    """Without MariaDB's ``LIMIT [n [, m] | n OFFSET m] ROWS EXAMINED k``, which sqlglot cannot
+    parse and which only bounds the work, not what is read: ``LIMIT ROWS EXAMINED k`` goes
+    whole, ``LIMIT n ROWS EXAMINED k`` keeps ``LIMIT n``."""
+    index = 0
+    while True:
+        index = next(
+            (
+                i
+                for i in range(index, len(tokens) - 2)
+                if tk.is_word(tokens, i, "ROWS")
+                and tk.is_word(tokens, i + 1, "EXAMINED")
+                and _limit_value(tokens[i + 2])
+            ),
+            -1,
+        )
+        if index < 0:
+            return tokens
+        start = _limit_clause_start(tokens, index)
+        if start is not None:
+            tokens = tokens[:start] + tokens[index + 3 :]
+        index = (start if start is not None else index) + 1
+
+
+def _limit_value(token: Token) -> bool:
+    # A number, a ? placeholder, or a stored-program variable.
+    return token.kind in ("num", "word") or (token.kind == "op" and token.text == "?")
+
+
+def _limit_clause_start(tokens: list[Token], rows: int) -> int | None:
+    """Where to cut before ``ROWS`` at ``rows``: the LIMIT itself when it has no row count,
+    else ``rows``; None when ``ROWS`` does not end a LIMIT clause."""
+    before = tokens[max(0, rows - 4) : rows]
+    if tk.is_word(before, len(before) - 1, "LIMIT"):
+        return rows - 1
+    if len(before) >= 2 and tk.is_word(before, len(before) - 2, "LIMIT"):
+        return rows if _limit_value(before[-1]) else None
+    if len(before) == 4 and tk.is_word(before, 0, "LIMIT"):
+        separator = before[2]
+        if (
+            _limit_value(before[1])
+            and _limit_value(before[3])
+            and (
+                separator.text == "," or (separator.kind == "word" and separator.upper == "OFFSET")
+            )
+        ):
+            return rows
+    return None
 
 
 def _simple(sql: str, kind: str, object_type: str | None = None, **fields: object) -> Statement:
@@ -159,10 +229,10 @@ def _from_extract(sql: str, kind: str, found: Extract, **fields: object) -> Stat
 def _query(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
     """SELECT / WITH / TABLE / VALUES / INSERT / UPDATE / DELETE, including SELECT ... INTO."""
     into, tokens = _strip_into(tokens)
-    parsed = analyse(render(tokens), current_db)
-    if parsed is None:
-        return unparsed(sql, "sqlglot could not parse the statement")
-    tree, found = parsed
+    try:
+        tree, found = analyse(render(tokens), current_db)
+    except Unparseable as exc:
+        return unparsed(sql, str(exc))
     kind = query_kind(tree)
     if kind is None:
         return unparsed(sql, f"unexpected {type(tree).__name__} statement")
@@ -208,9 +278,12 @@ def _ddl(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
         return _simple(sql, "deallocate")
     object_type = _OBJECTS[word]
     if object_type in _SQLGLOT_OBJECTS and kind != "drop":
-        parsed = analyse(sql, current_db)
-        if parsed is not None and parsed[1].writes:
-            return _from_extract(sql, kind, parsed[1], object_type=object_type)
+        try:
+            found = analyse(render(tokens), current_db)[1]
+        except Unparseable:
+            found = None  # the token-level reading below still names the object
+        if found is not None and found.writes:
+            return _from_extract(sql, kind, found, object_type=object_type)
     name_index = tk.skip_words(tokens, index + 1, frozenset({"IF", "NOT", "EXISTS"}))
     writes: list[TableName] = []
     if object_type == "database":
@@ -264,10 +337,18 @@ def _rename(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
 
 
 def _set(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    if tk.is_word(tokens, 1, "STATEMENT"):
+        return _set_statement(tokens, sql, current_db)
     extras = set()
+    # SET PASSWORD may follow other assignments: SET @a = 1, PASSWORD = '...'.
+    for chunk in tk.top_level_chunks(tokens, 1):
+        if tk.is_word(chunk, 0, "PASSWORD") and (
+            tk.is_word(chunk, 1, "FOR") or (len(chunk) > 1 and chunk[1].text in ("=", ":="))
+        ):
+            extras.add("set_password")
+    if tk.is_word(tokens, 1, "DEFAULT") and tk.is_word(tokens, 2, "ROLE"):
+        extras.add("set_default_role")
     words = {t.upper for t in tokens if t.kind == "word"}
-    if "PASSWORD" in words:
-        extras.add("set_password")
     if words & {"GLOBAL", "PERSIST", "PERSIST_ONLY"} or any(
         t.kind == "var" and t.upper.lower().startswith(("@@global.", "@@persist")) for t in tokens
     ):
@@ -275,11 +356,32 @@ def _set(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
     fields: dict[str, object] = {}
     if "SELECT" in words:
         # SET @x = (SELECT ssn FROM customers ...) reads data like a SELECT does.
-        parsed = analyse(sql, current_db)
-        if parsed is None:
-            return unparsed(sql, "sqlglot could not parse the SET subquery")
-        fields = {"reads": parsed[1].reads, "columns": parsed[1].columns}
+        try:
+            found = analyse(render(tokens), current_db)[1]
+        except Unparseable as exc:
+            return unparsed(sql, f"SET subquery: {exc}")
+        fields = {"reads": found.reads, "columns": found.columns}
     return _simple(sql, "set", extras=frozenset(extras), **fields)
+
+
+def _set_statement(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    """MariaDB's ``SET STATEMENT a = 1, b = 2 FOR <statement>``: the inner statement, which
+    also answers to every name of ``SET a = 1, b = 2``, so rules about that SET still apply.
+    (MariaDB reads the inner text in the session's sql_mode, whatever the SET says.)"""
+    end = tk.find_word(tokens, "FOR", 2)
+    if end < 3 or end + 1 >= len(tokens):
+        return unparsed(sql, "SET STATEMENT without FOR and a statement")
+    settings = _set([tokens[0], *tokens[2:end]], render([tokens[0], *tokens[2:end]]), current_db)
+    inner = analyze_tokens(tokens[end + 1 :], current_db)
+    if settings.unparsed or inner.unparsed:
+        return replace(inner if inner.unparsed else settings, sql=sql)
+    return replace(
+        inner,
+        sql=sql,
+        names=inner.names | settings.names,
+        reads=inner.reads | settings.reads,
+        columns=inner.columns | settings.columns,
+    )
 
 
 def _call(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
@@ -376,10 +478,11 @@ def _handler(tokens: list[Token], sql: str, current_db: str | None) -> Statement
 
 def _do(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
     select = Token("word", "SELECT", "SELECT", False)
-    parsed = analyse(render([select, *tokens[1:]]), current_db)
-    if parsed is None:
-        return unparsed(sql, "sqlglot could not parse DO")
-    return _simple(sql, "do", reads=parsed[1].reads, columns=parsed[1].columns)
+    try:
+        found = analyse(render([select, *tokens[1:]]), current_db)[1]
+    except Unparseable as exc:
+        return unparsed(sql, f"DO: {exc}")
+    return _simple(sql, "do", reads=found.reads, columns=found.columns)
 
 
 def _admin_tables(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
