@@ -141,8 +141,8 @@ def _calls_file_function(tokens: list[Token]) -> bool:
 
 
 def _dispatch(tokens: list[Token], current_db: str | None) -> Statement:
-    sql = render(tokens)
     tokens = _strip_rows_examined(tokens)
+    sql = render(tokens)
     first = tokens[0]
     if first.kind == "op" and first.text == "(":
         return _query(tokens, sql, current_db)
@@ -365,9 +365,10 @@ def _set(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
 
 
 def _set_statement(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
-    """MariaDB's ``SET STATEMENT a = 1, b = 2 FOR <statement>``: the inner statement, which
-    also answers to every name of ``SET a = 1, b = 2``, so rules about that SET still apply.
-    (MariaDB reads the inner text in the session's sql_mode, whatever the SET says.)"""
+    """MariaDB's ``SET STATEMENT a = 1, b = 2 FOR <statement>``: the inner statement (its
+    text too, which masking's lineage reads), answering also to every name of
+    ``SET a = 1, b = 2`` so that rules about that SET still apply. MariaDB reads the inner
+    text in the session's sql_mode, whatever the SET says."""
     end = tk.find_word(tokens, "FOR", 2)
     if end < 3 or end + 1 >= len(tokens):
         return unparsed(sql, "SET STATEMENT without FOR and a statement")
@@ -377,7 +378,6 @@ def _set_statement(tokens: list[Token], sql: str, current_db: str | None) -> Sta
         return replace(inner if inner.unparsed else settings, sql=sql)
     return replace(
         inner,
-        sql=sql,
         names=inner.names | settings.names,
         reads=inner.reads | settings.reads,
         columns=inner.columns | settings.columns,
