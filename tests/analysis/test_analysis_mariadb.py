@@ -49,6 +49,11 @@ def names(tables) -> set[str]:
         "LOAD DATA INFILE '/x' INTO TABLE t",
         "LOAD DATA LOCAL INFILE '/x' INTO TABLE t",
         "LOAD XML INFILE '/x' INTO TABLE t",
+        "CREATE TABLE t (a INT) ENGINE=CONNECT TABLE_TYPE=CSV FILE_NAME='/etc/passwd'",
+        "CREATE TABLE t (a INT) engine=connect table_type=DOS file_name '/etc/passwd'",
+        "ALTER TABLE t FILE_NAME = '/etc/shadow'",
+        "CREATE TABLE t (a INT) DATA DIRECTORY = '/var/www'",
+        "CREATE TABLE t (a INT) ENGINE=MyISAM INDEX DIRECTORY '/tmp'",
     ],
 )
 def test_file_access(sql):
@@ -64,6 +69,9 @@ def test_file_access(sql):
         "SELECT 1 -- LOAD_FILE('/x')",
         "SELECT 1 INTO @v",
         "SELECT * FROM t",
+        "SELECT * FROM t WHERE file_name = 'x'",
+        "CREATE TABLE t (file_name VARCHAR(9), data INT, `index` INT)",
+        "CREATE TABLE t2 AS SELECT data, directory FROM t",
     ],
 )
 def test_no_file_access(sql):

@@ -123,21 +123,27 @@ def unparsed(sql: str, error: str) -> Statement:
 def analyze_tokens(tokens: list[Token], current_db: str | None) -> Statement:
     """Analyse one statement's tokens."""
     statement = _dispatch(tokens, current_db)
-    if not statement.unparsed and _calls_file_function(tokens):
+    if not statement.unparsed and _uses_server_files(tokens):
         statement = replace(statement, names=statement.names | {FILE_ACCESS})
     return statement
 
 
-def _calls_file_function(tokens: list[Token]) -> bool:
-    """Whether the statement calls LOAD_FILE(), anywhere: select list, subquery, SET, DO, a
-    routine body. MariaDB takes it quoted (`load_file`) and with a space before '('."""
-    return any(
-        token.kind in ("word", "qid")
-        and token.value.upper() == "LOAD_FILE"
-        and following.kind == "op"
-        and following.text == "("
-        for token, following in zip(tokens, tokens[1:], strict=False)
-    )
+def _uses_server_files(tokens: list[Token]) -> bool:
+    """Whether the statement calls LOAD_FILE() anywhere (select list, subquery, SET, DO, a
+    routine body; MariaDB takes it quoted and with a space before '('), or is table DDL that
+    puts a table's files at a path of its choice (DATA/INDEX DIRECTORY) or reads one as a
+    table (the CONNECT engine's FILE_NAME)."""
+    ddl = tk.is_word(tokens, 0, "CREATE", "ALTER")
+    for token, following in zip(tokens, tokens[1:], strict=False):
+        word = token.value.upper() if token.kind in ("word", "qid") else ""
+        if word == "LOAD_FILE" and following.kind == "op" and following.text == "(":
+            return True
+        if ddl and token.kind == "word":
+            if word in ("DATA", "INDEX") and tk.is_word([following], 0, "DIRECTORY"):
+                return True
+            if word == "FILE_NAME" and (following.kind == "str" or following.text == "="):
+                return True
+    return False
 
 
 def _dispatch(tokens: list[Token], current_db: str | None) -> Statement:
