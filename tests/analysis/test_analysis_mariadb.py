@@ -184,6 +184,13 @@ def test_set_statement_is_its_inner_statement(sql, kind, reads):
     assert statement.sql.upper().startswith(kind.upper())
 
 
+def test_only_a_plain_use_changes_the_database_of_what_follows():
+    statements = analyze(
+        "SET STATEMENT a=1 FOR USE x; SELECT * FROM t; USE y; SELECT * FROM u", "s"
+    )
+    assert [names(s.reads) for s in statements] == [set(), {"s.t"}, set(), {"y.u"}]
+
+
 def test_set_statement_keeps_the_inner_flags():
     statement = one("SET STATEMENT sql_log_bin=0 FOR DELETE FROM t")
     assert statement.no_where

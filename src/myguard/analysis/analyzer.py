@@ -108,7 +108,7 @@ def analyze(sql: str, current_db: str | None) -> list[Statement]:
     db = current_db
     for tokens in statements:
         statement = analyze_tokens(tokens, db)
-        if statement.kind == "use":
+        if statement.kind == "use" and tk.is_word(tokens, 0, "USE"):
             # USE inside a multi-statement text changes how the following ones resolve.
             parts, _ = tk.name_at(tokens, 1)
             db = parts[0] if parts else db
