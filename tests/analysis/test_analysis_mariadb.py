@@ -103,6 +103,26 @@ def test_account_management_by_set_is_dcl(sql):
 
 
 @pytest.mark.parametrize(
+    ("sql", "db"),
+    [
+        ("UPDATE mysql.user SET authentication_string = '' WHERE user = 'bob'", None),
+        ("UPDATE user SET Password = '' WHERE User = 'bob'", "mysql"),
+        ("INSERT INTO `MySQL`.`global_priv` VALUES ('%', 'eve', '{}')", "shop"),
+        ("REPLACE INTO mysql.db SELECT * FROM shop.t", "shop"),
+        ("DELETE FROM mysql.roles_mapping WHERE User = 'bob'", "shop"),
+        ("LOAD DATA INFILE '/x' INTO TABLE mysql.tables_priv", "shop"),
+    ],
+)
+def test_writes_to_grant_tables_are_dcl(sql, db):
+    assert {"dcl", "write"} <= one(sql, db).names
+
+
+def test_reads_of_grant_tables_and_writes_elsewhere_are_not_dcl():
+    assert "dcl" not in one("SELECT user, host FROM mysql.user", None).names
+    assert "dcl" not in one("UPDATE shop.user SET name = 'x' WHERE id = 1", "mysql").names
+
+
+@pytest.mark.parametrize(
     "sql", ["SET @h = PASSWORD('x')", "SET ROLE admin", "SET old_passwords = 0", "SET NAMES utf8"]
 )
 def test_other_sets_are_not_dcl(sql):

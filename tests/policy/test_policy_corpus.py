@@ -195,6 +195,16 @@ CASES = [
     ("SET DEFAULT ROLE admin FOR other", DEV, PROD, None, "block", PRIV),
     ("SET @h = PASSWORD('x')", DEV, PROD, None, "allow", "default"),
     ("SET ROLE analyst", DEV, PROD, None, "allow", "default"),
+    (
+        "UPDATE mysql.user SET authentication_string = '' WHERE User = 'x'",
+        DBA,
+        STAGE,
+        None,
+        "block",
+        PRIV,
+    ),
+    ("INSERT INTO global_priv VALUES ('%', 'eve', '{}')", DEV, PROD, "mysql", "block", PRIV),
+    ("SELECT User FROM mysql.user", DEV, PROD, None, "allow", "default"),
     # files
     ("SELECT * FROM customers INTO OUTFILE '/tmp/c.csv'", DEV, PROD, "shop", "block", EXPORT),
     (

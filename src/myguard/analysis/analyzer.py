@@ -64,6 +64,23 @@ _OBJECTS = {
 }
 # Objects whose CREATE/ALTER sqlglot parses into tables we can trust (DROP is token-level).
 _SQLGLOT_OBJECTS = frozenset({"table", "view", "index"})
+# The grant tables of the mysql schema, MariaDB's and MySQL's.
+_PRIVILEGE_TABLES = frozenset(
+    {
+        "user",
+        "global_priv",
+        "db",
+        "tables_priv",
+        "columns_priv",
+        "procs_priv",
+        "proxies_priv",
+        "roles_mapping",
+        "role_edges",
+        "default_roles",
+        "global_grants",
+        "password_history",
+    }
+)
 _QUERY_START = frozenset({"SELECT", "WITH", "TABLE", "VALUES", "INSERT", "UPDATE", "DELETE"})
 _EXPLAIN_OPTIONS = frozenset({"EXTENDED", "PARTITIONS", "FORMAT", "ANALYZE", "VERBOSE"})
 _ADMIN_TABLE_PREFIX = frozenset({"NO_WRITE_TO_BINLOG", "LOCAL", "TABLE", "TABLES"})
@@ -123,9 +140,19 @@ def unparsed(sql: str, error: str) -> Statement:
 def analyze_tokens(tokens: list[Token], current_db: str | None) -> Statement:
     """Analyse one statement's tokens."""
     statement = _dispatch(tokens, current_db)
-    if not statement.unparsed and _uses_server_files(tokens):
-        statement = replace(statement, names=statement.names | {FILE_ACCESS})
-    return statement
+    if statement.unparsed:
+        return statement
+    extra = set()
+    if _uses_server_files(tokens):
+        extra.add(FILE_ACCESS)
+    if any(_is_privilege_table(table) for table in statement.writes):
+        # UPDATE mysql.user SET ... is ALTER USER by other means.
+        extra.update(("dcl", "write"))
+    return replace(statement, names=statement.names | extra) if extra else statement
+
+
+def _is_privilege_table(table: TableName) -> bool:
+    return (table.db or "").lower() == "mysql" and table.name.lower() in _PRIVILEGE_TABLES
 
 
 def _uses_server_files(tokens: list[Token]) -> bool:
