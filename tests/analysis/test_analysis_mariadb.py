@@ -161,7 +161,12 @@ def test_limit_rows_examined_in_a_subquery_and_union():
 
 @pytest.mark.parametrize(
     "sql",
-    ["SELECT a FROM t rows examined 5", "SELECT a FROM t LIMIT 1 ROWS EXAMINED"],
+    [
+        "SELECT a FROM t rows examined 5",
+        "SELECT a FROM t LIMIT 1 ROWS EXAMINED",
+        "SELECT a FROM t LIMIT 1 ROWS EXAMINED UNION SELECT ssn FROM customers",
+        "SELECT a FROM t LIMIT x ROWS EXAMINED 5",
+    ],
 )
 def test_rows_examined_outside_a_limit_is_not_stripped(sql):
     assert one(sql).unparsed

@@ -166,7 +166,7 @@ def _uses_server_files(tokens: list[Token]) -> bool:
         if word == "LOAD_FILE" and following.kind == "op" and following.text == "(":
             return True
         if ddl and token.kind == "word":
-            if word in ("DATA", "INDEX") and tk.is_word([following], 0, "DIRECTORY"):
+            if word in ("DATA", "INDEX") and following.upper == "DIRECTORY":
                 return True
             if word == "FILE_NAME" and (following.kind == "str" or following.text == "="):
                 return True
@@ -213,8 +213,9 @@ def _strip_rows_examined(tokens: list[Token]) -> list[Token]:
 
 
 def _limit_value(token: Token) -> bool:
-    # A number, a ? placeholder, or a stored-program variable.
-    return token.kind in ("num", "word") or (token.kind == "op" and token.text == "?")
+    # A number or a ? placeholder (a stored program's variable only occurs in bodies, which
+    # sqlglot does not read): anything else is a syntax error to MariaDB, so nothing is cut.
+    return token.kind == "num" or (token.kind == "op" and token.text == "?")
 
 
 def _limit_clause_start(tokens: list[Token], rows: int) -> int | None:
