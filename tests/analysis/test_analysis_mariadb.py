@@ -216,6 +216,27 @@ def test_only_a_plain_use_changes_the_database_of_what_follows():
     assert [names(s.reads) for s in statements] == [set(), {"s.t"}, set(), {"y.u"}]
 
 
+@pytest.mark.parametrize(
+    ("sql", "kind", "obj"),
+    [
+        (
+            "SET STATEMENT sql_mode='' FOR CREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END",
+            "create",
+            "procedure",
+        ),
+        ("SET STATEMENT a=(1) FOR BEGIN NOT ATOMIC SELECT 1; DELETE FROM t; END", "compound", None),
+    ],
+)
+def test_set_statement_for_a_stored_program_is_one_statement(sql, kind, obj):
+    statement = one(sql)
+    assert (statement.kind, statement.object_type) == (kind, obj)
+
+
+def test_set_statement_before_an_ordinary_statement_still_splits():
+    statements = analyze("SET STATEMENT a=1 FOR SELECT 1; DROP TABLE t", "s")
+    assert [s.kind for s in statements] == ["select", "drop"]
+
+
 def test_set_statement_keeps_the_inner_flags():
     statement = one("SET STATEMENT sql_log_bin=0 FOR DELETE FROM t")
     assert statement.no_where

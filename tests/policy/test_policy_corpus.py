@@ -389,6 +389,14 @@ CASES = [
     ("SET STATEMENT a=1 FOR SET PASSWORD FOR x = ''", DEV, PROD, None, "block", PRIV),
     ("SET STATEMENT a=1 FOR SELECT LOAD_FILE('/x')", DEV, PROD, None, "block", FILES),
     ("SET STATEMENT a=1 FOR garbage", DEV, PROD, None, "block", "unparsed"),
+    (
+        "SET STATEMENT a=1 FOR BEGIN NOT ATOMIC DROP TABLE t; END",
+        DEV,
+        PROD,
+        "shop",
+        "block",
+        OPAQUE,
+    ),
     ("SET STATEMENT a=1 SELECT 1", DEV, PROD, None, "block", "unparsed"),
     # sqlglot takes exponential time over JOINs without ON: refused before it starts
     ("SELECT * FROM t0" + " JOIN t" * 30, DEV, STAGE, "shop", "block", "unparsed"),
