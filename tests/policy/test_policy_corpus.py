@@ -23,6 +23,7 @@ NO_WHERE = "no-unbounded-writes"
 PRIV = "no-privilege-changes"
 EXPORT = "no-file-export"
 LOAD = "no-load-data"
+FILES = "no-server-file-access"
 AI_RO = "ai-agents-read-only-in-production"
 OPAQUE = "no-opaque-in-production"
 MASK = "mask-pii-for-analysts"
@@ -180,6 +181,30 @@ CASES = [
     ("RENAME USER bob TO eve", DEV, STAGE, None, "block", PRIV),
     ("CREATE ROLE auditor", DEV, STAGE, None, "block", PRIV),
     ("/*!80000 GRANT ALL ON *.* TO bob */", DEV, STAGE, None, "block", PRIV),
+    # account management by SET: another user's password or default role, or the service
+    # account's own password (every client shares it), however it is spelled
+    ("SET PASSWORD FOR 'other'@'localhost' = PASSWORD('x')", DEV, PROD, None, "block", PRIV),
+    ("set password for other = password('x')", DEV, STAGE, None, "block", PRIV),
+    ("SET PASSWORD FOR `other`@`%` = 'hash'", DBA, PROD, None, "block", PRIV),
+    ("SET /* who */ PASSWORD /**/ FOR other = ''", DEV, PROD, None, "block", PRIV),
+    ("SET PASSWORD = PASSWORD('x')", DEV, PROD, None, "block", PRIV),
+    ("SET @a = 1, PASSWORD = PASSWORD('x')", DEV, PROD, None, "block", PRIV),
+    ("/*!50000 SET PASSWORD FOR other = 'x' */", DEV, PROD, None, "block", PRIV),
+    ("SELECT 1; SET PASSWORD FOR other = 'x'", DEV, PROD, None, "block", PRIV),
+    ("PREPARE s FROM 'SET PASSWORD FOR other = ''x'''", DEV, PROD, None, "block", PRIV),
+    ("SET DEFAULT ROLE admin FOR other", DEV, PROD, None, "block", PRIV),
+    ("SET @h = PASSWORD('x')", DEV, PROD, None, "allow", "default"),
+    ("SET ROLE analyst", DEV, PROD, None, "allow", "default"),
+    (
+        "UPDATE mysql.user SET authentication_string = '' WHERE User = 'x'",
+        DBA,
+        STAGE,
+        None,
+        "block",
+        PRIV,
+    ),
+    ("INSERT INTO global_priv VALUES ('%', 'eve', '{}')", DEV, PROD, "mysql", "block", PRIV),
+    ("SELECT User FROM mysql.user", DEV, PROD, None, "allow", "default"),
     # files
     ("SELECT * FROM customers INTO OUTFILE '/tmp/c.csv'", DEV, PROD, "shop", "block", EXPORT),
     (
@@ -203,6 +228,27 @@ CASES = [
         LOAD,
     ),
     ("LOAD XML LOCAL INFILE 'x' INTO TABLE orders", DEV, STAGE, "shop", "block", LOAD),
+    # LOAD_FILE() reads a server file wherever it sits in a statement
+    ("SELECT LOAD_FILE('/etc/passwd')", DEV, PROD, None, "block", FILES),
+    ("SELECT LOAD_FILE('/etc/passwd')", DBA, STAGE, None, "block", FILES),
+    ("select load_file('/etc/passwd') as f", DEV, PROD, None, "block", FILES),
+    ("SELECT `load_file`('/etc/passwd')", DEV, PROD, None, "block", FILES),
+    ("SELECT LOAD_FILE /* x */ ('/etc/passwd')", DEV, PROD, None, "block", FILES),
+    ("SELECT /*!50000 LOAD_FILE('/etc/passwd') */", DEV, PROD, None, "block", FILES),
+    ("SELECT LOAD_FILE(0x2f6574632f706173737764)", DEV, PROD, None, "block", FILES),
+    ("SELECT id, (SELECT LOAD_FILE('/etc/passwd')) FROM orders", DEV, PROD, "shop", "block", FILES),
+    ("SELECT HEX(SUBSTR(LOAD_FILE('/etc/passwd'), 1, 9))", DEV, PROD, None, "block", FILES),
+    ("SELECT id FROM orders UNION SELECT LOAD_FILE('/x')", DEV, PROD, "shop", "block", FILES),
+    ("SELECT id FROM orders WHERE LOAD_FILE('/x') IS NULL", DEV, PROD, "shop", "block", FILES),
+    ("INSERT INTO orders (note) SELECT LOAD_FILE('/x')", DEV, STAGE, "shop", "block", FILES),
+    ("UPDATE orders SET note = LOAD_FILE('/x') WHERE id = 1", DEV, STAGE, "shop", "block", FILES),
+    ("SET @f = LOAD_FILE('/etc/passwd')", DEV, PROD, None, "block", FILES),
+    ("DO LOAD_FILE('/etc/passwd')", DEV, PROD, None, "block", FILES),
+    ("SELECT 1; SELECT LOAD_FILE('/x')", DEV, PROD, None, "block", FILES),
+    ("PREPARE s FROM 'SELECT LOAD_FILE(''/x'')'", DEV, PROD, None, "block", FILES),
+    ("EXECUTE IMMEDIATE 'SELECT LOAD_FILE(\"/x\")'", DEV, PROD, None, "block", FILES),
+    ("SELECT LOAD_FILE('/x')", AI, PROD, None, "block", FILES),
+    ("SELECT 'LOAD_FILE(/x)', `load_file` FROM orders", DEV, PROD, "shop", "allow", "default"),
     # ai agents
     ("INSERT INTO orders (id) VALUES (1)", AI, PROD, "shop", "block", AI_RO),
     ("INSERT INTO orders (id) VALUES (1)", AI, STAGE, "shop", "allow", "default"),
@@ -325,6 +371,36 @@ CASES = [
     ("/*!50000 SELECT 1", DEV, STAGE, None, "block", "unparsed"),
     ("IF 1 THEN DROP TABLE t; END IF", DEV, STAGE, "shop", "block", "unparsed"),
     ("FOO BAR", DBA, STAGE, None, "block", "unparsed"),
+    # MariaDB syntax that sqlglot does not parse is read around, not refused
+    ("SELECT id FROM orders LIMIT ROWS EXAMINED 100", DEV, PROD, "shop", "allow", "default"),
+    ("SELECT email FROM customers LIMIT 10 ROWS EXAMINED 100", ANALYST, PROD, "shop", "mask", MASK),
+    ("SET STATEMENT max_statement_time=1 FOR SELECT 1", DEV, PROD, None, "allow", "default"),
+    (
+        "SET STATEMENT max_statement_time=1 FOR SELECT ssn FROM customers",
+        ANALYST,
+        PROD,
+        "shop",
+        "mask",
+        MASK,
+    ),
+    ("SET STATEMENT sql_log_bin=0 FOR DROP TABLE orders", DEV, PROD, "shop", "block", DROP),
+    ("SET STATEMENT sql_log_bin=0 FOR DELETE FROM orders", DEV, STAGE, "shop", "block", NO_WHERE),
+    ("SET STATEMENT sql_log_bin=0 FOR INSERT INTO t VALUES (1)", AI, PROD, "shop", "block", AI_RO),
+    ("SET STATEMENT a=1 FOR SET PASSWORD FOR x = ''", DEV, PROD, None, "block", PRIV),
+    ("SET STATEMENT a=1 FOR SELECT LOAD_FILE('/x')", DEV, PROD, None, "block", FILES),
+    ("SET STATEMENT a=1 FOR garbage", DEV, PROD, None, "block", "unparsed"),
+    (
+        "SET STATEMENT a=1 FOR BEGIN NOT ATOMIC DROP TABLE t; END",
+        DEV,
+        PROD,
+        "shop",
+        "block",
+        OPAQUE,
+    ),
+    ("SET STATEMENT a=1 SELECT 1", DEV, PROD, None, "block", "unparsed"),
+    # sqlglot takes exponential time over JOINs without ON: refused before it starts
+    ("SELECT * FROM t0" + " JOIN t" * 30, DEV, STAGE, "shop", "block", "unparsed"),
+    ("SELECT * FROM t0" + " JOIN t ON 1" * 30, DEV, STAGE, "shop", "allow", "default"),
 ]
 
 

@@ -7,11 +7,11 @@ from dataclasses import replace
 
 from myguard.analysis import tokens as tk
 from myguard.analysis.extract import Extract
-from myguard.analysis.kinds import names_for
+from myguard.analysis.kinds import FILE_ACCESS, names_for
 from myguard.analysis.lexer import LexError, Token, render, split, tokenize
 from myguard.analysis.model import UNPARSED, Statement, TableName
 from myguard.analysis.shrink import shrink_literals
-from myguard.analysis.sqlglot_path import analyse, query_kind
+from myguard.analysis.sqlglot_path import Unparseable, analyse, query_kind
 
 Handler = Callable[[list[Token], str, str | None], Statement]
 
@@ -64,6 +64,23 @@ _OBJECTS = {
 }
 # Objects whose CREATE/ALTER sqlglot parses into tables we can trust (DROP is token-level).
 _SQLGLOT_OBJECTS = frozenset({"table", "view", "index"})
+# The grant tables of the mysql schema, MariaDB's and MySQL's.
+_PRIVILEGE_TABLES = frozenset(
+    {
+        "user",
+        "global_priv",
+        "db",
+        "tables_priv",
+        "columns_priv",
+        "procs_priv",
+        "proxies_priv",
+        "roles_mapping",
+        "role_edges",
+        "default_roles",
+        "global_grants",
+        "password_history",
+    }
+)
 _QUERY_START = frozenset({"SELECT", "WITH", "TABLE", "VALUES", "INSERT", "UPDATE", "DELETE"})
 _EXPLAIN_OPTIONS = frozenset({"EXTENDED", "PARTITIONS", "FORMAT", "ANALYZE", "VERBOSE"})
 _ADMIN_TABLE_PREFIX = frozenset({"NO_WRITE_TO_BINLOG", "LOCAL", "TABLE", "TABLES"})
@@ -108,7 +125,7 @@ def analyze(sql: str, current_db: str | None) -> list[Statement]:
     db = current_db
     for tokens in statements:
         statement = analyze_tokens(tokens, db)
-        if statement.kind == "use":
+        if statement.kind == "use" and tk.is_word(tokens, 0, "USE"):
             # USE inside a multi-statement text changes how the following ones resolve.
             parts, _ = tk.name_at(tokens, 1)
             db = parts[0] if parts else db
@@ -137,6 +154,42 @@ def unparsed(sql: str, error: str) -> Statement:
 
 def analyze_tokens(tokens: list[Token], current_db: str | None) -> Statement:
     """Analyse one statement's tokens."""
+    statement = _dispatch(tokens, current_db)
+    if statement.unparsed:
+        return statement
+    extra = set()
+    if _uses_server_files(tokens):
+        extra.add(FILE_ACCESS)
+    if any(_is_privilege_table(table) for table in statement.writes):
+        # UPDATE mysql.user SET ... is ALTER USER by other means.
+        extra.update(("dcl", "write"))
+    return replace(statement, names=statement.names | extra) if extra else statement
+
+
+def _is_privilege_table(table: TableName) -> bool:
+    return (table.db or "").lower() == "mysql" and table.name.lower() in _PRIVILEGE_TABLES
+
+
+def _uses_server_files(tokens: list[Token]) -> bool:
+    """Whether the statement calls LOAD_FILE() anywhere (select list, subquery, SET, DO, a
+    routine body; MariaDB takes it quoted and with a space before '('), or is table DDL that
+    puts a table's files at a path of its choice (DATA/INDEX DIRECTORY) or reads one as a
+    table (the CONNECT engine's FILE_NAME)."""
+    ddl = tk.is_word(tokens, 0, "CREATE", "ALTER")
+    for token, following in zip(tokens, tokens[1:], strict=False):
+        word = token.value.upper() if token.kind in ("word", "qid") else ""
+        if word == "LOAD_FILE" and following.kind == "op" and following.text == "(":
+            return True
+        if ddl and token.kind == "word":
+            if word in ("DATA", "INDEX") and following.upper == "DIRECTORY":
+                return True
+            if word == "FILE_NAME" and (following.kind == "str" or following.text == "="):
+                return True
+    return False
+
+
+def _dispatch(tokens: list[Token], current_db: str | None) -> Statement:
+    tokens = _strip_rows_examined(tokens)
     sql = render(tokens)
     first = tokens[0]
     if first.kind == "op" and first.text == "(":
@@ -148,6 +201,57 @@ def analyze_tokens(tokens: list[Token], current_db: str | None) -> Statement:
     if kind is None:
         return unparsed(sql, f"unknown statement {first.text!r}")
     return _simple(sql, kind)
+
+
+def _strip_rows_examined(tokens: list[Token]) -> list[Token]:
+    """Without MariaDB's ``LIMIT [n [, m] | n OFFSET m] ROWS EXAMINED k``, which sqlglot cannot
+    parse and which only bounds the work, not what is read: ``LIMIT ROWS EXAMINED k`` goes
+    whole, ``LIMIT n ROWS EXAMINED k`` keeps ``LIMIT n``."""
+    index = 0
+    while True:
+        index = next(
+            (
+                i
+                for i in range(index, len(tokens) - 2)
+                if tk.is_word(tokens, i, "ROWS")
+                and tk.is_word(tokens, i + 1, "EXAMINED")
+                and _limit_value(tokens[i + 2])
+            ),
+            -1,
+        )
+        if index < 0:
+            return tokens
+        start = _limit_clause_start(tokens, index)
+        if start is not None:
+            tokens = tokens[:start] + tokens[index + 3 :]
+        index = (start if start is not None else index) + 1
+
+
+def _limit_value(token: Token) -> bool:
+    # A number or a ? placeholder (a stored program's variable only occurs in bodies, which
+    # sqlglot does not read): anything else is a syntax error to MariaDB, so nothing is cut.
+    return token.kind == "num" or (token.kind == "op" and token.text == "?")
+
+
+def _limit_clause_start(tokens: list[Token], rows: int) -> int | None:
+    """Where to cut before ``ROWS`` at ``rows``: the LIMIT itself when it has no row count,
+    else ``rows``; None when ``ROWS`` does not end a LIMIT clause."""
+    before = tokens[max(0, rows - 4) : rows]
+    if tk.is_word(before, len(before) - 1, "LIMIT"):
+        return rows - 1
+    if len(before) >= 2 and tk.is_word(before, len(before) - 2, "LIMIT"):
+        return rows if _limit_value(before[-1]) else None
+    if len(before) == 4 and tk.is_word(before, 0, "LIMIT"):
+        separator = before[2]
+        if (
+            _limit_value(before[1])
+            and _limit_value(before[3])
+            and (
+                separator.text == "," or (separator.kind == "word" and separator.upper == "OFFSET")
+            )
+        ):
+            return rows
+    return None
 
 
 def _simple(sql: str, kind: str, object_type: str | None = None, **fields: object) -> Statement:
@@ -174,10 +278,10 @@ def _from_extract(sql: str, kind: str, found: Extract, **fields: object) -> Stat
 def _query(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
     """SELECT / WITH / TABLE / VALUES / INSERT / UPDATE / DELETE, including SELECT ... INTO."""
     into, tokens = _strip_into(tokens)
-    parsed = analyse(render(tokens), current_db)
-    if parsed is None:
-        return unparsed(sql, "sqlglot could not parse the statement")
-    tree, found = parsed
+    try:
+        tree, found = analyse(render(tokens), current_db)
+    except Unparseable as exc:
+        return unparsed(sql, str(exc))
     kind = query_kind(tree)
     if kind is None:
         return unparsed(sql, f"unexpected {type(tree).__name__} statement")
@@ -223,9 +327,12 @@ def _ddl(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
         return _simple(sql, "deallocate")
     object_type = _OBJECTS[word]
     if object_type in _SQLGLOT_OBJECTS and kind != "drop":
-        parsed = analyse(sql, current_db)
-        if parsed is not None and parsed[1].writes:
-            return _from_extract(sql, kind, parsed[1], object_type=object_type)
+        try:
+            found = analyse(render(tokens), current_db)[1]
+        except Unparseable:
+            found = None  # the token-level reading below still names the object
+        if found is not None and found.writes:
+            return _from_extract(sql, kind, found, object_type=object_type)
     name_index = tk.skip_words(tokens, index + 1, frozenset({"IF", "NOT", "EXISTS"}))
     writes: list[TableName] = []
     if object_type == "database":
@@ -279,10 +386,18 @@ def _rename(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
 
 
 def _set(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    if tk.is_word(tokens, 1, "STATEMENT"):
+        return _set_statement(tokens, sql, current_db)
     extras = set()
+    # SET PASSWORD may follow other assignments: SET @a = 1, PASSWORD = '...'.
+    for chunk in tk.top_level_chunks(tokens, 1):
+        if tk.is_word(chunk, 0, "PASSWORD") and (
+            tk.is_word(chunk, 1, "FOR") or (len(chunk) > 1 and chunk[1].text in ("=", ":="))
+        ):
+            extras.add("set_password")
+    if tk.is_word(tokens, 1, "DEFAULT") and tk.is_word(tokens, 2, "ROLE"):
+        extras.add("set_default_role")
     words = {t.upper for t in tokens if t.kind == "word"}
-    if "PASSWORD" in words:
-        extras.add("set_password")
     if words & {"GLOBAL", "PERSIST", "PERSIST_ONLY"} or any(
         t.kind == "var" and t.upper.lower().startswith(("@@global.", "@@persist")) for t in tokens
     ):
@@ -290,11 +405,32 @@ def _set(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
     fields: dict[str, object] = {}
     if "SELECT" in words:
         # SET @x = (SELECT ssn FROM customers ...) reads data like a SELECT does.
-        parsed = analyse(sql, current_db)
-        if parsed is None:
-            return unparsed(sql, "sqlglot could not parse the SET subquery")
-        fields = {"reads": parsed[1].reads, "columns": parsed[1].columns}
+        try:
+            found = analyse(render(tokens), current_db)[1]
+        except Unparseable as exc:
+            return unparsed(sql, f"SET subquery: {exc}")
+        fields = {"reads": found.reads, "columns": found.columns}
     return _simple(sql, "set", extras=frozenset(extras), **fields)
+
+
+def _set_statement(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    """MariaDB's ``SET STATEMENT a = 1, b = 2 FOR <statement>``: the inner statement (its
+    text too, which masking's lineage reads), answering also to every name of
+    ``SET a = 1, b = 2`` so that rules about that SET still apply. MariaDB reads the inner
+    text in the session's sql_mode, whatever the SET says."""
+    end = tk.find_word(tokens, "FOR", 2)
+    if end < 3 or end + 1 >= len(tokens):
+        return unparsed(sql, "SET STATEMENT without FOR and a statement")
+    settings = _set([tokens[0], *tokens[2:end]], render([tokens[0], *tokens[2:end]]), current_db)
+    inner = analyze_tokens(tokens[end + 1 :], current_db)
+    if settings.unparsed or inner.unparsed:
+        return replace(inner if inner.unparsed else settings, sql=sql)
+    return replace(
+        inner,
+        names=inner.names | settings.names,
+        reads=inner.reads | settings.reads,
+        columns=inner.columns | settings.columns,
+    )
 
 
 def _call(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
@@ -391,10 +527,11 @@ def _handler(tokens: list[Token], sql: str, current_db: str | None) -> Statement
 
 def _do(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
     select = Token("word", "SELECT", "SELECT", False)
-    parsed = analyse(render([select, *tokens[1:]]), current_db)
-    if parsed is None:
-        return unparsed(sql, "sqlglot could not parse DO")
-    return _simple(sql, "do", reads=parsed[1].reads, columns=parsed[1].columns)
+    try:
+        found = analyse(render([select, *tokens[1:]]), current_db)[1]
+    except Unparseable as exc:
+        return unparsed(sql, f"DO: {exc}")
+    return _simple(sql, "do", reads=found.reads, columns=found.columns)
 
 
 def _admin_tables(tokens: list[Token], sql: str, current_db: str | None) -> Statement:

@@ -51,7 +51,8 @@ def extract(tree: exp.Expression, current_db: str | None) -> Extract:
     if isinstance(tree, exp.Update):
         writes.update(_update_targets(tree, resolver))
         if not writes:
-            writes.update(resolver.sources(tree).values() - {None})
+            # The target is not known: every joined table may be written.
+            writes.update(t for t in resolver.sources(tree).values() if t is not None)
     columns = {resolver.column(col) for col in column_nodes if col.name}
     if isinstance(tree, exp.Insert) and isinstance(tree.this, exp.Schema):
         columns.update(ColumnName(resolver.default, i.name) for i in tree.this.expressions)

@@ -60,10 +60,13 @@ EXTRA_NAMES = frozenset(
         "into_variable",
         "load_data_local",
         "set_password",
+        "set_default_role",
         "set_global",
     }
 )
-GROUP_NAMES = frozenset(GROUPS) | {"write", "export"}
+# Statements that read or write files on the database server (or, LOCAL, the client).
+FILE_ACCESS = "file_access"
+GROUP_NAMES = frozenset(GROUPS) | {"write", "export", FILE_ACCESS}
 OBJECT_TYPES = frozenset(
     {
         "table",
@@ -101,6 +104,11 @@ def names_for(
     names.update(group for group, members in GROUPS.items() if kind in members)
     if extras & {"into_outfile", "into_dumpfile"}:
         names.add("export")
+    if "export" in names or kind == "load_data":
+        names.add(FILE_ACCESS)
+    if extras & {"set_password", "set_default_role"}:
+        # Changes an account (any account, FOR another user): as much DCL as ALTER USER.
+        names.add("dcl")
     if "set_global" in extras or "set_password" in extras:
         names.add("admin")
     if kind in WRITE or "export" in names or "admin" in names or "dcl" in names:

@@ -131,9 +131,10 @@ def split(tokens: list[Token]) -> list[list[Token]]:
         if token.kind != "word":
             continue
         if not compound:
-            compound = _starts_compound(current)
+            body = current[_prefix_end(current) :]
+            compound = bool(body) and _starts_compound(body)
             # BEGIN NOT ATOMIC: the BEGIN that opened the block went by before we knew.
-            depth = 1 if compound and current[0].upper == "BEGIN" else 0
+            depth = 1 if compound and body[0].upper == "BEGIN" else 0
             continue
         if token.upper in ("BEGIN", "CASE") and not _follows_end(tokens, index):
             depth += 1
@@ -144,6 +145,19 @@ def split(tokens: list[Token]) -> list[list[Token]]:
     if current:
         statements.append(current)
     return statements
+
+
+def _prefix_end(current: list[Token]) -> int:
+    """Where the statement starts after MariaDB's ``SET STATEMENT a = 1, ... FOR``, else 0."""
+    if len(current) < 2 or current[0].upper != "SET" or current[1].upper != "STATEMENT":
+        return 0
+    depth = 0
+    for index, token in enumerate(current):
+        if token.kind == "op" and token.text in "()":
+            depth += 1 if token.text == "(" else -1
+        elif depth == 0 and token.kind == "word" and token.upper == "FOR":
+            return index + 1
+    return len(current)
 
 
 def _follows_end(tokens: list[Token], index: int) -> bool:

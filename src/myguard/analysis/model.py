@@ -40,6 +40,9 @@ class Statement:
     ``kind`` is the effective kind (for ``PREPARE s FROM 'sql'`` the inner statement's) and
     ``names`` everything a rule's ``kinds`` may match: the kind, ``kind:object`` and groups.
     ``cacheable`` is False when the analysis depends on literal text the fingerprint erases.
+    ``sql`` is the text as analysed: comments out, and without MariaDB's ``SET STATEMENT ...
+    FOR`` and ``LIMIT ... ROWS EXAMINED n``, which sqlglot cannot read and which change
+    neither what is read nor where a result column comes from.
     """
 
     sql: str
