@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import machine, measures, report, sysbench
 from .profile import point_selects, profile
-from .targets import ALICE, CAROL, HAPROXY_THREADS, Stack, Target, parse_extra
+from .targets import ALICE, CAROL, HAPROXY_THREADS, RELAY_WORKERS, Stack, Target, parse_extra
 
 MEASURES = ("sysbench", "audit", "bigselect", "masking", "connect", "memory", "profile")
 
@@ -99,13 +99,17 @@ def main(argv: list[str] | None = None) -> int:
         "started": started.isoformat(timespec="seconds"),
         "settings": {"quick": quick, "duration_s": duration, "repeats": repeats,
                      "threads": threads, "haproxy_nbthread": HAPROXY_THREADS,
+                     "relay_workers": RELAY_WORKERS,
                      "myguard": "workers=2, conf/rules.toml, environment=production, "
                                 "audit fsync=batch", "measures": sorted(only)},
         "machine": machine.describe(),
     }  # fmt: skip
     stack = Stack(Path(tempfile.mkdtemp(prefix="myguard-bench-")), args.db_port)
     try:
-        log(f"starting MariaDB, HAProxy (nbthread {HAPROXY_THREADS}), myguard")
+        log(
+            f"starting MariaDB, HAProxy (nbthread {HAPROXY_THREADS}), "
+            f"relay ({RELAY_WORKERS} workers), myguard"
+        )
         stack.start_db()
         direct = stack.direct()
         sysbench.prepare(direct)
@@ -113,11 +117,16 @@ def main(argv: list[str] | None = None) -> int:
         extra_pw = args.extra_password or direct.password
         extras = [parse_extra(s, args.extra_user, extra_pw) for s in args.extra_target]
         targets = [direct, stack.haproxy.target(), myguard, *extras]
+        # The bare uvloop relay (the floor of a Python proxy) in the throughput measures only.
+        relay = stack.relay.target()
+        with_relay = [direct, stack.haproxy.target(), relay, myguard, *extras]
 
         steps: dict[str, Callable[[], object]] = {
-            "sysbench": lambda: run_sysbench(targets, workloads(threads, quick), repeats, duration),
+            "sysbench": lambda: run_sysbench(
+                with_relay, workloads(threads, quick), repeats, duration
+            ),
             "audit": lambda: audit(stack, repeats, duration),
-            "bigselect": lambda: big_select(targets[:3], repeats, direct),
+            "bigselect": lambda: big_select(with_relay[:4], repeats, direct),
             "masking": lambda: masking(stack, direct, repeats),
             "connect": lambda: connect(targets, repeats, args.connectors, 3 if quick else 5),
             "profile": lambda: run_profile(

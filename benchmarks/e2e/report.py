@@ -74,7 +74,7 @@ def transfer_summary(runs: list[Run]) -> list[Run]:
 def summarize(results: dict[str, object]) -> dict[str, object]:
     s: dict[str, object] = {}
     if "sysbench" in results:
-        s["sysbench"] = sysbench_summary(results["sysbench"], ("direct", "haproxy"))  # type: ignore[arg-type]
+        s["sysbench"] = sysbench_summary(results["sysbench"], ("direct", "haproxy", "relay"))  # type: ignore[arg-type]
     if "audit" in results:
         s["audit"] = sysbench_summary(results["audit"], ("audit fsync=off", "audit disabled"))  # type: ignore[arg-type]
     if "bigselect" in results:
@@ -105,10 +105,12 @@ def check_targets(s: dict[str, object], results: dict[str, object]) -> list[Run]
     """The issue's targets, each with the measured figure and whether it is met."""
     checks: list[Run] = []
 
-    def add(what: str, value: float | None, goal: float, higher_is_better: bool) -> None:
+    def add(
+        what: str, value: float | None, goal: float, higher_is_better: bool, note: str = ""
+    ) -> None:
         met = None if value is None else (value >= goal if higher_is_better else value <= goal)
         op = "≥" if higher_is_better else "≤"
-        checks.append({"target": what, "goal": f"{op} {goal}", "measured": value, "met": met})
+        checks.append({"target": what, "goal": f"{op} {goal}{note}", "measured": value, "met": met})
 
     sb = s.get("sysbench")
     for test in ("oltp_point_select", "oltp_read_only"):
@@ -126,6 +128,14 @@ def check_targets(s: dict[str, object], results: dict[str, object]) -> list[Run]
         if row:
             add(f"myguard CPU µs per point select (16 thr ps-{ps})", row.get("cpu_us_per_query"),
                 25, False)  # fmt: skip
+    for ps in ("auto", "disable"):
+        # The bare uvloop relay is the floor of a Python proxy: how far myguard is above it.
+        runs = [r for r in results.get("sysbench", [])  # type: ignore[attr-defined]
+                if r.get("workload") == f"oltp_point_select/t16/ps-{ps}"]  # fmt: skip
+        value = ratio(runs, "cpu_us_per_query", "workload", "myguard", "relay")
+        if value is not None:
+            add(f"myguard CPU µs per point select / relay's (16 thr ps-{ps})", value, 1.0, False,
+                " (informational)")  # fmt: skip
     row = _find(s.get("bigselect"), client="cli", target="myguard")
     if row:
         add("myguard CPU s to pass 1M rows (mariadb CLI)", row.get("target_cpu_s"), 0.25, False)
@@ -178,7 +188,12 @@ def markdown(results: dict[str, object], summary: dict[str, object]) -> str:
         "",
         f"Settings: {'QUICK, ' if st['quick'] else ''}{st['repeats']} interleaved repeat(s) of "
         f"{st['duration_s']} s; HAProxy TCP mode nbthread {st['haproxy_nbthread']}; "
-        f"myguard {st['myguard']}. Client, proxies and MariaDB share the cores. Ratios are "
+        + (
+            f"relay: bare uvloop byte relay, {st['relay_workers']} workers; "
+            if "relay_workers" in st
+            else ""
+        )
+        + f"myguard {st['myguard']}. Client, proxies and MariaDB share the cores. Ratios are "
         "medians of per-repeat ratios (same repeat, back-to-back runs); compare those, not "
         "absolute numbers across runs.",
         "",
@@ -189,7 +204,7 @@ def markdown(results: dict[str, object], summary: dict[str, object]) -> str:
     sections = [
         ("sysbench (median QPS, p95 ms, proxy CPU µs per query)", "sysbench",
          ["workload", "target", "qps", "p95_ms", "errors", "cpu_us_per_query", "foreign_cpu_pct",
-          "vs_direct", "vs_haproxy"]),
+          "vs_direct", "vs_haproxy", "vs_relay"]),
         ("Audit modes (oltp_point_select, 16 threads, server PS)", "audit",
          ["target", "qps", "p95_ms", "errors", "cpu_us_per_query", "vs_audit fsync=off",
           "vs_audit disabled"]),

@@ -1,4 +1,5 @@
-"""The systems under test: a private MariaDB, HAProxy in TCP mode and myguard, each a Target."""
+"""The systems under test: a private MariaDB, HAProxy in TCP mode, the bare uvloop relay and
+myguard, each a Target."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from .procstat import descendants  # noqa: E402
 ALICE = ("alice", USERS["alice"][0])  # group dba: the default rules allow her workload
 CAROL = ("carol", USERS["carol"][0])  # no group: used as the unmasked reader
 HAPROXY_THREADS = 2  # matches myguard's workers=2: both proxies may use both cores
+RELAY_WORKERS = 2  # the same for the bare relay (relay.py)
 
 
 @dataclass
@@ -117,6 +119,37 @@ class HAProxy:
         return descendants(self.proc.pid) if self.proc else []
 
 
+class Relay:
+    """``python -m benchmarks.e2e.relay``: the bare uvloop byte relay, a supervisor + workers."""
+
+    def __init__(self, base: Path, upstream: int, workers: int = RELAY_WORKERS) -> None:
+        self.base = base
+        self.port = free_port()
+        self.upstream = upstream
+        self.workers = workers
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.e2e.relay", str(self.port), str(self.upstream),
+             str(self.workers)],
+            stdout=open(self.base / "relay.log", "wb"), stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+        wait_port(self.port, self.proc)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()  # the supervisor stops its workers
+            self.proc.wait(10)
+
+    def target(self) -> Target:
+        return Target("relay", self.port, "root", ROOT_PASSWORD, pids=self.tree)
+
+    def tree(self) -> list[int]:
+        return descendants(self.proc.pid) if self.proc else []
+
+
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -139,12 +172,13 @@ def parse_extra(spec: str, user: str, password: str) -> Target:
 
 
 class Stack:
-    """MariaDB + HAProxy + the myguard instances, started once and stopped together."""
+    """MariaDB + HAProxy + the relay + the myguard instances, started once, stopped together."""
 
     def __init__(self, base: Path, db_port: int | None = None) -> None:
         self.base = base
         self.db = MariaDBServer(base / "mariadb", port=db_port)
         self.haproxy = HAProxy(base, 0)
+        self.relay = Relay(base, 0)
         self.proxies: dict[str, BenchProxy] = {}
 
     def start_db(self) -> None:
@@ -152,6 +186,8 @@ class Stack:
         self.db.seed()
         self.haproxy.upstream = self.db.port
         self.haproxy.start()
+        self.relay.upstream = self.db.port
+        self.relay.start()
 
     def direct(self) -> Target:
         return Target("direct", self.db.port, "root", ROOT_PASSWORD, pids=self.db_tree)
@@ -178,5 +214,6 @@ class Stack:
         for name in list(self.proxies):
             self.stop_proxy(name)
         self.haproxy.stop()
+        self.relay.stop()
         self.db.stop()
         shutil.rmtree(self.base, ignore_errors=True)
