@@ -91,6 +91,17 @@ class Handler:
         self.events.append(("failed", type(exc).__name__))
 
 
+def attached(impl, handler, deprecate_eof: bool = True):
+    """A core of ``impl`` attached to two fake transports: (core, client, backend, streams)."""
+    core = handler.core = impl.ProxyCore(
+        handler, SCANNERS[impl].ResponseScanner(deprecate_eof), 1 << 24
+    )
+    client, backend = Transport(), Transport()
+    streams = Stream(client), Stream(backend)
+    core.attach(*streams)
+    return core, client, backend, streams
+
+
 def asks_file(kind: int, deprecate_eof: bool, response: bytes) -> bool:
     scanner = SCANNERS[python].ResponseScanner(deprecate_eof)
     scanner.start(kind, True)
@@ -100,11 +111,7 @@ def asks_file(kind: int, deprecate_eof: bool, response: bytes) -> bool:
 
 def run(impl, kind: int, deprecate_eof: bool, response: bytes, command_cuts, response_cuts):
     handler = Handler([kind, SIMPLE])
-    core = handler.core = impl.ProxyCore(
-        handler, SCANNERS[impl].ResponseScanner(deprecate_eof), 1 << 24
-    )
-    client, backend = Transport(), Transport()
-    core.attach(Stream(client), Stream(backend))
+    core, client, backend, _ = attached(impl, handler, deprecate_eof)
     core.serve()
     # A query, then a pipelined COM_PING; a client sends no command while it owes a file.
     ping = frame([b"\x0e"], 0)
@@ -149,9 +156,7 @@ def test_both_cores_relay_responses_exactly(response, command_cuts, response_cut
 def test_backend_loss_mid_response_is_reported_once():
     for impl in (compiled, python):
         handler = Handler([1])
-        core = handler.core = impl.ProxyCore(handler, SCANNERS[impl].ResponseScanner(True), 1 << 24)
-        client, backend = Transport(), Transport()
-        core.attach(Stream(client), Stream(backend))
+        core, client, backend, _ = attached(impl, handler)
         core.serve()
         client.protocol.data_received(frame([b"\x03SELECT 1"], 0))
         backend.protocol.data_received(frame([b"\x01"], 1))  # a column count, then nothing
@@ -164,10 +169,7 @@ def test_backend_loss_mid_response_is_reported_once():
 def test_detach_hands_back_unread_bytes():
     for impl in (compiled, python):
         handler = Handler([python.DETACH])
-        core = handler.core = impl.ProxyCore(handler, SCANNERS[impl].ResponseScanner(True), 1 << 24)
-        client, backend = Transport(), Transport()
-        client_stream, backend_stream = Stream(client), Stream(backend)
-        core.attach(client_stream, backend_stream)
+        core, client, backend, (client_stream, backend_stream) = attached(impl, handler)
         core.serve()
         client.protocol.data_received(frame([b"\x03KILL 5"], 0) + frame([b"\x0e"], 0)[:3])
         assert client.protocol is client_stream and backend.protocol is backend_stream
@@ -177,9 +179,7 @@ def test_detach_hands_back_unread_bytes():
 def test_full_client_send_buffer_pauses_the_backend():
     for impl in (compiled, python):
         handler = Handler([1])
-        core = handler.core = impl.ProxyCore(handler, SCANNERS[impl].ResponseScanner(True), 1 << 24)
-        client, backend = Transport(), Transport()
-        core.attach(Stream(client), Stream(backend))
+        core, client, backend, _ = attached(impl, handler)
         core.serve()
         client.protocol.pause_writing()
         assert backend.paused
@@ -207,11 +207,7 @@ class MaskingHandler(Handler):
 
 def run_masked(impl, kind: int, deprecate_eof: bool, response: bytes, response_cuts):
     handler = MaskingHandler([])
-    core = handler.core = impl.ProxyCore(
-        handler, SCANNERS[impl].ResponseScanner(deprecate_eof), 1 << 24
-    )
-    client, backend = Transport(), Transport()
-    core.attach(Stream(client), Stream(backend))
+    core, client, backend, _ = attached(impl, handler, deprecate_eof)
     if kind == 3:  # FETCH: a cursor's rows, masked by the masker of its EXECUTE
         core.mask_rows(handler, True)
     core.forward(b"\x03SELECT 1", kind, True)
@@ -262,9 +258,7 @@ def test_refused_result_drops_the_rest():
                 return b"REFUSED"
 
         handler = Refusing([])
-        core = handler.core = impl.ProxyCore(handler, SCANNERS[impl].ResponseScanner(True), 1 << 24)
-        client, backend = Transport(), Transport()
-        core.attach(Stream(client), Stream(backend))
+        core, client, backend, _ = attached(impl, handler)
         core.forward(b"\x03SELECT ssn FROM t", 1, True)
         coldef = (
             b"\x03def\x00\x01t\x01t\x03ssn\x03ssn\x0c!\x00\x0b\x00\x00\x00\xfd\x00\x00\x00\x00\x00"
@@ -279,9 +273,7 @@ def test_refused_result_drops_the_rest():
 def masked_execute(impl, rows_then_end: list[bytes]):
     """A masked COM_STMT_EXECUTE under CLIENT_DEPRECATE_EOF: one column, then the packets."""
     handler = MaskingHandler([])
-    core = handler.core = impl.ProxyCore(handler, SCANNERS[impl].ResponseScanner(True), 1 << 24)
-    client, backend = Transport(), Transport()
-    core.attach(Stream(client), Stream(backend))
+    core, client, backend, _ = attached(impl, handler)
     core.forward(b"\x17\x01\x00\x00\x00\x01\x01\x00\x00\x00", 2, True)  # cursor asked for
     coldef = b"\x03def\x00\x01t\x01t\x01c\x01c\x0c!\x00\x0b\x00\x00\x00\xfd\x00\x00\x00\x00\x00"
     backend.protocol.data_received(frame([b"\x01", coldef, *rows_then_end], 1))

@@ -145,13 +145,6 @@ class PacketStream(asyncio.Protocol):
             return True
         return False
 
-    def unread(self, data: bytes) -> None:
-        """Put back raw bytes that belong to a later exchange."""
-        rest = self.buffer.take()
-        self.buffer.feed(data)
-        if rest:
-            self.buffer.feed(rest)
-
     # -- writing -----------------------------------------------------------------------
 
     def write_packet(self, payload: bytes) -> None:

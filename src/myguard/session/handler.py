@@ -113,13 +113,14 @@ class Decided:
 class StatementHandler:
     """The session's answers to its proxy core."""
 
-    __slots__ = ("session", "core", "_waiter", "_running", "_perf")
+    __slots__ = ("session", "core", "_waiter", "_running", "_command_byte", "_perf")
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.core: Any = None
         self._waiter: asyncio.Future[tuple[bytes, Decided | None] | None] | None = None
         self._running: Decided | None = None
+        self._command_byte = 0  # the command being answered, for metrics
         self._perf = 0.0
 
     def wait(self) -> asyncio.Future[tuple[bytes, Decided | None] | None]:
@@ -135,7 +136,9 @@ class StatementHandler:
             waiter.set_result(result)
 
     def _end(self, exc: BaseException, seq: int = 1) -> None:
-        """End the session with ``exc``, reported to the client at sequence id ``seq``."""
+        """End the session with ``exc``, reported to the client at sequence id ``seq`` by
+        the session task, which gets the sockets back for that."""
+        self.core.detach()
         self.session.client.seq = seq
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -149,6 +152,7 @@ class StatementHandler:
         s.last_active = time.monotonic()
         self._perf = time.perf_counter()
         self._running = None
+        self._command_byte = payload[0] if payload else 0
         # An error that ends the session detaches: the session task reports it and closes.
         if not payload:
             self._end(ProtocolError("malformed packet: empty command", 1835))
@@ -160,7 +164,7 @@ class StatementHandler:
                 self._end(exc)
                 return DETACH
             self.core.answer([err_packet(exc.code, exc.sqlstate, exc.message)])
-            self._finished(payload[0], "error")
+            self._finished("error")
             return ANSWERED
         except Exception as exc:  # a bug must cost one session, never the proxy
             self._end(exc)
@@ -170,7 +174,7 @@ class StatementHandler:
         elif verdict == CLOSE:
             self._resolve(None)
         elif verdict == NO_RESPONSE:
-            self._finished(payload[0], "ok")
+            self._finished("ok")
         return verdict
 
     def response_ended(self) -> None:
@@ -190,7 +194,7 @@ class StatementHandler:
         tally.bytes_to_client += core.bytes_to_client
         tally.bytes_to_backend += core.bytes_to_backend
         core.bytes_to_client = core.bytes_to_backend = 0
-        self._finished(running.command if running else 0, "ok")
+        self._finished("ok")
 
     def client_lost(self, reason: str) -> None:
         event(
@@ -204,7 +208,7 @@ class StatementHandler:
 
     def backend_lost(self, reason: str, mid_response: bool) -> None:
         s = self.session
-        error = s._backend_lost(Exception(reason))
+        error = s.backend_lost(reason)
         if mid_response:
             last = s.scanner.last_seq
             self._end(error, (last + 1) & 0xFF if last else 1)
@@ -395,10 +399,10 @@ class StatementHandler:
             approval_id=running.approval_id,
         )
 
-    def _finished(self, command: int, outcome: str) -> None:
+    def _finished(self, outcome: str) -> None:
         s = self.session
         s.busy = False
-        name = _COMMAND_NAMES.get(command, "unknown")
+        name = _COMMAND_NAMES.get(self._command_byte, "unknown")
         metrics.statement_done(name, outcome, time.perf_counter() - self._perf)
         if s.ctx.draining:
             self.core.close()

@@ -501,11 +501,11 @@ class Session(LoginPhase):
         decision = await self._decide(text, started)
         return Decided(Command.COM_INIT_DB, text, decision, started, database)
 
-    def _backend_lost(self, exc: Exception) -> MySQLError:
+    def backend_lost(self, detail: str) -> MySQLError:
         """The backend died mid-command: the client is told and the session ends, since
         silently reconnecting would lose its transaction and session state."""
         metrics.ERRORS.labels("backend_lost").inc()
-        event(logging.WARNING, "backend_lost", session=self.id, user=self.user, detail=str(exc))
+        event(logging.WARNING, "backend_lost", session=self.id, user=self.user, detail=detail)
         return MySQLError(
             CR_SERVER_LOST,
             "HY000",
