@@ -13,6 +13,7 @@ import pytest
 
 from mariadb_server import free_port
 from myguard.audit import iter_records, verify
+from myguard.policy.cache import statement_fingerprint
 from proxy_process import ProxyProcess
 
 
@@ -74,6 +75,8 @@ def test_logins_statements_and_session_end_are_recorded(private_proxy):
     assert drop["decision"] == "block" and drop["rule"] == "no-drop-in-production"
     assert drop["error_code"] == 4700
     assert all(r["session_id"] == select["session_id"] for r in statements)
+    # each record names the statement's shape: its fingerprint, as the policy cache keys it
+    assert all(r["fingerprint"] == statement_fingerprint(r["statement"]) for r in statements)
     assert verify(p.audit_dir).ok
 
 

@@ -12,6 +12,14 @@ V = TypeVar("V")
 _fingerprint = load("fingerprint")
 
 
+def statement_fingerprint(sql: str | bytes) -> int:
+    """The fingerprint a statement is cached, audited and pre-approved by: its text with
+    literals and case erased (``_fast.fingerprint``), hashed. Computed once per statement."""
+    if isinstance(sql, str):
+        sql = sql.encode("utf-8", "surrogateescape")
+    return _fingerprint.fingerprint_hash(sql)
+
+
 class AnalysisCache(Generic[V]):
     """``get_or_build`` runs ``build`` on a miss and keeps the result when it says it may.
 
@@ -31,15 +39,16 @@ class AnalysisCache(Generic[V]):
 
     def get_or_build(
         self,
-        sql: str,
+        fingerprint: int,
         current_db: str | None,
         build: Callable[[], tuple[V, bool]],
     ) -> V:
-        """Cached value for ``sql``; ``build`` returns (value, cacheable)."""
+        """Cached value for a statement of this ``fingerprint`` (``fingerprint_hash``);
+        ``build`` returns (value, cacheable)."""
         if not self.size:
             self.misses += 1
             return build()[0]
-        key = (_fingerprint.fingerprint_hash(sql.encode("utf-8", "surrogateescape")), current_db)
+        key = (fingerprint, current_db)
         entries = self._entries
         value = entries.get(key)
         if value is not None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from myguard.analysis import Statement, analyze
-from myguard.policy.cache import AnalysisCache
+from myguard.policy.cache import AnalysisCache, statement_fingerprint
 from myguard.policy.config import RulesFile, load_file, parse_text
 from myguard.policy.context import RequestContext
 from myguard.policy.decision import (
@@ -90,15 +90,21 @@ class Policy:
     def cache_misses(self) -> int:
         return self.cache.misses
 
-    def touches(self, sql: str, current_db: str | None) -> tuple[Touch, ...]:
-        """Analyses of every statement in ``sql`` with their tags, from the cache if possible."""
+    def touches(
+        self, sql: str, current_db: str | None, fingerprint: int | None = None
+    ) -> tuple[Touch, ...]:
+        """Analyses of every statement in ``sql`` with their tags, from the cache if possible.
+
+        ``fingerprint`` is ``statement_fingerprint(sql)`` when the caller has it already."""
 
         def build() -> tuple[tuple[Touch, ...], bool]:
             statements = analyze(sql, current_db)
             touches = self._touches(statements)
             return touches, all(s.cacheable for s in statements)
 
-        return self.cache.get_or_build(sql, current_db, build)
+        if fingerprint is None:
+            fingerprint = statement_fingerprint(sql)
+        return self.cache.get_or_build(fingerprint, current_db, build)
 
     def identity_masks(
         self, ctx: RequestContext

@@ -12,18 +12,17 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from myguard._fast import load
 from myguard.approvals.errors import ApprovalError
 from myguard.approvals.model import RequestContext
 from myguard.logs import event
 from myguard.net.packet_stream import ConnectionLost
 from myguard.policy.decision import Decision
 from myguard.protocol.errors import MySQLError
+from myguard.session.statement_text import StatementText
 
 if TYPE_CHECKING:
     from myguard.session.session import Session
 
-_fingerprint = load("fingerprint")
 ER_MYGUARD_APPROVALS_UNAVAILABLE = 4694
 
 
@@ -49,11 +48,14 @@ def _analysis(decision: Decision) -> dict[str, object]:
     }
 
 
-async def hold(session: Session, sql: str, params: list[str], decision: Decision) -> int:
+async def hold(
+    session: Session, statement: StatementText, params: list[str], decision: Decision
+) -> int:
     """Return the approval id once the statement may run; raise MySQLError otherwise."""
     service = session.ctx.approvals
     identity = session.identity
-    fingerprint = str(_fingerprint.fingerprint_hash(sql.encode()))
+    sql = statement.text
+    fingerprint = str(statement.fingerprint)
     try:
         approved = await service.find_preapproved(session.user, sql, params, fingerprint)
         if approved is not None:

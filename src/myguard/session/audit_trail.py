@@ -32,6 +32,7 @@ from myguard.audit.records import (
 from myguard.logs import event
 from myguard.policy.decision import Decision
 from myguard.protocol.errors import MySQLError
+from myguard.session.statement_text import StatementText
 
 if TYPE_CHECKING:
     from myguard.session.session import Session
@@ -166,17 +167,16 @@ class AuditTrail:
                 ) from None
         return record.get("intent_id")
 
-    def refused(self, sql: str, decision: Decision | None, error_code: int, started: float) -> None:
+    def refused(self, statement: StatementText, decision: Decision | None, error_code: int) -> None:
         """A statement myguard refused before it reached the backend."""
-        self.statement(sql, decision, Outcome(error_code=error_code), started=started)
+        self.statement(statement, decision, Outcome(error_code=error_code))
 
     def statement(
         self,
-        sql: str,
+        statement: StatementText,
         decision: Decision | None,
         outcome: Outcome,
         *,
-        started: float,
         intent_id: str | None = None,
         approval_id: str | None = None,
     ) -> None:
@@ -193,10 +193,12 @@ class AuditTrail:
                 self._heads.clear()
             entry = (decision, encoder.head(_decision_fields(decision)))
             self._heads[id(decision)] = entry
+        started = statement.started
         body = encoder.encode(
             entry[1],
-            statement=_text(sql),
+            statement=_text(statement.text),
             database=s.database,
+            fingerprint=statement.fingerprint,
             masked_columns=outcome.masked or None,
             approval_id=approval_id,
             rows_returned=outcome.rows,

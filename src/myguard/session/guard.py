@@ -56,7 +56,13 @@ class Guard:
                 return replace(decision, action=MASK, rule=masks[0], masks=masks[1])
         return decision
 
-    def decide(self, policy: Policy, sql: str, estimated_rows: list[int] | None = None) -> Decision:
+    def decide(
+        self,
+        policy: Policy,
+        sql: str,
+        fingerprint: int | None = None,
+        estimated_rows: list[int] | None = None,
+    ) -> Decision:
         misses = policy.cache_misses
         if estimated_rows is not None:
             decision = self._masked(policy, policy.decide(self.context, sql, estimated_rows))
@@ -64,7 +70,7 @@ class Guard:
             if policy is not self._memo_policy:
                 self._memo.clear()
                 self._memo_policy = policy
-            touches = policy.touches(sql, self.context.current_db)
+            touches = policy.touches(sql, self.context.current_db, fingerprint)
             entry = self._memo.get(id(touches))
             if entry is not None and entry[0] is touches:
                 decision = entry[1]

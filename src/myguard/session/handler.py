@@ -31,6 +31,7 @@ from myguard.protocol.prepared_statements import bound_types
 from myguard.session import kill as kill_stmt
 from myguard.session.audit_trail import Outcome
 from myguard.session.masking import ER_MYGUARD_MASK_REFUSED
+from myguard.session.statement_text import StatementText
 
 if TYPE_CHECKING:
     from myguard.session.session import Session
@@ -81,16 +82,15 @@ class Decided:
     """A command decided before it is forwarded: what its response and its end need."""
 
     __slots__ = (
-        "command", "text", "decision", "started", "argument", "mask", "approval_id",
-        "intent_id", "masked", "masker", "refused",
+        "command", "statement", "decision", "argument", "mask", "approval_id", "intent_id",
+        "masked", "masker", "refused",
     )  # fmt: skip
 
     def __init__(
         self,
         command: int,
-        text: str,
+        statement: StatementText,
         decision: Decision | None,
-        started: float,
         argument: Any = None,
         *,
         mask: tuple[MaskRules, list[Lineage]] | None = None,
@@ -98,9 +98,8 @@ class Decided:
         intent_id: str | None = None,
     ) -> None:
         self.command = command
-        self.text = text
+        self.statement = statement
         self.decision = decision
-        self.started = started
         self.argument = argument  # INIT_DB: the database; EXECUTE/FETCH: the prepared statement
         self.mask = mask  # rules and each statement's lineage, when result sets are masked
         self.approval_id = approval_id
@@ -307,39 +306,35 @@ class StatementHandler:
         sql = payload[1:]
         if kill_stmt.parse_kill(sql) is not None:
             return DETACH
-        text = sql.decode("utf-8", "replace")
-        if s.is_myguard_command(text):
+        statement = StatementText.received(sql)
+        if s.is_myguard_command(statement.text):
             return DETACH
-        started = time.time()
-        decision = s.decide_now(text, started)
-        self._running = Decided(_QUERY, text, decision, started, None)
+        decision = s.decide_now(statement)
+        self._running = Decided(_QUERY, statement, decision)
         if decision is None or decision.action != ALLOW or s.trail.always:
             return DETACH  # needs I/O: an estimate, settings, lineage, approval, intent record
         return _scan.RESPONSE_QUERY
 
     def _prepare(self, payload: bytes) -> int:
         s = self.session
-        text = payload[1:].decode("utf-8", "replace")
-        started = time.time()
-        decision = s.decide_now(text, started)
-        self._running = Decided(_PREPARE, text, decision, started, None)
+        statement = StatementText.received(payload[1:])
+        decision = s.decide_now(statement)
+        self._running = Decided(_PREPARE, statement, decision)
         if decision is None or decision.action != ALLOW:
             return DETACH
         return _scan.RESPONSE_PREPARE
 
     def _execute(self, payload: bytes) -> int:
         s = self.session
-        statement = s.prepared.get(int.from_bytes(payload[1:5], "little"))
-        if statement is None:
-            decided = Decided(_EXECUTE, "", None, time.time(), None)
+        prepared = s.prepared.get(int.from_bytes(payload[1:5], "little"))
+        if prepared is None:  # the backend answers an unknown id with its error
+            decided = Decided(_EXECUTE, StatementText.of(""), None)
         else:
-            decision = statement.decision
-            if statement.mask is not None or decision.action != ALLOW:
+            decision = prepared.decision
+            if prepared.mask is not None or decision.action != ALLOW:
                 return DETACH
-            statement.param_types = bound_types(
-                payload, statement.num_params, statement.param_types
-            )
-            decided = Decided(_EXECUTE, statement.sql, decision, time.time(), statement)
+            prepared.param_types = bound_types(payload, prepared.num_params, prepared.param_types)
+            decided = Decided(_EXECUTE, prepared.executed(), decision, prepared)
         s.trail.require()
         self._running = decided
         return execute_response(payload)
@@ -347,12 +342,11 @@ class StatementHandler:
     def _init_db(self, payload: bytes) -> int:
         s = self.session
         database = payload[1:].decode("utf-8", "replace")
-        text = "USE `" + database.replace("`", "``") + "`"
-        started = time.time()
-        decision = s.decide_now(text, started)
+        statement = StatementText.of("USE `" + database.replace("`", "``") + "`")
+        decision = s.decide_now(statement)
         if decision is None:
             return DETACH
-        self._running = Decided(_INIT_DB, text, decision, started, database)
+        self._running = Decided(_INIT_DB, statement, decision, database)
         return _scan.RESPONSE_SIMPLE
 
     # -- after the response ----------------------------------------------------------------
@@ -365,7 +359,7 @@ class StatementHandler:
         if command == _PREPARE:
             if not error:
                 s.remember_prepared(
-                    scanner.stmt_id, running.text, decision, scanner.num_params, running.mask
+                    scanner.stmt_id, running.statement, decision, scanner.num_params, running.mask
                 )
             return
         if command == _FETCH:
@@ -373,20 +367,19 @@ class StatementHandler:
         if command == _INIT_DB:
             if not error:
                 s.use_database(running.argument)
-            s.trail.statement(
-                running.text, decision, Outcome(error_code=error), started=running.started
-            )
+            s.trail.statement(running.statement, decision, Outcome(error_code=error))
             return
         if running.refused:
             error = ER_MYGUARD_MASK_REFUSED
         if command == _EXECUTE and running.argument is not None:
             opened = scanner.kind == _scan.RESPONSE_EXECUTE and scanner.status & _CURSOR_EXISTS
             running.argument.cursor_masker = running.masker if opened else None
-        s.reading.after_statement(running.text, decision.statements if decision else ())
+        text = running.statement.text
+        s.reading.after_statement(text, decision.statements if decision else ())
         if not error and decision is not None:
-            s.after_success(running.text, decision)
+            s.after_success(text, decision)
         s.trail.statement(
-            running.text,
+            running.statement,
             decision,
             Outcome(
                 rows=scanner.rows,
@@ -394,7 +387,6 @@ class StatementHandler:
                 error_code=error,
                 masked=running.masked,
             ),
-            started=running.started,
             intent_id=running.intent_id,
             approval_id=running.approval_id,
         )

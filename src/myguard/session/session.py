@@ -48,6 +48,7 @@ from myguard.session.audit_trail import AuditTrail
 from myguard.session.guard import Guard, blocked_error
 from myguard.session.handler import Decided, StatementHandler
 from myguard.session.login import LoginPhase, scramble
+from myguard.session.statement_text import StatementText
 from myguard.session.text_reading import UNKNOWN, TextReading
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class PreparedStatement:
     """What myguard keeps per server-side prepared statement."""
 
     sql: str
+    fingerprint: int
     decision: Decision
     num_params: int
     # Parameter types of the last execution: clients send them only when they change.
@@ -81,6 +83,10 @@ class PreparedStatement:
     mask: tuple[MaskRules, list[Lineage]] | None = None
     # Rows of an open cursor are masked by this when fetched.
     cursor_masker: RowMasker | None = None
+
+    def executed(self) -> StatementText:
+        """The statement as one execution of it, starting now."""
+        return StatementText.of(self.sql, self.fingerprint)
 
 
 class Session(LoginPhase):
@@ -275,8 +281,8 @@ class Session(LoginPhase):
         if command == Command.COM_INIT_DB:
             return await self._init_db(payload)
         if command == Command.COM_STMT_FETCH:
-            statement = self.prepared[int.from_bytes(payload[1:5], "little")]
-            return Decided(command, statement.sql, statement.decision, time.time(), statement)
+            prepared = self.prepared[int.from_bytes(payload[1:5], "little")]
+            return Decided(command, prepared.executed(), prepared.decision, prepared)
         if command == Command.COM_PROCESS_KILL:
             if len(payload) < 5:
                 raise ProtocolError("malformed COM_PROCESS_KILL", 1835)
@@ -308,7 +314,7 @@ class Session(LoginPhase):
 
     async def _query(self, payload: bytes, decided: Decided | None) -> Decided | None:
         if decided is not None and decided.decision is not None:
-            text, decision, started = decided.text, decided.decision, decided.started
+            statement, decision = decided.statement, decided.decision
         else:
             sql = payload[1:]
             request = kill_stmt.parse_kill(sql)
@@ -317,24 +323,22 @@ class Session(LoginPhase):
                 self._ok()
                 await self.client.drain()
                 return None
-            text = sql.decode("utf-8", "replace")
-            command = _myguard_command(text)
+            statement = decided.statement if decided else StatementText.received(sql)
+            command = _myguard_command(statement.text)
             if command is not None:
                 await myguard_sql.run(self, command)
                 await self.client.drain()
                 return None
-            started = time.time()
-            decision = await self._decide(text, started)
-        mask = await self._mask_plan(text, decision, started)
-        approval_id = await self._approve(text, [], decision, started)
+            decision = await self._decide(statement)
+        mask = await self._mask_plan(statement, decision)
+        approval_id = await self._approve(statement, [], decision)
         return Decided(
             Command.COM_QUERY,
-            text,
+            statement,
             decision,
-            started,
             mask=mask,
             approval_id=approval_id,
-            intent_id=await self.trail.intent(text, decision),
+            intent_id=await self.trail.intent(statement.text, decision),
         )
 
     def after_success(self, text: str, decision: Decision) -> None:
@@ -348,7 +352,7 @@ class Session(LoginPhase):
                 self.ctx.masking.invalidate_schema(self.backend_config.name)
 
     async def _mask_plan(
-        self, text: str, decision: Decision, started: float
+        self, statement: StatementText, decision: Decision
     ) -> tuple[MaskRules, list[Lineage]] | None:
         """For an identity with masking: the rules and lineages, or the refusal when data
         would leak. Held (approve) statements of such identities are masked too."""
@@ -363,7 +367,7 @@ class Session(LoginPhase):
         try:
             return rules, await masking.lineages(self, decision, rules)
         except MySQLError as exc:
-            self.trail.refused(text, decision, exc.code, started)
+            self.trail.refused(statement, decision, exc.code)
             raise
 
     def use_database(self, database: str) -> None:
@@ -376,16 +380,19 @@ class Session(LoginPhase):
     def remember_prepared(
         self,
         stmt_id: int,
-        text: str,
+        statement: StatementText,
         decision: Decision,
         num_params: int,
         mask: tuple[MaskRules, list[Lineage]] | None = None,
     ) -> None:
-        self.prepared[stmt_id] = PreparedStatement(text, decision, num_params, mask=mask)
+        self.prepared[stmt_id] = PreparedStatement(
+            statement.text, statement.fingerprint, decision, num_params, mask=mask
+        )
 
-    def decide_now(self, text: str, started: float) -> Decision | None:
+    def decide_now(self, statement: StatementText) -> Decision | None:
         """The decision when it needs no I/O (raises to refuse); None when it does (the
         session's sql_mode must be asked, or an EXPLAIN estimate could change it)."""
+        text = statement.text
         unreadable = self.reading.known_ambiguity(text)
         if unreadable is UNKNOWN:
             return None
@@ -393,26 +400,28 @@ class Session(LoginPhase):
         if unreadable is not None:
             decision = self.guard.decide_unanalysable(policy, text, unreadable)
         else:
-            decision = self.guard.decide(policy, text)
+            decision = self.guard.decide(policy, text, statement.fingerprint)
             if decision.wants_estimate:
                 return None
-        return self._checked(text, decision, started)
+        return self._checked(statement, decision)
 
-    async def _decide(self, text: str, started: float) -> Decision:
+    async def _decide(self, statement: StatementText) -> Decision:
         """Policy and audit checks before anything reaches the backend; raises to refuse."""
         policy = self.ctx.policy
+        text, fingerprint = statement.text, statement.fingerprint
         unreadable = await self.reading.ambiguity(text, self._read_settings)
         if unreadable is not None:
             decision = self.guard.decide_unanalysable(policy, text, unreadable)
         else:
-            decision = self.guard.decide(policy, text)
+            decision = self.guard.decide(policy, text, fingerprint)
             if decision.wants_estimate:
-                decision = self.guard.decide(policy, text, await self._estimate_rows(decision))
-        return self._checked(text, decision, started)
+                estimates = await self._estimate_rows(decision)
+                decision = self.guard.decide(policy, text, fingerprint, estimates)
+        return self._checked(statement, decision)
 
-    def _checked(self, text: str, decision: Decision, started: float) -> Decision:
+    def _checked(self, statement: StatementText, decision: Decision) -> Decision:
         if decision.blocked:
-            self.trail.refused(text, decision, decision.error_code, started)
+            self.trail.refused(statement, decision, decision.error_code)
             raise blocked_error(decision)
         self.trail.require()
         if not self.backend_config.local_infile and any(
@@ -454,52 +463,49 @@ class Session(LoginPhase):
         return sql_mode or "", charset or ""
 
     async def _approve(
-        self, text: str, params: list[str], decision: Decision | None, started: float
+        self, statement: StatementText, params: list[str], decision: Decision | None
     ) -> str | None:
         """Hold an ``approve`` decision until approved; the approval id, or None when not needed."""
         if decision is None or decision.action != APPROVE:
             return None
         try:
-            return str(await approval_hold.hold(self, text, params, decision))
+            return str(await approval_hold.hold(self, statement, params, decision))
         except MySQLError as exc:
-            self.trail.refused(text, decision, exc.code, started)
+            self.trail.refused(statement, decision, exc.code)
             raise
 
     async def _prepare(self, payload: bytes, decided: Decided | None) -> Decided:
         if decided is not None and decided.decision is not None:
-            text, decision, started = decided.text, decided.decision, decided.started
+            statement, decision = decided.statement, decided.decision
         else:
-            text = payload[1:].decode("utf-8", "replace")
-            started = time.time()
-            decision = await self._decide(text, started)
-        mask = await self._mask_plan(text, decision, started)
-        return Decided(Command.COM_STMT_PREPARE, text, decision, started, mask=mask)
+            statement = decided.statement if decided else StatementText.received(payload[1:])
+            decision = await self._decide(statement)
+        mask = await self._mask_plan(statement, decision)
+        return Decided(Command.COM_STMT_PREPARE, statement, decision, mask=mask)
 
     async def _execute(self, payload: bytes) -> Decided:
         """An execution the handler could not send at once: masked, or held for approval."""
-        started = time.time()
-        statement = self.prepared[int.from_bytes(payload[1:5], "little")]
-        params, statement.param_types = parse_execute_params(
-            payload, statement.num_params, statement.param_types
+        prepared = self.prepared[int.from_bytes(payload[1:5], "little")]
+        statement = prepared.executed()
+        params, prepared.param_types = parse_execute_params(
+            payload, prepared.num_params, prepared.param_types
         )
         self.trail.require()
-        approval_id = await self._approve(statement.sql, params, statement.decision, started)
+        approval_id = await self._approve(statement, params, prepared.decision)
         return Decided(
             Command.COM_STMT_EXECUTE,
-            statement.sql,
-            statement.decision,
-            started,
             statement,
-            mask=statement.mask,
+            prepared.decision,
+            prepared,
+            mask=prepared.mask,
             approval_id=approval_id,
         )
 
     async def _init_db(self, payload: bytes) -> Decided:
         database = payload[1:].decode("utf-8", "replace")
-        text = "USE `" + database.replace("`", "``") + "`"
-        started = time.time()
-        decision = await self._decide(text, started)
-        return Decided(Command.COM_INIT_DB, text, decision, started, database)
+        statement = StatementText.of("USE `" + database.replace("`", "``") + "`")
+        decision = await self._decide(statement)
+        return Decided(Command.COM_INIT_DB, statement, decision, database)
 
     def backend_lost(self, detail: str) -> MySQLError:
         """The backend died mid-command: the client is told and the session ends, since

@@ -1,0 +1,28 @@
+"""A client's statement as it arrived: its text and fingerprint, each computed once and
+passed on to the decision, approval, masking and the audit record."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from myguard.policy.cache import statement_fingerprint
+
+
+@dataclass(frozen=True, slots=True)
+class StatementText:
+    text: str
+    fingerprint: int  # policy.cache.statement_fingerprint of the text as sent
+    started: float  # time.time() when it arrived
+
+    @classmethod
+    def received(cls, sql: bytes) -> StatementText:
+        """From a COM_QUERY or COM_STMT_PREPARE payload's bytes."""
+        return cls(sql.decode("utf-8", "replace"), statement_fingerprint(sql), time.time())
+
+    @classmethod
+    def of(cls, text: str, fingerprint: int | None = None) -> StatementText:
+        """A statement known by its text (a prepared statement's, a USE for COM_INIT_DB)."""
+        if fingerprint is None:
+            fingerprint = statement_fingerprint(text)
+        return cls(text, fingerprint, time.time())
