@@ -298,3 +298,31 @@ def test_rows_after_metadata_are_masked():
         masked = [e[1] for e in handler.events if e[0] == "masked"]
         assert b"".join(masked) == frame([row, end], 3)
         assert core.scanner.rows == 1 and not core.scanner.status & 0x40
+
+
+def test_response_end_is_reported_before_its_last_bytes_reach_the_client():
+    """The audit record is handed over before the client sees the statement end, so a
+    crash between the two cannot lose the record of a statement the client saw succeed."""
+
+    class Watching(Handler):
+        def response_ended(self) -> None:
+            self.events.append(("ended", bytes(self.client.written)))
+
+    for impl in (compiled, python):
+        handler = Watching([1])
+        core, client, backend, _ = attached(impl, handler)
+        handler.client = client
+        core.serve()
+        client.protocol.data_received(frame([b"\x03SELECT 1"], 0))
+        first = frame(
+            [
+                b"\x01",
+                b"\x03def\x00\x00\x00\x01a\x00\x0c!\x00\x01\x00\x00\x00\x08\x00\x00\x00\x00\x00",
+            ],
+            1,
+        )
+        rest = frame([b"\x011", b"\xfe\x00\x00\x02\x00\x00\x00"], 3)
+        backend.protocol.data_received(first)
+        backend.protocol.data_received(rest)
+        assert handler.events[-1] == ("ended", first)  # the end was not sent yet
+        assert bytes(client.written) == first + rest

@@ -147,6 +147,9 @@ class StatementHandler:
 
     def command(self, payload: bytes) -> int:
         s = self.session
+        if s.ctx.draining:  # no new command once the proxy drains; the session task closes
+            self._resolve(None)
+            return DETACH
         s.busy = True
         s.last_active = time.monotonic()
         self._perf = time.perf_counter()
@@ -397,5 +400,5 @@ class StatementHandler:
         name = _COMMAND_NAMES.get(self._command_byte, "unknown")
         metrics.statement_done(name, outcome, time.perf_counter() - self._perf)
         if s.ctx.draining:
-            self.core.close()
+            # The session task ends and closes the sockets, after this response's last bytes.
             self._resolve(None)
