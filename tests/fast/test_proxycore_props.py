@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_resultscan_props import cut, feed, frame, responses
@@ -326,3 +327,36 @@ def test_response_end_is_reported_before_its_last_bytes_reach_the_client():
         backend.protocol.data_received(rest)
         assert handler.events[-1] == ("ended", first)  # the end was not sent yet
         assert bytes(client.written) == first + rest
+
+
+@pytest.mark.parametrize("rowmask", ["compiled", "twin"])
+def test_a_mask_plan_that_does_not_fit_its_rows_is_a_refusal_not_a_leak(rowmask):
+    """A corrupted mask plan (here: two columns planned, rows of one) must stop the
+    response: the core reports a failure (the session ends with an error) and no byte of
+    the unrewritten row reaches the client."""
+    masking = (
+        importlib.import_module("myguard._fast.rowmask")
+        if rowmask == "compiled"
+        else twin("rowmask")
+    )
+    secret = b"123-45-6789"
+
+    class Corrupt(MaskingHandler):
+        def columns(self, header: bytes) -> bytes:
+            self.core.mask_rows(masking.RowMasker([253, 253], [None, lambda v: b"x"]), False)
+            return header
+
+    for impl in (compiled, python):
+        handler = Corrupt([])
+        core, client, backend, _ = attached(impl, handler)
+        core.forward(b"\x03SELECT ssn FROM t", 1, True)
+        coldef = (
+            b"\x03def\x00\x01t\x01t\x03ssn\x03ssn\x0c!\x00\x0b\x00\x00\x00\xfd\x00\x00\x00\x00\x00"
+        )
+        backend.protocol.data_received(
+            frame(
+                [b"\x01", coldef, bytes([len(secret)]) + secret, b"\xfe\x00\x00\x02\x00\x00\x00"], 1
+            )
+        )
+        assert handler.events[-1][0] == "failed"
+        assert secret not in bytes(client.written)
