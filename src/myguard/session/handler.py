@@ -83,6 +83,8 @@ _RESPONSES = {
 
 def is_myguard_command(text: str) -> bool:
     """Is ``text`` a ``MYGUARD ...`` command (well-formed or not)? myguard answers those."""
+    if "myguard" not in text.lower():
+        return False
     try:
         return parse_myguard_command(text) is not None
     except MyguardCommandSyntax:
