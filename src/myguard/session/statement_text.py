@@ -4,6 +4,7 @@ passed on to the decision, approval, masking and the audit record."""
 from __future__ import annotations
 
 import time
+
 from myguard.policy.cache import statement_fingerprint
 
 
