@@ -205,6 +205,10 @@ class MaskingHandler(Handler):
         self.events.append(("masked", run))
         return run
 
+    def masked_error(self, run: bytes) -> bytes:
+        self.events.append(("error_run", run))
+        return run
+
 
 def run_masked(impl, kind: int, deprecate_eof: bool, response: bytes, response_cuts):
     handler = MaskingHandler([])
@@ -230,6 +234,13 @@ def test_masked_responses_pass_every_row_through_the_masker(response, response_c
     assert got == want
     events, headers, to_client = want
     assert to_client == data
+    if events[-1][0] == "error_run":  # the run handed over ends with the ERR packet
+        run = events.pop()[1]
+        assert data.endswith(run)
+        last = 0
+        while last + 4 + int.from_bytes(run[last : last + 3], "little") < len(run):
+            last += 4 + int.from_bytes(run[last : last + 3], "little")
+        assert run[last + 4] == 0xFF
     assert events[-1][0] == "ended"
     masked = b"".join(e[1] for e in events if e[0] == "masked")
     # Every row went through the masker: scanning what it saw finds all the rows.

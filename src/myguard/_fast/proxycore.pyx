@@ -324,6 +324,9 @@ cdef class ProxyCore:
             # The audit record before the end of the response (see the twin).
             self._state = _IDLE
             self.handler.response_ended()
+            if self._masked and scanner.error_code and runs:
+                # the ERR is the last packet (no negative index: wraparound is off here)
+                runs[len(runs) - 1] = self.handler.masked_error(runs[len(runs) - 1])
             self._send(run, runs)
             self._serve()
             return

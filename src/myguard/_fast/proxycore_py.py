@@ -16,6 +16,7 @@ the handler has seen their result set's metadata.
 
 Handler methods (all synchronous, none may raise):
 ``command(payload) -> int``, ``columns(header) -> bytes``, ``response_ended()``,
+``masked_error(run) -> bytes`` (the last run of a masked response that ended in an ERR),
 ``client_lost(reason)``, ``backend_lost(reason, mid_response)``, ``core_failed(exc)``.
 """
 
@@ -341,6 +342,8 @@ class ProxyCore:
             # end of its response: a crash after that loses no acknowledged statement.
             self._state = _IDLE
             self.handler.response_ended()
+            if self._masked and scanner.error_code and out:
+                out[-1] = self.handler.masked_error(out[-1])  # the ERR is its last packet
             for run in out:
                 self.write_client(run)
             self._serve()

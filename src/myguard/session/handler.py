@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from typing import Any
 
@@ -23,7 +24,7 @@ from myguard.approvals.errors import MyguardCommandSyntax
 from myguard.approvals.sql_command import parse_myguard_command
 from myguard.logs import event
 from myguard.masking.lineage import Lineage
-from myguard.masking.plan import MaskRules, plan_result
+from myguard.masking.plan import MaskRules, plan_result, reads_masked
 from myguard.masking.service import ER_MYGUARD_MASK_REFUSED
 from myguard.policy.decision import ALLOW, Decision
 from myguard.protocol.codec import PayloadReader
@@ -35,7 +36,7 @@ from myguard.protocol.errors import (
     MySQLError,
     ProtocolError,
 )
-from myguard.protocol.generic_response import err_packet
+from myguard.protocol.generic_response import err_packet, parse_err
 from myguard.protocol.prepared_statements import bound_types
 from myguard.session import kill as kill_stmt
 from myguard.session.audit_trail import Outcome
@@ -66,6 +67,8 @@ _SIMPLE = frozenset(
     }
 )
 COMMAND_NAMES = {c.value: c.name[4:].lower() for c in Command}
+_SHOW_DIAGNOSTICS = re.compile(r"\s*SHOW\s+(?:WARNINGS|ERRORS)\b", re.IGNORECASE).match
+WITHHELD = "myguard: the server's message was withheld: the statement read columns masked for you"
 # Statement kinds after which table columns or views may differ.
 _SCHEMA_CHANGES = frozenset({"create", "alter", "drop", "rename", "truncate"})
 _QUERY = Command.COM_QUERY
@@ -103,7 +106,7 @@ class Decided:
 
     __slots__ = (
         "command", "statement", "decision", "argument", "mask", "approval_id", "intent_id",
-        "masked", "masker", "refused",
+        "masked", "masker", "refused", "withholds",
     )  # fmt: skip
 
     def __init__(
@@ -127,12 +130,16 @@ class Decided:
         self.masked: dict[str, str] = {}  # result column -> strategy, for the audit record
         self.masker: Any = None  # the last result set's row masker (a cursor's, for FETCH)
         self.refused = False  # masking refused a result set: 4701 was sent instead
+        # It reads masked columns: its error and warning texts may quote masked values.
+        self.withholds = mask is not None and any(reads_masked(lin, mask[0]) for lin in mask[1])
 
 
 class StatementHandler:
     """The session's answers to its proxy core."""
 
-    __slots__ = ("session", "core", "_waiter", "_running", "_command_byte", "_perf")
+    __slots__ = (
+        "session", "core", "_waiter", "_running", "_command_byte", "_perf", "withheld_diagnostics"
+    )  # fmt: skip
 
     def __init__(self, session: SessionState) -> None:
         self.session = session
@@ -141,6 +148,9 @@ class StatementHandler:
         self._running: Decided | None = None
         self._command_byte = 0  # the command being answered, for metrics
         self._perf = 0.0
+        # The backend's diagnostics area (SHOW WARNINGS/ERRORS) holds the texts of a
+        # statement that read masked columns: the slow path answers those with them withheld.
+        self.withheld_diagnostics = False
 
     def wait(self) -> asyncio.Future[tuple[bytes, Decided | None] | None]:
         """What the session task waits for: a command it must run itself (with what was
@@ -217,6 +227,32 @@ class StatementHandler:
         tally.bytes_to_backend += core.bytes_to_backend
         core.bytes_to_client = core.bytes_to_backend = 0
         self._finished("ok")
+
+    def shows_withheld(self, text: str) -> bool:
+        """Is ``text`` a SHOW WARNINGS/ERRORS whose texts must be withheld?"""
+        return self.withheld_diagnostics and _SHOW_DIAGNOSTICS(text) is not None
+
+    def masked_error(self, run: bytes) -> bytes:
+        """The last run of a masked response that ended in an error: the error's text is
+        withheld (code and SQLSTATE kept) when the statement read masked columns."""
+        running = self._running
+        if running is None or not running.withholds:
+            return run
+        packets = _framing.PacketBuffer(len(run))
+        packets.feed(run)
+        seq = run[3]
+        kept = []
+        while (got := packets.next_packet(seq)) is not None:
+            payload, next_seq = got
+            kept.append((payload, seq))
+            seq = next_seq
+        payload, seq = kept[-1]
+        if payload[:1] != b"\xff":
+            return run
+        err = parse_err(payload)
+        out = [_framing.build_packets(p, q)[0] for p, q in kept[:-1]]
+        out.append(_framing.build_packets(err_packet(err.code, err.sqlstate, WITHHELD), seq)[0])
+        return b"".join(out)
 
     def client_lost(self, reason: str) -> None:
         event(
@@ -378,6 +414,8 @@ class StatementHandler:
             return DETACH
         decision = self.decide_now(statement)
         self._running = Decided(_QUERY, statement, decision)
+        if self.shows_withheld(statement.text):
+            return DETACH  # the slow path answers with the texts withheld
         if decision is None or decision.action != ALLOW or s.trail.always:
             return DETACH  # needs I/O: an estimate, settings, lineage, approval, intent record
         return _scan.RESPONSE_QUERY
@@ -434,6 +472,7 @@ class StatementHandler:
             return
         if command == _FETCH:
             return
+        self.withheld_diagnostics = running.withholds
         if command == _INIT_DB:
             if not error:
                 s.use_database(running.argument)

@@ -18,9 +18,11 @@ from myguard.policy.decision import APPROVE, Decision
 from myguard.protocol.constants import Capability, Command
 from myguard.protocol.errors import ER_UNKNOWN_COM_ERROR, MySQLError, ProtocolError
 from myguard.protocol.prepared_statements import parse_execute_params
+from myguard.protocol.resultset import text_resultset
 from myguard.session import approval_hold, myguard_sql
 from myguard.session import kill as kill_stmt
-from myguard.session.handler import COMMAND_NAMES, Decided, StatementHandler
+from myguard.session.audit_trail import Outcome
+from myguard.session.handler import COMMAND_NAMES, WITHHELD, Decided, StatementHandler
 from myguard.session.state import SessionState
 from myguard.session.statement_text import StatementText
 
@@ -89,6 +91,9 @@ class SlowPath:
                 await s.client.drain()
                 return None
             decision = await self._decide(statement)
+        if self.handler.shows_withheld(statement.text):
+            await self._withheld_diagnostics(statement, decision)
+            return None
         mask = await self._mask_plan(statement, decision)
         approval_id = await self._approve(statement, [], decision)
         return Decided(
@@ -99,6 +104,19 @@ class SlowPath:
             approval_id=approval_id,
             intent_id=await s.trail.intent(statement.text, decision),
         )
+
+    async def _withheld_diagnostics(self, statement: StatementText, decision: Decision) -> None:
+        """SHOW WARNINGS/ERRORS after a statement that read masked columns: the backend's
+        list with each message withheld (level and code kept)."""
+        s = self.state
+        names, rows = await self._ask_backend(statement.text)
+        if "Message" in names:
+            at = names.index("Message")
+            rows = [[*row[:at], WITHHELD, *row[at + 1 :]] for row in rows]
+        deprecate_eof = bool(s.capabilities & Capability.CLIENT_DEPRECATE_EOF)
+        for packet in text_resultset(names, rows, deprecate_eof=deprecate_eof, status=s.status()):
+            s.client.write_packet(packet)
+        s.trail.statement(statement, decision, Outcome(rows=len(rows)))
 
     async def _prepare(self, payload: bytes, decided: Decided | None) -> Decided:
         if decided is not None and decided.decision is not None:
