@@ -11,9 +11,9 @@ from myguard.backend.connect import BackendUnavailable, probe
 from myguard.config import BackendConfig, Config
 from myguard.frontend.authenticate import Authenticator
 from myguard.logs import event
+from myguard.masking.service import Masking
 from myguard.policy.engine import Policy
 from myguard.protocol.handshake import Greeting
-from myguard.session.masking import Masking
 from myguard.session.registry import SessionRegistry
 
 

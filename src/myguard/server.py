@@ -22,12 +22,12 @@ from myguard.identity.base import IdentitySource
 from myguard.identity.throttle import LoginThrottle
 from myguard.identity.verifier_cache import VerifierCache
 from myguard.logs import event
+from myguard.masking.service import Masking
 from myguard.net.packet_stream import PacketStream
 from myguard.policy.engine import Policy
 from myguard.protocol.errors import ER_CON_COUNT_ERROR, MySQLError
 from myguard.protocol.generic_response import err_packet
 from myguard.session.kill import RUNTIME_DIR_ENV, serve_kill_requests
-from myguard.session.masking import Masking
 from myguard.session.registry import SessionRegistry
 from myguard.session.session import Session
 from myguard.tls import load_or_create_rsa_key, server_context

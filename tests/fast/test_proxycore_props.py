@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_resultscan_props import cut, feed, frame, responses
@@ -204,6 +205,10 @@ class MaskingHandler(Handler):
         self.events.append(("masked", run))
         return run
 
+    def masked_error(self, run: bytes) -> bytes:
+        self.events.append(("error_run", run))
+        return run
+
 
 def run_masked(impl, kind: int, deprecate_eof: bool, response: bytes, response_cuts):
     handler = MaskingHandler([])
@@ -229,6 +234,13 @@ def test_masked_responses_pass_every_row_through_the_masker(response, response_c
     assert got == want
     events, headers, to_client = want
     assert to_client == data
+    if events[-1][0] == "error_run":  # the run handed over ends with the ERR packet
+        run = events.pop()[1]
+        assert data.endswith(run)
+        last = 0
+        while last + 4 + int.from_bytes(run[last : last + 3], "little") < len(run):
+            last += 4 + int.from_bytes(run[last : last + 3], "little")
+        assert run[last + 4] == 0xFF
     assert events[-1][0] == "ended"
     masked = b"".join(e[1] for e in events if e[0] == "masked")
     # Every row went through the masker: scanning what it saw finds all the rows.
@@ -298,3 +310,64 @@ def test_rows_after_metadata_are_masked():
         masked = [e[1] for e in handler.events if e[0] == "masked"]
         assert b"".join(masked) == frame([row, end], 3)
         assert core.scanner.rows == 1 and not core.scanner.status & 0x40
+
+
+def test_response_end_is_reported_before_its_last_bytes_reach_the_client():
+    """The audit record is handed over before the client sees the statement end, so a
+    crash between the two cannot lose the record of a statement the client saw succeed."""
+
+    class Watching(Handler):
+        def response_ended(self) -> None:
+            self.events.append(("ended", bytes(self.client.written)))
+
+    for impl in (compiled, python):
+        handler = Watching([1])
+        core, client, backend, _ = attached(impl, handler)
+        handler.client = client
+        core.serve()
+        client.protocol.data_received(frame([b"\x03SELECT 1"], 0))
+        first = frame(
+            [
+                b"\x01",
+                b"\x03def\x00\x00\x00\x01a\x00\x0c!\x00\x01\x00\x00\x00\x08\x00\x00\x00\x00\x00",
+            ],
+            1,
+        )
+        rest = frame([b"\x011", b"\xfe\x00\x00\x02\x00\x00\x00"], 3)
+        backend.protocol.data_received(first)
+        backend.protocol.data_received(rest)
+        assert handler.events[-1] == ("ended", first)  # the end was not sent yet
+        assert bytes(client.written) == first + rest
+
+
+@pytest.mark.parametrize("rowmask", ["compiled", "twin"])
+def test_a_mask_plan_that_does_not_fit_its_rows_is_a_refusal_not_a_leak(rowmask):
+    """A corrupted mask plan (here: two columns planned, rows of one) must stop the
+    response: the core reports a failure (the session ends with an error) and no byte of
+    the unrewritten row reaches the client."""
+    masking = (
+        importlib.import_module("myguard._fast.rowmask")
+        if rowmask == "compiled"
+        else twin("rowmask")
+    )
+    secret = b"123-45-6789"
+
+    class Corrupt(MaskingHandler):
+        def columns(self, header: bytes) -> bytes:
+            self.core.mask_rows(masking.RowMasker([253, 253], [None, lambda v: b"x"]), False)
+            return header
+
+    for impl in (compiled, python):
+        handler = Corrupt([])
+        core, client, backend, _ = attached(impl, handler)
+        core.forward(b"\x03SELECT ssn FROM t", 1, True)
+        coldef = (
+            b"\x03def\x00\x01t\x01t\x03ssn\x03ssn\x0c!\x00\x0b\x00\x00\x00\xfd\x00\x00\x00\x00\x00"
+        )
+        backend.protocol.data_received(
+            frame(
+                [b"\x01", coldef, bytes([len(secret)]) + secret, b"\xfe\x00\x00\x02\x00\x00\x00"], 1
+            )
+        )
+        assert handler.events[-1][0] == "failed"
+        assert secret not in bytes(client.written)

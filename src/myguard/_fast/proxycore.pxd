@@ -40,7 +40,8 @@ cdef class ProxyCore:
     cdef client_writable(self, bint writable)
     cdef backend_data(self, bytes data)
     cdef _relay(self, bytes data)
-    cdef Py_ssize_t _relay_masked(self, bytes data) except -1
+    cdef _send(self, run, list runs)
+    cdef Py_ssize_t _relay_masked(self, bytes data, list out) except -1
     cdef backend_gone(self, str reason)
     cdef backend_writable(self, bint writable)
     cdef _resume(self, bint client)

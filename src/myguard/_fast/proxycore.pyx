@@ -299,17 +299,20 @@ cdef class ProxyCore:
     cdef _relay(self, bytes data):
         cdef ResponseScanner scanner = self.scanner
         cdef Py_ssize_t used, size
+        cdef object run = None  # what the client gets of ``data`` (unmasked)
+        cdef list runs = None  # the same, masked
         if PyBytes_GET_SIZE(self._pending):
             data = self._pending + data
             self._pending = b""
         size = PyBytes_GET_SIZE(data)
         try:
             if self._masked:
-                used = self._relay_masked(data)
+                runs = []
+                used = self._relay_masked(data, runs)
             else:
                 used = scanner._scan(<const unsigned char*>PyBytes_AS_STRING(data), size)
                 if used:
-                    self.write_client(data if used == size else data[:used])
+                    run = data if used == size else data[:used]
         except Exception as exc:  # a response that breaks the grammar, a failed rewrite
             self._state = _CLOSED
             self.handler.core_failed(exc)
@@ -318,16 +321,31 @@ cdef class ProxyCore:
         if used < size:
             self._pending = data[used:]
         if scanner.done:
+            # The audit record before the end of the response (see the twin).
             self._state = _IDLE
             self.handler.response_ended()
+            if self._masked and scanner.error_code and runs:
+                # the ERR is the last packet (no negative index: wraparound is off here)
+                runs[len(runs) - 1] = self.handler.masked_error(runs[len(runs) - 1])
+            self._send(run, runs)
             self._serve()
-        elif scanner.local_infile:
+            return
+        self._send(run, runs)
+        if scanner.local_infile:
             self._state = _INFILE
             self._infile_seq = (scanner.last_seq + 1) & 0xFF
             self._infile()
 
-    cdef Py_ssize_t _relay_masked(self, bytes data) except -1:
-        """Scan ``data`` one result-set boundary at a time; the bytes consumed."""
+    cdef _send(self, run, list runs):
+        if run is not None:
+            self.write_client(run)
+        elif runs is not None:
+            for run in runs:
+                self.write_client(run)
+
+    cdef Py_ssize_t _relay_masked(self, bytes data, list out) except -1:
+        """Scan ``data`` one result-set boundary at a time, adding what the client gets to
+        ``out``; the bytes consumed."""
         cdef ResponseScanner scanner = self.scanner
         cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
         cdef Py_ssize_t size = PyBytes_GET_SIZE(data), pos = 0, used
@@ -343,17 +361,17 @@ cdef class ProxyCore:
                     header = self._held
                     self._held = b""
                     if not self._discard:
-                        self.write_client(self.handler.columns(header))
+                        out.append(self.handler.columns(header))
                 elif scanner.at_result_start() or scanner.done or scanner.local_infile:
                     held = self._held  # OK/ERR packets, no metadata
                     self._held = b""
                     if not self._discard:
-                        self.write_client(held)
+                        out.append(held)
             else:
                 if used and not self._discard:
                     if self._masker is not None:
                         run = self._masker.rewrite_packets(run, self._binary)
-                    self.write_client(run)
+                    out.append(run)
                 if scanner.at_result_start() and not scanner.done:
                     self._holding = True
                     self._masker = None

@@ -16,6 +16,7 @@ the handler has seen their result set's metadata.
 
 Handler methods (all synchronous, none may raise):
 ``command(payload) -> int``, ``columns(header) -> bytes``, ``response_ended()``,
+``masked_error(run) -> bytes`` (the last run of a masked response that ended in an ERR),
 ``client_lost(reason)``, ``backend_lost(reason, mid_response)``, ``core_failed(exc)``.
 """
 
@@ -321,13 +322,14 @@ class ProxyCore:
             data = self._pending + data
             self._pending = b""
         scanner = self.scanner
+        out: list[bytes] = []
         try:
             if self._masked:
-                used = self._relay_masked(data)
+                used = self._relay_masked(data, out)
             else:
                 used = scanner.scan(data)
                 if used:
-                    self.write_client(data if used == len(data) else data[:used])
+                    out.append(data if used == len(data) else data[:used])
         except Exception as exc:  # a response that breaks the grammar, a failed rewrite
             self._state = _CLOSED
             self.handler.core_failed(exc)
@@ -336,16 +338,26 @@ class ProxyCore:
         if used < len(data):
             self._pending = data[used:]
         if scanner.done:
+            # The statement's audit record reaches the kernel before the client sees the
+            # end of its response: a crash after that loses no acknowledged statement.
             self._state = _IDLE
             self.handler.response_ended()
+            if self._masked and scanner.error_code and out:
+                out[-1] = self.handler.masked_error(out[-1])  # the ERR is its last packet
+            for run in out:
+                self.write_client(run)
             self._serve()
-        elif scanner.local_infile:
+            return
+        for run in out:
+            self.write_client(run)
+        if scanner.local_infile:
             self._state = _INFILE
             self._infile_seq = (scanner.last_seq + 1) & 0xFF
             self._infile()
 
-    def _relay_masked(self, data: bytes) -> int:
-        """Scan ``data`` one result-set boundary at a time; the bytes consumed."""
+    def _relay_masked(self, data: bytes, out: list[bytes]) -> int:
+        """Scan ``data`` one result-set boundary at a time, adding what the client gets to
+        ``out``; the bytes consumed."""
         scanner = self.scanner
         pos = 0
         while True:
@@ -359,16 +371,16 @@ class ProxyCore:
                     self._holding = False
                     header, self._held = self._held, b""
                     if not self._discard:
-                        self.write_client(self.handler.columns(header))
+                        out.append(self.handler.columns(header))
                 elif scanner.at_result_start() or scanner.done or scanner.local_infile:
                     held, self._held = self._held, b""  # OK/ERR packets, no metadata
                     if not self._discard:
-                        self.write_client(held)
+                        out.append(held)
             else:
                 if run and not self._discard:
                     if self._masker is not None:
                         run = self._masker.rewrite_packets(run, self._binary)
-                    self.write_client(run)
+                    out.append(run)
                 if scanner.at_result_start() and not scanner.done:
                     self._holding = True
                     self._masker = None

@@ -1,11 +1,20 @@
 """The synchronous side of the writer: opens/repairs the chain, appends frames, rotates.
 
-Used from one thread only (the writer thread). Every append either lands completely or
-is truncated away again, so the segment on disk is always a valid prefix of the chain.
+Records are appended on the event loop (each handed to the kernel before ``append``
+returns); the writer thread only syncs. Every append either lands completely or is
+truncated away again, so the segment on disk is always a valid prefix of the chain.
+
+Rotation on the loop must not wait for the disk, yet a power cut must not leave a new
+segment whose header links to records the old one lost. So a new segment is started
+under its ``.seg.tmp`` name (header written, no fsync) and records go into it at once;
+the writer thread renames it into place (:meth:`SegmentAppender.seal`) only after the
+segment before it is fsynced. After a process crash, :meth:`SegmentAppender.open` renames
+such a continuation into place itself: it holds acknowledged records.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -23,12 +32,14 @@ from myguard.audit.segment import (
     iter_frames,
     key_id,
     list_segments,
+    read_header,
     record_hash,
     segment_name,
     split_payload,
 )
 
 _chain = load("auditchain")
+log = logging.getLogger("myguard.audit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +52,16 @@ class Repair:
     truncated_bytes: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """A segment started under its temporary name, waiting for :meth:`SegmentAppender.seal`."""
+
+    old_fd: int  # the segment before it (-1: none), closed by seal
+    fd: int  # the new segment, which the appender keeps writing
+    tmp: Path
+    path: Path
+
+
 def _fsync_directory(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -50,11 +71,19 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def _write_all(fd: int, data: bytes | bytearray, offset: int) -> None:
-    view = memoryview(data)
+    written = os.pwrite(fd, data, offset)
+    if written == len(data):
+        return
+    view = memoryview(data)[written:]
+    offset += written
     while view:
         written = os.pwrite(fd, view, offset)
         view = view[written:]
         offset += written
+
+
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".tmp")
 
 
 class SegmentAppender:
@@ -76,18 +105,29 @@ class SegmentAppender:
     def open(
         cls, directory: str | Path, hmac_key: bytes | None
     ) -> tuple[SegmentAppender, Repair | None]:
-        """Open the chain in ``directory``, repairing a torn tail; Repair is None for a new chain."""
+        """Open the chain in ``directory``, repairing a torn tail and renaming into place the
+        segments a crash left under their temporary names; Repair is None for a new chain."""
         appender = cls(Path(directory), hmac_key)
         appender.directory.mkdir(parents=True, exist_ok=True)
-        for leftover in appender.directory.glob("*.seg.tmp"):
-            leftover.unlink()
         segments = list_segments(appender.directory)
         if not segments:
-            appender._create_segment(1)
+            appender._set_aside_leftovers()
+            appender.seal(appender.start_segment(1))
             return appender, None
-        return appender, appender._resume(*segments[-1])
+        seq, path = segments[-1]
+        repair, damaged = appender._resume(seq, path)
+        while not damaged and (path := appender._continuation(seq + 1)) is not None:
+            seq += 1
+            repair, damaged = appender._resume(seq, path)
+        appender._set_aside_leftovers()
+        if damaged:
+            # Damage followed by more data is not a torn write: keep the file untouched as
+            # evidence (verify reports it) and continue the chain in a new segment.
+            appender.seal(appender.start_segment(seq + 1))
+        return appender, repair
 
-    def _resume(self, seq: int, path: Path) -> Repair:
+    def _resume(self, seq: int, path: Path) -> tuple[Repair, bool]:
+        """Adopt segment ``path`` as the one being written: (what was found, damaged)."""
         data = path.read_bytes()
         header = SegmentHeader.decode(data)
         if (header.flags & FLAG_HMAC, header.key_id) != (self._flags, self._key_id):
@@ -106,32 +146,61 @@ class SegmentAppender:
                 end = offset + FRAME_HEAD.size + len(payload)
         except FrameError as exc:
             damage = exc
-        self._adopt(seq, path, header.created, end)
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.fd = os.open(path, os.O_RDWR)
+        self.segment_seq, self.segment_path, self.segment_created = seq, path, header.created
+        self.size = end
         if damage is None:
-            return Repair("restart")
+            return Repair("restart"), False
         tail = data[damage.offset :]
         if not damage.torn and tail.strip(b"\x00"):
-            # Damage followed by more data is not a torn write: keep the file untouched as
-            # evidence (verify reports it) and continue the chain in a new segment.
-            self._create_segment(seq + 1)
-            return Repair(
-                f"damaged segment left in place: {damage.reason}", path.name, damage.offset
-            )
+            reason = f"damaged segment left in place: {damage.reason}"
+            return Repair(reason, path.name, damage.offset), True
         # A torn tail: keep the cut bytes beside the segment, then cut them off.
         (path.parent / f"{path.name}.torn-{damage.offset}").write_bytes(tail)
         os.ftruncate(self.fd, damage.offset)
         os.fsync(self.fd)
-        return Repair("repaired torn tail", path.name, damage.offset, len(tail))
+        return Repair("repaired torn tail", path.name, damage.offset, len(tail)), False
 
-    def _adopt(self, seq: int, path: Path, created: float, size: int) -> None:
-        self.fd = os.open(path, os.O_RDWR)
-        self.segment_seq, self.segment_path, self.segment_created = seq, path, created
-        self.size = size
-
-    def _create_segment(self, seq: int) -> None:
-        """Write the new header under a temporary name, then rename: no half headers."""
+    def _continuation(self, seq: int) -> Path | None:
+        """Segment ``seq`` left under its temporary name, renamed into place when its header
+        continues the chain where the segment being written ends; else None."""
         path = self.directory / segment_name(seq)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = _tmp_path(path)
+        try:
+            header = read_header(tmp)
+        except (OSError, AuditFormatError):
+            return None
+        if (
+            header.seq,
+            header.first_record,
+            header.prev_hash,
+            header.flags & FLAG_HMAC,
+            header.key_id,
+        ) != (seq, self.next_record, self.last_hash, self._flags, self._key_id):
+            return None
+        os.fsync(self.fd)
+        os.rename(tmp, path)
+        _fsync_directory(self.directory)
+        return path
+
+    def _set_aside_leftovers(self) -> None:
+        """Temporary segments that do not continue the chain (a power cut lost what they
+        follow): removed when they hold no record, else kept aside as evidence."""
+        for tmp in self.directory.glob("*.seg.tmp"):
+            if tmp.stat().st_size <= HEADER_SIZE:
+                tmp.unlink()
+                continue
+            kept = tmp.with_name(f"{tmp.name[: -len('.tmp')]}.orphan-{time.time_ns()}")
+            log.warning("audit segment %s does not continue the chain; kept as %s", tmp, kept)
+            os.rename(tmp, kept)
+
+    def start_segment(self, seq: int) -> Rotation:
+        """Start segment ``seq`` under its temporary name (header written, nothing synced) and
+        write on into it; :meth:`seal` must follow. Cheap enough for the event loop."""
+        path = self.directory / segment_name(seq)
+        tmp = _tmp_path(path)
         created = time.time()
         header = SegmentHeader(
             seq, self.next_record, created, self.last_hash, self._flags, self._key_id
@@ -139,28 +208,34 @@ class SegmentAppender:
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o640)
         try:
             _write_all(fd, header.encode(), 0)
-            os.fsync(fd)
-            os.rename(tmp, path)
-            _fsync_directory(self.directory)
         except OSError:
             os.close(fd)
             tmp.unlink(missing_ok=True)
             raise
-        if self.fd >= 0:
-            os.close(self.fd)
+        rotation = Rotation(self.fd, fd, tmp, path)
         self.fd = fd
         self.segment_seq, self.segment_path, self.segment_created = seq, path, created
         self.size = HEADER_SIZE
+        return rotation
 
-    def rotate(self) -> None:
-        """Seal the current segment and start the next one (the old one stays on error)."""
-        os.fsync(self.fd)
-        self._create_segment(self.segment_seq + 1)
+    @staticmethod
+    def seal(rotation: Rotation) -> None:
+        """Make the segment before ``rotation`` durable, then the new one's content, then
+        rename it into place: its name is never on disk before what it links to. The old
+        segment is closed last, so a seal that failed can be retried."""
+        if rotation.old_fd >= 0:
+            os.fsync(rotation.old_fd)
+        if rotation.tmp.exists():  # not yet renamed by an earlier, failed attempt
+            os.fsync(rotation.fd)
+            os.rename(rotation.tmp, rotation.path)
+        _fsync_directory(rotation.path.parent)
+        if rotation.old_fd >= 0:
+            os.close(rotation.old_fd)
 
-    def append(self, bodies: list[bytes], sync: bool) -> None:
-        """Chain, frame and write ``bodies``; on OSError nothing of them remains on disk."""
+    def append(self, body: bytes) -> None:
+        """Chain, frame and write ``body``; on OSError nothing of it remains on disk."""
         buffer, prev, number = _chain.chain_frames(
-            bodies, self.last_hash, self.next_record, self.key
+            [body], self.last_hash, self.next_record, self.key
         )
         start = self.size
         if self._truncate_pending:
@@ -168,8 +243,6 @@ class SegmentAppender:
             self._truncate_pending = False
         try:
             _write_all(self.fd, buffer, start)
-            if sync:
-                os.fdatasync(self.fd)
         except OSError:
             try:
                 os.ftruncate(self.fd, start)

@@ -1,10 +1,12 @@
-"""AuditWriter: the asyncio front of the audit trail, with group commit on a writer thread.
+"""AuditWriter: the asyncio front of the audit trail; a thread does the fsyncs.
 
-Callers encode their record on the event loop (cheap, and a bad value fails in the
-caller), queue the body and await a future. One dedicated thread takes everything queued,
-chains and frames it in one buffer, writes it with one pwrite and (per mode) one
-fdatasync, then settles all the callers' futures with one call_soon_threadsafe. So the
-loop never blocks on disk and the per-record cost is a msgpack pack and a queue put.
+Every record is chained, framed and written (``pwrite``) on the event loop before the call
+that takes it returns, so once ``enqueue``/``submit`` returns the record is in the kernel:
+a crash of the process (kill -9, an abort) cannot lose it, only a crash of the machine.
+That costs a hash and a system call per record on the loop (see
+``benchmarks/test_audit_enqueue.py``); what may block (fsync, renaming a new segment into
+place, retention) runs on one dedicated thread, which settles the waiting callers with one
+``call_soon_threadsafe`` per group.
 
 fsync modes (the guarantee is per record, at the moment ``write()`` returns):
   always  fdatasync before returning; the thread never waits to gather more records, so
@@ -13,6 +15,8 @@ fsync modes (the guarantee is per record, at the moment ``write()`` returns):
           callers for up to ``batch_window`` seconds while they keep arriving (at most
           0.3 ms apart), so more records share one fsync at a small latency cost.
   off     written to the OS (page cache) before returning, never fsynced.
+Records queued with ``enqueue`` (nobody waits) are fdatasync'd within ``_HANDOFF`` plus the
+batch window in ``always`` and ``batch`` mode.
 """
 
 from __future__ import annotations
@@ -27,22 +31,21 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from myguard.audit.appender import Repair, SegmentAppender
+from myguard.audit.appender import Repair, Rotation, SegmentAppender
 from myguard.audit.records import AuditRecord, restart_record
 from myguard.audit.retention import apply_retention
-from myguard.audit.segment import FRAME_HEAD, HEADER_SIZE, PAYLOAD_PREFIX
+from myguard.audit.segment import HEADER_SIZE
 
 log = logging.getLogger("myguard.audit")
 
 FsyncMode = Literal["always", "batch", "off"]
 FSYNC_MODES: tuple[FsyncMode, ...] = ("always", "batch", "off")
 
-_MAX_BATCH = 4096
-# How long enqueued records gather on the event loop before the writer thread gets them:
-# fewer, larger groups mean fewer thread wake-ups and fsyncs (each costs ~0.1-0.3 ms CPU).
+# How long enqueued records wait on the event loop before the writer thread is asked to
+# sync them: fewer wake-ups and fsyncs (each costs ~0.1-0.3 ms CPU). They are written already.
 _HANDOFF = 0.005
 _ARRIVAL_GAP = 0.0003
-FRAME_OVERHEAD = FRAME_HEAD.size + PAYLOAD_PREFIX.size
+_WAKE = object()  # sync what is written (and seal rotations); nobody waits
 _STOP = object()
 
 
@@ -50,9 +53,9 @@ class AuditUnavailable(Exception):
     """The audit trail cannot take records now; the proxy must refuse statements."""
 
 
-def _settle(futures: list[asyncio.Future[None] | None], error: str | None) -> None:
+def _settle(futures: list[asyncio.Future[None]], error: str | None) -> None:
     for future in futures:
-        if future is None or future.done():  # queued without a waiter, or the caller was cancelled
+        if future.done():  # the caller was cancelled
             continue
         if error is None:
             future.set_result(None)
@@ -64,6 +67,7 @@ class AuditWriter:
     """Appends records to the hash-chained segment files in one directory.
 
     Use :meth:`open`; one writer per directory (nothing stops a second one, so don't).
+    Records are appended on the event loop's thread only.
     """
 
     def __init__(
@@ -96,10 +100,14 @@ class AuditWriter:
         self._recovery_free_bytes = recovery_free_bytes
         self._maintenance_interval = maintenance_interval
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._pending: list[tuple[bytes, None]] = []
+        # Rotations not yet sealed, and the appender's fd, change together under the lock.
+        self._lock = threading.Lock()
+        self._rotations: list[Rotation] = []
+        self._wake_due = False
         self._loop = asyncio.get_running_loop()
         self._healthy = True
         self._closing = False
+        self._recovery: asyncio.TimerHandle | None = None
         self._last_error: OSError | None = None
         self._next_maintenance = 0.0
         self._thread = threading.Thread(target=self._run, name="myguard-audit", daemon=True)
@@ -184,154 +192,157 @@ class AuditWriter:
         return self._redact
 
     def enqueue(self, body: bytes) -> None:
-        """Queue an encoded record body with nobody waiting for it: the cheapest way in.
+        """Write an encoded record body with nobody waiting for it: the cheapest way in.
 
-        For records that follow what they describe (a statement's completion). Bodies
-        queued within ``_HANDOFF`` seconds reach the writer thread together, so the thread
-        wakes once per group rather than once per record. Raises AuditUnavailable at once
-        while unhealthy. Encode with ``record.encode(writer.redacts_literals)`` or a
-        ``StatementEncoder``.
+        When this returns the record is in the kernel (it survives a crash of the process);
+        in ``always`` and ``batch`` mode the writer thread fdatasyncs it within ``_HANDOFF``
+        seconds plus the batch window, together with everything else written meanwhile.
+        Raises AuditUnavailable while unhealthy or when the write fails. Encode with
+        ``record.encode(writer.redacts_literals)`` or a ``StatementEncoder``.
         """
-        if self._closing:
-            raise AuditUnavailable("audit writer is closed")
-        if not self._healthy:
-            raise AuditUnavailable(f"audit trail unavailable: {self._last_error}")
-        self._pending.append((body, None))
-        if len(self._pending) == 1:
-            self._loop.call_later(_HANDOFF, self._hand_off)
+        self._append(body)
+        if self._sync and not self._wake_due:
+            self._wake_due = True
+            self._loop.call_later(_HANDOFF, self._wake)
 
-    def _hand_off(self) -> None:
-        pending, self._pending = self._pending, []
-        if pending:
-            self._queue.put(pending)
+    def _wake(self) -> None:
+        self._wake_due = False
+        self._queue.put(_WAKE)
 
     def submit(self, record: AuditRecord) -> asyncio.Future[None]:
-        """Queue ``record`` without waiting; the future settles when it is durable.
+        """Write ``record`` now; the future settles when it is durable per the fsync mode.
 
-        For records that follow what they describe (a statement's completion in ``batch``
-        mode): the caller goes on at once and group commit makes them durable within the
-        batch window. Raises AuditUnavailable at once while unhealthy.
+        Raises AuditUnavailable at once while unhealthy or when the write fails.
         """
+        self._append(record.encode(self._redact))
+        future: asyncio.Future[None] = self._loop.create_future()
+        if self._sync:
+            self._queue.put(future)
+        else:
+            future.set_result(None)
+        return future
+
+    def _append(self, body: bytes) -> None:
         if self._closing:
             raise AuditUnavailable("audit writer is closed")
         if not self._healthy:
             raise AuditUnavailable(f"audit trail unavailable: {self._last_error}")
-        future: asyncio.Future[None] = self._loop.create_future()
-        self._queue.put((record.encode(self._redact), future))
-        return future
+        appender = self._appender
+        try:
+            if appender.size > HEADER_SIZE and (
+                appender.size >= self._rotate_bytes
+                or time.time() - appender.segment_created >= self._rotate_seconds
+            ):
+                with self._lock:
+                    self._rotations.append(appender.start_segment(appender.segment_seq + 1))
+                self._queue.put(_WAKE)
+            appender.append(body)
+        except OSError as exc:
+            self._fail(exc)
+            raise AuditUnavailable(f"audit write failed: {exc}") from None
 
     async def close(self) -> None:
-        """Write everything queued, fsync, stop the thread. Further writes raise."""
+        """Sync everything written, stop the thread. Further writes raise."""
         if self._closing:
             return
         self._closing = True
-        self._hand_off()
+        if self._recovery is not None:
+            self._recovery.cancel()
         self._queue.put(_STOP)
         await asyncio.to_thread(self._thread.join)
+
+    # --- failure and recovery (event loop) -------------------------------------------
+
+    def _fail(self, exc: OSError) -> None:
+        """On the loop: stop taking records and retry every ``retry_interval``."""
+        if self._healthy:
+            log.error("audit trail unavailable: %s", exc)
+        self._last_error = exc
+        self._healthy = False
+        if self._recovery is None and not self._closing:
+            self._recovery = self._loop.call_later(self._retry_interval, self._recover)
+
+    def _recover(self) -> None:
+        """Once there is headroom, note the outage in the chain itself and take records again."""
+        self._recovery = None
+        if self._closing:
+            return
+        try:
+            stat = os.statvfs(self._appender.directory)
+            if stat.f_bavail * stat.f_frsize >= self._recovery_free_bytes:
+                reason = f"recovered after audit write failure: {self._last_error}"
+                self._appender.append(restart_record(reason=reason).encode())
+                log.warning("audit trail recovered")
+                self._healthy = True
+                self._queue.put(_WAKE)
+                return
+        except OSError as exc:
+            self._last_error = exc
+        self._recovery = self._loop.call_later(self._retry_interval, self._recover)
 
     # --- writer thread -------------------------------------------------------------
 
     def _run(self) -> None:
         stop = False
         while not stop:
-            timeout = self._maintenance_interval if self._healthy else self._retry_interval
             try:
-                first = self._queue.get(timeout=timeout)
+                first = self._queue.get(timeout=self._maintenance_interval)
             except queue.Empty:
-                self._idle()
+                self._maintain()
                 continue
-            if first is _STOP:
-                break
-            batch = list(first) if isinstance(first, list) else [first]
-            stop = self._gather(batch)
-            self._commit(batch)
+            waiters: list[asyncio.Future[None]] = []
+            stop = first is _STOP or self._gather(first, waiters)
+            self._flush(waiters)
         try:
             self._appender.close()
         except OSError as exc:
             log.error("closing audit segment failed: %s", exc)
 
-    def _gather(self, batch: list[object]) -> bool:
-        """Add what else is queued; True on stop. In batch mode keep waiting while records
+    def _gather(self, first: object, waiters: list[asyncio.Future[None]]) -> bool:
+        """Collect the waiters queued; True on stop. In batch mode keep waiting while they
         keep arriving (gaps under _ARRIVAL_GAP), up to the batch window: waiting out the
         whole window when the callers have all queued already would only add latency."""
         get = self._queue.get
         deadline = time.monotonic() + self._linger
-        while len(batch) < _MAX_BATCH:
+        item = first
+        while True:
+            if item is _STOP:
+                return True
+            if item is not _WAKE:
+                waiters.append(item)
             remaining = min(deadline - time.monotonic(), _ARRIVAL_GAP)
             try:
                 item = get(timeout=remaining) if remaining > 0 else get(block=False)
             except queue.Empty:
                 return False
-            if item is _STOP:
-                return True
-            if isinstance(item, list):
-                batch.extend(item)
-            else:
-                batch.append(item)
-        return False
 
-    def _commit(self, batch: list) -> None:
-        """Write a group; callers are settled per written chunk (a rotation splits it)."""
-        bodies = [body for body, _ in batch]
-        futures = [future for _, future in batch]
-        done = 0
-        while done < len(bodies):
-            count, error = self._append(bodies[done:])
-            settled = futures[done:] if error else futures[done : done + count]
-            if any(f is not None for f in settled):
-                try:
-                    self._loop.call_soon_threadsafe(_settle, settled, error)
-                except RuntimeError:
-                    return  # the loop is gone: nobody is waiting any more
-            if error:
-                return
-            done += count
-
-    def _append(self, bodies: list[bytes]) -> tuple[int, str | None]:
-        """Write as many of ``bodies`` as fit in the current segment (rotating first when it
-        is due, at least one). Returns (count written, error message or None)."""
-        appender = self._appender
+    def _flush(self, waiters: list[asyncio.Future[None]]) -> None:
+        """Seal the rotations, fdatasync what was written before the waiters queued, settle
+        them. Whatever they wrote is in the segment current now or in one sealed here."""
+        with self._lock:
+            rotations = list(self._rotations)
+            fd = self._appender.fd
+        error = None
         try:
-            if not self._healthy and not self._recover():
-                return 0, f"audit trail unavailable: {self._last_error}"
-            if appender.size > HEADER_SIZE and (
-                appender.size >= self._rotate_bytes
-                or time.time() - appender.segment_created >= self._rotate_seconds
-            ):
-                appender.rotate()
+            for rotation in rotations:
+                self._appender.seal(rotation)
+                with self._lock:
+                    self._rotations.remove(rotation)
                 self._next_maintenance = 0.0
-            room = self._rotate_bytes - appender.size
-            count = used = 0
-            for body in bodies:
-                used += len(body) + FRAME_OVERHEAD
-                if count and used > room:
-                    break
-                count += 1
-            appender.append(bodies[:count], self._sync)
+            if self._sync:
+                os.fdatasync(fd)
         except OSError as exc:
-            if self._healthy:
-                log.error("audit trail unavailable: %s", exc)
-            self._last_error = exc
-            self._healthy = False
-            return 0, f"audit write failed: {exc}"
-        self._maintain()
-        return count, None
-
-    def _recover(self) -> bool:
-        """After a failure: once there is headroom, note the outage in the chain itself."""
-        stat = os.statvfs(self._appender.directory)
-        if stat.f_bavail * stat.f_frsize < self._recovery_free_bytes:
-            return False
-        reason = f"recovered after audit write failure: {self._last_error}"
-        self._appender.append([restart_record(reason=reason).encode()], self._sync)
-        log.warning("audit trail recovered")
-        self._healthy = True
-        return True
-
-    def _idle(self) -> None:
-        if not self._healthy:
-            self._append([])
-        else:
+            error = f"audit write failed: {exc}"
+            try:
+                self._loop.call_soon_threadsafe(self._fail, exc)
+            except RuntimeError:
+                return  # the loop is gone: nobody is waiting any more
+        if waiters:
+            try:
+                self._loop.call_soon_threadsafe(_settle, waiters, error)
+            except RuntimeError:
+                return
+        if error is None:
             self._maintain()
 
     def _maintain(self) -> None:

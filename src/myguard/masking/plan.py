@@ -119,6 +119,17 @@ def refusal_before(lineage: Lineage, rules: MaskRules) -> str | None:
     return None
 
 
+def reads_masked(lineage: Lineage, rules: MaskRules) -> bool:
+    """Does the statement read a column masked for this identity, or one whose origin is
+    unknown? Then its error and warning texts may quote masked values."""
+    if lineage.data_free:
+        return False
+    if lineage.columns is None:
+        return True
+    groups = (*lineage.columns, *(f.sources for f in lineage.findings))
+    return any(s is None or any(rules.spec_for(c) is not None for c in s) for s in groups)
+
+
 @dataclass(frozen=True, slots=True)
 class ColumnPlan:
     """How one result column is masked; ``spec`` None: it passes untouched."""

@@ -21,7 +21,7 @@ from myguard.protocol.errors import MySQLError
 from myguard.session.statement_text import StatementText
 
 if TYPE_CHECKING:
-    from myguard.session.session import Session
+    from myguard.session.state import SessionState
 
 ER_MYGUARD_APPROVALS_UNAVAILABLE = 4694
 
@@ -49,7 +49,7 @@ def _analysis(decision: Decision) -> dict[str, object]:
 
 
 async def hold(
-    session: Session, statement: StatementText, params: list[str], decision: Decision
+    session: SessionState, statement: StatementText, params: list[str], decision: Decision
 ) -> int:
     """Return the approval id once the statement may run; raise MySQLError otherwise."""
     service = session.ctx.approvals

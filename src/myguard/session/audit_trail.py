@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from myguard.audit import (
     AuditUnavailable,
@@ -29,13 +29,27 @@ from myguard.audit.records import (
     statement_decision_fields,
     statement_session_fields,
 )
+from myguard.config import BackendConfig
+from myguard.identity.base import Identity
 from myguard.logs import event
+from myguard.net.packet_stream import PacketStream
 from myguard.policy.decision import Decision
 from myguard.protocol.errors import MySQLError
 from myguard.session.statement_text import StatementText
 
-if TYPE_CHECKING:
-    from myguard.session.session import Session
+
+class SessionFacts(Protocol):
+    """What the trail reads of its session (a ``session.state.SessionState``)."""
+
+    id: int
+    user: str
+    identity: Identity | None
+    source_ip: str
+    attributes: dict[str, str]
+    backend_config: BackendConfig
+    database: str | None
+    client: PacketStream
+
 
 ER_MYGUARD_AUDIT_UNAVAILABLE = 4693
 
@@ -89,7 +103,9 @@ _MAX_DECISION_FIELDS = 256
 class AuditTrail:
     """The audit side of one session; ``writer`` None means audit is disabled."""
 
-    def __init__(self, writer: AuditWriter | None, *, fail_open: bool, session: Session) -> None:
+    def __init__(
+        self, writer: AuditWriter | None, *, fail_open: bool, session: SessionFacts
+    ) -> None:
         self.writer = writer
         self.fail_open = fail_open
         self.always = writer is not None and writer.fsync == "always"

@@ -13,28 +13,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from myguard import metrics
 from myguard._fast import load
+from myguard.analysis.analyzer import used_database
+from myguard.approvals.errors import MyguardCommandSyntax
+from myguard.approvals.sql_command import parse_myguard_command
 from myguard.logs import event
 from myguard.masking.lineage import Lineage
-from myguard.masking.plan import MaskRules, plan_result
+from myguard.masking.plan import MaskRules, plan_result, reads_masked
+from myguard.masking.service import ER_MYGUARD_MASK_REFUSED
 from myguard.policy.decision import ALLOW, Decision
 from myguard.protocol.codec import PayloadReader
 from myguard.protocol.column_definition import build_column_definition, parse_column_definition
 from myguard.protocol.constants import Command, ServerStatus
-from myguard.protocol.errors import MySQLError, ProtocolError
-from myguard.protocol.generic_response import err_packet
+from myguard.protocol.errors import (
+    CR_SERVER_LOST,
+    ER_NOT_ALLOWED_COMMAND,
+    MySQLError,
+    ProtocolError,
+)
+from myguard.protocol.generic_response import err_packet, parse_err
 from myguard.protocol.prepared_statements import bound_types
 from myguard.session import kill as kill_stmt
 from myguard.session.audit_trail import Outcome
-from myguard.session.masking import ER_MYGUARD_MASK_REFUSED
+from myguard.session.guard import blocked_error
+from myguard.session.state import PreparedStatement, SessionState
 from myguard.session.statement_text import StatementText
-
-if TYPE_CHECKING:
-    from myguard.session.session import Session
+from myguard.session.text_reading import UNKNOWN
 
 _core = load("proxycore")
 _scan = load("resultscan")
@@ -57,7 +66,11 @@ _SIMPLE = frozenset(
         Command.COM_RESET_CONNECTION,
     }
 )
-_COMMAND_NAMES = {c.value: c.name[4:].lower() for c in Command}
+COMMAND_NAMES = {c.value: c.name[4:].lower() for c in Command}
+_SHOW_DIAGNOSTICS = re.compile(r"\s*SHOW\s+(?:WARNINGS|ERRORS)\b", re.IGNORECASE).match
+WITHHELD = "myguard: the server's message was withheld: the statement read columns masked for you"
+# Statement kinds after which table columns or views may differ.
+_SCHEMA_CHANGES = frozenset({"create", "alter", "drop", "rename", "truncate"})
 _QUERY = Command.COM_QUERY
 _EXECUTE = Command.COM_STMT_EXECUTE
 _PREPARE = Command.COM_STMT_PREPARE
@@ -69,6 +82,16 @@ _RESPONSES = {
     _PREPARE: _scan.RESPONSE_PREPARE,
     _INIT_DB: _scan.RESPONSE_SIMPLE,
 }
+
+
+def is_myguard_command(text: str) -> bool:
+    """Is ``text`` a ``MYGUARD ...`` command (well-formed or not)? myguard answers those."""
+    if "myguard" not in text.lower():
+        return False
+    try:
+        return parse_myguard_command(text) is not None
+    except MyguardCommandSyntax:
+        return True
 
 
 def execute_response(payload: bytes) -> int:
@@ -83,7 +106,7 @@ class Decided:
 
     __slots__ = (
         "command", "statement", "decision", "argument", "mask", "approval_id", "intent_id",
-        "masked", "masker", "refused",
+        "masked", "masker", "refused", "withholds",
     )  # fmt: skip
 
     def __init__(
@@ -107,20 +130,27 @@ class Decided:
         self.masked: dict[str, str] = {}  # result column -> strategy, for the audit record
         self.masker: Any = None  # the last result set's row masker (a cursor's, for FETCH)
         self.refused = False  # masking refused a result set: 4701 was sent instead
+        # It reads masked columns: its error and warning texts may quote masked values.
+        self.withholds = mask is not None and any(reads_masked(lin, mask[0]) for lin in mask[1])
 
 
 class StatementHandler:
     """The session's answers to its proxy core."""
 
-    __slots__ = ("session", "core", "_waiter", "_running", "_command_byte", "_perf")
+    __slots__ = (
+        "session", "core", "_waiter", "_running", "_command_byte", "_perf", "withheld_diagnostics"
+    )  # fmt: skip
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: SessionState) -> None:
         self.session = session
         self.core: Any = None
         self._waiter: asyncio.Future[tuple[bytes, Decided | None] | None] | None = None
         self._running: Decided | None = None
         self._command_byte = 0  # the command being answered, for metrics
         self._perf = 0.0
+        # The backend's diagnostics area (SHOW WARNINGS/ERRORS) holds the texts of a
+        # statement that read masked columns: the slow path answers those with them withheld.
+        self.withheld_diagnostics = False
 
     def wait(self) -> asyncio.Future[tuple[bytes, Decided | None] | None]:
         """What the session task waits for: a command it must run itself (with what was
@@ -147,6 +177,9 @@ class StatementHandler:
 
     def command(self, payload: bytes) -> int:
         s = self.session
+        if s.ctx.draining:  # no new command once the proxy drains; the session task closes
+            self._resolve(None)
+            return DETACH
         s.busy = True
         s.last_active = time.monotonic()
         self._perf = time.perf_counter()
@@ -195,6 +228,32 @@ class StatementHandler:
         core.bytes_to_client = core.bytes_to_backend = 0
         self._finished("ok")
 
+    def shows_withheld(self, text: str) -> bool:
+        """Is ``text`` a SHOW WARNINGS/ERRORS whose texts must be withheld?"""
+        return self.withheld_diagnostics and _SHOW_DIAGNOSTICS(text) is not None
+
+    def masked_error(self, run: bytes) -> bytes:
+        """The last run of a masked response that ended in an error: the error's text is
+        withheld (code and SQLSTATE kept) when the statement read masked columns."""
+        running = self._running
+        if running is None or not running.withholds:
+            return run
+        packets = _framing.PacketBuffer(len(run))
+        packets.feed(run)
+        seq = run[3]
+        kept = []
+        while (got := packets.next_packet(seq)) is not None:
+            payload, next_seq = got
+            kept.append((payload, seq))
+            seq = next_seq
+        payload, seq = kept[-1]
+        if payload[:1] != b"\xff":
+            return run
+        err = parse_err(payload)
+        out = [_framing.build_packets(p, q)[0] for p, q in kept[:-1]]
+        out.append(_framing.build_packets(err_packet(err.code, err.sqlstate, WITHHELD), seq)[0])
+        return b"".join(out)
+
     def client_lost(self, reason: str) -> None:
         event(
             logging.INFO,
@@ -207,7 +266,16 @@ class StatementHandler:
 
     def backend_lost(self, reason: str, mid_response: bool) -> None:
         s = self.session
-        error = s.backend_lost(reason)
+        metrics.ERRORS.labels("backend_lost").inc()
+        event(logging.WARNING, "backend_lost", session=s.id, user=s.user, detail=reason)
+        # The client is told and the session ends: silently reconnecting would lose its
+        # transaction and session state.
+        error = MySQLError(
+            CR_SERVER_LOST,
+            "HY000",
+            f"myguard: lost connection to backend '{s.backend_config.name}' during query",
+            fatal=True,
+        )
         if mid_response:
             last = s.scanner.last_seq
             self._end(error, (last + 1) & 0xFF if last else 1)
@@ -269,6 +337,41 @@ class StatementHandler:
 
     # -- deciding --------------------------------------------------------------------------
 
+    def decide_now(self, statement: StatementText) -> Decision | None:
+        """The decision when it needs no I/O (raises to refuse); None when it does (the
+        session's sql_mode must be asked, or an EXPLAIN estimate could change it)."""
+        s = self.session
+        text = statement.text
+        unreadable = s.reading.known_ambiguity(text)
+        if unreadable is UNKNOWN:
+            return None
+        policy = s.ctx.policy
+        if unreadable is not None:
+            decision = s.guard.decide_unanalysable(policy, text, unreadable)
+        else:
+            decision = s.guard.decide(policy, text, statement.fingerprint)
+            if decision.wants_estimate:
+                return None
+        return self.checked(statement, decision)
+
+    def checked(self, statement: StatementText, decision: Decision) -> Decision:
+        """``decision`` when the statement may go on; raises (and audits) the refusal."""
+        s = self.session
+        if decision.blocked:
+            s.trail.refused(statement, decision, decision.error_code)
+            raise blocked_error(decision)
+        s.trail.require()
+        if not s.backend_config.local_infile and any(
+            st.kind == "load_data" and st.local for st in decision.statements
+        ):
+            raise MySQLError(
+                ER_NOT_ALLOWED_COMMAND,
+                "42000",
+                f"myguard: LOAD DATA LOCAL INFILE is disabled for backend "
+                f"'{s.backend_config.name}' (set local_infile = true in its config to allow it)",
+            )
+        return decision
+
     def _command(self, payload: bytes) -> int:
         s = self.session
         command = payload[0]
@@ -307,18 +410,19 @@ class StatementHandler:
         if kill_stmt.parse_kill(sql) is not None:
             return DETACH
         statement = StatementText.received(sql)
-        if s.is_myguard_command(statement.text):
+        if is_myguard_command(statement.text):
             return DETACH
-        decision = s.decide_now(statement)
+        decision = self.decide_now(statement)
         self._running = Decided(_QUERY, statement, decision)
+        if self.shows_withheld(statement.text):
+            return DETACH  # the slow path answers with the texts withheld
         if decision is None or decision.action != ALLOW or s.trail.always:
             return DETACH  # needs I/O: an estimate, settings, lineage, approval, intent record
         return _scan.RESPONSE_QUERY
 
     def _prepare(self, payload: bytes) -> int:
-        s = self.session
         statement = StatementText.received(payload[1:])
-        decision = s.decide_now(statement)
+        decision = self.decide_now(statement)
         self._running = Decided(_PREPARE, statement, decision)
         if decision is None or decision.action != ALLOW:
             return DETACH
@@ -340,10 +444,9 @@ class StatementHandler:
         return execute_response(payload)
 
     def _init_db(self, payload: bytes) -> int:
-        s = self.session
         database = payload[1:].decode("utf-8", "replace")
         statement = StatementText.of("USE `" + database.replace("`", "``") + "`")
-        decision = s.decide_now(statement)
+        decision = self.decide_now(statement)
         if decision is None:
             return DETACH
         self._running = Decided(_INIT_DB, statement, decision, database)
@@ -358,12 +461,18 @@ class StatementHandler:
         error = scanner.error_code
         if command == _PREPARE:
             if not error:
-                s.remember_prepared(
-                    scanner.stmt_id, running.statement, decision, scanner.num_params, running.mask
+                statement = running.statement
+                s.prepared[scanner.stmt_id] = PreparedStatement(
+                    statement.text,
+                    statement.fingerprint,
+                    decision,
+                    scanner.num_params,
+                    mask=running.mask,
                 )
             return
         if command == _FETCH:
             return
+        self.withheld_diagnostics = running.withholds
         if command == _INIT_DB:
             if not error:
                 s.use_database(running.argument)
@@ -377,7 +486,7 @@ class StatementHandler:
         text = running.statement.text
         s.reading.after_statement(text, decision.statements if decision else ())
         if not error and decision is not None:
-            s.after_success(text, decision)
+            self._after_success(text, decision)
         s.trail.statement(
             running.statement,
             decision,
@@ -391,11 +500,22 @@ class StatementHandler:
             approval_id=running.approval_id,
         )
 
+    def _after_success(self, text: str, decision: Decision) -> None:
+        """Session state that follows from statements that ran: current database, schema."""
+        s = self.session
+        for statement in decision.statements:
+            if statement.kind == "use":
+                database = used_database(text)
+                if database is not None:
+                    s.use_database(database)
+            elif statement.kind in _SCHEMA_CHANGES:
+                s.ctx.masking.invalidate_schema(s.backend_config.name)
+
     def _finished(self, outcome: str) -> None:
         s = self.session
         s.busy = False
-        name = _COMMAND_NAMES.get(self._command_byte, "unknown")
+        name = COMMAND_NAMES.get(self._command_byte, "unknown")
         metrics.statement_done(name, outcome, time.perf_counter() - self._perf)
         if s.ctx.draining:
-            self.core.close()
+            # The session task ends and closes the sockets, after this response's last bytes.
             self._resolve(None)

@@ -246,7 +246,7 @@ class LoginPhase:
             self.id,
         )
         self.trail.login(True, self.user, plugin=result.plugin)
-        self._ok()
+        self.ok()
         await self.client.drain()
         event(logging.INFO, "change_user", session=self.id, user=self.user, method=result.method)
 

@@ -13,7 +13,7 @@ from myguard.protocol.resultset import text_resultset
 from myguard.session.approval_hold import approval_error
 
 if TYPE_CHECKING:
-    from myguard.session.session import Session
+    from myguard.session.state import SessionState
 
 _COLUMNS = [
     "id",
@@ -45,7 +45,7 @@ def _row(r: ApprovalRequest) -> list[str | None]:
     ]
 
 
-async def run(session: Session, command: MyguardCommand) -> None:
+async def run(session: SessionState, command: MyguardCommand) -> None:
     """Answer ``command`` on the session's client stream."""
     service = session.ctx.approvals
     identity = session.identity

@@ -4,16 +4,20 @@ passed on to the decision, approval, masking and the audit record."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from myguard.policy.cache import statement_fingerprint
 
 
-@dataclass(frozen=True, slots=True)
 class StatementText:
-    text: str
-    fingerprint: int  # policy.cache.statement_fingerprint of the text as sent
-    started: float  # time.time() when it arrived
+    """Read-only by convention (a frozen dataclass costs three times as much to make, and
+    one is made per statement)."""
+
+    __slots__ = ("text", "fingerprint", "started")
+
+    def __init__(self, text: str, fingerprint: int, started: float) -> None:
+        self.text = text
+        self.fingerprint = fingerprint  # policy.cache.statement_fingerprint of the text as sent
+        self.started = started  # time.time() when it arrived
 
     @classmethod
     def received(cls, sql: bytes) -> StatementText:

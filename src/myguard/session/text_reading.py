@@ -32,8 +32,9 @@ from myguard.protocol.errors import MySQLError
 _NO_BACKSLASH_ESCAPES = ServerStatus.SERVER_STATUS_NO_BACKSLASH_ESCAPES
 # Statements that may change those settings under names their text does not show: any SET
 # (also one run by EXECUTE IMMEDIATE '...', whose literal may spell the name with escapes),
-# EXECUTE of a prepared statement, and whatever could not be analysed.
-_MAY_SET_KINDS = frozenset({"set", "execute", "unparsed"})
+# EXECUTE of a prepared statement, a CALL (the procedure may SET them), and whatever could
+# not be analysed.
+_MAY_SET_KINDS = frozenset({"set", "execute", "unparsed", "call"})
 _MENTIONS_SQL_MODE = re.compile("sql_mode", re.IGNORECASE).search  # no lowered copy of big texts
 # Client character sets whose two-byte characters may end in an ASCII byte such as \ or `.
 _ASCII_TRAIL_CHARSETS = frozenset({"big5", "cp932", "gbk", "sjis", "gb18030"})
@@ -86,6 +87,8 @@ class TextReading:
 
     def after_statement(self, sql: str, statements: Iterable[Statement] = ()) -> None:
         """Forget the asked settings when ``sql`` may have changed them."""
+        if self._settings is None:  # nothing asked yet, nothing to forget
+            return
         if _MENTIONS_SQL_MODE(sql) or any(s.kind in _MAY_SET_KINDS or s.opaque for s in statements):
             self._settings = None
 
@@ -99,7 +102,7 @@ class TextReading:
         if self.no_backslash_escapes and "\\" in sql:
             return BACKSLASH_REASON
         quotes = '"' in sql
-        hazard = _TRAIL_HAZARD(sql) is not None
+        hazard = not sql.isascii() and _TRAIL_HAZARD(sql) is not None
         if not quotes and not hazard:
             return None
         if self._settings is None:

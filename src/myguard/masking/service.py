@@ -1,4 +1,5 @@
-"""Masking before a statement runs: lineage, and the refusal when data would leak.
+"""Masking's process-wide state, and its work before a statement runs: lineage, and the
+refusal when data would leak.
 
 Before forwarding, every statement of a ``mask`` decision gets its column lineage (with
 table columns and view definitions from the backend's information_schema) and is refused
@@ -13,28 +14,19 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
-from typing import TYPE_CHECKING
 
-from myguard._fast import load
 from myguard.analysis.model import TableName
 from myguard.backend.catalog import SchemaCatalog
+from myguard.config import BackendConfig
 from myguard.logs import event
 from myguard.masking.lineage import Lineage, analyze
 from myguard.masking.plan import MaskRules, refusal_before
 from myguard.policy.decision import Decision
 from myguard.policy.engine import Policy
-from myguard.protocol.constants import ServerStatus
 from myguard.protocol.errors import MySQLError
 
-if TYPE_CHECKING:
-    from myguard.session.session import Session
-
 ER_MYGUARD_MASK_REFUSED = 4701
-_MORE = ServerStatus.SERVER_MORE_RESULTS_EXISTS
-_CURSOR = ServerStatus.SERVER_STATUS_CURSOR_EXISTS
 _LINEAGE_CACHE = 2048
-_UNKNOWN = Lineage(None)
-_framing = load("framing")
 
 
 def refused(message: str) -> MySQLError:
@@ -82,15 +74,13 @@ class Masking:
         return rules
 
     async def lineages(
-        self, session: Session, decision: Decision, rules: MaskRules
+        self, backend: BackendConfig, db: str | None, decision: Decision, rules: MaskRules
     ) -> list[Lineage]:
-        """Lineage of each statement; raises the refusal when masked data would leak."""
-        catalog = self.catalogs.get(session.backend_config.name)
+        """Lineage of each statement, its unqualified names read in database ``db``; raises
+        the refusal when masked data would leak."""
+        catalog = self.catalogs.get(backend.name)
         if catalog is None:
-            catalog = self.catalogs[session.backend_config.name] = SchemaCatalog(
-                session.backend_config
-            )
-        db = session.database
+            catalog = self.catalogs[backend.name] = SchemaCatalog(backend)
         tables = {
             (t.db or db or "", t.name)
             for s in decision.statements

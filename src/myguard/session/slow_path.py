@@ -1,0 +1,229 @@
+"""Commands the proxy core hands to the session task, because deciding or answering them
+needs I/O: a masked identity's column lineage (the schema catalog), an approval hold, an
+EXPLAIN estimate or the session's sql_mode (questions to the backend), KILL, ``MYGUARD``
+commands. Each returns what the core is to send (a ``Decided``), or None once the command
+is answered here. The packet streams own the sockets meanwhile."""
+
+from __future__ import annotations
+
+import logging
+
+from myguard.approvals.errors import MyguardCommandSyntax
+from myguard.approvals.sql_command import MyguardCommand, parse_myguard_command
+from myguard.backend.query import text_query
+from myguard.logs import event
+from myguard.masking.lineage import Lineage
+from myguard.masking.plan import MaskRules
+from myguard.policy.decision import APPROVE, Decision
+from myguard.protocol.constants import Capability, Command
+from myguard.protocol.errors import ER_UNKNOWN_COM_ERROR, MySQLError, ProtocolError
+from myguard.protocol.prepared_statements import parse_execute_params
+from myguard.protocol.resultset import text_resultset
+from myguard.session import approval_hold, myguard_sql
+from myguard.session import kill as kill_stmt
+from myguard.session.audit_trail import Outcome
+from myguard.session.handler import COMMAND_NAMES, WITHHELD, Decided, StatementHandler
+from myguard.session.state import SessionState
+from myguard.session.statement_text import StatementText
+
+# A statement EXPLAIN cannot estimate counts as this many rows: an impact rule then errs
+# on the side of holding it.
+_UNKNOWN_ROWS = 1 << 62
+
+
+def myguard_command(text: str) -> MyguardCommand | None:
+    """The ``MYGUARD ...`` command in ``text``; a malformed one is the client's error."""
+    try:
+        return parse_myguard_command(text)
+    except MyguardCommandSyntax as exc:
+        raise MySQLError(exc.code, exc.sqlstate, exc.message) from None
+
+
+class SlowPath:
+    """The commands of one session that are decided with I/O."""
+
+    __slots__ = ("state", "handler")
+
+    def __init__(self, state: SessionState, handler: StatementHandler) -> None:
+        self.state = state
+        self.handler = handler
+
+    async def run(self, payload: bytes, decided: Decided | None) -> Decided | None:
+        command = payload[0]
+        s = self.state
+        if command == Command.COM_QUERY:
+            return await self._query(payload, decided)
+        if command == Command.COM_STMT_PREPARE:
+            return await self._prepare(payload, decided)
+        if command == Command.COM_STMT_EXECUTE:
+            return await self._execute(payload)
+        if command == Command.COM_INIT_DB:
+            return await self._init_db(payload)
+        if command == Command.COM_STMT_FETCH:
+            prepared = s.prepared[int.from_bytes(payload[1:5], "little")]
+            return Decided(command, prepared.executed(), prepared.decision, prepared)
+        if command == Command.COM_PROCESS_KILL:
+            if len(payload) < 5:
+                raise ProtocolError("malformed COM_PROCESS_KILL", 1835)
+            target = int.from_bytes(payload[1:5], "little")
+            await kill_stmt.kill(s.ctx.registry, s.user, kill_stmt.KillRequest(target, False))
+            s.ok()
+            return None
+        name = COMMAND_NAMES.get(command, f"0x{command:02x}")
+        raise MySQLError(ER_UNKNOWN_COM_ERROR, "08S01", f"myguard: command {name} is not supported")
+
+    async def _query(self, payload: bytes, decided: Decided | None) -> Decided | None:
+        s = self.state
+        if decided is not None and decided.decision is not None:
+            statement, decision = decided.statement, decided.decision
+        else:
+            sql = payload[1:]
+            request = kill_stmt.parse_kill(sql)
+            if request is not None:
+                await kill_stmt.kill(s.ctx.registry, s.user, request)
+                s.ok()
+                await s.client.drain()
+                return None
+            statement = decided.statement if decided else StatementText.received(sql)
+            command = myguard_command(statement.text)
+            if command is not None:
+                await myguard_sql.run(s, command)
+                await s.client.drain()
+                return None
+            decision = await self._decide(statement)
+        if self.handler.shows_withheld(statement.text):
+            await self._withheld_diagnostics(statement, decision)
+            return None
+        mask = await self._mask_plan(statement, decision)
+        approval_id = await self._approve(statement, [], decision)
+        return Decided(
+            Command.COM_QUERY,
+            statement,
+            decision,
+            mask=mask,
+            approval_id=approval_id,
+            intent_id=await s.trail.intent(statement.text, decision),
+        )
+
+    async def _withheld_diagnostics(self, statement: StatementText, decision: Decision) -> None:
+        """SHOW WARNINGS/ERRORS after a statement that read masked columns: the backend's
+        list with each message withheld (level and code kept)."""
+        s = self.state
+        names, rows = await self._ask_backend(statement.text)
+        if "Message" in names:
+            at = names.index("Message")
+            rows = [[*row[:at], WITHHELD, *row[at + 1 :]] for row in rows]
+        deprecate_eof = bool(s.capabilities & Capability.CLIENT_DEPRECATE_EOF)
+        for packet in text_resultset(names, rows, deprecate_eof=deprecate_eof, status=s.status()):
+            s.client.write_packet(packet)
+        s.trail.statement(statement, decision, Outcome(rows=len(rows)))
+
+    async def _prepare(self, payload: bytes, decided: Decided | None) -> Decided:
+        if decided is not None and decided.decision is not None:
+            statement, decision = decided.statement, decided.decision
+        else:
+            statement = decided.statement if decided else StatementText.received(payload[1:])
+            decision = await self._decide(statement)
+        mask = await self._mask_plan(statement, decision)
+        return Decided(Command.COM_STMT_PREPARE, statement, decision, mask=mask)
+
+    async def _execute(self, payload: bytes) -> Decided:
+        """An execution the handler could not send at once: masked, or held for approval."""
+        s = self.state
+        prepared = s.prepared[int.from_bytes(payload[1:5], "little")]
+        statement = prepared.executed()
+        params, prepared.param_types = parse_execute_params(
+            payload, prepared.num_params, prepared.param_types
+        )
+        s.trail.require()
+        approval_id = await self._approve(statement, params, prepared.decision)
+        return Decided(
+            Command.COM_STMT_EXECUTE,
+            statement,
+            prepared.decision,
+            prepared,
+            mask=prepared.mask,
+            approval_id=approval_id,
+        )
+
+    async def _init_db(self, payload: bytes) -> Decided:
+        database = payload[1:].decode("utf-8", "replace")
+        statement = StatementText.of("USE `" + database.replace("`", "``") + "`")
+        decision = await self._decide(statement)
+        return Decided(Command.COM_INIT_DB, statement, decision, database)
+
+    # -- deciding with I/O -----------------------------------------------------------------
+
+    async def _decide(self, statement: StatementText) -> Decision:
+        """As ``StatementHandler.decide_now``, asking the backend what that cannot know."""
+        s = self.state
+        policy = s.ctx.policy
+        text, fingerprint = statement.text, statement.fingerprint
+        unreadable = await s.reading.ambiguity(text, self._read_settings)
+        if unreadable is not None:
+            decision = s.guard.decide_unanalysable(policy, text, unreadable)
+        else:
+            decision = s.guard.decide(policy, text, fingerprint)
+            if decision.wants_estimate:
+                estimates = await self._estimate_rows(decision)
+                decision = s.guard.decide(policy, text, fingerprint, estimates)
+        return self.handler.checked(statement, decision)
+
+    async def _mask_plan(
+        self, statement: StatementText, decision: Decision
+    ) -> tuple[MaskRules, list[Lineage]] | None:
+        """For an identity with masking: the rules and lineages, or the refusal when data
+        would leak. Held (approve) statements of such identities are masked too."""
+        s = self.state
+        masks = decision.masks
+        if decision.action == APPROVE:
+            found = s.guard.identity_masks(s.ctx.policy)
+            masks = found[1] if found else ()
+        if not masks:
+            return None
+        masking = s.ctx.masking
+        rules = masking.rules(s.ctx.policy, masks)
+        try:
+            return rules, await masking.lineages(s.backend_config, s.database, decision, rules)
+        except MySQLError as exc:
+            s.trail.refused(statement, decision, exc.code)
+            raise
+
+    async def _approve(
+        self, statement: StatementText, params: list[str], decision: Decision | None
+    ) -> str | None:
+        """Hold an ``approve`` decision until approved; the approval id, or None when not needed."""
+        if decision is None or decision.action != APPROVE:
+            return None
+        try:
+            return str(await approval_hold.hold(self.state, statement, params, decision))
+        except MySQLError as exc:
+            self.state.trail.refused(statement, decision, exc.code)
+            raise
+
+    async def _estimate_rows(self, decision: Decision) -> list[int]:
+        """Rows the backend expects each statement to touch (EXPLAIN)."""
+        estimates = []
+        for statement in decision.statements:
+            try:
+                names, rows = await self._ask_backend(f"EXPLAIN {statement.sql}")
+                column = names.index("rows")
+                estimates.append(sum(int(row[column] or 0) for row in rows))
+            except (MySQLError, ValueError):
+                estimates.append(_UNKNOWN_ROWS)
+        event(logging.DEBUG, "estimated_rows", session=self.state.id, rows=estimates)
+        return estimates
+
+    async def _read_settings(self) -> tuple[str, str]:
+        """The session's sql_mode and character_set_client, for reading its statements."""
+        _, rows = await self._ask_backend(
+            "SELECT @@SESSION.sql_mode, @@SESSION.character_set_client"
+        )
+        sql_mode, charset = rows[0]
+        return sql_mode or "", charset or ""
+
+    async def _ask_backend(self, sql: str) -> tuple[list[str], list[list[str | None]]]:
+        """A question of myguard's own on the session's backend connection."""
+        s = self.state
+        deprecate_eof = bool(s.capabilities & Capability.CLIENT_DEPRECATE_EOF)
+        return await text_query(s.backend.stream, sql, deprecate_eof=deprecate_eof)

@@ -1,0 +1,93 @@
+"""What one client session knows about itself: who it is, where its backend is, what it
+has prepared. The session's parts (login, the handler, the commands decided with I/O,
+approval holds) read and update it; it does no I/O beyond writing an OK to its client."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from myguard.backend.connect import BackendConnection
+from myguard.config import BackendConfig
+from myguard.context import ServerContext
+from myguard.identity.base import Identity
+from myguard.masking.lineage import Lineage
+from myguard.masking.plan import MaskRules
+from myguard.net.packet_stream import PacketStream
+from myguard.policy.decision import Decision
+from myguard.protocol.constants import ServerStatus
+from myguard.protocol.generic_response import ok_packet
+from myguard.session.audit_trail import AuditTrail
+from myguard.session.guard import Guard
+from myguard.session.statement_text import StatementText
+from myguard.session.text_reading import TextReading
+
+if TYPE_CHECKING:
+    from myguard._fast.rowmask_py import RowMasker
+
+
+@dataclass(slots=True)
+class PreparedStatement:
+    """What myguard keeps per server-side prepared statement."""
+
+    sql: str
+    fingerprint: int
+    decision: Decision
+    num_params: int
+    # Parameter types of the last execution: clients send them only when they change.
+    param_types: list[tuple[int, int]] = field(default_factory=list)
+    # For a mask decision: the rules and each statement's lineage, worked out at PREPARE.
+    mask: tuple[MaskRules, list[Lineage]] | None = None
+    # Rows of an open cursor are masked by this when fetched.
+    cursor_masker: RowMasker | None = None
+
+    def executed(self) -> StatementText:
+        """The statement as one execution of it, starting now."""
+        return StatementText.of(self.sql, self.fingerprint)
+
+
+class SessionState:
+    """The state of one client session, from accept to close."""
+
+    def __init__(
+        self, ctx: ServerContext, backend_config: BackendConfig, client: PacketStream
+    ) -> None:
+        self.ctx = ctx
+        self.backend_config = backend_config
+        self.id = ctx.registry.new_id()
+        self.client = client
+        self.source_ip = client.peer
+        self.identity: Identity | None = None
+        self.user = ""
+        self.attributes: dict[str, str] = {}
+        self.capabilities = 0
+        self.database: str | None = None
+        self.backend: BackendConnection | None = None
+        self.scanner: Any = None  # the response grammar (_fast.resultscan), set at login
+        self.busy = False
+        self.last_active = time.monotonic()
+        self.guard: Guard | None = None
+        self.trail = AuditTrail(
+            ctx.audit,
+            fail_open=backend_config.environment in ctx.config.audit.fail_open_environments,
+            session=self,
+        )
+        self.prepared: dict[int, PreparedStatement] = {}
+        self.held_request: int | None = None  # approval request id while a statement waits
+        self.reading = TextReading(0)  # replaced once the backend session exists
+
+    def status(self) -> int:
+        """Server status flags for packets myguard answers itself (autocommit, transaction)."""
+        status = (
+            self.scanner.status if self.scanner and self.scanner.status else self.backend.status
+        )
+        return status & ~ServerStatus.SERVER_MORE_RESULTS_EXISTS
+
+    def ok(self) -> None:
+        """Answer the current command with an OK of myguard's own."""
+        self.client.write_packet(ok_packet(status=self.status()))
+
+    def use_database(self, database: str | None) -> None:
+        self.database = database
+        self.guard.use_database(database)

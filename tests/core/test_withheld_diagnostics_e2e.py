@@ -1,0 +1,73 @@
+"""Error and warning texts of a statement that read masked columns never reach the client:
+the code and SQLSTATE stay, the message is withheld, and SHOW WARNINGS / SHOW ERRORS after
+it list the backend's conditions with the messages withheld (issue 16)."""
+
+from __future__ import annotations
+
+import pymysql
+import pytest
+
+from myguard.session.handler import WITHHELD
+
+
+def connect(proxy, user: str, password: str):
+    return pymysql.connect(
+        host="127.0.0.1", port=proxy.port, user=user, password=password,
+        database="shop", autocommit=True,
+    )  # fmt: skip
+
+
+@pytest.fixture()
+def bob(proxy):  # group analysts: email, ssn and card_number are masked for him
+    conn = connect(proxy, "bob", "bob-pw-2")
+    yield conn
+    conn.close()
+
+
+def test_an_error_of_a_statement_reading_masked_columns_keeps_only_its_code(bob):
+    with bob.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as err:
+        cur.execute("SELECT email, (SELECT 1 UNION SELECT 2) FROM customers WHERE id = 1")
+    assert err.value.args == (1242, WITHHELD)
+    with bob.cursor() as cur:  # the session goes on
+        cur.execute("SELECT id FROM customers WHERE id = 1")
+        assert cur.fetchone() == (1,)
+
+
+def test_warnings_of_a_statement_reading_masked_columns_are_withheld(bob):
+    with bob.cursor() as cur:
+        cur.execute("SELECT email, 1 / 0 FROM customers WHERE id <= 2")
+        assert len(cur.fetchall()) == 2
+        cur.execute("SHOW WARNINGS")
+        warnings = cur.fetchall()
+        assert warnings and all(w[1] == "1365" and w[2] == WITHHELD for w in warnings)
+        cur.execute("SHOW ERRORS")  # the diagnostics area is still the masked statement's
+        assert all(row[2] == WITHHELD for row in cur.fetchall())
+
+
+def test_texts_of_statements_without_masked_columns_pass(bob):
+    with bob.cursor() as cur:
+        cur.execute("SELECT id, 1 / 0 FROM customers WHERE id = 1")
+        cur.fetchall()
+        cur.execute("SHOW WARNINGS")
+        assert [w[2] for w in cur.fetchall()] == ["Division by 0"]
+        with pytest.raises(pymysql.err.MySQLError) as err:
+            cur.execute("SELECT id, (SELECT 1 UNION SELECT 2) FROM customers WHERE id = 1")
+        assert err.value.args == (1242, "Subquery returns more than 1 row")
+
+
+def test_the_next_statement_clears_the_withheld_diagnostics(bob):
+    with bob.cursor() as cur:
+        cur.execute("SELECT email, 1 / 0 FROM customers WHERE id = 1")
+        cur.fetchall()
+        cur.execute("SELECT 1 / 0")
+        cur.fetchall()
+        cur.execute("SHOW WARNINGS")
+        assert [w[2] for w in cur.fetchall()] == ["Division by 0"]
+
+
+def test_unmasked_identities_see_every_text(proxy):
+    conn = connect(proxy, "carol", "carol-pw-3")
+    with conn.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as err:
+        cur.execute("SELECT email, (SELECT 1 UNION SELECT 2) FROM customers WHERE id = 1")
+    assert err.value.args == (1242, "Subquery returns more than 1 row")
+    conn.close()
