@@ -67,7 +67,7 @@ hold_seconds = 1
 CAROL = ("carol", "carol-pw-3")
 ALICE = ("alice", "alice-pw-1")
 # A follow-up statement is answered in milliseconds; this long means it never will be.
-ANSWER_TIMEOUT = 4
+ANSWER_TIMEOUT = 3
 # From the statement being sent to its outcome (approval, denial, 1 s hold timeout, KILL).
 OUTCOME_TIMEOUT = 10
 LOG = "test.hold_outcome_log"
@@ -341,7 +341,7 @@ def test_mariadb_cli_connection_usable_after_outcome(hold_proxy, mariadb, outcom
             pass
         decide(hold_proxy, case, int(line.split(b":")[1]))
         try:
-            rest, stderr = proc.communicate(timeout=OUTCOME_TIMEOUT + ANSWER_TIMEOUT)
+            rest, stderr = proc.communicate(timeout=2 + ANSWER_TIMEOUT)
         except subprocess.TimeoutExpired:
             proc.kill()
             rest, stderr = proc.communicate()
