@@ -41,9 +41,11 @@ class Parser(argparse.ArgumentParser):
 def _serve(args: argparse.Namespace) -> int:
     from myguard import logs
     from myguard.config import load_config
+    from myguard.tls import with_default_tls
 
     logs.setup(args.log_level)
-    config = load_config(args.config)
+    # Made by the first process (single or supervisor), before any worker starts.
+    config = with_default_tls(load_config(args.config), announce=args.worker is None)
     if args.worker is not None or config.workers == 1:
         from myguard.server import run
 

@@ -1,16 +1,21 @@
-"""Safe defaults at start: one myguard per listen address (its own workers share it)."""
+"""Safe defaults at start: one myguard per listen address (its own workers share it), and
+a self-signed certificate for LDAP identity without a [tls] table."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pymysql
 import pytest
 
+from myguard.config import Config, TlsConfig, load_config
+from myguard.tls import server_context, with_default_tls
 from proxy_process import ProxyProcess
 
 
@@ -72,3 +77,37 @@ def test_a_crashed_myguard_leaves_no_stale_lock(private_proxy):
     first.proc = None
     first.start()  # the same address, at once
     login(first)
+
+
+def config_with(tmp_path: Path, identity: str) -> Config:
+    (tmp_path / "pw").write_text("secret\n")
+    file = tmp_path / "myguard.toml"
+    file.write_text(
+        'rules_file = "rules.toml"\n[audit]\nenabled = false\n'
+        f"[identity]\n{identity}\n"
+        '[[backends]]\nname = "b"\nenvironment = "dev"\nlisten = "127.0.0.1:3307"\n'
+        'upstream = "127.0.0.1:3306"\nuser = "svc"\npassword_file = "pw"\n'
+    )
+    return load_config(file)
+
+
+def test_only_ldap_without_a_tls_table_gets_a_self_signed_certificate(tmp_path):
+    users = config_with(tmp_path, 'users_file = "users.toml"')
+    assert with_default_tls(users, announce=False) is users
+    ldap = with_default_tls(
+        config_with(tmp_path, 'source = "ldap"\n[identity.ldap]\nurls = ["ldap://x"]'),
+        announce=False,
+    )
+    assert ldap.tls == TlsConfig(
+        tmp_path / "myguard-self-signed.crt", tmp_path / "myguard-self-signed.key"
+    )
+    server_context(ldap.tls)  # a usable pair
+
+
+def test_a_config_directory_that_cannot_take_the_certificate_is_a_clear_error(tmp_path):
+    config = config_with(tmp_path, 'source = "ldap"\n[identity.ldap]\nurls = ["ldap://x"]')
+    unwritable = dataclasses.replace(config, file=Path("/proc/myguard/myguard.toml"))
+    with pytest.raises(
+        OSError, match=r"cannot write a self-signed certificate .*configure \[tls\]"
+    ):
+        with_default_tls(unwritable, announce=False)
