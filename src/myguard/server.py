@@ -21,6 +21,7 @@ from myguard.frontend.authenticate import Authenticator
 from myguard.identity.base import IdentitySource
 from myguard.identity.throttle import LoginThrottle
 from myguard.identity.verifier_cache import VerifierCache
+from myguard.listen_lock import lock_listen_addresses
 from myguard.logs import event
 from myguard.masking.service import Masking
 from myguard.net.packet_stream import PacketStream
@@ -128,14 +129,20 @@ class Server:
             self.ctx.audit = await open_audit(self.config.audit, name)
         for backend in self.config.backends:
             host, port = backend.listen
-            server = await asyncio.get_running_loop().create_server(
-                lambda b=backend: PacketStream(
-                    self.config.max_allowed_packet, lambda stream: self._start_session(b, stream)
-                ),
-                host,
-                port,
-                reuse_port=True,
-            )
+            try:
+                server = await asyncio.get_running_loop().create_server(
+                    lambda b=backend: PacketStream(
+                        self.config.max_allowed_packet,
+                        lambda stream: self._start_session(b, stream),
+                    ),
+                    host,
+                    port,
+                    reuse_port=True,
+                )
+            except OSError as exc:  # e.g. another program on the port
+                raise OSError(
+                    exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}"
+                ) from None
             self._servers.append(server)
             event(
                 logging.INFO,
@@ -245,4 +252,10 @@ async def serve(config: Config, worker: int | None = None) -> None:
 def run(config: Config, worker: int | None = None) -> None:
     import uvloop
 
-    uvloop.run(serve(config, worker))
+    # A worker shares the locks its supervisor took (inherited descriptors).
+    locks = [] if worker is not None else lock_listen_addresses(b.listen for b in config.backends)
+    try:
+        uvloop.run(serve(config, worker))
+    finally:
+        for fd in locks:
+            os.close(fd)
