@@ -15,6 +15,7 @@ import pymysql
 import pytest
 
 from mariadb_server import ROOT_PASSWORD
+from myguard.audit import iter_records, verify
 from proxy_process import ProxyProcess
 
 RULES = """
@@ -243,6 +244,78 @@ def test_self_approval_and_non_approvers_are_refused(approval_proxy):
         cur.execute(f"MYGUARD APPROVE {request_id}")
     held.join(10)
     assert held.error is None
+
+
+def approval_steps(proxy, request_id, count, timeout=10.0):
+    """The audit trail's approval records of one request, once there are ``count``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        steps = [
+            r
+            for r in iter_records(proxy.audit_dir)
+            if r.type == "approval" and r["request_id"] == str(request_id)
+        ]
+        if len(steps) >= count or time.monotonic() > deadline:
+            return steps
+        time.sleep(0.05)
+
+
+def trail_record(proxy, predicate, timeout=10.0):
+    """The first audit record matching ``predicate``, waiting for it to be written."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = next((r for r in iter_records(proxy.audit_dir) if predicate(r)), None)
+        if found is not None:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("no such audit record")
+
+
+def test_every_approval_step_is_in_the_audit_trail(approval_proxy):
+    held = Held(approval_proxy, "UPDATE orders SET quantity = 1 WHERE id = 8")
+    held.start()
+    request_id, _, _ = pending_id(approval_proxy)
+    carol = connect(approval_proxy, "carol", "carol-pw-3")
+    with carol.cursor() as cur, pytest.raises(pymysql.err.MySQLError):
+        cur.execute(f"MYGUARD APPROVE {request_id}")
+    alice = connect(approval_proxy, "alice", "alice-pw-1")
+    with alice.cursor() as cur:
+        cur.execute(f"MYGUARD APPROVE {request_id} REASON 'checked the order'")
+    held.join(10)
+    assert held.error is None
+
+    steps = approval_steps(approval_proxy, request_id, 5)
+    assert [(r["event"], r["actor"]) for r in steps] == [
+        ("requested", "bob"),
+        ("refused", "carol"),
+        ("approval", "alice"),
+        ("approved", "alice"),
+        ("executed", "bob"),
+    ]
+    requested, refused, vote, approved, executed = steps
+    assert requested["user"] == "bob" and requested["rule"] == "approve-order-updates"
+    assert requested["session_id"] == str(held.conn.thread_id())
+    assert refused["reason"].startswith("not-an-approver") and refused.get("actor_groups") == []
+    assert vote["reason"] == "checked the order" and vote["actor_groups"] == ["dba"]
+    assert approved["status"] == "approved" and executed["status"] == "executed"
+    statement = trail_record(
+        approval_proxy,
+        lambda r: r.type == "statement" and r.get("approval_id") == str(request_id),
+    )
+    assert statement["statement"].startswith("UPDATE orders") and statement["user"] == "bob"
+
+    denied = Held(approval_proxy, "UPDATE orders SET quantity = 1 WHERE id = 9")
+    denied.start()
+    request_id, _, _ = pending_id(approval_proxy)
+    with alice.cursor() as cur:
+        cur.execute(f"MYGUARD DENY {request_id} REASON 'not today'")
+    denied.join(10)
+    steps = approval_steps(approval_proxy, request_id, 2)
+    assert [(r["event"], r["actor"], r.get("reason")) for r in steps] == [
+        ("requested", "bob", None),
+        ("denied", "alice", "not today"),
+    ]
+    assert verify(approval_proxy.audit_dir).ok
 
 
 def test_timeout_then_rerun_after_approval(approval_proxy, mariadb):
