@@ -226,6 +226,63 @@ def test_held_update_approved_from_http_and_denied(approval_proxy):
     assert "not during the sale" in message and len(message.encode()) < 512
 
 
+def _raw_http(proxy, method, path, headers=None, body=b""):
+    """(status, headers, JSON body) of one admin request, errors included."""
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{proxy.admin_port}{path}",
+        method=method,
+        data=body or None,
+        headers=headers or {},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.headers, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, json.loads(exc.read())
+
+
+def test_http_errors_are_json_and_401_names_basic(approval_proxy):
+    challenge = 'Basic realm="myguard"'
+    status, headers, body = _raw_http(approval_proxy, "GET", "/approvals")
+    assert (status, headers["WWW-Authenticate"]) == (401, challenge)
+    assert body["code"] == "authentication-required" and headers["Content-Type"] == (
+        "application/json"
+    )
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"alice:nope").decode()}
+    status, headers, body = _raw_http(approval_proxy, "GET", "/approvals", wrong)
+    assert (status, headers["WWW-Authenticate"], body["code"]) == (
+        401,
+        challenge,
+        "authentication-failed",
+    )
+    status, headers, body = _raw_http(approval_proxy, "GET", "/nowhere")
+    assert (status, body["code"]) == (404, "no-such-endpoint") and "WWW-Authenticate" not in headers
+
+    held = Held(approval_proxy, "UPDATE orders SET quantity = 1 WHERE id = 8")
+    held.start()
+    request_id, _, _ = pending_id(approval_proxy)
+    # bob is in an approver group of this rule, but the request is his own
+    status, reply = _http(
+        approval_proxy, "POST", f"/approvals/{request_id}/approve", "bob", "bob-pw-2"
+    )
+    assert (status, reply["code"]) == (403, "self-approval") and reply["message"]
+    status, reply = _http(
+        approval_proxy, "POST", f"/approvals/{request_id}/deny", "alice", "alice-pw-1"
+    )
+    assert (status, reply["code"]) == (400, "no-reason")
+    status, reply = _http(
+        approval_proxy,
+        "POST",
+        f"/approvals/{request_id}/deny",
+        "alice",
+        "alice-pw-1",
+        {"reason": "no"},
+    )
+    assert status == 200 and reply["status"] == "denied"
+    held.join(10)
+    assert held.error.args[0] == 4711
+
+
 def test_self_approval_and_non_approvers_are_refused(approval_proxy):
     held = Held(approval_proxy, "UPDATE orders SET quantity = 1 WHERE id = 8")
     held.start()
