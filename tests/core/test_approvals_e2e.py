@@ -151,22 +151,19 @@ def test_held_update_approved_from_the_cli(approval_proxy):
     held = Held(approval_proxy, "UPDATE orders SET quantity = 1 WHERE id = 5")
     held.start()
     request_id, _, _ = pending_id(approval_proxy)
-    store = f"sqlite:{approval_proxy.config_file.parent / 'approvals.db'}"
+    config = str(approval_proxy.config_file)
+    base = [sys.executable, "-m", "myguard", "approvals", "approve", str(request_id)]
+    # bob may approve this rule's requests (analysts), but not his own
     r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "myguard",
-            "approvals",
-            "approve",
-            str(request_id),
-            "--store",
-            store,
-            "--as",
-            "alice",
-            "--groups",
-            "dba",
-        ],
+        [*base, "--config", config, "--as", "bob", "--password-stdin"],
+        input="bob-pw-2\n",
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1 and "self-approval" in r.stderr
+    r = subprocess.run(
+        [*base, "--config", config, "--as", "alice", "--password-stdin", "--reason", "ok"],
+        input="alice-pw-1\n",
         capture_output=True,
         text=True,
     )
@@ -176,6 +173,16 @@ def test_held_update_approved_from_the_cli(approval_proxy):
     assert held.error is None
     print(f"\nreleased {held.finished - approved_at:.3f} s after approval (CLI, another process)")
     assert held.finished - approved_at < 5
+    # the CLI's steps are in the trail beside the proxy's, in their own chain
+    steps = approval_steps(approval_proxy, request_id, 5)
+    assert [(r["event"], r["actor"], r.chain) for r in steps] == [
+        ("requested", "bob", "."),
+        ("refused", "bob", "approvals-cli"),
+        ("approval", "alice", "approvals-cli"),
+        ("approved", "alice", "approvals-cli"),
+        ("executed", "bob", "."),
+    ]
+    assert steps[2]["actor_groups"] == ["dba"] and steps[2]["reason"] == "ok"
 
 
 def _http(proxy, method, path, user, password, body=None):
