@@ -49,6 +49,7 @@ class IdentityConfig:
     max_failures: int
     failure_window: float
     lockout: float
+    source_max_failures: int
     allow_cached_during_outage: bool
     ldap_table: dict | None
 
@@ -185,6 +186,18 @@ def load_audit_config(path: str | os.PathLike[str]) -> AuditConfig:
     return config
 
 
+def load_approver_config(
+    path: str | os.PathLike[str],
+) -> tuple[IdentityConfig, ApprovalsConfig, AuditConfig]:
+    """The ``[identity]``, ``[approvals]`` and ``[audit]`` tables, validated as by
+    load_config: an approver's CLI needs no backend service-account password."""
+    problems = Problems()
+    top = _read(path, problems)
+    tables = _identity(top), _approvals(top), _audit(top)
+    _raise_errors(problems)
+    return tables
+
+
 def _account(t: TableReader) -> BackendAccount:
     user = t.str("user", required=True)
     return BackendAccount(user, t.secret("password", required=True) or "")
@@ -254,6 +267,7 @@ def _identity(top: TableReader) -> IdentityConfig:
         max_failures=t.int("max_failures", 5, minimum=1),
         failure_window=t.number("failure_window", 300.0),
         lockout=t.number("lockout", 300.0),
+        source_max_failures=t.int("source_max_failures", 100, minimum=1),
         allow_cached_during_outage=t.bool("allow_cached_during_outage", False),
         ldap_table=ldap,
     )

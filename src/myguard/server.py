@@ -19,6 +19,7 @@ from myguard.config_error import ConfigError
 from myguard.context import ServerContext
 from myguard.frontend.authenticate import Authenticator
 from myguard.identity.base import IdentitySource
+from myguard.identity.sources import open_source
 from myguard.identity.throttle import LoginThrottle
 from myguard.identity.verifier_cache import VerifierCache
 from myguard.listen_lock import lock_listen_addresses
@@ -51,17 +52,7 @@ async def open_audit(config: AuditConfig, chain: str | None) -> AuditWriter:
 
 
 def build_identity_source(config: Config) -> IdentitySource:
-    ident = config.identity
-    if ident.source == "ldap":
-        from myguard.identity.ldap import LdapIdentitySource
-        from myguard.identity.ldap_config import LdapConfig
-
-        return LdapIdentitySource(
-            LdapConfig.from_table(ident.ldap_table, str(config.file), "identity.ldap")
-        )
-    from myguard.identity.users_file import UsersFileSource
-
-    return UsersFileSource(ident.users_file)
+    return open_source(config.identity, config.file)
 
 
 class Server:
@@ -75,7 +66,12 @@ class Server:
         authenticator = Authenticator(
             source=build_identity_source(config),
             cache=VerifierCache(ident.verifier_ttl),
-            throttle=LoginThrottle(ident.max_failures, ident.failure_window, ident.lockout),
+            throttle=LoginThrottle(
+                ident.max_failures,
+                ident.failure_window,
+                ident.lockout,
+                source_max_failures=ident.source_max_failures,
+            ),
             rsa_key=load_or_create_rsa_key(ident.rsa_key_file),
             allow_cached_during_outage=ident.allow_cached_during_outage,
         )

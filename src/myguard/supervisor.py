@@ -120,7 +120,12 @@ class Supervisor:
         approvals = approval_service(self.config, lambda: self.audit)
         ident = self.config.identity
         source = build_identity_source(self.config)
-        throttle = LoginThrottle(ident.max_failures, ident.failure_window, ident.lockout)
+        throttle = LoginThrottle(
+            ident.max_failures,
+            ident.failure_window,
+            ident.lockout,
+            source_max_failures=ident.source_max_failures,
+        )
         self.admin.route("/reload", reload_route(self.reload))
         self.admin.route("/approvals", approvals_route(approvals, source, throttle))
         if self.config.admin_listen is not None:

@@ -41,16 +41,18 @@ def test_two_users_from_one_address(private_proxy):
     time.sleep(1.1)
     login(p, "bob", "bob-pw-2").close()  # the backoff was short, and is over
 
-    assert logins(p, 7) == [
+    records = logins(p, 7)
+    assert records[3][:2] == ("bob", False)
+    assert records[3][2].startswith("throttled: 2 failed logins of this user from this address")
+    assert records[:3] + records[4:] == [
         ("alice", True, None),
         ("bob", False, "wrong password"),
         ("bob", False, "wrong password"),
-        ("bob", False, "throttled"),
         ("alice", True, None),
         ("carol", True, None),
         ("bob", True, None),
     ]
-    assert "event=login_failed" in p.log() and "reason=throttled" in p.log()
+    assert "event=login_failed" in p.log() and "throttled:" in p.log()
 
 
 def test_spraying_one_address_spares_the_users_known_there(private_proxy):
@@ -62,4 +64,13 @@ def test_spraying_one_address_spares_the_users_known_there(private_proxy):
     assert refused(p, "carol", "carol-pw-3") == 1045  # never logged in from here: capped
     login(p, "alice", "alice-pw-1").close()  # known at this address: not capped
     records = logins(p, 104)
-    assert records[-2] == ("carol", False, "throttled") and records[-1] == ("alice", True, None)
+    assert records[-2][:2] == ("carol", False) and records[-1] == ("alice", True, None)
+    assert records[-2][2].startswith("throttled: over 100 failed logins from this address")
+
+
+def test_the_per_address_cap_is_configurable(private_proxy):
+    p = private_proxy(identity={"failure_window": 3600, "source_max_failures": 3})
+    for n in range(4):  # over 3
+        assert refused(p, f"guess{n}", "password1") == 1045
+    assert refused(p, "carol", "carol-pw-3") == 1045  # capped over 3, not over 100
+    assert logins(p, 5)[-1][2].startswith("throttled: over 3 failed logins from this address")

@@ -67,12 +67,9 @@ class ApproverConfig:
 
 
 def _load(path: str) -> ApproverConfig:
-    # Only these three tables: an approver needs no service-account password. config.py
-    # has no public loader for them yet, so its table readers are used directly.
-    from myguard import config
+    from myguard.config import load_approver_config
 
-    top = config._read(path)
-    return ApproverConfig(path, config._identity(top), config._approvals(top), config._audit(top))
+    return ApproverConfig(path, *load_approver_config(path))
 
 
 def _summary(request: ApprovalRequest) -> str:

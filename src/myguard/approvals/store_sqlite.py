@@ -62,7 +62,12 @@ class SqliteApprovalStore(SqlApprovalStore):
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 target, uri = str(self.path), False
             elif not self.path.is_file():
-                raise StoreMissing(f"approval store sqlite:{self.path} does not exist")
+                what = (
+                    "is a directory, not a database file"
+                    if self.path.is_dir()
+                    else "does not exist"
+                )
+                raise StoreMissing(f"approval store sqlite:{self.path} {what}")
             else:
                 # mode=rw: SQLite itself must not create the file if it vanished meanwhile.
                 target, uri = f"{self.path.absolute().as_uri()}?mode=rw", True
