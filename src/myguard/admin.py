@@ -30,6 +30,11 @@ _REASONS = {
 _MAX_BODY = 1 << 20
 
 
+def _error(status: int, code: str, message: str) -> tuple[int, str, bytes]:
+    """An error answer in the approvals API's shape: ``{"code": ..., "message": ...}``."""
+    return status, "application/json", json.dumps({"code": code, "message": message}).encode()
+
+
 class AdminServer:
     def __init__(self, healthy: Callable[[], bool], registry: CollectorRegistry = REGISTRY) -> None:
         self._healthy = healthy
@@ -72,13 +77,15 @@ class AdminServer:
         try:
             status, ctype, body = await asyncio.wait_for(self._handle(reader), 30)
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, ValueError):
-            status, ctype, body = 400, "text/plain", b"bad request\n"
+            status, ctype, body = _error(400, "bad-request", "malformed HTTP request")
         except Exception:
             logging.getLogger("myguard").exception("admin request failed")
-            status, ctype, body = 500, "text/plain", b"internal error\n"
+            status, ctype, body = _error(500, "internal-error", "internal error (see the log)")
+        # A 401 must name the scheme to use (RFC 9110); HTTP Basic is the only one here.
+        challenge = 'WWW-Authenticate: Basic realm="myguard"\r\n' if status == 401 else ""
         head = (
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\nContent-Type: {ctype}\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            f"{challenge}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         )
         try:
             writer.write(head.encode() + body)
@@ -100,11 +107,11 @@ class AdminServer:
             headers[name.strip().lower()] = value.strip()
         length = int(headers.get("content-length", "0"))
         if length > _MAX_BODY:
-            return 413, "text/plain", b"body too large\n"
+            return _error(413, "body-too-large", f"request bodies are limited to {_MAX_BODY} bytes")
         body = await reader.readexactly(length) if length else b""
         path = path.split("?", 1)[0]
         for prefix, handler in self._routes:
             if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
                 event(logging.DEBUG, "admin_request", method=method, path=path)
                 return await handler(method, path, headers, body)
-        return 404, "text/plain", b"not found\n"
+        return _error(404, "no-such-endpoint", f"no such endpoint: {path}")

@@ -7,10 +7,11 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from myguard.approvals import http_api as approvals_http
+from myguard.approvals.audit import step_record
 from myguard.approvals.backends import open_store
 from myguard.approvals.notify import WebhookNotifier
 from myguard.approvals.service import ApprovalService
-from myguard.audit import AuditWriter, approval_record
+from myguard.audit import AuditWriter
 from myguard.config import Config
 from myguard.identity.base import AuthFailed, Identity, IdentitySource
 from myguard.identity.throttle import LoginThrottle
@@ -25,15 +26,7 @@ def approval_service(config: Config, audit: Callable[[], AuditWriter | None]) ->
     async def record(step: dict) -> None:
         writer = audit()
         if writer is not None:
-            await writer.write(
-                approval_record(
-                    request_id=str(step["request_id"]),
-                    event=step["event"],
-                    actor=step.get("actor"),
-                    reason=step.get("reason"),
-                    user=step.get("requester"),
-                )
-            )
+            await writer.write(step_record(step))
         event(
             logging.INFO,
             "approval",

@@ -1,25 +1,51 @@
-"""The ``myguard`` command line."""
+"""The ``myguard`` command line.
+
+Exit codes: 0 success, 1 a runtime failure (cannot listen, cannot reach myguard, a file
+cannot be written), 2 bad usage or configuration. Errors are one line each, starting
+``myguard: error:``; never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
+import warnings
 from pathlib import Path
+from typing import NoReturn
 
 from myguard import __version__
 from myguard.approvals import cli as approvals_cli
 from myguard.audit import cli as audit_cli
-from myguard.config_error import ConfigError
+from myguard.config_error import ConfigError, ConfigErrors
 from myguard.policy import cli as policy_cli
+
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad input on the command line or standard input: reported, exit 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one ``myguard: error:`` line (sub-commands inherit it)."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("myguard").strip()
+        where = f"{command}: " if command else ""
+        self.exit(EXIT_USAGE, f"myguard: error: {where}{message} (see {self.prog} --help)\n")
 
 
 def _serve(args: argparse.Namespace) -> int:
     from myguard import logs
     from myguard.config import load_config
+    from myguard.tls import with_default_tls
 
     logs.setup(args.log_level)
-    config = load_config(args.config)
+    # Made by the first process (single or supervisor), before any worker starts.
+    config = with_default_tls(load_config(args.config), announce=args.worker is None)
     if args.worker is not None or config.workers == 1:
         from myguard.server import run
 
@@ -32,11 +58,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    from myguard.config import load_config
-    from myguard.policy.engine import Policy
+    from myguard.config import check_config
 
-    config = load_config(args.file)
-    policy = Policy.load(config.rules_file)
+    # Secrets belong to the machine that serves: here a missing one is only a warning.
+    config, notes = check_config(args.file, secrets_required=False)
+    policy = policy_cli.load_rules(config.rules_file)
+    for warning in notes:
+        print(f"myguard: warning: {warning}", file=sys.stderr)
     names = ", ".join(
         f"{b.name} ({b.environment}) {b.listen[0]}:{b.listen[1]}" for b in config.backends
     )
@@ -49,35 +77,51 @@ def _config_check(args: argparse.Namespace) -> int:
 def _users_add(args: argparse.Namespace) -> int:
     from myguard.identity.users_file import write_user
 
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = getpass.getpass(f"Password for {args.name}: ")
-        if password != getpass.getpass("Again: "):
-            print("myguard: passwords do not match", file=sys.stderr)
-            return 1
+    password = _read_password(args)
     if not password:
-        print("myguard: an empty password is not allowed", file=sys.stderr)
-        return 1
+        raise UsageError("users add: an empty password is not allowed")
     groups = [g for g in args.groups.split(",") if g] if args.groups else []
-    write_user(Path(args.file), args.name, password, groups, fast_auth=not args.no_fast_auth)
+    try:
+        write_user(Path(args.file), args.name, password, groups, fast_auth=not args.no_fast_auth)
+    except ValueError as exc:  # the user name
+        raise UsageError(f"users add: {exc}") from None
     print(f"{args.file}: user {args.name} written (groups: {', '.join(groups) or 'none'})")
     return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if sys.stdin is None:
+        raise UsageError("users add: no password: standard input is closed")
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    # Without a terminal getpass would echo the password: refuse rather than warn.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", getpass.GetPassWarning)
+        try:
+            password = getpass.getpass(f"Password for {args.name}: ")
+            if password != getpass.getpass("Again: "):
+                raise UsageError("users add: the passwords do not match")
+        except (EOFError, getpass.GetPassWarning):
+            raise UsageError(
+                "users add: no terminal to ask for the password (pipe it with --password-stdin)"
+            ) from None
+    return password
 
 
 def _reload(args: argparse.Namespace) -> int:
     import urllib.error
     import urllib.request
 
-    from myguard.config import load_config
+    from myguard.config import check_config
 
-    config = load_config(args.config)
+    # Only admin_listen is needed: not the backends' secrets.
+    config, _ = check_config(args.config, secrets_required=False)
     if config.admin_listen is None:
         print(
-            f"myguard: {args.config}: admin_listen is off; send SIGHUP to myguard instead",
+            f"myguard: error: {args.config}: admin_listen is off; send SIGHUP to myguard instead",
             file=sys.stderr,
         )
-        return 1
+        return EXIT_RUNTIME
     host, port = config.admin_listen
     request = urllib.request.Request(f"http://{host}:{port}/reload", method="POST")
     try:
@@ -86,16 +130,16 @@ def _reload(args: argparse.Namespace) -> int:
             return 0
     except urllib.error.HTTPError as exc:
         print(
-            f"myguard: reload refused ({exc.code}): the rules file is broken; the old rules stay in force (see the log)",
+            f"myguard: error: reload refused ({exc.code}): the rules file is broken; the old rules stay in force (see the log)",
             file=sys.stderr,
         )
     except OSError as exc:
-        print(f"myguard: cannot reach myguard at {host}:{port}: {exc}", file=sys.stderr)
-    return 1
+        print(f"myguard: error: cannot reach myguard at {host}:{port}: {exc}", file=sys.stderr)
+    return EXIT_RUNTIME
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="myguard", description="Identity-aware governance proxy for MySQL and MariaDB"
     )
     parser.add_argument("--version", action="version", version=f"myguard {__version__}")
@@ -143,12 +187,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        # Inside: --help into a closed pipe is a broken pipe too.
+        args = build_parser().parse_args(argv)
+        code = args.func(args)
+        # A reader that went away (| head) shows up here rather than at exit.
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # As the Python docs advise: stdout to /dev/null, so the flush at exit is quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 130
     except ConfigError as exc:
-        print(f"myguard: config error: {exc}", file=sys.stderr)
-        return 2
+        for error in exc.errors if isinstance(exc, ConfigErrors) else [exc]:
+            _error(str(error))
+        return EXIT_USAGE
+    except UsageError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        _error(f"{where}{exc.strerror or exc}")
+        return EXIT_RUNTIME
+    except Exception as exc:  # e.g. a database driver's error: still one line
+        _error(f"{type(exc).__name__}: {exc}")
+        return EXIT_RUNTIME
+
+
+def _error(message: str) -> None:
+    print(f"myguard: error: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from myguard.config_error import ConfigError
-from myguard.config_reader import TableReader
+from myguard.config_error import ConfigError, ConfigErrors
+from myguard.config_reader import Problems, TableReader
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,7 @@ class IdentityConfig:
     max_failures: int
     failure_window: float
     lockout: float
+    source_max_failures: int
     allow_cached_during_outage: bool
     ldap_table: dict | None
 
@@ -105,21 +106,41 @@ class Config:
     max_connections: int
 
 
-def _read(path: str | os.PathLike[str]) -> TableReader:
+def _read(path: str | os.PathLike[str], problems: Problems) -> TableReader:
+    """The top table; a file that cannot be read or parsed at all raises ConfigError."""
     file = str(path)
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise ConfigError(file, "(file)", "an existing config file") from None
+    except IsADirectoryError:
+        raise ConfigError(file, "(file)", "a config file, not a directory") from None
+    except OSError as exc:
+        raise ConfigError(file, "(file)", f"a readable config file ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            file, "(encoding)", f"UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "(syntax)", f"valid TOML ({exc})") from None
-    return TableReader(data, file, "")
+    return TableReader(data, file, "", problems)
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and validate a config file; raises ConfigError naming file, key and expectation."""
-    top = _read(path)
+    """Read and validate a config file; raises ConfigError (ConfigErrors: several) naming
+    file, key and expectation of every problem."""
+    return check_config(path, secrets_required=True)[0]
+
+
+def check_config(
+    path: str | os.PathLike[str], *, secrets_required: bool
+) -> tuple[Config, list[str]]:
+    """The config and warnings; ``secrets_required`` False turns secrets missing here
+    (environment variables, files) into warnings, to check a file's structure anywhere."""
+    problems = Problems(secrets_required=secrets_required)
+    top = _read(path, problems)
     file = top.file
     rules_file = top.path("rules_file", required=True)
     config = Config(
@@ -141,15 +162,40 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         max_connections=top.int("max_connections", 4096, minimum=1),
     )
     if config.require_tls and config.tls is None:
-        raise ConfigError(file, "require_tls", "a [tls] table with cert_file and key_file", True)
+        top.fail(
+            ConfigError(file, "require_tls", "a [tls] table with cert_file and key_file", True)
+        )
     top.finish()
-    return config
+    _raise_errors(problems)
+    return config, problems.warnings
+
+
+def _raise_errors(problems: Problems) -> None:
+    if len(problems.errors) == 1:
+        raise problems.errors[0]
+    if problems.errors:
+        raise ConfigErrors(problems.errors)
 
 
 def load_audit_config(path: str | os.PathLike[str]) -> AuditConfig:
     """Just the ``[audit]`` table, validated as by load_config: for tools that read the
     trail and must not need the backends' passwords in their environment."""
-    return _audit(_read(path))
+    problems = Problems()
+    config = _audit(_read(path, problems))
+    _raise_errors(problems)
+    return config
+
+
+def load_approver_config(
+    path: str | os.PathLike[str],
+) -> tuple[IdentityConfig, ApprovalsConfig, AuditConfig]:
+    """The ``[identity]``, ``[approvals]`` and ``[audit]`` tables, validated as by
+    load_config: an approver's CLI needs no backend service-account password."""
+    problems = Problems()
+    top = _read(path, problems)
+    tables = _identity(top), _approvals(top), _audit(top)
+    _raise_errors(problems)
+    return tables
 
 
 def _account(t: TableReader) -> BackendAccount:
@@ -160,14 +206,15 @@ def _account(t: TableReader) -> BackendAccount:
 def _backends(top: TableReader) -> tuple[BackendConfig, ...]:
     raw = top._get("backends", None)
     if not isinstance(raw, list) or not raw:
-        raise top.error("backends", "one or more [[backends]] tables", raw)
+        top.fail(top.error("backends", "one or more [[backends]] tables", raw))
+        return ()
     backends = []
     seen: set[str] = set()
     for i, table in enumerate(raw):
-        t = TableReader(table, top.file, f"backends[{i}]")
+        t = TableReader(table, top.file, f"backends[{i}]", top.problems)
         name = t.str("name", required=True)
         if name in seen:
-            raise t.error("name", "a name no other backend has", name)
+            t.fail(t.error("name", "a name no other backend has", name))
         seen.add(name)
         groups = []
         accounts = t.sub("group_accounts")
@@ -180,8 +227,8 @@ def _backends(top: TableReader) -> tuple[BackendConfig, ...]:
             BackendConfig(
                 name=name,
                 environment=t.str("environment", required=True),
-                listen=t.address("listen", None) or _required(t, "listen"),
-                upstream=t.address("upstream", None) or _required(t, "upstream"),
+                listen=t.address("listen", required=True),
+                upstream=t.address("upstream", required=True),
                 account=_account(t),
                 group_accounts=tuple(groups),
                 tls=t.bool("tls", False),
@@ -192,25 +239,21 @@ def _backends(top: TableReader) -> tuple[BackendConfig, ...]:
             )
         )
         t.finish()
-    listens = [b.listen for b in backends]
+    listens = [b.listen for b in backends if b.listen is not None]
     if len(set(listens)) != len(listens):
-        raise top.error("backends", "a different listen address for each backend", listens)
+        top.fail(top.error("backends", "a different listen address for each backend", listens))
     return tuple(backends)
 
 
-def _required(t: TableReader, name: str) -> tuple[str, int]:
-    raise ConfigError(t.file, t.key(name), '"host:port" (required)')
-
-
 def _identity(top: TableReader) -> IdentityConfig:
-    t = top.sub("identity") or TableReader({}, top.file, "identity")
+    t = top.sub("identity") or TableReader({}, top.file, "identity", top.problems)
     source = t.choice("source", ("users-file", "ldap"), "users-file")
     users_file = t.path("users_file")
     if source == "users-file" and users_file is None:
-        raise t.error("users_file", "a path to the users file (myguard users add writes it)")
+        t.fail(t.error("users_file", "a path to the users file (myguard users add writes it)"))
     ldap = t._get("ldap", None)
     if source == "ldap" and not isinstance(ldap, dict):
-        raise t.error("ldap", 'an [identity.ldap] table when source = "ldap"', ldap)
+        t.fail(t.error("ldap", 'an [identity.ldap] table when source = "ldap"', ldap))
     config = IdentityConfig(
         source=source,
         users_file=users_file,
@@ -224,6 +267,7 @@ def _identity(top: TableReader) -> IdentityConfig:
         max_failures=t.int("max_failures", 5, minimum=1),
         failure_window=t.number("failure_window", 300.0),
         lockout=t.number("lockout", 300.0),
+        source_max_failures=t.int("source_max_failures", 100, minimum=1),
         allow_cached_during_outage=t.bool("allow_cached_during_outage", False),
         ldap_table=ldap,
     )
@@ -232,7 +276,7 @@ def _identity(top: TableReader) -> IdentityConfig:
 
 
 def _audit(top: TableReader) -> AuditConfig:
-    t = top.sub("audit") or TableReader({}, top.file, "audit")
+    t = top.sub("audit") or TableReader({}, top.file, "audit", top.problems)
     enabled = t.bool("enabled", True)
     directory = t.path("directory", required=enabled)
     retention_days = t.number("retention_days", 0.0)
@@ -254,7 +298,7 @@ def _audit(top: TableReader) -> AuditConfig:
 
 
 def _masking(top: TableReader) -> MaskingConfig:
-    t = top.sub("masking") or TableReader({}, top.file, "masking")
+    t = top.sub("masking") or TableReader({}, top.file, "masking", top.problems)
     key = t.secret("hash_key", required=False)
     config = MaskingConfig(
         hash_key=key.encode() if key else None,
@@ -265,16 +309,16 @@ def _masking(top: TableReader) -> MaskingConfig:
 
 
 def _approvals(top: TableReader) -> ApprovalsConfig:
-    t = top.sub("approvals") or TableReader({}, top.file, "approvals")
-    store = t.str("store", "sqlite:approvals.db")
+    t = top.sub("approvals") or TableReader({}, top.file, "approvals", top.problems)
+    store = t.str("store", "sqlite:approvals.db") or "sqlite:approvals.db"
     if store.startswith("sqlite:") and not Path(store[7:]).is_absolute():
         store = f"sqlite:{Path(top.file).parent / store[7:]}"
     elif not store.startswith(("sqlite:", "mysql://")):
-        raise t.error("store", '"sqlite:PATH" or "mysql://USER@HOST:PORT/DATABASE"', store)
+        t.fail(t.error("store", '"sqlite:PATH" or "mysql://USER@HOST:PORT/DATABASE"', store))
     webhooks = t.str_list("webhooks")
     for url in webhooks:
         if not url.startswith(("http://", "https://")):
-            raise t.error("webhooks", "http:// or https:// URLs", url)
+            t.fail(t.error("webhooks", "http:// or https:// URLs", url))
     config = ApprovalsConfig(
         store=store,
         store_password=t.secret("store_password", required=False),
@@ -292,7 +336,7 @@ def _tls(top: TableReader) -> TlsConfig | None:
         return None
     config = TlsConfig(t.path("cert_file", required=True), t.path("key_file", required=True))
     for name, p in (("cert_file", config.cert_file), ("key_file", config.key_file)):
-        if not p.is_file():
-            raise t.error(name, "an existing PEM file", str(p))
+        if p is not None and not p.is_file():
+            t.fail(t.error(name, "an existing PEM file", str(p)))
     t.finish()
     return config

@@ -19,8 +19,10 @@ from myguard.config_error import ConfigError
 from myguard.context import ServerContext
 from myguard.frontend.authenticate import Authenticator
 from myguard.identity.base import IdentitySource
+from myguard.identity.sources import open_source
 from myguard.identity.throttle import LoginThrottle
 from myguard.identity.verifier_cache import VerifierCache
+from myguard.listen_lock import lock_listen_addresses
 from myguard.logs import event
 from myguard.masking.service import Masking
 from myguard.net.packet_stream import PacketStream
@@ -50,17 +52,7 @@ async def open_audit(config: AuditConfig, chain: str | None) -> AuditWriter:
 
 
 def build_identity_source(config: Config) -> IdentitySource:
-    ident = config.identity
-    if ident.source == "ldap":
-        from myguard.identity.ldap import LdapIdentitySource
-        from myguard.identity.ldap_config import LdapConfig
-
-        return LdapIdentitySource(
-            LdapConfig.from_table(ident.ldap_table, str(config.file), "identity.ldap")
-        )
-    from myguard.identity.users_file import UsersFileSource
-
-    return UsersFileSource(ident.users_file)
+    return open_source(config.identity, config.file)
 
 
 class Server:
@@ -74,7 +66,12 @@ class Server:
         authenticator = Authenticator(
             source=build_identity_source(config),
             cache=VerifierCache(ident.verifier_ttl),
-            throttle=LoginThrottle(ident.max_failures, ident.failure_window, ident.lockout),
+            throttle=LoginThrottle(
+                ident.max_failures,
+                ident.failure_window,
+                ident.lockout,
+                source_max_failures=ident.source_max_failures,
+            ),
             rsa_key=load_or_create_rsa_key(ident.rsa_key_file),
             allow_cached_during_outage=ident.allow_cached_during_outage,
         )
@@ -128,14 +125,20 @@ class Server:
             self.ctx.audit = await open_audit(self.config.audit, name)
         for backend in self.config.backends:
             host, port = backend.listen
-            server = await asyncio.get_running_loop().create_server(
-                lambda b=backend: PacketStream(
-                    self.config.max_allowed_packet, lambda stream: self._start_session(b, stream)
-                ),
-                host,
-                port,
-                reuse_port=True,
-            )
+            try:
+                server = await asyncio.get_running_loop().create_server(
+                    lambda b=backend: PacketStream(
+                        self.config.max_allowed_packet,
+                        lambda stream: self._start_session(b, stream),
+                    ),
+                    host,
+                    port,
+                    reuse_port=True,
+                )
+            except OSError as exc:  # e.g. another program on the port
+                raise OSError(
+                    exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}"
+                ) from None
             self._servers.append(server)
             event(
                 logging.INFO,
@@ -245,4 +248,10 @@ async def serve(config: Config, worker: int | None = None) -> None:
 def run(config: Config, worker: int | None = None) -> None:
     import uvloop
 
-    uvloop.run(serve(config, worker))
+    # A worker shares the locks its supervisor took (inherited descriptors).
+    locks = [] if worker is not None else lock_listen_addresses(b.listen for b in config.backends)
+    try:
+        uvloop.run(serve(config, worker))
+    finally:
+        for fd in locks:
+            os.close(fd)

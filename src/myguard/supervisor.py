@@ -26,6 +26,7 @@ from myguard.audit import AuditWriter
 from myguard.config import Config
 from myguard.config_error import ConfigError
 from myguard.identity.throttle import LoginThrottle
+from myguard.listen_lock import lock_listen_addresses
 from myguard.logs import event
 from myguard.policy.engine import Policy
 from myguard.session.kill import RUNTIME_DIR_ENV
@@ -35,8 +36,11 @@ _STABLE = 60.0  # a worker that lived this long resets the restart backoff
 
 
 class Supervisor:
-    def __init__(self, config: Config, config_path: str, log_level: str) -> None:
+    def __init__(self, config: Config, config_path: str, log_level: str, locks: list[int]) -> None:
         self.config = config
+        # Listen-address locks, inherited by the workers so that they hold them as long
+        # as any process of this myguard still serves.
+        self.locks = locks
         self.config_path = config_path
         self.log_level = log_level
         self.procs: dict[int, asyncio.subprocess.Process] = {}
@@ -60,6 +64,7 @@ class Supervisor:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "myguard", "serve", "--config", self.config_path,
             "--worker", str(index), "--log-level", self.log_level, env=env,
+            pass_fds=self.locks,
         )  # fmt: skip
         self.procs[index] = proc
         event(logging.INFO, "worker_started", worker=index, pid=proc.pid)
@@ -115,7 +120,12 @@ class Supervisor:
         approvals = approval_service(self.config, lambda: self.audit)
         ident = self.config.identity
         source = build_identity_source(self.config)
-        throttle = LoginThrottle(ident.max_failures, ident.failure_window, ident.lockout)
+        throttle = LoginThrottle(
+            ident.max_failures,
+            ident.failure_window,
+            ident.lockout,
+            source_max_failures=ident.source_max_failures,
+        )
         self.admin.route("/reload", reload_route(self.reload))
         self.admin.route("/approvals", approvals_route(approvals, source, throttle))
         if self.config.admin_listen is not None:
@@ -138,4 +148,9 @@ class Supervisor:
 def run(config: Config, config_path: str, log_level: str) -> None:
     import uvloop
 
-    uvloop.run(Supervisor(config, config_path, log_level).run())
+    locks = lock_listen_addresses(b.listen for b in config.backends)
+    try:
+        uvloop.run(Supervisor(config, config_path, log_level, locks).run())
+    finally:
+        for fd in locks:
+            os.close(fd)

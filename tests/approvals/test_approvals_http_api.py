@@ -53,26 +53,36 @@ def api(tmp_path, make_context):
     return run
 
 
+def code(answer):
+    """(HTTP status, error code) of an error answer, checking its JSON shape."""
+    status, body = answer
+    assert set(body) == {"code", "message"} and body["message"], body
+    return status, body["code"]
+
+
 def test_authentication_is_required(api):
     async def scenario(service, call):
-        assert (await call("GET", "/approvals"))[0] == 401
-        assert (await call("GET", "/approvals", {"Authorization": "Bearer x"}))[0] == 401
-        assert (await call("GET", "/approvals", {"authorization": "Basic !!!"}))[0] == 401
-        assert (await call("GET", "/approvals", basic("alice", "wrong")))[0] == 401
+        required = (401, "authentication-required")
+        assert code(await call("GET", "/approvals")) == required
+        assert code(await call("GET", "/approvals", {"Authorization": "Bearer x"})) == required
+        assert code(await call("GET", "/approvals", {"authorization": "Basic !!!"})) == required
+        failed = await call("GET", "/approvals", basic("alice", "wrong"))
+        assert code(failed) == (401, "authentication-failed")
         assert (await call("GET", "/approvals", basic("alice")))[0] == 200
         down = {"Authorization": "Basic " + base64.b64encode(b"ldap-down:x").decode()}
-        assert (await call("GET", "/approvals", down))[0] == 503
+        assert code(await call("GET", "/approvals", down)) == (503, "identity-unavailable")
 
     api(scenario)
 
 
 def test_routes_and_methods(api):
     async def scenario(service, call):
-        assert (await call("GET", "/nope", basic("alice")))[0] == 404
-        assert (await call("POST", "/approvals", basic("alice")))[0] == 405
-        assert (await call("GET", "/approvals/1/approve", basic("alice")))[0] == 405
-        assert (await call("GET", "/approvals/77", basic("alice")))[0] == 404
-        assert (await call("GET", "/approvals?status=bogus", basic("alice")))[0] == 400
+        alice = basic("alice")
+        assert code(await call("GET", "/nope", alice)) == (404, "no-such-endpoint")
+        assert code(await call("POST", "/approvals", alice)) == (405, "method-not-allowed")
+        assert code(await call("GET", "/approvals/1/approve", alice)) == (405, "method-not-allowed")
+        assert code(await call("GET", "/approvals/77", alice)) == (404, "not-found")
+        assert code(await call("GET", "/approvals?status=bogus", alice)) == (400, "bad-request")
 
     api(scenario)
 
@@ -91,19 +101,19 @@ def test_list_show_approve_deny(api, make_context):
         status, body = await call("GET", f"/approvals/{first.id}", basic("bob"))
         assert status == 200 and body["statement"] == first.context.statement
 
-        status, body = await call("POST", f"/approvals/{first.id}/approve", basic("bob"))
-        assert status == 403 and "not-an-approver" in body["error"]
+        refused = await call("POST", f"/approvals/{first.id}/approve", basic("bob"))
+        assert code(refused) == (403, "not-an-approver")
         reason = json.dumps({"reason": "checked the WHERE"}).encode()
         status, body = await call("POST", f"/approvals/{first.id}/approve", basic("alice"), reason)
         assert status == 200 and body["status"] == "approved"
         assert body["approvals"][0]["reason"] == "checked the WHERE"
-        status, _ = await call("POST", f"/approvals/{first.id}/deny", basic("carol"), reason)
-        assert status == 409
+        closed = await call("POST", f"/approvals/{first.id}/deny", basic("carol"), reason)
+        assert code(closed) == (409, "not-pending")
 
-        status, _ = await call("POST", f"/approvals/{second.id}/deny", basic("carol"))
-        assert status == 400  # a denial needs a reason
-        status, _ = await call("POST", f"/approvals/{second.id}/deny", basic("carol"), b"{nope")
-        assert status == 400
+        no_reason = await call("POST", f"/approvals/{second.id}/deny", basic("carol"))
+        assert code(no_reason) == (400, "no-reason")
+        bad = await call("POST", f"/approvals/{second.id}/deny", basic("carol"), b"{nope")
+        assert code(bad) == (400, "bad-request")
         status, body = await call("POST", f"/approvals/{second.id}/deny", basic("carol"), reason)
         assert status == 200 and body["denial"]["actor"] == "carol"
 

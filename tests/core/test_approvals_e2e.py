@@ -15,6 +15,7 @@ import pymysql
 import pytest
 
 from mariadb_server import ROOT_PASSWORD
+from myguard.audit import iter_records, verify
 from proxy_process import ProxyProcess
 
 RULES = """
@@ -150,22 +151,19 @@ def test_held_update_approved_from_the_cli(approval_proxy):
     held = Held(approval_proxy, "UPDATE orders SET quantity = 1 WHERE id = 5")
     held.start()
     request_id, _, _ = pending_id(approval_proxy)
-    store = f"sqlite:{approval_proxy.config_file.parent / 'approvals.db'}"
+    config = str(approval_proxy.config_file)
+    base = [sys.executable, "-m", "myguard", "approvals", "approve", str(request_id)]
+    # bob may approve this rule's requests (analysts), but not his own
     r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "myguard",
-            "approvals",
-            "approve",
-            str(request_id),
-            "--store",
-            store,
-            "--as",
-            "alice",
-            "--groups",
-            "dba",
-        ],
+        [*base, "--config", config, "--as", "bob", "--password-stdin"],
+        input="bob-pw-2\n",
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1 and "self-approval" in r.stderr
+    r = subprocess.run(
+        [*base, "--config", config, "--as", "alice", "--password-stdin", "--reason", "ok"],
+        input="alice-pw-1\n",
         capture_output=True,
         text=True,
     )
@@ -175,6 +173,16 @@ def test_held_update_approved_from_the_cli(approval_proxy):
     assert held.error is None
     print(f"\nreleased {held.finished - approved_at:.3f} s after approval (CLI, another process)")
     assert held.finished - approved_at < 5
+    # the CLI's steps are in the trail beside the proxy's, in their own chain
+    steps = approval_steps(approval_proxy, request_id, 5)
+    assert [(r["event"], r["actor"], r.chain) for r in steps] == [
+        ("requested", "bob", "."),
+        ("refused", "bob", "approvals-cli"),
+        ("approval", "alice", "approvals-cli"),
+        ("approved", "alice", "approvals-cli"),
+        ("executed", "bob", "."),
+    ]
+    assert steps[2]["actor_groups"] == ["dba"] and steps[2]["reason"] == "ok"
 
 
 def _http(proxy, method, path, user, password, body=None):
@@ -225,6 +233,63 @@ def test_held_update_approved_from_http_and_denied(approval_proxy):
     assert "not during the sale" in message and len(message.encode()) < 512
 
 
+def _raw_http(proxy, method, path, headers=None, body=b""):
+    """(status, headers, JSON body) of one admin request, errors included."""
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{proxy.admin_port}{path}",
+        method=method,
+        data=body or None,
+        headers=headers or {},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.headers, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, json.loads(exc.read())
+
+
+def test_http_errors_are_json_and_401_names_basic(approval_proxy):
+    challenge = 'Basic realm="myguard"'
+    status, headers, body = _raw_http(approval_proxy, "GET", "/approvals")
+    assert (status, headers["WWW-Authenticate"]) == (401, challenge)
+    assert body["code"] == "authentication-required" and headers["Content-Type"] == (
+        "application/json"
+    )
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"alice:nope").decode()}
+    status, headers, body = _raw_http(approval_proxy, "GET", "/approvals", wrong)
+    assert (status, headers["WWW-Authenticate"], body["code"]) == (
+        401,
+        challenge,
+        "authentication-failed",
+    )
+    status, headers, body = _raw_http(approval_proxy, "GET", "/nowhere")
+    assert (status, body["code"]) == (404, "no-such-endpoint") and "WWW-Authenticate" not in headers
+
+    held = Held(approval_proxy, "UPDATE orders SET quantity = 1 WHERE id = 8")
+    held.start()
+    request_id, _, _ = pending_id(approval_proxy)
+    # bob is in an approver group of this rule, but the request is his own
+    status, reply = _http(
+        approval_proxy, "POST", f"/approvals/{request_id}/approve", "bob", "bob-pw-2"
+    )
+    assert (status, reply["code"]) == (403, "self-approval") and reply["message"]
+    status, reply = _http(
+        approval_proxy, "POST", f"/approvals/{request_id}/deny", "alice", "alice-pw-1"
+    )
+    assert (status, reply["code"]) == (400, "no-reason")
+    status, reply = _http(
+        approval_proxy,
+        "POST",
+        f"/approvals/{request_id}/deny",
+        "alice",
+        "alice-pw-1",
+        {"reason": "no"},
+    )
+    assert status == 200 and reply["status"] == "denied"
+    held.join(10)
+    assert held.error.args[0] == 4711
+
+
 def test_self_approval_and_non_approvers_are_refused(approval_proxy):
     held = Held(approval_proxy, "UPDATE orders SET quantity = 1 WHERE id = 8")
     held.start()
@@ -243,6 +308,78 @@ def test_self_approval_and_non_approvers_are_refused(approval_proxy):
         cur.execute(f"MYGUARD APPROVE {request_id}")
     held.join(10)
     assert held.error is None
+
+
+def approval_steps(proxy, request_id, count, timeout=10.0):
+    """The audit trail's approval records of one request, once there are ``count``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        steps = [
+            r
+            for r in iter_records(proxy.audit_dir)
+            if r.type == "approval" and r["request_id"] == str(request_id)
+        ]
+        if len(steps) >= count or time.monotonic() > deadline:
+            return steps
+        time.sleep(0.05)
+
+
+def trail_record(proxy, predicate, timeout=10.0):
+    """The first audit record matching ``predicate``, waiting for it to be written."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = next((r for r in iter_records(proxy.audit_dir) if predicate(r)), None)
+        if found is not None:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("no such audit record")
+
+
+def test_every_approval_step_is_in_the_audit_trail(approval_proxy):
+    held = Held(approval_proxy, "UPDATE orders SET quantity = 1 WHERE id = 8")
+    held.start()
+    request_id, _, _ = pending_id(approval_proxy)
+    carol = connect(approval_proxy, "carol", "carol-pw-3")
+    with carol.cursor() as cur, pytest.raises(pymysql.err.MySQLError):
+        cur.execute(f"MYGUARD APPROVE {request_id}")
+    alice = connect(approval_proxy, "alice", "alice-pw-1")
+    with alice.cursor() as cur:
+        cur.execute(f"MYGUARD APPROVE {request_id} REASON 'checked the order'")
+    held.join(10)
+    assert held.error is None
+
+    steps = approval_steps(approval_proxy, request_id, 5)
+    assert [(r["event"], r["actor"]) for r in steps] == [
+        ("requested", "bob"),
+        ("refused", "carol"),
+        ("approval", "alice"),
+        ("approved", "alice"),
+        ("executed", "bob"),
+    ]
+    requested, refused, vote, approved, executed = steps
+    assert requested["user"] == "bob" and requested["rule"] == "approve-order-updates"
+    assert requested["session_id"] == str(held.conn.thread_id())
+    assert refused["reason"].startswith("not-an-approver") and refused.get("actor_groups") == []
+    assert vote["reason"] == "checked the order" and vote["actor_groups"] == ["dba"]
+    assert approved["status"] == "approved" and executed["status"] == "executed"
+    statement = trail_record(
+        approval_proxy,
+        lambda r: r.type == "statement" and r.get("approval_id") == str(request_id),
+    )
+    assert statement["statement"].startswith("UPDATE orders") and statement["user"] == "bob"
+
+    denied = Held(approval_proxy, "UPDATE orders SET quantity = 1 WHERE id = 9")
+    denied.start()
+    request_id, _, _ = pending_id(approval_proxy)
+    with alice.cursor() as cur:
+        cur.execute(f"MYGUARD DENY {request_id} REASON 'not today'")
+    denied.join(10)
+    steps = approval_steps(approval_proxy, request_id, 2)
+    assert [(r["event"], r["actor"], r.get("reason")) for r in steps] == [
+        ("requested", "bob", None),
+        ("denied", "alice", "not today"),
+    ]
+    assert verify(approval_proxy.audit_dir).ok
 
 
 def test_timeout_then_rerun_after_approval(approval_proxy, mariadb):

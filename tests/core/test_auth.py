@@ -152,10 +152,9 @@ def test_throttling_after_repeated_failures(private_proxy):
     with pytest.raises(pymysql.err.OperationalError) as err:
         connect(p.port, "bob", "bob-pw-2")  # right password, but locked out
     assert err.value.args[0] == 1045
-    assert "reason=throttled" in p.log()
-    # The address guessed too: other users from it wait out the lockout as well.
-    with pytest.raises(pymysql.err.OperationalError):
-        connect(p.port)
+    assert 'reason="throttled:' in p.log()
+    # Only bob at this address backs off: another user from it logs in at once.
+    connect(p.port).close()
 
 
 def test_raw_login_with_native_plugin(proxy):

@@ -71,3 +71,12 @@ def test_unmasked_identities_see_every_text(proxy):
         cur.execute("SELECT email, (SELECT 1 UNION SELECT 2) FROM customers WHERE id = 1")
     assert err.value.args == (1242, "Subquery returns more than 1 row")
     conn.close()
+
+
+def test_get_diagnostics_is_refused_for_identities_with_masking(bob):
+    with bob.cursor() as cur:
+        cur.execute("SELECT email, 1 / 0 FROM customers WHERE id = 1")
+        cur.fetchall()
+        with pytest.raises(pymysql.err.MySQLError) as err:
+            cur.execute("GET DIAGNOSTICS CONDITION 1 @m = MESSAGE_TEXT")
+        assert err.value.args[0] == 4701  # refused by masking: it cannot be analysed

@@ -25,14 +25,14 @@ def test_check_ok():
     assert out.startswith("OK: ")
 
 
-def test_check_error_names_file_rule_and_key(tmp_path):
+def test_check_error_names_file_rule_and_key(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text(
         '[[rules]]\nname = "r"\naction = "block"\nmessage = "m"\nwhen = { kinds = ["nope"] }\n'
     )
-    code, out = run("rules", "check", str(bad))
-    assert code == 1
-    assert f"{bad}: rule 'r': when.kinds: expected" in out
+    code, _ = run("rules", "check", str(bad))
+    assert code == 2
+    assert f"myguard: error: {bad}: rule 'r': when.kinds: expected" in capsys.readouterr().err
 
 
 def test_explain_prints_analysis_and_decision():
@@ -98,10 +98,8 @@ def test_explain_mask_approve_and_opaque():
     assert "opaque:    yes" in out
 
 
-def test_explain_with_bad_rules_file(tmp_path):
+def test_explain_with_bad_rules_file(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text("[defaults]\naction = 3\n")
-    code, out = run(
-        "rules", "explain", "--rules", str(bad), "--user", "u", "--env", "e", "SELECT 1"
-    )
-    assert code == 1 and "defaults.action" in out
+    code, _ = run("rules", "explain", "--rules", str(bad), "--user", "u", "--env", "e", "SELECT 1")
+    assert code == 2 and "defaults.action" in capsys.readouterr().err

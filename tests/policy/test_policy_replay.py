@@ -243,19 +243,19 @@ def test_replay_json(trail, rules_file):
     assert {d["chain"] for d in data["differences"]} == {"worker-0", "worker-1"}
 
 
-def test_bad_input_exits_1(trail, rules_file, tmp_path, capsys):
+def test_bad_input_exits_2_or_1(trail, rules_file, tmp_path, capsys):
     bad_rules = tmp_path / "bad.toml"
     bad_rules.write_text('[[rules]]\nname = "x"\naction = "explode"\n')
     cases = [
-        ["--audit", str(trail), "--rules", str(bad_rules)],
-        ["--audit", str(tmp_path / "missing"), "--rules", str(rules_file)],
-        ["--audit", str(trail), "--rules", str(rules_file), "--since", "last tuesday"],
-        ["--rules", str(rules_file)],
+        (2, ["--audit", str(trail), "--rules", str(bad_rules)]),
+        (1, ["--audit", str(tmp_path / "missing"), "--rules", str(rules_file)]),
+        (2, ["--audit", str(trail), "--rules", str(rules_file), "--since", "last tuesday"]),
+        (1, ["--rules", str(rules_file)]),
     ]
-    for argv in cases:
+    for expected, argv in cases:
         code, out = run("rules", "replay", *argv)
-        assert (code, out) == (1, ""), argv
-        assert capsys.readouterr().err.startswith("myguard rules replay: ")
+        assert (code, out) == (expected, ""), argv
+        assert capsys.readouterr().err.startswith("myguard: error: ")
 
 
 def test_replay_through_the_real_cli(trail, rules_file, tmp_path):

@@ -11,8 +11,10 @@ from myguard.approvals.store_sqlite import SqliteApprovalStore
 SPEC_HELP = "sqlite:PATH or mysql://USER@HOST:PORT/DATABASE"
 
 
-def open_store(spec: str, *, password: str | None = None) -> ApprovalStore:
+def open_store(spec: str, *, password: str | None = None, create: bool = True) -> ApprovalStore:
     """``sqlite:PATH`` or ``mysql://USER@HOST[:PORT]/DATABASE``; raises ValueError.
+
+    ``create=False`` opens an existing store only (StoreMissing at the first query).
 
     The MySQL password is never part of the spec (it would end up in process lists
     and config dumps); the caller passes it.
@@ -21,7 +23,7 @@ def open_store(spec: str, *, password: str | None = None) -> ApprovalStore:
         path = spec.removeprefix("sqlite:")
         if not path:
             raise ValueError(f"approval store {spec!r}: expected {SPEC_HELP}")
-        return SqliteApprovalStore(path)
+        return SqliteApprovalStore(path, create=create)
     if spec.startswith("mysql://"):
         url = urlsplit(spec)
         database = url.path.lstrip("/")
@@ -34,6 +36,7 @@ def open_store(spec: str, *, password: str | None = None) -> ApprovalStore:
                 user=unquote(url.username),
                 database=database,
                 password=password,
-            )
+            ),
+            create=create,
         )
     raise ValueError(f"approval store {spec!r}: expected {SPEC_HELP}")

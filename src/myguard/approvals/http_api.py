@@ -5,10 +5,15 @@
     POST /approvals/{id}/approve   body: {"reason": "..."} (optional)
     POST /approvals/{id}/deny      body: {"reason": "..."} (required)
 
-Every call authenticates with HTTP Basic through the identity source. A caller
+Every call authenticates with HTTP Basic through the identity source (the admin
+listener adds ``WWW-Authenticate: Basic realm="myguard"`` to every 401). A caller
 sees only requests they made or could approve; others look like 404 so that the
-API does not reveal what other teams are running. On 401 the listener should add
-``WWW-Authenticate: Basic realm="myguard"`` (this handler returns no headers).
+API does not reveal what other teams are running.
+
+Errors are ``{"code": CODE, "message": TEXT}``; CODE is stable for scripts:
+authentication-required, authentication-failed (401), identity-unavailable (503),
+no-such-endpoint, not-found (404), method-not-allowed (405), bad-request, no-reason
+(400), not-an-approver, self-approval (403), not-pending (409).
 """
 
 from __future__ import annotations
@@ -33,8 +38,8 @@ _ROUTE = re.compile(r"/approvals(?:/(?P<id>\d+)(?:/(?P<action>approve|deny))?)?/
 _REFUSAL_STATUS = {"not-pending": 409, "no-reason": 400}
 
 
-def _error(status: int, message: str) -> Response:
-    return status, {"error": message}
+def _error(status: int, code: str, message: str) -> Response:
+    return status, {"code": code, "message": message}
 
 
 def _credentials(headers: dict[str, str]) -> tuple[str, str] | None:
@@ -69,7 +74,7 @@ def _reason(body: bytes) -> str | None:
 async def _list(query: str, service: ApprovalService, who: Identity) -> Response:
     wanted = parse_qs(query).get("status", ["pending"])[-1]
     if wanted != "all" and wanted not in {s.value for s in RequestStatus}:
-        return _error(400, f"unknown status {wanted!r}")
+        return _error(400, "bad-request", f"unknown status {wanted!r}")
     status = None if wanted == "all" else RequestStatus(wanted)
     requests = await service.list(status)
     return 200, {"approvals": [r.to_dict() for r in requests if _visible(r, who)]}
@@ -81,7 +86,7 @@ async def _act(
     try:
         reason = _reason(body)
     except ValueError as exc:
-        return _error(400, f'body must be JSON like {{"reason": "..."}}: {exc}')
+        return _error(400, "bad-request", f'body must be JSON like {{"reason": "..."}}: {exc}')
     if not _visible(await service.get(request_id), who):
         raise ApprovalNotFound(request_id)
     if action == "approve":
@@ -103,19 +108,19 @@ async def handle(
     url = urlsplit(path)
     route = _ROUTE.fullmatch(url.path)
     if route is None:
-        return _error(404, "no such endpoint")
+        return _error(404, "no-such-endpoint", "no such endpoint")
     action = route["action"]
     if method != ("POST" if action else "GET"):
-        return _error(405, "method not allowed")
+        return _error(405, "method-not-allowed", f"{url.path} takes {'POST' if action else 'GET'}")
     credentials = _credentials(headers)
     if credentials is None:
-        return _error(401, "HTTP Basic authentication required")
+        return _error(401, "authentication-required", "HTTP Basic authentication required")
     try:
         who = await authenticate(*credentials)
     except AuthFailed:
-        return _error(401, "authentication failed")
+        return _error(401, "authentication-failed", "authentication failed")
     except IdentityUnavailable:
-        return _error(503, "identity provider unavailable")
+        return _error(503, "identity-unavailable", "identity provider unavailable")
     try:
         if route["id"] is None:
             return await _list(url.query, service, who)
@@ -127,6 +132,6 @@ async def handle(
             raise ApprovalNotFound(request_id)
         return 200, request.to_dict()
     except ApprovalNotFound as missing:
-        return _error(404, missing.message)
+        return _error(404, "not-found", missing.message)
     except ApprovalRefused as refused:
-        return _error(_REFUSAL_STATUS.get(refused.why, 403), refused.message)
+        return _error(_REFUSAL_STATUS.get(refused.why, 403), refused.why, refused.message)

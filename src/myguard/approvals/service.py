@@ -73,7 +73,12 @@ class ApprovalService:
     # -- audit and wake-up -------------------------------------------------------------
 
     async def _audit(
-        self, request: ApprovalRequest, event: str, actor: str, reason: str | None = None
+        self,
+        request: ApprovalRequest,
+        event: str,
+        actor: str,
+        reason: str | None = None,
+        actor_groups: Iterable[str] | None = None,
     ) -> None:
         if self._audit_sink is None:
             return
@@ -82,11 +87,13 @@ class ApprovalService:
             "request_id": request.id,
             "event": event,
             "actor": actor,
+            "actor_groups": sorted(actor_groups) if actor_groups is not None else None,
             "reason": reason,
             "at": self.clock(),
             "status": str(request.status),
             "rule": request.context.rule,
             "requester": request.requester,
+            "session_id": request.context.session_id,
             "uses_left": request.uses_left,
         }
         try:
@@ -227,27 +234,31 @@ class ApprovalService:
         return expired
 
     async def _refuse(
-        self, request: ApprovalRequest, actor: str, why: str, detail: str
+        self, request: ApprovalRequest, actor: str, groups: frozenset[str], why: str, detail: str
     ) -> ApprovalRefused:
-        await self._audit(request, "refused", actor, f"{why}: {detail}")
+        await self._audit(request, "refused", actor, f"{why}: {detail}", groups)
         return ApprovalRefused(request.id, why, detail)
 
     async def _checked_approver(
-        self, request_id: int, approver: str, approver_groups: Iterable[str]
+        self, request_id: int, approver: str, groups: frozenset[str]
     ) -> ApprovalRequest:
         request = await self.get(request_id)
         allowed = request.policy.approver_groups
-        if not allowed & frozenset(approver_groups):
+        if not allowed & groups:
             raise await self._refuse(
-                request, approver, "not-an-approver", f"needs one of {', '.join(sorted(allowed))}"
+                request,
+                approver,
+                groups,
+                "not-an-approver",
+                f"needs one of {', '.join(sorted(allowed))}",
             )
         return request
 
     async def _closed(
-        self, request: ApprovalRequest, actor: str, closed: NotPending
+        self, request: ApprovalRequest, actor: str, groups: frozenset[str], closed: NotPending
     ) -> ApprovalRefused:
         return await self._refuse(
-            request, actor, "not-pending", f"request is {closed.request.status}"
+            request, actor, groups, "not-pending", f"request is {closed.request.status}"
         )
 
     async def approve(
@@ -258,10 +269,11 @@ class ApprovalService:
         reason: str | None = None,
     ) -> ApprovalRequest:
         """Record an approval; raises ApprovalRefused / ApprovalNotFound."""
-        request = await self._checked_approver(request_id, approver, approver_groups)
+        groups = frozenset(approver_groups)
+        request = await self._checked_approver(request_id, approver, groups)
         if approver == request.requester:
             raise await self._refuse(
-                request, approver, "self-approval", "cannot approve own request"
+                request, approver, groups, "self-approval", "cannot approve own request"
             )
         policy = request.policy
         now = self.clock()
@@ -272,10 +284,10 @@ class ApprovalService:
                 request_id, approver, reason, now=now, valid_until=now + validity
             )
         except NotPending as closed:
-            raise await self._closed(request, approver, closed) from None
-        await self._audit(updated, "approval", approver, reason)
+            raise await self._closed(request, approver, groups, closed) from None
+        await self._audit(updated, "approval", approver, reason, groups)
         if updated.status is RequestStatus.APPROVED:
-            await self._audit(updated, "approved", approver, reason)
+            await self._audit(updated, "approved", approver, reason, groups)
             self._wake(request_id)
         return updated
 
@@ -283,16 +295,19 @@ class ApprovalService:
         self, request_id: int, approver: str, approver_groups: Iterable[str], reason: str
     ) -> ApprovalRequest:
         """Deny (any one approver suffices); raises ApprovalRefused / ApprovalNotFound."""
-        request = await self._checked_approver(request_id, approver, approver_groups)
+        groups = frozenset(approver_groups)
+        request = await self._checked_approver(request_id, approver, groups)
         if not reason.strip():
-            raise await self._refuse(request, approver, "no-reason", "a denial needs a reason")
+            raise await self._refuse(
+                request, approver, groups, "no-reason", "a denial needs a reason"
+            )
         try:
             updated = await self.store.close(
                 request_id, RequestStatus.DENIED, approver, reason, now=self.clock()
             )
         except NotPending as closed:
-            raise await self._closed(request, approver, closed) from None
-        await self._audit(updated, "denied", approver, reason)
+            raise await self._closed(request, approver, groups, closed) from None
+        await self._audit(updated, "denied", approver, reason, groups)
         self._wake(request_id)
         return updated
 

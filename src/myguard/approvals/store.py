@@ -23,6 +23,10 @@ class NotPending(Exception):
         self.request = request
 
 
+class StoreMissing(Exception):
+    """The store does not exist, and it was opened for reading only (nothing is created)."""
+
+
 class ApprovalStore(abc.ABC):
     @abc.abstractmethod
     async def create(

@@ -18,10 +18,12 @@ from typing import TypeVar
 import pymysql
 
 from myguard.approvals.sql_store import REQUESTS, VOTES, Cursor, SqlApprovalStore
+from myguard.approvals.store import StoreMissing
 
 T = TypeVar("T")
 
 _RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock
+_MISSING = {1049, 1146}  # unknown database, unknown table
 _ATTEMPTS = 3
 
 _DDL = (
@@ -65,8 +67,11 @@ class MysqlApprovalStore(SqlApprovalStore):
     ignore = "INSERT IGNORE"
     lock = "FOR UPDATE"
 
-    def __init__(self, target: MysqlTarget, *, threads: int = 4) -> None:
+    def __init__(self, target: MysqlTarget, *, threads: int = 4, create: bool = True) -> None:
+        """``create=False`` (read-only commands): never create the tables; a missing
+        database or table raises StoreMissing."""
         self.target = target
+        self._create = create
         self._executor = ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="approvals-mysql"
         )
@@ -81,6 +86,14 @@ class MysqlApprovalStore(SqlApprovalStore):
 
     def _connect(self) -> pymysql.connections.Connection:
         t = self.target
+        try:
+            return self._open(t)
+        except pymysql.err.MySQLError as exc:
+            if not self._create and exc.args and exc.args[0] in _MISSING:
+                raise StoreMissing(f"approval store {t.database}@{t.host}: {exc.args[1]}") from None
+            raise
+
+    def _open(self, t: MysqlTarget) -> pymysql.connections.Connection:
         conn = pymysql.connect(
             host=t.host,
             port=t.port,
@@ -95,7 +108,9 @@ class MysqlApprovalStore(SqlApprovalStore):
             self._all.append(conn)
             if not self._schema_ready:
                 with conn.cursor() as cur:
-                    for statement in _DDL:
+                    for statement in (
+                        _DDL if self._create else (f"SELECT 1 FROM {REQUESTS} LIMIT 0",)
+                    ):
                         cur.execute(statement)
                 conn.commit()
                 self._schema_ready = True

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from myguard.approvals.sql_store import REQUESTS, VOTES, Cursor, SqlApprovalStore
+from myguard.approvals.store import StoreMissing
 
 T = TypeVar("T")
 
@@ -46,21 +47,44 @@ _DDL = (
 
 
 class SqliteApprovalStore(SqlApprovalStore):
-    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0, create: bool = True) -> None:
+        """``create=False`` (read-only commands): never create the file, its directory or
+        its tables; a missing store raises StoreMissing at the first query."""
         self.path = Path(path)
         self._busy_timeout = busy_timeout
+        self._create = create
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="approvals-sqlite")
         self._conn: sqlite3.Connection | None = None
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self._create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                target, uri = str(self.path), False
+            elif not self.path.is_file():
+                what = (
+                    "is a directory, not a database file"
+                    if self.path.is_dir()
+                    else "does not exist"
+                )
+                raise StoreMissing(f"approval store sqlite:{self.path} {what}")
+            else:
+                # mode=rw: SQLite itself must not create the file if it vanished meanwhile.
+                target, uri = f"{self.path.absolute().as_uri()}?mode=rw", True
             # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
-            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
+            conn = sqlite3.connect(
+                target, timeout=self._busy_timeout, isolation_level=None, uri=uri
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            for statement in _DDL:
-                conn.execute(statement)
+            if self._create:
+                for statement in _DDL:
+                    conn.execute(statement)
+            elif not conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = ?", (REQUESTS,)
+            ).fetchone():
+                conn.close()
+                raise StoreMissing(f"sqlite:{self.path} is not an approval store (no {REQUESTS})")
             self._conn = conn
         return self._conn
 

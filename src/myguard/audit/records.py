@@ -75,6 +75,8 @@ FIELD_KEYS: dict[str, str] = {
     "truncated_bytes": "tb",
     "pid": "pid",
     "database": "db",
+    "status": "sts",
+    "actor_groups": "acg",
 }
 FIELD_NAMES: dict[str, str] = {key: name for name, key in FIELD_KEYS.items()}
 _STATEMENT_KEY = FIELD_KEYS["statement"]
@@ -82,6 +84,7 @@ _STATEMENT_KEY = FIELD_KEYS["statement"]
 APPROVAL_EVENTS = frozenset(
     {
         "requested",
+        "approval",
         "approved",
         "denied",
         "expired",
@@ -478,17 +481,35 @@ def approval_record(
     request_id: str,
     event: str,
     actor: str | None = None,
+    actor_groups: Iterable[str] | None = None,
     reason: str | None = None,
     user: str | None = None,
     session_id: str | None = None,
+    rule: str | None = None,
+    status: str | None = None,
     at: float | None = None,
 ) -> AuditRecord:
-    """A step in an approval's life; ``user`` is the requester, ``actor`` who acted."""
+    """A step in an approval's life; ``user`` is the requester, ``actor`` who acted.
+
+    ``event`` "approval" is one approver's vote; "approved" follows when the votes reach
+    the rule's min_approvals. ``status`` is the request's status after the step and
+    ``actor_groups`` the groups the actor was authenticated with (what made them an approver).
+    """
     if event not in APPROVAL_EVENTS:
         raise ValueError(f"approval event must be one of {sorted(APPROVAL_EVENTS)}, got {event!r}")
     return _record(
         "approval",
-        {"rid": request_id, "ev": event, "ac": actor, "rsn": reason, "u": user, "sid": session_id},
+        {
+            "rid": request_id,
+            "ev": event,
+            "ac": actor,
+            "acg": _names(actor_groups),
+            "rsn": reason,
+            "u": user,
+            "sid": session_id,
+            "r": rule,
+            "sts": status,
+        },
         at,
     )
 

@@ -101,8 +101,9 @@ class Exchange:
         Raises MySQLError (access denied, unsupported mode) or IdentityUnavailable.
         """
         throttle = self.auth.throttle
-        if not throttle.allowed(user, self.source_ip):
-            raise _denied(user, self.source_ip, bool(response), "throttled")
+        refusal = throttle.refusal(user, self.source_ip)
+        if refusal is not None:
+            raise _denied(user, self.source_ip, bool(response), refusal)
         try:
             result = await self._run(user, plugin or MYSQL_NATIVE_PASSWORD, response)
         except AuthFailed as exc:

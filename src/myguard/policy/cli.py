@@ -60,22 +60,38 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     replay_parser.set_defaults(func=run_replay)
 
 
+def load_rules(path: str | Path) -> Policy:
+    """Policy.load, with a file that is not UTF-8 reported as a ConfigError too."""
+    try:
+        return Policy.load(path)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            str(path),
+            "(encoding)",
+            f"UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+        ) from None
+
+
+def _config_error(exc: ConfigError) -> int:
+    for error in getattr(exc, "errors", [exc]):
+        print(f"myguard: error: {error}", file=sys.stderr)
+    return 2
+
+
 def run_check(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     try:
-        policy = Policy.load(args.file)
+        policy = load_rules(args.file)
     except ConfigError as exc:
-        print(f"error: {exc}", file=out)
-        return 1
+        return _config_error(exc)
     print(f"OK: {args.file}: {len(policy.rules)} rules, {len(policy.tags)} tags", file=out)
     return 0
 
 
 def run_explain(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     try:
-        policy = Policy.load(args.rules)
+        policy = load_rules(args.rules)
     except ConfigError as exc:
-        print(f"error: {exc}", file=out)
-        return 1
+        return _config_error(exc)
     ctx = RequestContext(
         user=args.user,
         groups=frozenset(g for g in args.groups.split(",") if g),
@@ -136,13 +152,18 @@ def _print_decision(decision: Decision, out: TextIO) -> None:
 
 def run_replay(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     try:
-        policy = Policy.load(args.rules)
+        policy = load_rules(args.rules)
         directory = trail_directory(args.audit, args.config)
         since = parse_since(args.since) if args.since else None
         report = replay(iter_records(directory, since), policy, user=args.user)
-    except (ConfigError, OSError, ValueError, argparse.ArgumentTypeError) as exc:
-        # ValueError covers AuditFormatError: a damaged segment.
-        print(f"myguard rules replay: {exc}", file=sys.stderr)
+    except ConfigError as exc:
+        return _config_error(exc)
+    except argparse.ArgumentTypeError as exc:
+        print(f"myguard: error: rules replay: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        # ValueError covers AuditFormatError (a damaged segment) and a missing DIR.
+        print(f"myguard: error: rules replay: {exc}", file=sys.stderr)
         return 1
     period = describe_since(args.since) if args.since else "in the audit trail"
     if args.json:

@@ -1,10 +1,11 @@
 """What one session hands to the audit trail: logins, statements, session end.
 
 Fail closed: while the audit trail cannot be written, statements are refused (unless the
-backend's environment is listed in ``audit.fail_open_environments``). In ``always`` mode
-an intent record is on disk before a statement is forwarded; in ``batch`` and ``off``
-modes the statement's record is queued when it completes and group commit makes it
-durable within the batch window.
+backend's environment is listed in ``audit.fail_open_environments``). A statement's
+record is written (handed to the kernel) when its response has ended and before the
+client gets the response's last bytes, so a process crash loses no statement a client saw
+complete; fsync follows per ``audit.fsync`` (docs/audit-format.md). In ``always`` mode an
+intent record is on disk before a statement is forwarded.
 """
 
 from __future__ import annotations
