@@ -469,3 +469,32 @@ def test_multi_statement_query_connection_usable_after_outcome(hold_proxy, maria
     finally:
         carol.close()
     check_effects(mariadb, case)
+
+
+def test_rerun_on_the_same_connection_after_a_timed_out_hold_is_approved(hold_proxy, mariadb):
+    """README: after a timeout, running the same statement once approved runs it; here on
+    the connection that waited, whose transaction stayed open meanwhile."""
+    case = Case("timed_out", True, "rerun")
+    carol = connect(hold_proxy, CAROL, ssl_disabled=True)
+    try:
+        cur = carol.cursor()
+        cur.execute("BEGIN")
+        cur.execute(f"INSERT INTO {LOG} VALUES ('{case.tag}')")
+        with pytest.raises(pymysql.err.MySQLError) as held:
+            cur.execute(case.create)  # held for 1 s, then 4710
+        assert held.value.args[0] == 4710
+        request_id = int(held.value.args[1].split("id=")[1].split()[0])
+        carol._read_timeout = ANSWER_TIMEOUT
+        cur.execute("SELECT @@in_transaction")
+        assert cur.fetchone() == (1,)
+        alice = connect(hold_proxy, ALICE)
+        with alice.cursor() as a:
+            a.execute(f"MYGUARD APPROVE {request_id}")
+        alice.close()
+        cur.execute(case.create)  # approved meanwhile: runs, and commits the transaction
+        cur.execute("SELECT @@in_transaction")
+        assert cur.fetchone() == (0,)
+    finally:
+        carol.close()
+    case.outcome = "approved"  # what the database shows: the table, and the INSERT committed
+    check_effects(mariadb, case)
