@@ -105,6 +105,38 @@ def tokenize(sql: str) -> list[Token]:
     return tokens
 
 
+def replace_calls(sql: str, function: str, replacement: str) -> str:
+    """``sql`` with every call of the built-in ``function()`` (no arguments; any case,
+    spacing and comments inside) replaced by ``replacement``; strings, quoted names,
+    comments and schema-qualified (stored) functions of that name untouched."""
+    name = function.upper()
+    out: list[str] = []
+    copied = 0
+    call: list[int] = []  # start of a name token that may open the call, then "(" seen
+    previous = ""
+    for match in _TOKEN_RE.finditer(sql):
+        kind = match.lastgroup
+        if kind in ("ws", "comment"):
+            continue
+        text = match.group()
+        qualified, previous = previous == ".", text
+        if kind == "word" and text.upper() == name and not qualified:
+            call = [match.start()]
+        elif call and len(call) == 1 and text == "(":
+            call.append(match.start())
+        elif len(call) == 2 and text == ")":
+            out.append(sql[copied : call[0]])
+            out.append(replacement)
+            copied = match.end()
+            call = []
+        else:
+            call = []
+    if not out:
+        return sql
+    out.append(sql[copied:])
+    return "".join(out)
+
+
 def render(tokens: list[Token]) -> str:
     """Plain SQL for sqlglot: the tokens joined, a space wherever whitespace or a comment was."""
     parts: list[str] = []

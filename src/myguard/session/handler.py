@@ -20,6 +20,7 @@ from typing import Any
 from myguard import metrics
 from myguard._fast import load
 from myguard.analysis.analyzer import used_database
+from myguard.analysis.lexer import replace_calls
 from myguard.approvals.errors import MyguardCommandSyntax
 from myguard.approvals.sql_command import parse_myguard_command
 from myguard.logs import event
@@ -55,6 +56,7 @@ NO_RESPONSE = _core.NO_RESPONSE
 ANSWERED = _core.ANSWERED
 DETACH = _core.DETACH
 CLOSE = _core.CLOSE
+FORWARDED = _core.FORWARDED
 
 # Commands whose response is one packet (OK, ERR, EOF or a STATISTICS string).
 _SIMPLE = frozenset(
@@ -296,7 +298,8 @@ class StatementHandler:
             self.core.forward(payload, _scan.RESPONSE_FETCH, True)
             return
         kind = execute_response(payload) if command == _EXECUTE else _RESPONSES[command]
-        self.core.forward(payload, kind, decided.mask is not None and command != _PREPARE)
+        masked = decided.mask is not None and command != _PREPARE
+        self.core.forward(self._outgoing(payload), kind, masked)
 
     def columns(self, header: bytes) -> bytes:
         """A masked result set's metadata: what the client gets instead, with the row masker
@@ -418,7 +421,7 @@ class StatementHandler:
             return DETACH  # the slow path answers with the texts withheld
         if decision is None or decision.action != ALLOW or s.trail.always:
             return DETACH  # needs I/O: an estimate, settings, lineage, approval, intent record
-        return _scan.RESPONSE_QUERY
+        return self._send(payload, _scan.RESPONSE_QUERY)
 
     def _prepare(self, payload: bytes) -> int:
         statement = StatementText.received(payload[1:])
@@ -426,7 +429,27 @@ class StatementHandler:
         self._running = Decided(_PREPARE, statement, decision)
         if decision is None or decision.action != ALLOW:
             return DETACH
-        return _scan.RESPONSE_PREPARE
+        return self._send(payload, _scan.RESPONSE_PREPARE)
+
+    def _send(self, payload: bytes, kind: int) -> int:
+        """The verdict for a statement to forward as it is, or as rewritten."""
+        sent = self._outgoing(payload)
+        if sent is payload:
+            return kind
+        self.core.forward(sent, kind, False)
+        return FORWARDED
+
+    def _outgoing(self, payload: bytes) -> bytes:
+        """A COM_QUERY or COM_STMT_PREPARE as the backend gets it: CONNECTION_ID() gives
+        myguard's session id, the id the client was given and that KILL takes, not the
+        backend thread's. (The audit trail keeps the client's text.)"""
+        if payload[0] not in (_QUERY, _PREPARE) or b"connection_id" not in payload.lower():
+            return payload
+        text = payload[1:].decode("utf-8", "surrogateescape")
+        rewritten = replace_calls(text, "CONNECTION_ID", str(self.session.id))
+        if rewritten is text:
+            return payload
+        return payload[:1] + rewritten.encode("utf-8", "surrogateescape")
 
     def _execute(self, payload: bytes) -> int:
         s = self.session

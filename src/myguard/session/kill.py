@@ -52,16 +52,28 @@ async def kill(registry: SessionRegistry, user: str, request: KillRequest) -> No
     A session of another worker process is killed by that worker, asked over its unix
     socket in the runtime directory the supervisor shares with its workers.
     """
-    worker = registry.worker_of(request.target)
     runtime = os.environ.get(RUNTIME_DIR_ENV)
-    if worker != registry.worker and runtime:
-        await _ask(Path(runtime) / f"worker-{worker}.sock", user, request)
+    if registry.find(request.target) is not None or not runtime:
+        await kill_local(registry, user, request)
         return
-    await kill_local(registry, user, request)
+    # Another worker's session: the one its id names first, then any on that backend thread.
+    sockets = sorted(Path(runtime).glob("worker-*.sock"))
+    owner = Path(runtime) / f"worker-{registry.worker_of(request.target)}.sock"
+    mine = Path(runtime) / f"worker-{registry.worker}.sock"
+    for path in sorted(sockets, key=lambda p: p != owner):
+        if path == mine:
+            continue
+        try:
+            await _ask(path, user, request)
+            return
+        except MySQLError as exc:
+            if exc.code != ER_NO_SUCH_THREAD:
+                raise
+    raise MySQLError(ER_NO_SUCH_THREAD, "HY000", f"Unknown thread id: {request.target}")
 
 
 async def kill_local(registry: SessionRegistry, user: str, request: KillRequest) -> None:
-    target = registry.get(request.target)
+    target = registry.find(request.target)
     if target is None:
         raise MySQLError(ER_NO_SUCH_THREAD, "HY000", f"Unknown thread id: {request.target}")
     if target.user != user:

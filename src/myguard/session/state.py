@@ -77,6 +77,10 @@ class SessionState:
         self.held_request: int | None = None  # approval request id while a statement waits
         self.reading = TextReading(0)  # replaced once the backend session exists
 
+    @property
+    def backend_thread_id(self) -> int | None:
+        return self.backend.thread_id if self.backend is not None else None
+
     def status(self) -> int:
         """Server status flags for packets myguard answers itself (autocommit, transaction)."""
         status = (
