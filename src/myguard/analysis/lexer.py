@@ -105,6 +105,12 @@ def tokenize(sql: str) -> list[Token]:
     return tokens
 
 
+def code_tokens(sql: str) -> list[re.Match[str]]:
+    """The lexemes of ``sql`` that are code (no whitespace, no comments), with their spans:
+    for rewriting a statement in place."""
+    return [m for m in _TOKEN_RE.finditer(sql) if m.lastgroup not in ("ws", "comment")]
+
+
 def replace_calls(sql: str, function: str, replacement: str) -> str:
     """``sql`` with every call of the built-in ``function()`` (no arguments; any case,
     spacing and comments inside) replaced by ``replacement``; strings, quoted names,
@@ -114,10 +120,8 @@ def replace_calls(sql: str, function: str, replacement: str) -> str:
     copied = 0
     call: list[int] = []  # start of a name token that may open the call, then "(" seen
     previous = ""
-    for match in _TOKEN_RE.finditer(sql):
+    for match in code_tokens(sql):
         kind = match.lastgroup
-        if kind in ("ws", "comment"):
-            continue
         text = match.group()
         qualified, previous = previous == ".", text
         if kind == "word" and text.upper() == name and not qualified:

@@ -40,6 +40,7 @@ from myguard.protocol.errors import (
 from myguard.protocol.generic_response import err_packet, parse_err
 from myguard.protocol.prepared_statements import bound_types
 from myguard.session import kill as kill_stmt
+from myguard.session import process_list
 from myguard.session.audit_trail import Outcome
 from myguard.session.guard import blocked_error
 from myguard.session.state import PreparedStatement, SessionState
@@ -69,6 +70,9 @@ _SIMPLE = frozenset(
     }
 )
 COMMAND_NAMES = {c.value: c.name[4:].lower() for c in Command}
+_SHOW_SESSION_STATUS = re.compile(
+    r"\s*SHOW\s+(?:SESSION\s+|LOCAL\s+)?STATUS\b", re.IGNORECASE
+).match
 _SHOW_DIAGNOSTICS = re.compile(r"\s*SHOW\s+(?:WARNINGS|ERRORS)\b", re.IGNORECASE).match
 WITHHELD = "myguard: the server's message was withheld: the statement read columns masked for you"
 # Statement kinds after which table columns or views may differ.
@@ -96,6 +100,11 @@ def is_myguard_command(text: str) -> bool:
         return True
 
 
+def shows_status(text: str) -> bool:
+    """Is ``text`` a SHOW [SESSION] STATUS? Its Ssl_* rows must describe the client's leg."""
+    return _SHOW_SESSION_STATUS(text) is not None
+
+
 def execute_response(payload: bytes) -> int:
     """The response grammar of a COM_STMT_EXECUTE: one that may open a cursor only when its
     flags ask for one (a stored routine's own cursor sets CURSOR_EXISTS too)."""
@@ -108,7 +117,7 @@ class Decided:
 
     __slots__ = (
         "command", "statement", "decision", "argument", "mask", "approval_id", "intent_id",
-        "masked", "masker", "refused", "withholds",
+        "masked", "masker", "refused", "withholds", "sent",
     )  # fmt: skip
 
     def __init__(
@@ -121,8 +130,10 @@ class Decided:
         mask: tuple[MaskRules, list[Lineage]] | None = None,
         approval_id: str | None = None,
         intent_id: str | None = None,
+        sent: bytes | None = None,
     ) -> None:
         self.command = command
+        self.sent = sent  # what the backend gets instead of the client's command, if rewritten
         self.statement = statement
         self.decision = decision
         self.argument = argument  # INIT_DB: the database; EXECUTE/FETCH: the prepared statement
@@ -299,7 +310,7 @@ class StatementHandler:
             return
         kind = execute_response(payload) if command == _EXECUTE else _RESPONSES[command]
         masked = decided.mask is not None and command != _PREPARE
-        self.core.forward(self._outgoing(payload), kind, masked)
+        self.core.forward(self._outgoing(decided.sent or payload), kind, masked)
 
     def columns(self, header: bytes) -> bytes:
         """A masked result set's metadata: what the client gets instead, with the row masker
@@ -415,16 +426,19 @@ class StatementHandler:
         statement = StatementText.received(sql)
         if is_myguard_command(statement.text):
             return DETACH
+        s.current_statement = statement.text
         decision = self.decide_now(statement)
         self._running = Decided(_QUERY, statement, decision)
-        if self.shows_withheld(statement.text):
-            return DETACH  # the slow path answers with the texts withheld
+        text = statement.text
+        if self.shows_withheld(text) or process_list.mentions(text) or shows_status(text):
+            return DETACH  # answered, or rewritten, from what the slow path gathers
         if decision is None or decision.action != ALLOW or s.trail.always:
             return DETACH  # needs I/O: an estimate, settings, lineage, approval, intent record
         return self._send(payload, _scan.RESPONSE_QUERY)
 
     def _prepare(self, payload: bytes) -> int:
         statement = StatementText.received(payload[1:])
+        self.session.current_statement = statement.text
         decision = self.decide_now(statement)
         self._running = Decided(_PREPARE, statement, decision)
         if decision is None or decision.action != ALLOW:
@@ -461,6 +475,7 @@ class StatementHandler:
             if prepared.mask is not None or decision.action != ALLOW:
                 return DETACH
             prepared.param_types = bound_types(payload, prepared.num_params, prepared.param_types)
+            s.current_statement = prepared.sql
             decided = Decided(_EXECUTE, prepared.executed(), decision, prepared)
         s.trail.require()
         self._running = decided
