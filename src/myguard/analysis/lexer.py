@@ -1,5 +1,12 @@
 """A small MySQL lexer: executable comments become code, other comments vanish, statements split.
 
+One of three SQL tokenizers, each for what the others cannot give: this one yields token
+values and statement boundaries for analysis (run only on a policy-cache miss);
+``_fast/fingerprint`` is compiled, runs on every statement and yields only a stable shape
+and its hash (literals, case and list lengths erased); ``audit/redact`` keeps the text as
+written, literals out, comments and optimizer hints readable. Their quoting rules must
+agree: the policy cache reuses this lexer's analysis for every text of one fingerprint.
+
 sqlglot drops ``/*! ... */`` as a comment and gives up on many admin statements, so the proxy
 needs its own view of the raw text before anything is parsed: a smuggled
 ``SELECT 1 /*! ; DROP TABLE t */`` must come out as two statements.
