@@ -92,8 +92,6 @@ _RESPONSES = {
 
 def is_myguard_command(text: str) -> bool:
     """Is ``text`` a ``MYGUARD ...`` command (well-formed or not)? myguard answers those."""
-    if "myguard" not in text.lower():
-        return False
     try:
         return parse_myguard_command(text) is not None
     except MyguardCommandSyntax:
@@ -420,21 +418,26 @@ class StatementHandler:
 
     def _query(self, payload: bytes) -> int:
         s = self.session
-        sql = payload[1:]
-        if kill_stmt.parse_kill(sql) is not None:
+        statement = StatementText.received(payload[1:])
+        text = statement.text
+        words = text.lower()  # one copy for the cheap tests of what else it may be
+        if ("kill" in words and kill_stmt.parse_kill(payload[1:]) is not None) or (
+            "myguard" in words and is_myguard_command(text)
+        ):
+            self._running = Decided(_QUERY, statement, None)
             return DETACH
-        statement = StatementText.received(sql)
-        if is_myguard_command(statement.text):
-            return DETACH
-        s.current_statement = statement.text
+        s.current_statement = text
         decision = self.decide_now(statement)
         self._running = Decided(_QUERY, statement, decision)
-        text = statement.text
-        if self.shows_withheld(text) or process_list.mentions(text) or shows_status(text):
+        if (
+            process_list.mentions(words)
+            or ("status" in words and shows_status(text))
+            or self.shows_withheld(text)
+        ):
             return DETACH  # answered, or rewritten, from what the slow path gathers
         if decision is None or decision.action != ALLOW or s.trail.always:
             return DETACH  # needs I/O: an estimate, settings, lineage, approval, intent record
-        return self._send(payload, _scan.RESPONSE_QUERY)
+        return self._send(payload, _scan.RESPONSE_QUERY, words)
 
     def _prepare(self, payload: bytes) -> int:
         statement = StatementText.received(payload[1:])
@@ -443,21 +446,26 @@ class StatementHandler:
         self._running = Decided(_PREPARE, statement, decision)
         if decision is None or decision.action != ALLOW:
             return DETACH
-        return self._send(payload, _scan.RESPONSE_PREPARE)
+        return self._send(payload, _scan.RESPONSE_PREPARE, statement.text.lower())
 
-    def _send(self, payload: bytes, kind: int) -> int:
+    def _send(self, payload: bytes, kind: int, words: str) -> int:
         """The verdict for a statement to forward as it is, or as rewritten."""
-        sent = self._outgoing(payload)
+        sent = self._outgoing(payload, words)
         if sent is payload:
             return kind
         self.core.forward(sent, kind, False)
         return FORWARDED
 
-    def _outgoing(self, payload: bytes) -> bytes:
+    def _outgoing(self, payload: bytes, words: str | None = None) -> bytes:
         """A COM_QUERY or COM_STMT_PREPARE as the backend gets it: CONNECTION_ID() gives
         myguard's session id, the id the client was given and that KILL takes, not the
-        backend thread's. (The audit trail keeps the client's text.)"""
-        if payload[0] not in (_QUERY, _PREPARE) or b"connection_id" not in payload.lower():
+        backend thread's. (The audit trail keeps the client's text.) ``words``: the
+        statement's text lowercased, when the caller has it."""
+        if payload[0] not in (_QUERY, _PREPARE):
+            return payload
+        if words is None:
+            words = payload[1:].decode("utf-8", "replace").lower()
+        if "connection_id" not in words:
             return payload
         text = payload[1:].decode("utf-8", "surrogateescape")
         rewritten = replace_calls(text, "CONNECTION_ID", str(self.session.id))

@@ -93,9 +93,9 @@ def show_rows(rows: list[dict[str, object]], full: bool) -> list[list[str | None
     return out
 
 
-def mentions(sql: str) -> bool:
-    """Might ``sql`` read the process list? (A cheap test before the rewrite.)"""
-    return "processlist" in sql.lower()
+def mentions(words: str) -> bool:
+    """Might a statement, its text lowercased, read the process list? (A cheap test.)"""
+    return "processlist" in words
 
 
 def with_rows(sql: str, rows: list[dict[str, object]], current_db: str | None) -> str:

@@ -104,7 +104,7 @@ class SlowPath:
             await self._session_status(statement, decision)
             return None
         sent = None
-        if process_list.mentions(statement.text):
+        if process_list.mentions(statement.text.lower()):
             sent = await self._process_list(statement, decision)
             if sent is None:
                 return None
