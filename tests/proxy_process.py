@@ -97,6 +97,7 @@ class ProxyProcess:
         top = {
             "admin_listen": f"127.0.0.1:{self.admin_port}",
             "workers": opts.pop("workers", 1),
+            "process_list_groups": opts.pop("process_list_groups", ["dba"]),
             "require_tls": opts.pop("require_tls", False),
             "handshake_timeout": opts.pop("handshake_timeout", 30),
             "idle_timeout": opts.pop("idle_timeout", 3600),

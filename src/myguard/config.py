@@ -104,6 +104,8 @@ class Config:
     idle_timeout: float
     shutdown_timeout: float
     max_connections: int
+    # Members of these groups see every session in the process list, others their own.
+    process_list_groups: frozenset[str]
 
 
 def _read(path: str | os.PathLike[str], problems: Problems) -> TableReader:
@@ -160,6 +162,7 @@ def check_config(
         idle_timeout=top.number("idle_timeout", 28800.0, minimum=1),
         shutdown_timeout=top.number("shutdown_timeout", 30.0),
         max_connections=top.int("max_connections", 4096, minimum=1),
+        process_list_groups=frozenset(top.str_list("process_list_groups")),
     )
     if config.require_tls and config.tls is None:
         top.fail(

@@ -1,5 +1,9 @@
 """Pure-Python twin of ``myguard._fast.fingerprint``: the statement fingerprint.
 
+Its own tokenizer, compiled because it runs on every statement and produces nothing but
+the shape and its hash; analysis (analysis/lexer.py) and audit redaction (audit/redact.py)
+need token values and the text as written, and run off the per-statement path.
+
 ``fingerprint(sql)`` normalises a MySQL/MariaDB statement to its *shape* and returns
 ``(hash, shape)``; ``fingerprint_hash(sql)`` returns only the hash. The hash is 64-bit
 FNV-1a (offset 0xcbf29ce484222325, prime 0x100000001b3) over the shape bytes, so the

@@ -18,6 +18,7 @@ NO_RESPONSE = 0
 ANSWERED = -1
 DETACH = -2
 CLOSE = -3
+FORWARDED = -4
 PAUSE_READING_AT = 1 << 20
 
 cdef enum:

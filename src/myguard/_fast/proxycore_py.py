@@ -33,6 +33,7 @@ NO_RESPONSE = 0  # forward it; the protocol answers nothing (COM_STMT_CLOSE, SEN
 ANSWERED = -1  # the handler answered (or refused) it itself
 DETACH = -2  # the handler needs I/O first: both sockets go back to their packet streams
 CLOSE = -3  # the session ends
+FORWARDED = -4  # the handler forwarded it itself (rewritten), with ``forward``
 
 # Client bytes buffered beyond this (pipelined commands, a LOCAL INFILE the backend has not
 # taken yet) pause reading from the client.

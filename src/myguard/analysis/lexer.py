@@ -1,5 +1,12 @@
 """A small MySQL lexer: executable comments become code, other comments vanish, statements split.
 
+One of three SQL tokenizers, each for what the others cannot give: this one yields token
+values and statement boundaries for analysis (run only on a policy-cache miss);
+``_fast/fingerprint`` is compiled, runs on every statement and yields only a stable shape
+and its hash (literals, case and list lengths erased); ``audit/redact`` keeps the text as
+written, literals out, comments and optimizer hints readable. Their quoting rules must
+agree: the policy cache reuses this lexer's analysis for every text of one fingerprint.
+
 sqlglot drops ``/*! ... */`` as a comment and gives up on many admin statements, so the proxy
 needs its own view of the raw text before anything is parsed: a smuggled
 ``SELECT 1 /*! ; DROP TABLE t */`` must come out as two statements.
@@ -103,6 +110,42 @@ def tokenize(sql: str) -> list[Token]:
     if open_exec:
         raise LexError("unterminated executable comment")
     return tokens
+
+
+def code_tokens(sql: str) -> list[re.Match[str]]:
+    """The lexemes of ``sql`` that are code (no whitespace, no comments), with their spans:
+    for rewriting a statement in place."""
+    return [m for m in _TOKEN_RE.finditer(sql) if m.lastgroup not in ("ws", "comment")]
+
+
+def replace_calls(sql: str, function: str, replacement: str) -> str:
+    """``sql`` with every call of the built-in ``function()`` (no arguments; any case,
+    spacing and comments inside) replaced by ``replacement``; strings, quoted names,
+    comments and schema-qualified (stored) functions of that name untouched."""
+    name = function.upper()
+    out: list[str] = []
+    copied = 0
+    call: list[int] = []  # start of a name token that may open the call, then "(" seen
+    previous = ""
+    for match in code_tokens(sql):
+        kind = match.lastgroup
+        text = match.group()
+        qualified, previous = previous == ".", text
+        if kind == "word" and text.upper() == name and not qualified:
+            call = [match.start()]
+        elif call and len(call) == 1 and text == "(":
+            call.append(match.start())
+        elif len(call) == 2 and text == ")":
+            out.append(sql[copied : call[0]])
+            out.append(replacement)
+            copied = match.end()
+            call = []
+        else:
+            call = []
+    if not out:
+        return sql
+    out.append(sql[copied:])
+    return "".join(out)
 
 
 def render(tokens: list[Token]) -> str:

@@ -2,7 +2,9 @@
 
 A small tokenizer, not a parser: it knows MySQL quoting and comments well enough that a
 literal is never mistaken for an identifier (``t1``, backquoted names) and text inside a
-string or comment is never mistaken for SQL.
+string or comment is never mistaken for SQL. It is separate from analysis's lexer and the
+fingerprint because it must keep the statement as written (case, spacing, list lengths,
+optimizer hints) with only the data taken out; see analysis/lexer.py.
 
 - '...' and "..." strings (backslash and doubled-quote escapes, optional ``N``/``X``/``B``
   or ``_charset`` prefix) become ``?``. Double-quoted text is treated as a string even

@@ -42,6 +42,7 @@ class PacketStream(asyncio.Protocol):
         self.buffer = _framing.PacketBuffer(max_payload)
         self.seq = 0
         self.peer = "localhost"
+        self.peer_address = "localhost"  # host:port, as a process list shows it
         self.transport: asyncio.Transport | None = None
         self._on_connection = on_connection
         self._tls: TlsLayer | None = None
@@ -59,6 +60,7 @@ class PacketStream(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self.peer = peer[0]
+            self.peer_address = f"{peer[0]}:{peer[1]}"
         if self._on_connection is not None:
             self._on_connection(self)
 
@@ -221,6 +223,10 @@ class PacketStream(asyncio.Protocol):
     @property
     def tls_version(self) -> str | None:
         return self._tls.sslobj.version() if self._tls is not None else None
+
+    @property
+    def tls_cipher(self) -> str | None:
+        return self._tls.sslobj.cipher()[0] if self._tls is not None else None
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():

@@ -20,6 +20,7 @@ from typing import Any
 from myguard import metrics
 from myguard._fast import load
 from myguard.analysis.analyzer import used_database
+from myguard.analysis.lexer import replace_calls
 from myguard.approvals.errors import MyguardCommandSyntax
 from myguard.approvals.sql_command import parse_myguard_command
 from myguard.logs import event
@@ -39,6 +40,7 @@ from myguard.protocol.errors import (
 from myguard.protocol.generic_response import err_packet, parse_err
 from myguard.protocol.prepared_statements import bound_types
 from myguard.session import kill as kill_stmt
+from myguard.session import process_list
 from myguard.session.audit_trail import Outcome
 from myguard.session.guard import blocked_error
 from myguard.session.state import PreparedStatement, SessionState
@@ -55,6 +57,7 @@ NO_RESPONSE = _core.NO_RESPONSE
 ANSWERED = _core.ANSWERED
 DETACH = _core.DETACH
 CLOSE = _core.CLOSE
+FORWARDED = _core.FORWARDED
 
 # Commands whose response is one packet (OK, ERR, EOF or a STATISTICS string).
 _SIMPLE = frozenset(
@@ -67,6 +70,9 @@ _SIMPLE = frozenset(
     }
 )
 COMMAND_NAMES = {c.value: c.name[4:].lower() for c in Command}
+_SHOW_SESSION_STATUS = re.compile(
+    r"\s*SHOW\s+(?:SESSION\s+|LOCAL\s+)?STATUS\b", re.IGNORECASE
+).match
 _SHOW_DIAGNOSTICS = re.compile(r"\s*SHOW\s+(?:WARNINGS|ERRORS)\b", re.IGNORECASE).match
 WITHHELD = "myguard: the server's message was withheld: the statement read columns masked for you"
 # Statement kinds after which table columns or views may differ.
@@ -86,12 +92,15 @@ _RESPONSES = {
 
 def is_myguard_command(text: str) -> bool:
     """Is ``text`` a ``MYGUARD ...`` command (well-formed or not)? myguard answers those."""
-    if "myguard" not in text.lower():
-        return False
     try:
         return parse_myguard_command(text) is not None
     except MyguardCommandSyntax:
         return True
+
+
+def shows_status(text: str) -> bool:
+    """Is ``text`` a SHOW [SESSION] STATUS? Its Ssl_* rows must describe the client's leg."""
+    return _SHOW_SESSION_STATUS(text) is not None
 
 
 def execute_response(payload: bytes) -> int:
@@ -106,7 +115,7 @@ class Decided:
 
     __slots__ = (
         "command", "statement", "decision", "argument", "mask", "approval_id", "intent_id",
-        "masked", "masker", "refused", "withholds",
+        "masked", "masker", "refused", "withholds", "sent",
     )  # fmt: skip
 
     def __init__(
@@ -119,8 +128,10 @@ class Decided:
         mask: tuple[MaskRules, list[Lineage]] | None = None,
         approval_id: str | None = None,
         intent_id: str | None = None,
+        sent: bytes | None = None,
     ) -> None:
         self.command = command
+        self.sent = sent  # what the backend gets instead of the client's command, if rewritten
         self.statement = statement
         self.decision = decision
         self.argument = argument  # INIT_DB: the database; EXECUTE/FETCH: the prepared statement
@@ -296,7 +307,8 @@ class StatementHandler:
             self.core.forward(payload, _scan.RESPONSE_FETCH, True)
             return
         kind = execute_response(payload) if command == _EXECUTE else _RESPONSES[command]
-        self.core.forward(payload, kind, decided.mask is not None and command != _PREPARE)
+        masked = decided.mask is not None and command != _PREPARE
+        self.core.forward(self._outgoing(decided.sent or payload), kind, masked)
 
     def columns(self, header: bytes) -> bytes:
         """A masked result set's metadata: what the client gets instead, with the row masker
@@ -406,27 +418,60 @@ class StatementHandler:
 
     def _query(self, payload: bytes) -> int:
         s = self.session
-        sql = payload[1:]
-        if kill_stmt.parse_kill(sql) is not None:
+        statement = StatementText.received(payload[1:])
+        text = statement.text
+        words = text.lower()  # one copy for the cheap tests of what else it may be
+        if ("kill" in words and kill_stmt.parse_kill(payload[1:]) is not None) or (
+            "myguard" in words and is_myguard_command(text)
+        ):
+            self._running = Decided(_QUERY, statement, None)
             return DETACH
-        statement = StatementText.received(sql)
-        if is_myguard_command(statement.text):
-            return DETACH
+        s.current_statement = text
         decision = self.decide_now(statement)
         self._running = Decided(_QUERY, statement, decision)
-        if self.shows_withheld(statement.text):
-            return DETACH  # the slow path answers with the texts withheld
+        if (
+            process_list.mentions(words)
+            or ("status" in words and shows_status(text))
+            or self.shows_withheld(text)
+        ):
+            return DETACH  # answered, or rewritten, from what the slow path gathers
         if decision is None or decision.action != ALLOW or s.trail.always:
             return DETACH  # needs I/O: an estimate, settings, lineage, approval, intent record
-        return _scan.RESPONSE_QUERY
+        return self._send(payload, _scan.RESPONSE_QUERY, words)
 
     def _prepare(self, payload: bytes) -> int:
         statement = StatementText.received(payload[1:])
+        self.session.current_statement = statement.text
         decision = self.decide_now(statement)
         self._running = Decided(_PREPARE, statement, decision)
         if decision is None or decision.action != ALLOW:
             return DETACH
-        return _scan.RESPONSE_PREPARE
+        return self._send(payload, _scan.RESPONSE_PREPARE, statement.text.lower())
+
+    def _send(self, payload: bytes, kind: int, words: str) -> int:
+        """The verdict for a statement to forward as it is, or as rewritten."""
+        sent = self._outgoing(payload, words)
+        if sent is payload:
+            return kind
+        self.core.forward(sent, kind, False)
+        return FORWARDED
+
+    def _outgoing(self, payload: bytes, words: str | None = None) -> bytes:
+        """A COM_QUERY or COM_STMT_PREPARE as the backend gets it: CONNECTION_ID() gives
+        myguard's session id, the id the client was given and that KILL takes, not the
+        backend thread's. (The audit trail keeps the client's text.) ``words``: the
+        statement's text lowercased, when the caller has it."""
+        if payload[0] not in (_QUERY, _PREPARE):
+            return payload
+        if words is None:
+            words = payload[1:].decode("utf-8", "replace").lower()
+        if "connection_id" not in words:
+            return payload
+        text = payload[1:].decode("utf-8", "surrogateescape")
+        rewritten = replace_calls(text, "CONNECTION_ID", str(self.session.id))
+        if rewritten is text:
+            return payload
+        return payload[:1] + rewritten.encode("utf-8", "surrogateescape")
 
     def _execute(self, payload: bytes) -> int:
         s = self.session
@@ -438,6 +483,7 @@ class StatementHandler:
             if prepared.mask is not None or decision.action != ALLOW:
                 return DETACH
             prepared.param_types = bound_types(payload, prepared.num_params, prepared.param_types)
+            s.current_statement = prepared.sql
             decided = Decided(_EXECUTE, prepared.executed(), decision, prepared)
         s.trail.require()
         self._running = decided

@@ -1,4 +1,5 @@
-"""KILL statements: myguard maps the ids clients see to its own sessions."""
+"""KILL statements: myguard maps the ids clients see to its own sessions, in any worker;
+and the other workers' sessions for the process list."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from myguard.protocol.errors import ER_KILL_DENIED_ERROR, ER_NO_SUCH_THREAD, MySQLError
+from myguard.session import process_list
 from myguard.session.registry import SessionRegistry
 
 # KILL [HARD | SOFT] [CONNECTION | QUERY] id   (MariaDB and MySQL forms)
@@ -52,16 +54,28 @@ async def kill(registry: SessionRegistry, user: str, request: KillRequest) -> No
     A session of another worker process is killed by that worker, asked over its unix
     socket in the runtime directory the supervisor shares with its workers.
     """
-    worker = registry.worker_of(request.target)
     runtime = os.environ.get(RUNTIME_DIR_ENV)
-    if worker != registry.worker and runtime:
-        await _ask(Path(runtime) / f"worker-{worker}.sock", user, request)
+    if registry.find(request.target) is not None or not runtime:
+        await kill_local(registry, user, request)
         return
-    await kill_local(registry, user, request)
+    # Another worker's session: the one its id names first, then any on that backend thread.
+    sockets = sorted(Path(runtime).glob("worker-*.sock"))
+    owner = Path(runtime) / f"worker-{registry.worker_of(request.target)}.sock"
+    mine = Path(runtime) / f"worker-{registry.worker}.sock"
+    for path in sorted(sockets, key=lambda p: p != owner):
+        if path == mine:
+            continue
+        try:
+            await _ask(path, user, request)
+            return
+        except MySQLError as exc:
+            if exc.code != ER_NO_SUCH_THREAD:
+                raise
+    raise MySQLError(ER_NO_SUCH_THREAD, "HY000", f"Unknown thread id: {request.target}")
 
 
 async def kill_local(registry: SessionRegistry, user: str, request: KillRequest) -> None:
-    target = registry.get(request.target)
+    target = registry.find(request.target)
     if target is None:
         raise MySQLError(ER_NO_SUCH_THREAD, "HY000", f"Unknown thread id: {request.target}")
     if target.user != user:
@@ -71,34 +85,61 @@ async def kill_local(registry: SessionRegistry, user: str, request: KillRequest)
     await target.kill(request.query_only)
 
 
-async def _ask(path: Path, user: str, request: KillRequest) -> None:
+async def _request(path: Path, message: dict[str, object]) -> dict[str, object] | None:
+    """Ask the worker behind ``path``; None when there is no such worker (any more)."""
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), 5)
     except (OSError, TimeoutError):
-        # No such worker (any more): the id names no live session.
-        raise MySQLError(
-            ER_NO_SUCH_THREAD, "HY000", f"Unknown thread id: {request.target}"
-        ) from None
+        return None
     try:
-        message = {"user": user, "target": request.target, "query_only": request.query_only}
         writer.write(json.dumps(message).encode() + b"\n")
         await writer.drain()
-        reply = json.loads(await asyncio.wait_for(reader.readline(), 30) or b"{}")
+        return json.loads(await asyncio.wait_for(reader.readline(), 30) or b"{}")
     finally:
         writer.close()
+
+
+async def _ask(path: Path, user: str, request: KillRequest) -> None:
+    message = {"user": user, "target": request.target, "query_only": request.query_only}
+    reply = await _request(path, message)
+    if reply is None:  # no such worker: the id names no live session
+        raise MySQLError(ER_NO_SUCH_THREAD, "HY000", f"Unknown thread id: {request.target}")
     if "code" in reply:
         raise MySQLError(reply["code"], reply["sqlstate"], reply["message"])
 
 
+async def list_sessions(
+    registry: SessionRegistry, user: str, sees_all: bool
+) -> list[dict[str, object]]:
+    """Process-list rows of the sessions ``user`` may see, in every worker."""
+    rows = _local_rows(registry, user, sees_all)
+    runtime = os.environ.get(RUNTIME_DIR_ENV)
+    if runtime:
+        mine = Path(runtime) / f"worker-{registry.worker}.sock"
+        for path in sorted(Path(runtime).glob("worker-*.sock")):
+            if path != mine:
+                reply = await _request(path, {"list": True, "user": user, "all": sees_all})
+                rows += (reply or {}).get("rows", [])
+    return sorted(rows, key=lambda r: r["Id"])
+
+
+def _local_rows(registry: SessionRegistry, user: str, sees_all: bool) -> list[dict[str, object]]:
+    return [process_list.row(s) for s in process_list.visible(registry, user, sees_all)]
+
+
 async def serve_kill_requests(registry: SessionRegistry, path: Path) -> asyncio.Server:
-    """Answer other workers' KILL requests for this worker's sessions."""
+    """Answer other workers' KILL and process-list requests for this worker's sessions."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             message = json.loads(await reader.readline())
-            request = KillRequest(int(message["target"]), bool(message["query_only"]))
-            await kill_local(registry, str(message["user"]), request)
-            reply: dict[str, object] = {"ok": True}
+            if message.get("list"):
+                rows = _local_rows(registry, str(message["user"]), bool(message["all"]))
+                reply: dict[str, object] = {"rows": rows}
+            else:
+                request = KillRequest(int(message["target"]), bool(message["query_only"]))
+                await kill_local(registry, str(message["user"]), request)
+                reply = {"ok": True}
         except MySQLError as exc:
             reply = {"code": exc.code, "sqlstate": exc.sqlstate, "message": exc.message}
         except (ValueError, KeyError, TypeError):

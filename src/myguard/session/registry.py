@@ -10,6 +10,7 @@ from typing import Protocol
 class Killable(Protocol):
     id: int
     user: str
+    backend_thread_id: int | None
 
     async def kill(self, query_only: bool) -> None: ...
 
@@ -39,6 +40,16 @@ class SessionRegistry:
 
     def get(self, session_id: int) -> Killable | None:
         return self._sessions.get(session_id)
+
+    def find(self, target: int) -> Killable | None:
+        """The session with this id, else the one on this backend thread id: KILL takes
+        both (a client may know either, e.g. from the backend's process list)."""
+        found = self._sessions.get(target)
+        if found is None:
+            found = next(
+                (s for s in self._sessions.values() if s.backend_thread_id == target), None
+            )
+        return found
 
     def __len__(self) -> int:
         return len(self._sessions)

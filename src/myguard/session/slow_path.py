@@ -19,10 +19,16 @@ from myguard.protocol.constants import Capability, Command
 from myguard.protocol.errors import ER_UNKNOWN_COM_ERROR, MySQLError, ProtocolError
 from myguard.protocol.prepared_statements import parse_execute_params
 from myguard.protocol.resultset import text_resultset
-from myguard.session import approval_hold, myguard_sql
+from myguard.session import approval_hold, myguard_sql, process_list
 from myguard.session import kill as kill_stmt
 from myguard.session.audit_trail import Outcome
-from myguard.session.handler import COMMAND_NAMES, WITHHELD, Decided, StatementHandler
+from myguard.session.handler import (
+    COMMAND_NAMES,
+    WITHHELD,
+    Decided,
+    StatementHandler,
+    shows_status,
+)
 from myguard.session.state import SessionState
 from myguard.session.statement_text import StatementText
 
@@ -94,6 +100,14 @@ class SlowPath:
         if self.handler.shows_withheld(statement.text):
             await self._withheld_diagnostics(statement, decision)
             return None
+        if shows_status(statement.text):
+            await self._session_status(statement, decision)
+            return None
+        sent = None
+        if process_list.mentions(statement.text.lower()):
+            sent = await self._process_list(statement, decision)
+            if sent is None:
+                return None
         mask = await self._mask_plan(statement, decision)
         approval_id = await self._approve(statement, [], decision)
         return Decided(
@@ -103,7 +117,44 @@ class SlowPath:
             mask=mask,
             approval_id=approval_id,
             intent_id=await s.trail.intent(statement.text, decision),
+            sent=sent,
         )
+
+    async def _process_list(self, statement: StatementText, decision: Decision) -> bytes | None:
+        """``SHOW [FULL] PROCESSLIST`` answered from myguard's sessions (None), or the
+        COM_QUERY to send: the statement with myguard's rows in place of
+        information_schema.PROCESSLIST."""
+        s = self.state
+        sees_all = bool(s.identity.groups & s.ctx.config.process_list_groups)
+        rows = await kill_stmt.list_sessions(s.ctx.registry, s.user, sees_all)
+        full = process_list.show_full(statement.text)
+        if full is None:
+            sql = process_list.with_rows(statement.text, rows, s.database)
+            return bytes((Command.COM_QUERY,)) + sql.encode("utf-8", "surrogateescape")
+        answer = process_list.show_rows(rows, full)
+        self._answer(process_list.SHOW_COLUMNS, answer)
+        s.trail.statement(statement, decision, Outcome(rows=len(answer)))
+        return None
+
+    async def _session_status(self, statement: StatementText, decision: Decision) -> None:
+        """SHOW [SESSION] STATUS with the TLS variables of the client's leg (the backend
+        reports its own connection to myguard, or nothing)."""
+        s = self.state
+        names, rows = await self._ask_backend(statement.text)
+        client_leg = {
+            "ssl_cipher": s.client.tls_cipher or "",
+            "ssl_version": s.client.tls_version or "",
+        }
+        rows = [[row[0], client_leg.get((row[0] or "").lower(), row[1]), *row[2:]] for row in rows]
+        self._answer(names, rows)
+        s.trail.statement(statement, decision, Outcome(rows=len(rows)))
+
+    def _answer(self, names: list[str], rows: list[list[str | None]]) -> None:
+        """A text result set of myguard's own as the answer to the current command."""
+        s = self.state
+        deprecate_eof = bool(s.capabilities & Capability.CLIENT_DEPRECATE_EOF)
+        for packet in text_resultset(names, rows, deprecate_eof=deprecate_eof, status=s.status()):
+            s.client.write_packet(packet)
 
     async def _withheld_diagnostics(self, statement: StatementText, decision: Decision) -> None:
         """SHOW WARNINGS/ERRORS after a statement that read masked columns: the backend's
@@ -113,9 +164,7 @@ class SlowPath:
         if "Message" in names:
             at = names.index("Message")
             rows = [[*row[:at], WITHHELD, *row[at + 1 :]] for row in rows]
-        deprecate_eof = bool(s.capabilities & Capability.CLIENT_DEPRECATE_EOF)
-        for packet in text_resultset(names, rows, deprecate_eof=deprecate_eof, status=s.status()):
-            s.client.write_packet(packet)
+        self._answer(names, rows)
         s.trail.statement(statement, decision, Outcome(rows=len(rows)))
 
     async def _prepare(self, payload: bytes, decided: Decided | None) -> Decided:

@@ -58,6 +58,7 @@ class SessionState:
         self.id = ctx.registry.new_id()
         self.client = client
         self.source_ip = client.peer
+        self.client_address = client.peer_address
         self.identity: Identity | None = None
         self.user = ""
         self.attributes: dict[str, str] = {}
@@ -75,7 +76,19 @@ class SessionState:
         )
         self.prepared: dict[int, PreparedStatement] = {}
         self.held_request: int | None = None  # approval request id while a statement waits
+        self.current_statement: str | None = (
+            None  # the text of the last statement, for the process list
+        )
         self.reading = TextReading(0)  # replaced once the backend session exists
+
+    @property
+    def masks_literals(self) -> bool:
+        """Are this identity's statements shown with literals redacted (it has masking)?"""
+        return self.guard is None or self.guard.identity_masks(self.ctx.policy) is not None
+
+    @property
+    def backend_thread_id(self) -> int | None:
+        return self.backend.thread_id if self.backend is not None else None
 
     def status(self) -> int:
         """Server status flags for packets myguard answers itself (autocommit, transaction)."""

@@ -1,0 +1,116 @@
+"""Where a point select's CPU goes, per part of the proxy: ``perf`` on every myguard process
+(and on HAProxy and the bare relay, for the floor) while sysbench runs point selects.
+
+    .venv/bin/python -m benchmarks.e2e.breakdown [--seconds 10] [--threads 16] [--ps auto]
+
+Needs Linux ``perf`` (Debian: linux-perf) allowed to record (root, or
+kernel.perf_event_paranoid <= 1). Samples are grouped by the binary they ran in, and each
+group's share of the target's CPU is turned into µs per statement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections import Counter
+from pathlib import Path
+
+from . import sysbench
+from .procstat import cpu_seconds
+from .targets import Stack, Target
+
+# Which part of the proxy a binary (perf's "dso") belongs to.
+_PARTS = [
+    (re.compile(r"^\[kernel|^\[vdso"), "kernel: syscalls, loopback TCP"),
+    (re.compile(r"^loop\.cpython|^libuv"), "event loop (uvloop, libuv)"),
+    (re.compile(r"^(proxycore|resultscan|framing)\."), "proxy core (compiled)"),
+    (re.compile(r"^(recordpack|auditchain)\.|^libcrypto|^libz"), "audit (compiled, OpenSSL)"),
+    (re.compile(r"^(fingerprint|rowmask)\."), "fingerprint, row masking (compiled)"),
+    (re.compile(r"^python3|^libpython"), "Python: handler, audit trail, metrics, log"),
+    (re.compile(r"^libc\.|^libc-|^ld-linux|^libm\."), "libc (memcpy, malloc)"),
+]
+
+
+def part(dso: str) -> str:
+    for pattern, name in _PARTS:
+        if pattern.search(dso):
+            return name
+    return "other"
+
+
+def record(pids: list[int], seconds: int, out: Path) -> dict[str, float]:
+    """Share of samples per part, recorded on ``pids`` for ``seconds``."""
+    perf = shutil.which("perf")
+    if perf is None:
+        raise SystemExit("perf is not installed (Debian: apt-get install linux-perf)")
+    subprocess.run(
+        [perf, "record", "-q", "-F", "499", "-o", str(out), "-p", ",".join(map(str, pids)),
+         "--", "sleep", str(seconds)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    report = subprocess.run(
+        [perf, "report", "-q", "-i", str(out), "--no-children", "--sort", "dso",
+         "--percent-limit", "0", "--stdio"],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    shares: Counter[str] = Counter()
+    for line in report.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0].endswith("%"):
+            shares[part(fields[1])] += float(fields[0][:-1])
+    return dict(shares)
+
+
+def measure(target: Target, pids: list[int], args: argparse.Namespace, out: Path) -> dict:
+    workload = sysbench.Workload("oltp_point_select", args.threads, args.ps)
+    result: dict[str, object] = {}
+    runner = threading.Thread(
+        target=lambda: result.update(sysbench.run(target, workload, args.seconds + 4))
+    )
+    runner.start()
+    threading.Event().wait(2)  # let the load settle before sampling
+    before = cpu_seconds(pids)
+    shares = record(pids, args.seconds, out)
+    cpu = cpu_seconds(pids) - before
+    runner.join()
+    qps = float(result.get("qps", 0) or 0)
+    statements = qps * args.seconds
+    us = 1e6 * cpu / statements if statements else 0.0
+    return {"qps": qps, "cpu_us_per_statement": us, "shares": shares}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.e2e.breakdown")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--ps", choices=("auto", "disable"), default="disable")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="myguard-breakdown-") as tmp:
+        stack = Stack(Path(tmp) / "stack")
+        try:
+            stack.start_db()
+            sysbench.prepare(stack.direct())
+            myguard = stack.proxy("shipped")
+            targets = [
+                ("haproxy", stack.haproxy.target(), stack.haproxy.tree()),
+                ("relay", stack.relay.target(), stack.relay.tree()),
+                ("myguard", myguard.target("myguard"), myguard.tree()),
+            ]
+            for name, target, pids in targets:
+                got = measure(target, pids, args, Path(tmp) / f"{name}.data")
+                print(f"\n## {name}: {got['qps']:,.0f} QPS, "
+                      f"{got['cpu_us_per_statement']:.1f} µs CPU per point select")  # fmt: skip
+                print("\n| part | share | µs per statement |\n|---|---|---|")
+                for key, share in sorted(got["shares"].items(), key=lambda kv: -kv[1]):
+                    us = got["cpu_us_per_statement"] * share / 100
+                    print(f"| {key} | {share:.1f} % | {us:.1f} |")
+        finally:
+            stack.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""The process list as myguard's users should see it.
+
+Every session reaches the backend as the same service account, so the backend's own
+process list would show each user every other user's statements, under thread ids the
+client never saw. ``SHOW [FULL] PROCESSLIST`` and ``information_schema.PROCESSLIST`` are
+answered from myguard's sessions instead: a user sees their own, members of
+``process_list_groups`` see all; ids are session ids; the statement of a session with
+masking has its literals redacted.
+
+Pure functions: the rows, the SHOW answer's columns, and the rewrite that puts the rows in
+place of ``information_schema.PROCESSLIST`` (so any SELECT over it, with its WHERE, ORDER
+BY and joins, runs on the backend against myguard's rows).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+from typing import Protocol
+
+from myguard.analysis.lexer import code_tokens
+from myguard.audit.redact import redact_literals
+
+SHOW_COLUMNS = ["Id", "User", "Host", "db", "Command", "Time", "State", "Info", "Progress"]
+SHORT_INFO = 100  # SHOW PROCESSLIST without FULL shows this much of a statement
+_SHOW = re.compile(r"\s*SHOW\s+(FULL\s+)?PROCESSLIST\s*;?\s*$", re.IGNORECASE)
+# Words after a table reference that are not its alias.
+_NOT_ALIAS = frozenset(
+    {
+        "WHERE", "GROUP", "ORDER", "LIMIT", "HAVING", "JOIN", "INNER", "LEFT", "RIGHT",
+        "CROSS", "NATURAL", "STRAIGHT_JOIN", "UNION", "ON", "USING", "WINDOW", "FOR",
+        "LOCK", "INTO", "PROCEDURE", "EXCEPT", "INTERSECT",
+    }
+)  # fmt: skip
+
+
+class Listed(Protocol):
+    """What the process list reads of a session (a ``SessionState``)."""
+
+    id: int
+    user: str
+    client_address: str
+    database: str | None
+    busy: bool
+    last_active: float
+    held_request: int | None
+    current_statement: str | None
+    masks_literals: bool
+
+
+def row(session: Listed, now: float | None = None) -> dict[str, object]:
+    """One session as a process-list row (full statement)."""
+    now = time.monotonic() if now is None else now
+    text = session.current_statement if session.busy else None
+    if text is not None and session.masks_literals:
+        text = redact_literals(text)
+    if session.held_request is not None:
+        state = f"waiting for approval {session.held_request}"
+    else:
+        state = "executing" if session.busy else ""
+    return {
+        "Id": session.id,
+        "User": session.user,
+        "Host": session.client_address,
+        "db": session.database,
+        "Command": "Query" if session.busy else "Sleep",
+        "Time": int(now - session.last_active),
+        "State": state,
+        "Info": text,
+    }
+
+
+def visible(sessions: Iterable[Listed], user: str, sees_all: bool) -> list[Listed]:
+    return sorted((s for s in sessions if sees_all or s.user == user), key=lambda s: s.id)
+
+
+def show_full(sql: str) -> bool | None:
+    """For ``SHOW [FULL] PROCESSLIST``: whether FULL; None for any other statement."""
+    found = _SHOW.match(sql)
+    return None if found is None else found.group(1) is not None
+
+
+def show_rows(rows: list[dict[str, object]], full: bool) -> list[list[str | None]]:
+    """The rows of the SHOW answer, as text."""
+    out = []
+    for r in rows:
+        info = r["Info"]
+        if isinstance(info, str) and not full:
+            info = info[:SHORT_INFO]
+        values = [r["Id"], r["User"], r["Host"], r["db"], r["Command"], r["Time"], r["State"]]
+        out.append([None if v is None else str(v) for v in values] + [info, "0.000"])
+    return out
+
+
+def mentions(words: str) -> bool:
+    """Might a statement, its text lowercased, read the process list? (A cheap test.)"""
+    return "processlist" in words
+
+
+def with_rows(sql: str, rows: list[dict[str, object]], current_db: str | None) -> str:
+    """``sql`` with each ``information_schema.PROCESSLIST`` (also unqualified when the
+    current database is information_schema) replaced by a derived table of ``rows``."""
+    table = _derived(rows)
+    bare_ok = (current_db or "").lower() == "information_schema"
+    matches = code_tokens(sql)
+    out: list[str] = []
+    copied = 0
+    i = 0
+    while i < len(matches):
+        start, end = _reference(matches, i, bare_ok)
+        if start is None:
+            i += 1
+            continue
+        after = matches[end + 1] if end + 1 < len(matches) else None
+        aliased = after is not None and (
+            after.group().upper() == "AS"
+            or (after.lastgroup in ("word", "qid") and after.group().upper() not in _NOT_ALIAS)
+        )
+        out.append(sql[copied : matches[start].start()])
+        out.append(table if aliased else f"{table} AS PROCESSLIST")
+        copied = matches[end].end()
+        i = end + 1
+    if not out:
+        return sql
+    out.append(sql[copied:])
+    return "".join(out)
+
+
+def _name(match: re.Match[str]) -> str | None:
+    if match.lastgroup == "word":
+        return match.group().upper()
+    if match.lastgroup == "qid":
+        return match.group()[1:-1].replace("``", "`").upper()
+    return None
+
+
+def _reference(matches: list[re.Match[str]], i: int, bare_ok: bool) -> tuple[int | None, int]:
+    """(first, last) token index of a PROCESSLIST table reference starting at ``i``."""
+    if _name(matches[i]) == "INFORMATION_SCHEMA" and i + 2 < len(matches):
+        if matches[i + 1].group() == "." and _name(matches[i + 2]) == "PROCESSLIST":
+            return i, i + 2
+    if (
+        bare_ok
+        and _name(matches[i]) == "PROCESSLIST"
+        and i > 0
+        and matches[i - 1].group().upper() in ("FROM", "JOIN", ",")
+    ):
+        return i, i
+    return None, i
+
+
+def _literal(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, int):
+        return str(value)
+    # Hex, so that no sql_mode or client character set can change where it ends.
+    return f"CONVERT(X'{str(value).encode().hex()}' USING utf8mb4)"
+
+
+def _derived(rows: list[dict[str, object]]) -> str:
+    """A derived table with information_schema.PROCESSLIST's main columns and types."""
+    keys = ("Id", "User", "Host", "db", "Command", "Time", "State", "Info")
+    typed = [
+        "CAST(0 AS UNSIGNED) AS ID", "CAST('' AS CHAR(128)) AS USER",
+        "CAST('' AS CHAR(64)) AS HOST", "CAST(NULL AS CHAR(64)) AS DB",
+        "CAST('' AS CHAR(16)) AS COMMAND", "CAST(0 AS SIGNED) AS TIME",
+        "CAST('' AS CHAR(64)) AS STATE", "CAST(NULL AS CHAR(65535)) AS INFO",
+    ]  # fmt: skip
+    branches = ["SELECT " + ", ".join(typed) + " FROM DUAL WHERE FALSE"]
+    for r in rows:
+        branches.append("SELECT " + ", ".join(_literal(r[k]) for k in keys))
+    return "(" + " UNION ALL ".join(branches) + ")"

@@ -1,0 +1,105 @@
+"""The process list a user sees is myguard's (issue 17): their own sessions, under the ids
+they were given, everyone's for members of ``process_list_groups``; the backend's list,
+where all sessions are the service account's, never reaches them."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pymysql
+import pytest
+
+
+def connect(proxy, user: str, password: str):
+    return pymysql.connect(
+        host="127.0.0.1", port=proxy.port, user=user, password=password, database="shop",
+        autocommit=True,
+    )  # fmt: skip
+
+
+@pytest.fixture()
+def listed(private_proxy):
+    p = private_proxy(workers=2, process_list_groups=["dba"])
+    alice = connect(p, "alice", "alice-pw-1")  # dba
+    carol = connect(p, "carol", "carol-pw-3")
+    bob = connect(p, "bob", "bob-pw-2")  # analysts, with masking
+    yield p, alice, carol, bob
+    for conn in (alice, carol, bob):
+        conn.close()
+
+
+def show(conn, full: bool = False):
+    with conn.cursor() as cur:
+        cur.execute("SHOW FULL PROCESSLIST" if full else "SHOW PROCESSLIST")
+        return cur.fetchall()
+
+
+def test_users_see_their_own_sessions_under_their_ids(listed):
+    _, alice, carol, bob = listed
+    rows = show(carol)
+    assert [(int(r[0]), r[1]) for r in rows] == [(carol.thread_id(), "carol")]
+    assert rows[0][4] == "Query" and rows[0][7] == "SHOW PROCESSLIST"
+    assert rows[0][2].startswith("127.0.0.1:")
+    assert {r[1] for r in show(bob)} == {"bob"}
+
+
+def test_a_process_list_group_sees_every_session_in_every_worker(listed):
+    _, alice, carol, bob = listed
+    ids = {int(r[0]): r[1] for r in show(alice)}
+    assert ids[carol.thread_id()] == "carol" and ids[bob.thread_id()] == "bob"
+    assert ids[alice.thread_id()] == "alice"
+
+
+def test_statements_show_and_masked_identities_have_literals_redacted(listed):
+    _, alice, carol, bob = listed
+    threads = [
+        threading.Thread(target=lambda: bob.cursor().execute("SELECT SLEEP(2), 'bob-secret'")),
+        threading.Thread(target=lambda: carol.cursor().execute("SELECT SLEEP(2), 'carol-x'")),
+    ]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    info = {r[1]: r[7] for r in show(alice, full=True)}
+    for t in threads:
+        t.join(10)
+    assert info["carol"] == "SELECT SLEEP(2), 'carol-x'"
+    assert "bob-secret" not in info["bob"] and info["bob"].startswith("SELECT SLEEP(")
+
+
+def test_information_schema_processlist_is_myguards(listed):
+    _, alice, carol, _ = listed
+    with carol.cursor() as cur:
+        cur.execute(
+            "SELECT ID, USER, COMMAND, INFO FROM information_schema.PROCESSLIST WHERE ID = "
+            "CONNECTION_ID()"
+        )
+        row = cur.fetchone()
+        assert row[:3] == (carol.thread_id(), "carol", "Query")
+        cur.execute(
+            "SELECT COUNT(*) FROM `INFORMATION_SCHEMA`.`processlist` p WHERE p.user <> 'carol'"
+        )
+        assert cur.fetchone() == (0,)
+    with alice.cursor() as cur:
+        cur.execute("SELECT USER FROM information_schema.PROCESSLIST ORDER BY ID")
+        assert {"alice", "carol", "bob"} <= {r[0] for r in cur.fetchall()}
+
+
+def test_ssl_status_describes_the_clients_leg(proxy):
+    tls = pymysql.connect(
+        host="127.0.0.1", port=proxy.port, user="carol", password="carol-pw-3",
+        ssl={"check_hostname": False, "verify_mode": 0},
+    )  # fmt: skip
+    with tls.cursor() as cur:
+        cur.execute("SHOW STATUS LIKE 'Ssl_%'")
+        status = dict(cur.fetchall())
+    cipher, version = tls._sock.cipher()[0], tls._sock.version()
+    assert status["Ssl_cipher"] == cipher and status["Ssl_version"] == version
+    tls.close()
+    plain = pymysql.connect(
+        host="127.0.0.1", port=proxy.port, user="carol", password="carol-pw-3", ssl_disabled=True
+    )
+    with plain.cursor() as cur:
+        cur.execute("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_cipher', 'Ssl_version')")
+        assert dict(cur.fetchall()) == {"Ssl_cipher": "", "Ssl_version": ""}
+    plain.close()

@@ -1,0 +1,133 @@
+"""One id per session (issue 17): the id in the handshake is what CONNECTION_ID() returns,
+in any spelling and position and in prepared statements, and what KILL takes; KILL also
+takes the backend thread id of a session the caller may kill."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import mysql.connector
+import pymysql
+import pytest
+
+from mariadb_server import ROOT_PASSWORD
+
+
+def connect(proxy, user="alice", password="alice-pw-1"):
+    return pymysql.connect(
+        host="127.0.0.1", port=proxy.port, user=user, password=password, database="shop",
+        autocommit=True,
+    )  # fmt: skip
+
+
+def test_connection_id_is_the_handshake_id_in_every_spelling(proxy):
+    conn = connect(proxy)
+    session = conn.thread_id()
+    with conn.cursor() as cur:
+        cur.execute("SELECT CONNECTION_ID(), connection_id ( /* c */ ), 'CONNECTION_ID()'")
+        assert cur.fetchone() == (session, session, "CONNECTION_ID()")
+        cur.execute("SELECT id FROM customers WHERE id = CONNECTION_ID() - CONNECTION_ID() + 1")
+        assert cur.fetchone() == (1,)
+    conn.close()
+
+
+def test_connection_id_in_a_prepared_statement(proxy):
+    conn = mysql.connector.connect(
+        host="127.0.0.1", port=proxy.port, user="alice", password="alice-pw-1", database="shop"
+    )
+    cur = conn.cursor(prepared=True)
+    cur.execute("SELECT CONNECTION_ID(), %s", (1,))
+    assert cur.fetchone() == (conn.connection_id, 1)
+    conn.close()
+
+
+def _sleep_then_kill(proxy, victim, kill_with):
+    errors: list[object] = []
+
+    def slow():
+        try:
+            with victim.cursor() as cur:
+                cur.execute("SELECT SLEEP(20)")
+                errors.append(cur.fetchone())
+        except pymysql.err.MySQLError as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.5)
+    killer = connect(proxy)
+    with killer.cursor() as cur:
+        cur.execute(f"KILL QUERY {kill_with()}")
+    t.join(10)
+    assert not t.is_alive()
+    assert errors and (errors[0] == (1,) or errors[0].args[0] == 1317)
+    killer.close()
+
+
+def test_kill_query_with_the_id_connection_id_returned(proxy):
+    victim = connect(proxy)
+    with victim.cursor() as cur:
+        cur.execute("SELECT CONNECTION_ID()")
+        (own,) = cur.fetchone()
+    _sleep_then_kill(proxy, victim, lambda: own)
+
+
+def test_kill_query_with_the_backend_thread_id(proxy, mariadb):
+    victim = connect(proxy)
+
+    def backend_thread():  # as an operator sees it in the backend's own process list
+        root = pymysql.connect(
+            host="127.0.0.1", port=mariadb.port, user="root", password=ROOT_PASSWORD
+        )
+        with root.cursor() as cur:
+            cur.execute(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(20)'"
+            )
+            (thread,) = cur.fetchone()
+        root.close()
+        assert thread != victim.thread_id()
+        return thread
+
+    _sleep_then_kill(proxy, victim, backend_thread)
+
+
+def test_nobody_kills_another_users_session_by_its_backend_thread_id(proxy, mariadb):
+    alices = connect(proxy)
+    t = threading.Thread(target=lambda: alices.cursor().execute("SELECT SLEEP(3)"))
+    t.start()
+    time.sleep(0.5)
+    root = pymysql.connect(host="127.0.0.1", port=mariadb.port, user="root", password=ROOT_PASSWORD)
+    with root.cursor() as cur:
+        cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(3)'")
+        (thread,) = cur.fetchone()
+    root.close()
+    bob = connect(proxy, "bob", "bob-pw-2")
+    with bob.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as err:
+        cur.execute(f"KILL {thread}")
+    assert err.value.args[0] == 1095 and "not owner" in err.value.args[1]
+    t.join(10)
+
+
+def test_kill_by_backend_thread_id_reaches_another_worker(private_proxy, mariadb):
+    p = private_proxy(workers=2)
+    conns = [connect(p) for _ in range(8)]
+    by_worker: dict[int, pymysql.Connection] = {}
+    for conn in conns:
+        by_worker.setdefault(conn.thread_id() >> 24, conn)
+    if len(by_worker) < 2:
+        pytest.skip("the kernel gave every connection to one worker")
+    victim, killer = by_worker[0], by_worker[1]
+    t = threading.Thread(target=lambda: victim.cursor().execute("SELECT SLEEP(20)"))
+    t.start()
+    time.sleep(0.5)
+    root = pymysql.connect(host="127.0.0.1", port=mariadb.port, user="root", password=ROOT_PASSWORD)
+    with root.cursor() as cur:
+        cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(20)'")
+        (thread,) = cur.fetchone()
+    root.close()
+    started = time.monotonic()
+    with killer.cursor() as cur:
+        cur.execute(f"KILL QUERY {thread}")
+    t.join(10)
+    assert not t.is_alive() and time.monotonic() - started < 10
