@@ -64,7 +64,7 @@ NOW = time.time()
 LAST_WEEK = NOW - 8 * 86400
 
 
-def statement(user, sql, *, decision="allow", rule=None, at=None, **context):
+def statement(user, sql, *, decision="allow", rule="default", at=None, **context):
     fields = {
         "groups": ["analysts"],
         "environment": "production",
@@ -233,7 +233,7 @@ def test_replay_json(trail, rules_file):
     ]
     first = data["differences"][0]
     assert first["statement"] == "SELECT * FROM shop.orders"  # the oldest first
-    assert first["recorded"] == {"decision": "allow", "rule": None}
+    assert first["recorded"] == {"decision": "allow", "rule": "default"}
     assert first["replayed"] == {"decision": "block", "rule": "no-orders"}
     assert (first["chain"], first["database"], first["groups"]) == (
         "worker-0",
