@@ -244,7 +244,10 @@ def test_replay_against_its_own_rules_differs_nowhere_and_one_change_exactly(mar
     )
     assert has(user="bob", decision="block", rule="unparsed", kind="unparsed")
     assert has(user="carol", decision="allow", rule="unparsed-in-development", kind="unparsed")
-    assert has(user="alice", statement="USE `test`", database="test")
+    # a record carries the database its statement arrived in, before the USE
+    assert has(user="alice", statement="USE `test`", database="shop")
+    assert has(user="alice", statement="SELECT COUNT(*) FROM replay_rows", database="test")
+    assert has(user="alice", statement="USE shop", database="test")
     assert has(user="bob", statement="SELECT id, email FROM customers WHERE id = ?")
 
     same = replay(p, rules, "--json")

@@ -31,7 +31,6 @@ from myguard.session.guard import Guard
 NOT_DECIDED = "not decided by policy (EXECUTE of a statement id the session did not know)"
 TRUNCATED = "statement text cut short in the trail"
 ESTIMATE = "decided with a row estimate (EXPLAIN) the trail does not record"
-DATABASE = "a USE in the text changed the database it was decided in, which is not recorded"
 
 # The session counts a statement EXPLAIN cannot estimate as this many rows: the most an
 # estimate can be, so deciding with it and with 0 spans every decision an estimate allows.
@@ -148,47 +147,19 @@ def redecide(record: AuditRecord, policy: Policy, database: str | None) -> Decis
     return fewest
 
 
-class _Databases:
-    """The current database each statement arrived in, per session.
-
-    A record's ``database`` is read after the statement ran, so for a text with a USE it
-    is the database the USE chose; the one the statement was decided in is the previous
-    record's of the same session."""
-
-    def __init__(self) -> None:
-        self._last: dict[tuple[str, str], str | None] = {}
-
-    def arrived_in(self, record: AuditRecord) -> str | None | bool:
-        """The database the statement was decided in, or False when that is unknown (a
-        USE among other statements is the first of its session in the replayed trail)."""
-        key = (record.chain, record.get("session_id", ""))
-        kinds = record.get("kind", "").split(",")
-        recorded = record.get("database")
-        known = key in self._last
-        before = self._last.get(key)
-        self._last[key] = recorded
-        if "use" not in kinds:
-            return recorded
-        if known:
-            return before
-        # A text of USE statements alone is decided the same in any database.
-        return recorded if set(kinds) == {"use"} else False
-
-
 def replay(
     records: Iterable[AuditRecord], policy: Policy, *, user: str | None = None
 ) -> ReplayReport:
     """Decide every statement record (of ``user``, if given) with ``policy``; a statement
     differs when the decision (allow, mask, approve, block) does."""
     report = ReplayReport()
-    databases = _Databases()
     for record in records:
         if record.type != "statement":
             continue
-        database = databases.arrived_in(record)
         if user is not None and record.get("user") != user:
             continue
-        decision = DATABASE if database is False else redecide(record, policy, database)
+        # A record's database is the one the statement arrived in (before any USE in it).
+        decision = redecide(record, policy, record.get("database"))
         if isinstance(decision, str):
             report.unreplayable.append(Unreplayable(record, decision))
             report.skipped[decision] += 1
