@@ -5,12 +5,13 @@ trigger, event or stored routine whose body does is refused too; benign ones pas
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 
 import pytest
 
 from myguard.analysis import analyze as analyze_tables
-from myguard.backend.catalog import Trigger
+from myguard.backend.catalog import SchemaCatalog, Trigger
 from myguard.masking.plan import MaskRules
 from myguard.masking.routines import body_reads, parse_created, split_body
 from myguard.masking.service import Masking
@@ -287,3 +288,12 @@ def test_creating_code_that_cannot_be_analysed_is_refused(sql, name):
 )
 def test_creating_code_that_reads_no_masked_column_runs(sql):
     assert check(sql) is None
+
+
+def test_catalog_forgets_triggers_after_ddl():
+    """The session invalidates the catalog after CREATE/DROP TRIGGER through myguard."""
+    catalog = SchemaCatalog(SimpleNamespace(name="b"))
+    catalog._triggers[("shop", "orders")] = (time.monotonic(), (LEAK,))
+    assert catalog.triggers("Shop", "Orders") == (LEAK,)
+    catalog.invalidate()
+    assert catalog.triggers("shop", "orders") is None
