@@ -16,10 +16,8 @@ import pymysql
 import pytest
 from masking_e2e_wire import REFUSED, Result, WireClient
 
-import raw_client
 from ldap_server import BIND_PASSWORD_ENV, SERVICE_PW, USERS, SlapdServer, search_table
 from mariadb_server import ROOT_PASSWORD, MariaDBServer
-from myguard.protocol.constants import Capability
 from proxy_process import ProxyProcess
 
 BOB = ("bob", USERS["bob"][0])
@@ -106,11 +104,7 @@ def ldap_proxy(
 
 
 @pytest.fixture()
-def bob(ldap_proxy: ProxyProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[WireClient]:
-    # The raw client asks for every capability myguard offers, CLIENT_NO_SCHEMA too, with
-    # which the server ignores database qualifiers (corpus_trig.leak would be shop.leak).
-    caps = raw_client.PROXY_CAPABILITIES & ~Capability.CLIENT_NO_SCHEMA
-    monkeypatch.setattr(raw_client, "PROXY_CAPABILITIES", caps)
+def bob(ldap_proxy: ProxyProcess) -> Iterator[WireClient]:
     client = WireClient(ldap_proxy.port)
     client.login(*BOB, "shop")
     yield client
