@@ -47,14 +47,16 @@ class SchemaCatalog:
         self._lock = asyncio.Lock()
         # (db, table) -> (fetched at, columns or None, view SQL or None)
         self._tables: dict[Table, tuple[float, list[str] | None, str | None]] = {}
-        self._triggers: dict[Table, tuple[float, tuple[Trigger, ...]]] = {}
+        self._triggers: dict[Table, tuple[float, tuple[Trigger, ...] | None]] = {}
 
     def invalidate(self) -> None:
         self._tables.clear()
         self._triggers.clear()
 
     def triggers(self, db: str, table: str) -> tuple[Trigger, ...] | None:
-        """The triggers on a table; None when not fetched (``prefetch_triggers``)."""
+        """The triggers on a table; None when they cannot be known: not fetched
+        (``prefetch_triggers``), or the service account lacks the TRIGGER privilege there
+        (information_schema.TRIGGERS then hides them)."""
         entry = self._triggers.get((db.lower(), table.lower()))
         return entry[1] if entry else None
 
@@ -77,13 +79,34 @@ class SchemaCatalog:
                 f"(LOWER(EVENT_OBJECT_SCHEMA), LOWER(EVENT_OBJECT_TABLE)) IN ({pairs}) "
                 "ORDER BY ACTION_ORDER"
             )
+            visible = await self._trigger_privileges()
         found: dict[Table, list[Trigger]] = {}
         for db, name, event, table_db, table, body in rows:
             trigger = Trigger(db, name, event.upper(), (table_db, table), body)
             found.setdefault((table_db.lower(), table.lower()), []).append(trigger)
         now = time.monotonic()
         for table in missing:
-            self._triggers[table] = (now, tuple(found.get(table, ())))
+            seen = "*" in visible or (table[0], "*") in visible or table in visible
+            self._triggers[table] = (now, tuple(found.get(table, ())) if seen else None)
+
+    async def _trigger_privileges(self) -> set[object]:
+        """Where the service account holds TRIGGER: "*" (everywhere), (db, "*"), (db, table)."""
+        # The privilege views list every account's grants to an account that may read the
+        # mysql schema: only this account's count (granted through a role: not seen, refused).
+        quote = "CHAR(39)"  # no quote characters: any sql_mode reads this the same
+        mine = (
+            f"GRANTEE = CONCAT({quote}, REPLACE(CURRENT_USER(), '@', "
+            f"CONCAT({quote}, '@', {quote})), {quote})"
+        )
+        rows = await self._query(
+            "SELECT '*', '*' FROM information_schema.USER_PRIVILEGES "
+            f"WHERE PRIVILEGE_TYPE = 'TRIGGER' AND {mine} UNION ALL "
+            "SELECT LOWER(TABLE_SCHEMA), '*' FROM information_schema.SCHEMA_PRIVILEGES "
+            f"WHERE PRIVILEGE_TYPE = 'TRIGGER' AND {mine} UNION ALL "
+            "SELECT LOWER(TABLE_SCHEMA), LOWER(TABLE_NAME) FROM information_schema.TABLE_PRIVILEGES "
+            f"WHERE PRIVILEGE_TYPE = 'TRIGGER' AND {mine}"
+        )
+        return {"*" if db == "*" else (db, table) for db, table in rows}
 
     def columns(self, db: str, table: str) -> list[str] | None:
         entry = self._tables.get((db.lower(), table.lower()))

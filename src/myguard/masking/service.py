@@ -155,7 +155,11 @@ class Masking:
             await catalog.prefetch_triggers({table for table, _ in pending})
             fired = []
             for table, events in pending:
-                for trigger in catalog.triggers(*table) or ():
+                found = catalog.triggers(*table)
+                if found is None:  # hidden from the service account: fail closed
+                    detail = f"on {'.'.join(table)}, which the service account cannot see"
+                    return refusal_before(Lineage((), (Finding("trigger", detail, None),)), rules)
+                for trigger in found:
                     if trigger.event not in events or (trigger.db, trigger.name) in seen:
                         continue
                     seen.add((trigger.db, trigger.name))
