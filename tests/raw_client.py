@@ -55,7 +55,10 @@ class RawClient:
         self, user: str, password: str, database: str | None = None, *, deprecate_eof: bool = True
     ) -> bytes:
         greeting = self.read_greeting()
-        caps = int(PROXY_CAPABILITIES) & ~int(Capability.CLIENT_CONNECT_WITH_DB)
+        # Everything myguard offers, and CLIENT_NO_SCHEMA, which it must not pass on.
+        caps = (int(PROXY_CAPABILITIES) | Capability.CLIENT_NO_SCHEMA) & ~int(
+            Capability.CLIENT_CONNECT_WITH_DB
+        )
         if not deprecate_eof:
             caps &= ~int(Capability.CLIENT_DEPRECATE_EOF)
         if database:

@@ -270,3 +270,13 @@ def test_raw_unknown_prepared_statement_id(proxy):
     c.login("alice", "alice-pw-1")
     err = as_error(c.command(b"\x17" + struct.pack("<IBI", 12345, 0, 1)))
     assert err.code == 1243  # ER_UNKNOWN_STMT_HANDLER, from the backend
+
+
+def test_client_no_schema_is_not_passed_on(proxy):
+    """With CLIENT_NO_SCHEMA the server would read nosuchdb.customers as the current
+    database's customers, while rules and masking read the name as written."""
+    c = RawClient(proxy.port)  # asks for CLIENT_NO_SCHEMA
+    assert c.login("alice", "alice-pw-1", "shop")[:1] == b"\x00"
+    err = as_error(c.command(b"\x03SELECT COUNT(*) FROM nosuchdb.customers"))
+    assert err.code == 1146  # the table, in the database written, does not exist
+    c.close()

@@ -22,7 +22,13 @@ from myguard.audit import (
 )
 from myguard.policy.cli import add_commands
 from myguard.policy.engine import Policy
-from myguard.policy.replay import recorded_context, replay
+from myguard.policy.replay import (
+    ESTIMATE,
+    NOT_DECIDED,
+    TRUNCATED,
+    recorded_context,
+    replay,
+)
 
 NEW_RULES = """
 [defaults]
@@ -64,7 +70,7 @@ NOW = time.time()
 LAST_WEEK = NOW - 8 * 86400
 
 
-def statement(user, sql, *, decision="allow", rule=None, at=None, **context):
+def statement(user, sql, *, decision="allow", rule="default", at=None, **context):
     fields = {
         "groups": ["analysts"],
         "environment": "production",
@@ -233,7 +239,7 @@ def test_replay_json(trail, rules_file):
     ]
     first = data["differences"][0]
     assert first["statement"] == "SELECT * FROM shop.orders"  # the oldest first
-    assert first["recorded"] == {"decision": "allow", "rule": None}
+    assert first["recorded"] == {"decision": "allow", "rule": "default"}
     assert first["replayed"] == {"decision": "block", "rule": "no-orders"}
     assert (first["chain"], first["database"], first["groups"]) == (
         "worker-0",
@@ -281,3 +287,150 @@ def test_replay_through_the_real_cli(trail, rules_file, tmp_path):
     assert difference["user"] == "eve" and difference["replayed"]["rule"] == "office-network-only"
     result = subprocess.run([*base, "--audit", str(tmp_path / "nope")], capture_output=True)
     assert result.returncode == 1
+
+
+# -- deciding as the session did ---------------------------------------------------------
+
+SESSION_RULES = """
+[defaults]
+action = "allow"
+
+[tags]
+pii = ["shop.customers.email"]
+
+[[rules]]
+name = "unparsed-in-development"
+action = "allow"
+[rules.when]
+environments = ["development"]
+unparsed = true
+
+[[rules]]
+name = "mask-pii-for-analysts"
+action = "mask"
+[rules.when]
+groups = ["analysts"]
+tags = ["pii"]
+[rules.mask]
+pii = "redact"
+
+[[rules]]
+name = "no-orders-for-carol"
+action = "block"
+message = "not for carol"
+[rules.when]
+users = ["carol"]
+tables = ["shop.orders"]
+
+[[rules]]
+name = "big-deletes"
+action = "approve"
+[rules.when]
+kinds = ["delete"]
+rows_over = 100
+[rules.approval]
+approver_groups = ["dba"]
+"""
+
+
+def decided(user, sql, decision, rule, **context):
+    """A record as the session writes it: with the decision's kind."""
+    return statement(user, sql, decision=decision, rule=rule, **context)
+
+
+def test_an_identity_with_masking_has_every_allowed_statement_masked():
+    policy = Policy.from_text(SESSION_RULES)
+    records = [
+        decided("bob", "SELECT id FROM orders", "mask", "mask-pii-for-analysts", kind="select"),
+        decided("bob", "SET NAMES utf8mb4", "mask", "mask-pii-for-analysts", kind="set"),
+        decided("carol", "SELECT email FROM customers", "allow", "default", groups=[]),
+    ]
+    report = replay(records, policy)
+    assert (report.statements, report.differences) == (3, [])
+    # Without the mask rule, bob's statements are allowed: real differences.
+    unmasked = Policy.from_text(SESSION_RULES.replace('groups = ["analysts"]', 'groups = ["x"]'))
+    assert dict(replay(records, unmasked).transitions) == {
+        ("mask", "allow"): 2,
+        ("allow", "allow"): 1,
+    }
+
+
+def test_text_the_session_read_as_unparsed_is_decided_as_unparsed():
+    """``SELECT "email" ...`` under ANSI_QUOTES: parsable by myguard, refused by the session."""
+    policy = Policy.from_text(SESSION_RULES)
+    records = [
+        # An identity with masking: refused outright.
+        decided("bob", 'SELECT "email" FROM customers', "block", "unparsed", kind="unparsed"),
+        # Allowed as unparsed in development, not masked: carol has no mask rule.
+        decided(
+            "carol", 'SELECT "x"', "allow", "unparsed-in-development", kind="unparsed",
+            groups=[], environment="development",
+        ),
+        # myguard cannot parse it either: decided the ordinary way.
+        decided("carol", "SELEC 1", "block", "unparsed", kind="unparsed", groups=[]),
+    ]  # fmt: skip
+    report = replay(records, policy)
+    assert (report.statements, report.differences) == (3, [])
+    assert dict(report.transitions) == {("block", "block"): 2, ("allow", "allow"): 1}
+
+
+def test_records_that_cannot_be_decided_again_are_counted_apart():
+    policy = Policy.from_text(SESSION_RULES)
+    records = [
+        # An EXECUTE of an unknown statement id: no decision was made.
+        statement("carol", "", decision="allow", rule=None, groups=[]),
+        decided("carol", "SELECT 1, '" + "x" * 70_000 + "'", "allow", "default", groups=[]),
+        # Held because EXPLAIN estimated more than 100 rows: the estimate is not recorded.
+        decided("alice", "DELETE FROM shop.t WHERE id > 1", "approve", "big-deletes"),
+    ]
+    records[1].data["q"] = records[1].data["q"][:65536] + "... [3505 more characters]"
+    report = replay(records, policy)
+    assert report.statements == 0 and not report.differences
+    assert [(u.record.get("user"), u.reason) for u in report.unreplayable] == [
+        ("carol", NOT_DECIDED),
+        ("carol", TRUNCATED),
+        ("alice", ESTIMATE),
+    ]
+    # A rule that holds the DELETE whatever the estimate: decided again after all.
+    certain = Policy.from_text(SESSION_RULES.replace("rows_over = 100", 'tables = ["shop.t"]'))
+    assert replay(records[2:], certain).transitions == {("approve", "approve"): 1}
+
+
+def test_a_use_among_other_statements_is_decided_in_the_database_it_arrived_in():
+    """The record's database is the one the statement arrived in, before its USE."""
+    policy = Policy.from_text(SESSION_RULES)
+    context = {"groups": [], "session_id": "7"}
+    both = decided(
+        "carol", "SELECT * FROM orders; USE test", "block", "no-orders-for-carol",
+        database="shop", kind="select,use", **context,
+    )  # fmt: skip
+    use = decided("carol", "USE test", "allow", "default", database="test", kind="use", **context)
+    report = replay([both, use], policy)
+    assert (report.statements, report.differences, report.unreplayable) == (2, [], [])
+
+
+def test_the_summary_names_what_was_not_decided_again(tmp_path):
+    write(
+        tmp_path / "audit",
+        [
+            statement("carol", "", decision="allow", rule=None),
+            statement("carol", "SELECT 1"),
+        ],
+    )
+    rules = tmp_path / "rules.toml"
+    rules.write_text(SESSION_RULES)
+    code, out = run("rules", "replay", "--audit", str(tmp_path / "audit"), "--rules", str(rules))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("1 statement(s) in the audit trail replayed against ")
+    assert lines[1:3] == [
+        "1 statement(s) could not be decided again:",
+        f"         1  {NOT_DECIDED}",
+    ]
+    code, out = run(
+        "rules", "replay", "--audit", str(tmp_path / "audit"), "--rules", str(rules), "--json"
+    )
+    data = json.loads(out)
+    assert data["not_replayed"] == 1
+    assert data["not_replayed_by_reason"] == [{"reason": NOT_DECIDED, "count": 1}]
+    assert data["not_replayed_statements"][0]["recorded"] == {"decision": "allow", "rule": None}

@@ -1,8 +1,11 @@
-"""Table columns and view definitions from the backend's information_schema, cached.
+"""Table columns, view definitions and triggers from the backend's information_schema,
+cached.
 
-Masking needs them to follow ``SELECT *`` and views back to base columns. One service
-connection per backend asks, serialised by a lock; answers are cached for ``ttl``
-seconds and dropped at once after DDL through myguard.
+Masking needs them to follow ``SELECT *`` and views back to base columns, and to read the
+triggers a write fires. One service connection per backend asks, serialised by a lock;
+answers are cached for ``ttl`` seconds and dropped at once after DDL through myguard.
+information_schema.TRIGGERS lists only the triggers of tables on which the service
+account holds the TRIGGER privilege.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from myguard.analysis import analyze
 from myguard.backend.connect import INTERNAL_CAPABILITIES, BackendConnection, connect
@@ -21,6 +25,14 @@ from myguard.protocol.errors import MySQLError
 
 Table = tuple[str, str]
 _VIEW_DEPTH = 4  # views of views are followed this deep
+
+
+class Trigger(NamedTuple):
+    db: str  # the trigger's own database, where its body's unqualified names belong
+    name: str
+    event: str  # INSERT, UPDATE or DELETE
+    table: Table  # the table it fires on, as the server spells it
+    body: str  # ACTION_STATEMENT
 
 
 def _quote(text: str) -> str:
@@ -35,9 +47,66 @@ class SchemaCatalog:
         self._lock = asyncio.Lock()
         # (db, table) -> (fetched at, columns or None, view SQL or None)
         self._tables: dict[Table, tuple[float, list[str] | None, str | None]] = {}
+        self._triggers: dict[Table, tuple[float, tuple[Trigger, ...] | None]] = {}
 
     def invalidate(self) -> None:
         self._tables.clear()
+        self._triggers.clear()
+
+    def triggers(self, db: str, table: str) -> tuple[Trigger, ...] | None:
+        """The triggers on a table; None when they cannot be known: not fetched
+        (``prefetch_triggers``), or the service account lacks the TRIGGER privilege there
+        (information_schema.TRIGGERS then hides them)."""
+        entry = self._triggers.get((db.lower(), table.lower()))
+        return entry[1] if entry else None
+
+    async def prefetch_triggers(self, tables: Iterable[Table]) -> None:
+        """Make sure the triggers of ``tables`` are cached."""
+        now = time.monotonic()
+        missing = {
+            (db.lower(), name.lower())
+            for db, name in tables
+            if now - self._triggers.get((db.lower(), name.lower()), (-self.ttl - 1,))[0] > self.ttl
+        }
+        if not missing:
+            return
+        pairs = ", ".join(f"({_quote(db)}, {_quote(name)})" for db, name in sorted(missing))
+        async with self._lock:
+            # Compared lower-cased: a table whose name has capitals keeps its triggers.
+            rows = await self._query(
+                "SELECT TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_MANIPULATION, EVENT_OBJECT_SCHEMA, "
+                "EVENT_OBJECT_TABLE, ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE "
+                f"(LOWER(EVENT_OBJECT_SCHEMA), LOWER(EVENT_OBJECT_TABLE)) IN ({pairs}) "
+                "ORDER BY ACTION_ORDER"
+            )
+            visible = await self._trigger_privileges()
+        found: dict[Table, list[Trigger]] = {}
+        for db, name, event, table_db, table, body in rows:
+            trigger = Trigger(db, name, event.upper(), (table_db, table), body)
+            found.setdefault((table_db.lower(), table.lower()), []).append(trigger)
+        now = time.monotonic()
+        for table in missing:
+            seen = "*" in visible or (table[0], "*") in visible or table in visible
+            self._triggers[table] = (now, tuple(found.get(table, ())) if seen else None)
+
+    async def _trigger_privileges(self) -> set[object]:
+        """Where the service account holds TRIGGER: "*" (everywhere), (db, "*"), (db, table)."""
+        # The privilege views list every account's grants to an account that may read the
+        # mysql schema: only this account's count (granted through a role: not seen, refused).
+        quote = "CHAR(39)"  # no quote characters: any sql_mode reads this the same
+        mine = (
+            f"GRANTEE = CONCAT({quote}, REPLACE(CURRENT_USER(), '@', "
+            f"CONCAT({quote}, '@', {quote})), {quote})"
+        )
+        rows = await self._query(
+            "SELECT '*', '*' FROM information_schema.USER_PRIVILEGES "
+            f"WHERE PRIVILEGE_TYPE = 'TRIGGER' AND {mine} UNION ALL "
+            "SELECT LOWER(TABLE_SCHEMA), '*' FROM information_schema.SCHEMA_PRIVILEGES "
+            f"WHERE PRIVILEGE_TYPE = 'TRIGGER' AND {mine} UNION ALL "
+            "SELECT LOWER(TABLE_SCHEMA), LOWER(TABLE_NAME) FROM information_schema.TABLE_PRIVILEGES "
+            f"WHERE PRIVILEGE_TYPE = 'TRIGGER' AND {mine}"
+        )
+        return {"*" if db == "*" else (db, table) for db, table in rows}
 
     def columns(self, db: str, table: str) -> list[str] | None:
         entry = self._tables.get((db.lower(), table.lower()))

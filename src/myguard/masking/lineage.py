@@ -345,7 +345,8 @@ def _statement(
     copies, the rows its WHERE selects."""
     findings = _metadata(tree, db)
     for query in _outer_queries(tree):
-        columns, inner, _ = _query(query.copy(), db, schema, views)
+        # ``SET @v = (SELECT ...)``: the query inside the parentheses
+        columns, inner, _ = _query(_unwrap(query.copy()), db, schema, views)
         findings += inner
         copied = union(columns if columns is not None else [None])
         if copied is None or copied:

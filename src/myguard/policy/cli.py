@@ -175,6 +175,11 @@ def run_replay(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         f"{len(report.differences)} would be decided differently",
         file=out,
     )
+    if report.skipped:
+        # Not compared rather than reported as a difference that may be false.
+        print(f"{len(report.unreplayable)} statement(s) could not be decided again:", file=out)
+        for reason, count in report.skipped.most_common():
+            print(f"  {count:>8}  {reason}", file=out)
     for (rule, action, user), count in report.by_rule.most_common():
         print(f"{_would(rule, action, count, user)} {period}", file=out)
     if report.transitions:
@@ -205,4 +210,9 @@ def _replay_json(report: ReplayReport, rules: str, period: str) -> dict[str, obj
             for (old, new), count in sorted(report.transitions.items())
         ],
         "differences": [difference.to_dict() for difference in report.differences],
+        "not_replayed": len(report.unreplayable),
+        "not_replayed_by_reason": [
+            {"reason": reason, "count": count} for reason, count in report.skipped.most_common()
+        ],
+        "not_replayed_statements": [one.to_dict() for one in report.unreplayable],
     }

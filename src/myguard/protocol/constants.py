@@ -46,12 +46,14 @@ class Capability:
 # What myguard offers clients. Compression, query attributes and optional result-set
 # metadata are not implemented, so they are never advertised; CLIENT_LOCAL_FILES is added
 # per backend when LOAD DATA LOCAL is allowed; CLIENT_SSL when TLS is configured.
+# CLIENT_NO_SCHEMA is never passed on: with it the server ignores database qualifiers
+# (other_db.customers reads the current database's customers), which analysis and masking
+# read as written.
 PROXY_CAPABILITIES = (
     Capability.CLIENT_LONG_PASSWORD
     | Capability.CLIENT_FOUND_ROWS
     | Capability.CLIENT_LONG_FLAG
     | Capability.CLIENT_CONNECT_WITH_DB
-    | Capability.CLIENT_NO_SCHEMA
     | Capability.CLIENT_ODBC
     | Capability.CLIENT_IGNORE_SPACE
     | Capability.CLIENT_PROTOCOL_41

@@ -376,6 +376,7 @@ class StatementHandler:
         if not s.backend_config.local_infile and any(
             st.kind == "load_data" and st.local for st in decision.statements
         ):
+            s.trail.refused(statement, decision, ER_NOT_ALLOWED_COMMAND)
             raise MySQLError(
                 ER_NOT_ALLOWED_COMMAND,
                 "42000",
@@ -519,10 +520,12 @@ class StatementHandler:
         if command == _FETCH:
             return
         self.withheld_diagnostics = running.withholds
+        # Records carry the database a statement arrived in (the one it was decided in),
+        # so session state changes after the record.
         if command == _INIT_DB:
+            s.trail.statement(running.statement, decision, Outcome(error_code=error))
             if not error:
                 s.use_database(running.argument)
-            s.trail.statement(running.statement, decision, Outcome(error_code=error))
             return
         if running.refused:
             error = ER_MYGUARD_MASK_REFUSED
@@ -531,8 +534,6 @@ class StatementHandler:
             running.argument.cursor_masker = running.masker if opened else None
         text = running.statement.text
         s.reading.after_statement(text, decision.statements if decision else ())
-        if not error and decision is not None:
-            self._after_success(text, decision)
         s.trail.statement(
             running.statement,
             decision,
@@ -545,6 +546,8 @@ class StatementHandler:
             intent_id=running.intent_id,
             approval_id=running.approval_id,
         )
+        if not error and decision is not None:
+            self._after_success(text, decision)
 
     def _after_success(self, text: str, decision: Decision) -> None:
         """Session state that follows from statements that ran: current database, schema."""
