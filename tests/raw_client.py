@@ -24,6 +24,7 @@ class RawClient:
         self.buffer = framing.PacketBuffer(1 << 30)
         self.seq = 0
         self.greeting: Greeting | None = None
+        self.capabilities = 0  # as negotiated
 
     def read_packet(self, *, any_seq: bool = False) -> bytes:
         """The next packet; with ``any_seq`` its sequence id is not checked (error replies)."""
@@ -52,7 +53,13 @@ class RawClient:
         return self.greeting
 
     def login(
-        self, user: str, password: str, database: str | None = None, *, deprecate_eof: bool = True
+        self,
+        user: str,
+        password: str,
+        database: str | None = None,
+        *,
+        deprecate_eof: bool = True,
+        extended_metadata: bool = False,
     ) -> bytes:
         greeting = self.read_greeting()
         # Everything myguard offers, and CLIENT_NO_SCHEMA, which it must not pass on.
@@ -63,6 +70,12 @@ class RawClient:
             caps &= ~int(Capability.CLIENT_DEPRECATE_EOF)
         if database:
             caps |= Capability.CLIENT_CONNECT_WITH_DB
+        if extended_metadata:
+            # As a MariaDB client does: without CLIENT_MYSQL its extended capabilities go out.
+            caps &= ~int(Capability.CLIENT_LONG_PASSWORD)
+        else:
+            caps &= ~int(Capability.MARIADB_CLIENT_EXTENDED_METADATA)
+        self.capabilities = caps & greeting.capabilities
         resp = HandshakeResponse(
             caps,
             1 << 24,

@@ -73,8 +73,15 @@ class WireClient(RawClient):
         self.sock = _Recording(self.sock, self.received)
         self.deprecate_eof = False
 
-    def login(self, user: str, password: str, database: str | None = None) -> bytes:
-        reply = super().login(user, password, database)
+    def login(
+        self,
+        user: str,
+        password: str,
+        database: str | None = None,
+        *,
+        extended_metadata: bool = False,
+    ) -> bytes:
+        reply = super().login(user, password, database, extended_metadata=extended_metadata)
         assert reply[:1] == b"\x00", f"login failed: {reply!r}"
         assert self.greeting is not None
         self.deprecate_eof = bool(self.greeting.capabilities & Capability.CLIENT_DEPRECATE_EOF)
@@ -138,7 +145,10 @@ class WireClient(RawClient):
                 continue
             count = PayloadReader(first).lenenc_int()
             result = Result(
-                columns=[parse_column_definition(self.read_packet()) for _ in range(count)]
+                columns=[
+                    parse_column_definition(self.read_packet(), self.capabilities)
+                    for _ in range(count)
+                ]
             )
             out.append(result)
             terminator = None if self.deprecate_eof else self.read_packet()

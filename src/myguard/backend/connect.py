@@ -176,6 +176,8 @@ async def _login(
     attributes: dict[str, str],
     max_packet: int,
 ) -> BackendConnection:
+    # MariaDB's extended capabilities (bits 32-63) are mirrored too: a MariaDB backend's
+    # greeting lacks CLIENT_MYSQL, so caps do as well and they go out in the filler.
     caps = (client_capabilities | _ALWAYS) & greeting.capabilities
     caps &= ~(
         Capability.CLIENT_SSL | Capability.CLIENT_CONNECT_WITH_DB | Capability.CLIENT_LOCAL_FILES

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from myguard.protocol.charsets import max_bytes_per_char
 from myguard.protocol.codec import PayloadReader, lenenc_int, lenenc_str
 from myguard.protocol.column_types import NOT_NULL_FLAG, UNSIGNED_FLAG, value_class
+from myguard.protocol.constants import Capability
 from myguard.protocol.errors import ProtocolError
 
 _FIXED = struct.Struct("<HIBHB2s")  # character_set, column_length, type, flags, decimals, filler
@@ -20,6 +21,9 @@ class ColumnDefinition:
 
     ``extra`` keeps whatever follows the fixed fields (the default value of a
     COM_FIELD_LIST answer) so that a parsed packet builds back byte for byte.
+    ``extended_metadata``: MariaDB's extended metadata (type byte + lenenc value pairs,
+    e.g. format=json), which follows org_name when MARIADB_CLIENT_EXTENDED_METADATA is
+    negotiated; None when it is not (the field is then absent from the packet).
     """
 
     catalog: bytes = b"def"
@@ -34,6 +38,7 @@ class ColumnDefinition:
     flags: int = 0
     decimals: int = 0
     extra: bytes = b""
+    extended_metadata: bytes | None = None
 
     @property
     def value_class(self) -> str:
@@ -44,10 +49,14 @@ class ColumnDefinition:
         return bool(self.flags & UNSIGNED_FLAG)
 
 
-def parse_column_definition(payload: bytes) -> ColumnDefinition:
-    """Parse a ColumnDefinition41 payload (without the 4-byte packet header)."""
+def parse_column_definition(payload: bytes, capabilities: int = 0) -> ColumnDefinition:
+    """Parse a ColumnDefinition41 payload (without the 4-byte packet header) sent under
+    the negotiated ``capabilities``."""
     reader = PayloadReader(payload)
     strings = [reader.lenenc_str() for _ in range(6)]
+    extended = None
+    if capabilities & Capability.MARIADB_CLIENT_EXTENDED_METADATA:
+        extended = reader.lenenc_str()
     if reader.lenenc_int() != _FIXED_LENGTH:
         raise ProtocolError("malformed column definition: bad length of fixed fields")
     charset, length, col_type, flags, decimals, _ = _FIXED.unpack(reader.fixed(_FIXED.size))
@@ -59,6 +68,7 @@ def parse_column_definition(payload: bytes) -> ColumnDefinition:
         flags=flags,
         decimals=decimals,
         extra=reader.rest(),
+        extended_metadata=extended,
     )
 
 
@@ -68,6 +78,8 @@ def build_column_definition(col: ColumnDefinition) -> bytes:
         lenenc_str(s)
         for s in (col.catalog, col.schema, col.table, col.org_table, col.name, col.org_name)
     )
+    if col.extended_metadata is not None:
+        head += lenenc_str(col.extended_metadata)
     fixed = _FIXED.pack(
         col.character_set, col.column_length, col.type, col.flags, col.decimals, b"\0\0"
     )
@@ -82,12 +94,14 @@ def adjust_definition(
     ``max_chars``: the longest masked value in characters (None: lengths unchanged);
     column_length counts bytes in the result charset, so it grows to fit that many of
     the widest characters — clients size buffers from it. ``may_be_null``: the strategy
-    can turn values into NULL, so NOT_NULL_FLAG must go.
+    can turn values into NULL, so NOT_NULL_FLAG must go. Extended metadata is dropped:
+    a masked JSON or UUID value is no longer one.
     """
     length = col.column_length
     if max_chars is not None:
         length = max(length, min(max_chars * max_bytes_per_char(col.character_set), 0xFFFFFFFF))
     flags = col.flags & ~NOT_NULL_FLAG if may_be_null else col.flags
-    if length == col.column_length and flags == col.flags:
+    extended = None if col.extended_metadata is None else b""
+    if (length, flags, extended) == (col.column_length, col.flags, col.extended_metadata):
         return col
-    return replace(col, column_length=length, flags=flags)
+    return replace(col, column_length=length, flags=flags, extended_metadata=extended)

@@ -41,6 +41,10 @@ class Capability:
     CLIENT_QUERY_ATTRIBUTES = 1 << 27
     CLIENT_SSL_VERIFY_SERVER_CERT = 1 << 30
     CLIENT_REMEMBER_OPTIONS = 1 << 31
+    # MariaDB's extended capabilities, as bits 32-63: a MariaDB server without
+    # CLIENT_MYSQL (bit 0) sends them, and a client answering such a server sends its own,
+    # in the last 4 bytes of the greeting's and the handshake response's reserved filler.
+    MARIADB_CLIENT_EXTENDED_METADATA = 1 << 35
 
 
 # What myguard offers clients. Compression, query attributes and optional result-set
@@ -48,7 +52,8 @@ class Capability:
 # per backend when LOAD DATA LOCAL is allowed; CLIENT_SSL when TLS is configured.
 # CLIENT_NO_SCHEMA is never passed on: with it the server ignores database qualifiers
 # (other_db.customers reads the current database's customers), which analysis and masking
-# read as written.
+# read as written. Extended column metadata is relayed, and offered only when the
+# backend offers it (like the other result-format capabilities).
 PROXY_CAPABILITIES = (
     Capability.CLIENT_LONG_PASSWORD
     | Capability.CLIENT_FOUND_ROWS
@@ -72,6 +77,7 @@ PROXY_CAPABILITIES = (
     | Capability.CLIENT_SESSION_TRACK
     | Capability.CLIENT_DEPRECATE_EOF
     | Capability.CLIENT_REMEMBER_OPTIONS
+    | Capability.MARIADB_CLIENT_EXTENDED_METADATA
 )
 
 

@@ -43,7 +43,7 @@ def build_greeting(g: Greeting) -> bytes:
             b"\x00",
             struct.pack("<HBHH", caps & 0xFFFF, g.charset, g.status, (caps >> 16) & 0xFFFF),
             bytes((len(scramble) + 1,)),
-            b"\x00" * 10,
+            struct.pack("<6xI", _extended_out(caps)),
             scramble[8:] + b"\x00",
             g.auth_plugin.encode() + b"\x00",
         )
@@ -64,7 +64,8 @@ def parse_greeting(payload: bytes) -> Greeting:
     status = r.int2() if r.remaining() >= 2 else 0
     caps |= (r.int2() << 16) if r.remaining() >= 2 else 0
     auth_len = r.int1() if r.remaining() else 0
-    r.fixed(min(10, r.remaining()))
+    filler = r.fixed(min(10, r.remaining()))
+    caps |= _extended_capabilities(caps, filler)
     part2 = b""
     if caps & Capability.CLIENT_SECURE_CONNECTION:
         part2 = r.fixed(max(13, auth_len - 8)).rstrip(b"\x00")
@@ -72,6 +73,19 @@ def parse_greeting(payload: bytes) -> Greeting:
     if caps & Capability.CLIENT_PLUGIN_AUTH and r.remaining():
         plugin = r.rest().split(b"\x00", 1)[0].decode()
     return Greeting(server_version, connection_id, part1 + part2, caps, charset, status, plugin)
+
+
+def _extended_capabilities(caps: int, filler: bytes) -> int:
+    """MariaDB's extended capabilities (as bits 32-63) from the last 4 bytes of a reserved
+    filler; only a peer without CLIENT_MYSQL (CLIENT_LONG_PASSWORD) puts them there."""
+    if caps & Capability.CLIENT_LONG_PASSWORD or len(filler) < 4:
+        return 0
+    return struct.unpack_from("<I", filler, len(filler) - 4)[0] << 32
+
+
+def _extended_out(caps: int) -> int:
+    """The extended capabilities to write; with CLIENT_MYSQL set the peer would not read them."""
+    return 0 if caps & Capability.CLIENT_LONG_PASSWORD else caps >> 32
 
 
 @dataclass(slots=True)
@@ -98,7 +112,7 @@ def parse_handshake_response(payload: bytes) -> HandshakeResponse:
         raise ProtocolError("Bad handshake: clients older than protocol 4.1 are not supported")
     max_packet = r.int4()
     charset = r.int1()
-    r.fixed(23)
+    caps |= _extended_capabilities(caps, r.fixed(23))
     if len(payload) == SSL_REQUEST_LENGTH and caps & Capability.CLIENT_SSL:
         return HandshakeResponse(caps, max_packet, charset, ssl_request=True)
     user = r.null_str().decode("utf-8", "replace")
@@ -132,8 +146,9 @@ def _plugin_and_attributes(r: PayloadReader, caps: int) -> tuple[str, dict[str, 
 def build_handshake_response(resp: HandshakeResponse) -> bytes:
     caps = resp.capabilities
     parts = [
-        struct.pack("<IIB", caps, resp.max_packet, resp.charset),
-        b"\x00" * 23,
+        struct.pack(
+            "<IIB19xI", caps & 0xFFFFFFFF, resp.max_packet, resp.charset, _extended_out(caps)
+        ),
     ]
     if resp.ssl_request:
         return b"".join(parts)

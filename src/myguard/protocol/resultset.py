@@ -11,8 +11,9 @@ from myguard.protocol.generic_response import eof_packet, ok_packet
 MYSQL_TYPE_VAR_STRING = 0xFD
 
 
-def column_definition(name: str, length: int = 1024) -> bytes:
-    """A ColumnDefinition41 for a VARCHAR column with no table behind it."""
+def column_definition(name: str, *, extended_metadata: bool, length: int = 1024) -> bytes:
+    """A ColumnDefinition41 for a VARCHAR column with no table behind it; with
+    ``extended_metadata`` (negotiated MARIADB_CLIENT_EXTENDED_METADATA), an empty one."""
     encoded = name.encode()
     return b"".join(
         (
@@ -22,6 +23,7 @@ def column_definition(name: str, length: int = 1024) -> bytes:
             lenenc_str(b""),
             lenenc_str(encoded),
             lenenc_str(encoded),
+            b"\x00" if extended_metadata else b"",
             b"\x0c",
             struct.pack("<HIBHB", UTF8MB4_GENERAL_CI, length * 4, MYSQL_TYPE_VAR_STRING, 0, 0),
             b"\x00\x00",
@@ -30,11 +32,16 @@ def column_definition(name: str, length: int = 1024) -> bytes:
 
 
 def text_resultset(
-    columns: list[str], rows: list[list[str | None]], *, deprecate_eof: bool, status: int
+    columns: list[str],
+    rows: list[list[str | None]],
+    *,
+    deprecate_eof: bool,
+    extended_metadata: bool,
+    status: int,
 ) -> list[bytes]:
     """The packets of a complete text result set, terminator included."""
     packets = [lenenc_int(len(columns))]
-    packets += [column_definition(c) for c in columns]
+    packets += [column_definition(c, extended_metadata=extended_metadata) for c in columns]
     if not deprecate_eof:
         packets.append(eof_packet(status))
     for row in rows:

@@ -323,7 +323,7 @@ class StatementHandler:
         definitions = []
         for _ in range(count):
             payload, next_seq = buffer.next_packet(next_seq)
-            definitions.append(parse_column_definition(payload))
+            definitions.append(parse_column_definition(payload, self.session.capabilities))
         terminator = buffer.take()  # the metadata's EOF, as it came (none with DEPRECATE_EOF)
         index = self.session.scanner.result_sets - 1  # statements answered by OK count too
         plan = plan_result(

@@ -262,8 +262,12 @@ class LoginPhase:
         return parse_ok(response).status
 
 
+# CLIENT_MYSQL (CLIENT_LONG_PASSWORD) is mirrored too: a MariaDB backend clears it to send
+# extended capabilities, and only a greeting without it makes a MariaDB client send its own.
 _FORMAT_CAPABILITIES = (
-    Capability.CLIENT_DEPRECATE_EOF
+    Capability.CLIENT_LONG_PASSWORD
+    | Capability.MARIADB_CLIENT_EXTENDED_METADATA
+    | Capability.CLIENT_DEPRECATE_EOF
     | Capability.CLIENT_SESSION_TRACK
     | Capability.CLIENT_MULTI_RESULTS
     | Capability.CLIENT_PS_MULTI_RESULTS

@@ -74,7 +74,12 @@ async def run(session: SessionState, command: MyguardCommand) -> None:
     except Exception as exc:  # refusals, and a queue that cannot be reached
         raise approval_error(exc) from None
     deprecate_eof = bool(session.capabilities & Capability.CLIENT_DEPRECATE_EOF)
+    extended = bool(session.capabilities & Capability.MARIADB_CLIENT_EXTENDED_METADATA)
     for packet in text_resultset(
-        _COLUMNS, rows, deprecate_eof=deprecate_eof, status=session.status()
+        _COLUMNS,
+        rows,
+        deprecate_eof=deprecate_eof,
+        extended_metadata=extended,
+        status=session.status(),
     ):
         session.client.write_packet(packet)

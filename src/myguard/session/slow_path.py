@@ -153,7 +153,10 @@ class SlowPath:
         """A text result set of myguard's own as the answer to the current command."""
         s = self.state
         deprecate_eof = bool(s.capabilities & Capability.CLIENT_DEPRECATE_EOF)
-        for packet in text_resultset(names, rows, deprecate_eof=deprecate_eof, status=s.status()):
+        extended = bool(s.capabilities & Capability.MARIADB_CLIENT_EXTENDED_METADATA)
+        for packet in text_resultset(
+            names, rows, deprecate_eof=deprecate_eof, extended_metadata=extended, status=s.status()
+        ):
             s.client.write_packet(packet)
 
     async def _withheld_diagnostics(self, statement: StatementText, decision: Decision) -> None:
