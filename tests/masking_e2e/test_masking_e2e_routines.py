@@ -9,18 +9,16 @@ The triggers are made by MariaDB's root directly, outside myguard.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pymysql
 import pytest
+from masking_e2e_proxy import BOB, ldap_masking_proxy
 from masking_e2e_wire import REFUSED, Result, WireClient
 
-from ldap_server import BIND_PASSWORD_ENV, SERVICE_PW, USERS, SlapdServer, search_table
 from mariadb_server import ROOT_PASSWORD, MariaDBServer
 from proxy_process import ProxyProcess
 
-BOB = ("bob", USERS["bob"][0])
 LEAK_BODY = (
     "INSERT INTO corpus_trig.leak (v) SELECT ssn FROM shop.customers WHERE id = NEW.customer_id"
 )
@@ -77,30 +75,8 @@ def triggers(mariadb: MariaDBServer) -> Iterator[pymysql.Connection]:
 def ldap_proxy(
     mariadb: MariaDBServer, triggers: pymysql.Connection, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProxyProcess]:
-    """A myguard with LDAP identities (bob is in analysts) in front of the shared MariaDB."""
-    saved = os.environ.get(BIND_PASSWORD_ENV)
-    os.environ[BIND_PASSWORD_ENV] = SERVICE_PW
-    slapd = SlapdServer(tls=False)
-    try:
-        slapd.start()
-        proxy = ProxyProcess(
-            tmp_path_factory.mktemp("routines-proxy"),
-            mariadb,
-            identity={"source": "ldap", "max_failures": 10_000, "ldap": search_table(slapd)},
-            tables={"masking": {"unknown_lineage": "refuse"}},
-        )
-        proxy.start()
-        # The first LDAP login is a full authentication (PyMySQL answers the RSA exchange);
-        # after it, the raw client's mysql_native_password login is checked from the cache.
-        pymysql.connect(host="127.0.0.1", port=proxy.port, user=BOB[0], password=BOB[1]).close()
+    with ldap_masking_proxy(mariadb, tmp_path_factory.mktemp("routines-proxy")) as proxy:
         yield proxy
-        proxy.stop()
-    finally:
-        slapd.cleanup()
-        if saved is None:
-            os.environ.pop(BIND_PASSWORD_ENV, None)
-        else:
-            os.environ[BIND_PASSWORD_ENV] = saved
 
 
 @pytest.fixture()
