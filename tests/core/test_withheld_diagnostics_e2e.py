@@ -7,7 +7,7 @@ from __future__ import annotations
 import pymysql
 import pytest
 
-from myguard.session.handler import WITHHELD
+from myguard.session.result_masking import WITHHELD
 
 
 def connect(proxy, user: str, password: str):

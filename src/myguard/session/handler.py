@@ -25,11 +25,9 @@ from myguard.approvals.errors import MyguardCommandSyntax
 from myguard.approvals.sql_command import parse_myguard_command
 from myguard.logs import event
 from myguard.masking.lineage import Lineage
-from myguard.masking.plan import MaskRules, plan_result, reads_masked
+from myguard.masking.plan import MaskRules, reads_masked
 from myguard.masking.service import ER_MYGUARD_MASK_REFUSED
 from myguard.policy.decision import ALLOW, Decision
-from myguard.protocol.codec import PayloadReader
-from myguard.protocol.column_definition import build_column_definition, parse_column_definition
 from myguard.protocol.constants import Command, ServerStatus
 from myguard.protocol.errors import (
     CR_SERVER_LOST,
@@ -37,12 +35,13 @@ from myguard.protocol.errors import (
     MySQLError,
     ProtocolError,
 )
-from myguard.protocol.generic_response import err_packet, parse_err
+from myguard.protocol.generic_response import err_packet
 from myguard.protocol.prepared_statements import bound_types
 from myguard.session import kill as kill_stmt
 from myguard.session import process_list
 from myguard.session.audit_trail import Outcome
 from myguard.session.guard import blocked_error
+from myguard.session.result_masking import rewrite_metadata, withhold_error
 from myguard.session.state import PreparedStatement, SessionState
 from myguard.session.statement_text import StatementText
 from myguard.session.text_reading import UNKNOWN
@@ -74,7 +73,6 @@ _SHOW_SESSION_STATUS = re.compile(
     r"\s*SHOW\s+(?:SESSION\s+|LOCAL\s+)?STATUS\b", re.IGNORECASE
 ).match
 _SHOW_DIAGNOSTICS = re.compile(r"\s*SHOW\s+(?:WARNINGS|ERRORS)\b", re.IGNORECASE).match
-WITHHELD = "myguard: the server's message was withheld: the statement read columns masked for you"
 # Statement kinds after which table columns or views may differ.
 _SCHEMA_CHANGES = frozenset({"create", "alter", "drop", "rename", "truncate"})
 _QUERY = Command.COM_QUERY
@@ -247,23 +245,7 @@ class StatementHandler:
         """The last run of a masked response that ended in an error: the error's text is
         withheld (code and SQLSTATE kept) when the statement read masked columns."""
         running = self._running
-        if running is None or not running.withholds:
-            return run
-        packets = _framing.PacketBuffer(len(run))
-        packets.feed(run)
-        seq = run[3]
-        kept = []
-        while (got := packets.next_packet(seq)) is not None:
-            payload, next_seq = got
-            kept.append((payload, seq))
-            seq = next_seq
-        payload, seq = kept[-1]
-        if payload[:1] != b"\xff":
-            return run
-        err = parse_err(payload)
-        out = [_framing.build_packets(p, q)[0] for p, q in kept[:-1]]
-        out.append(_framing.build_packets(err_packet(err.code, err.sqlstate, WITHHELD), seq)[0])
-        return b"".join(out)
+        return withhold_error(run) if running is not None and running.withholds else run
 
     def client_lost(self, reason: str) -> None:
         event(
@@ -315,37 +297,18 @@ class StatementHandler:
         set on the core, or the refusal (4701) with the rest of the response dropped."""
         running = self._running
         rules, lineages = running.mask
-        buffer = _framing.PacketBuffer(len(header))
-        buffer.feed(header)
-        seq = header[3]
-        first, next_seq = buffer.next_packet(seq)
-        count = PayloadReader(first).lenenc_int()
-        definitions = []
-        for _ in range(count):
-            payload, next_seq = buffer.next_packet(next_seq)
-            definitions.append(parse_column_definition(payload, self.session.capabilities))
-        terminator = buffer.take()  # the metadata's EOF, as it came (none with DEPRECATE_EOF)
         index = self.session.scanner.result_sets - 1  # statements answered by OK count too
-        plan = plan_result(
-            lineages[index] if index < len(lineages) else _UNKNOWN, definitions, rules
-        )
+        lineage = lineages[index] if index < len(lineages) else _UNKNOWN
+        out, plan = rewrite_metadata(header, lineage, rules, self.session.capabilities)
         if plan.refusal is not None:
             running.refused = True
             self.core.discard_rest()
-            return _framing.build_packets(
-                err_packet(ER_MYGUARD_MASK_REFUSED, "42000", plan.refusal), seq
-            )[0]
-        out, next_seq = _framing.build_packets(first, seq)
-        parts = [out]
-        for definition in plan.definitions():
-            out, next_seq = _framing.build_packets(build_column_definition(definition), next_seq)
-            parts.append(out)
-        parts.append(terminator)
+            return out
         running.masked.update(plan.masked())
         binary = running.command != _QUERY
         running.masker = plan.masker(binary, self.session.ctx.masking.key)
         self.core.mask_rows(running.masker, binary)
-        return b"".join(parts)
+        return out
 
     # -- deciding --------------------------------------------------------------------------
 

@@ -24,11 +24,11 @@ from myguard.session import kill as kill_stmt
 from myguard.session.audit_trail import Outcome
 from myguard.session.handler import (
     COMMAND_NAMES,
-    WITHHELD,
     Decided,
     StatementHandler,
     shows_status,
 )
+from myguard.session.result_masking import WITHHELD
 from myguard.session.state import SessionState
 from myguard.session.statement_text import StatementText
 
