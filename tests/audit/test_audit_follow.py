@@ -42,6 +42,19 @@ def test_starts_at_end_by_default_or_after_a_record(tmp_path, write_records, mak
     assert [r.type for r in at_end.poll()] == ["restart", "statement"]
 
 
+def test_a_segment_still_named_tmp_counts_as_written(tmp_path, write_records, make_statement):
+    """The writer renames a new segment once the one before it is on disk; a follower
+    started in between must not take its records for new ones after the rename."""
+    write_records(tmp_path, [make_statement(i) for i in range(5)], rotate_bytes=300)
+    last = list_segments(tmp_path)[-1][1]
+    last.rename(last.with_name(last.name + ".tmp"))  # as if not renamed yet
+    at_end = Follower(tmp_path)
+    last.with_name(last.name + ".tmp").rename(last)  # the writer's thread renames it
+    assert at_end.poll() == []
+    write_records(tmp_path, [make_statement(9)], rotate_bytes=300)
+    assert [r.type for r in at_end.poll()] == ["restart", "statement"]
+
+
 def test_half_written_record_waits_and_repair_is_followed(tmp_path, write_records, make_statement):
     write_records(tmp_path, [make_statement(1)])
     ((_, seg),) = list_segments(tmp_path)

@@ -1,7 +1,9 @@
 """Follow a live audit directory like ``tail -F``: across rotation, retention and repair.
 
 The writer only starts a new segment after it has finished writing the old one, so once
-a newer segment exists the current one is complete: read it to the end, then move on.
+a newer segment exists the current one is complete: read it to the end, then move on. A
+new segment is named ``.seg.tmp`` until the one before it is on disk, and is followed
+under that name meanwhile.
 A root of several chains is followed chain by chain, looking for new chains at every poll
 (a worker started later writes a new one).
 """
@@ -91,7 +93,7 @@ class _ChainFollower:
         self.name = chain.name
         self._file: BinaryIO | None = None
         self._offset = HEADER_SIZE  # end of the last record returned
-        segments = list_segments(self.directory)
+        segments = list_segments(self.directory, live=True)
         if after is not None:
             self._seq = segment_seq(after.segment)
             self._offset = after.end
@@ -107,7 +109,7 @@ class _ChainFollower:
             if self._file is None and not self._open_current():
                 return records
             records.extend(self._read_available())
-            newer = [seq for seq, _ in list_segments(self.directory) if seq > self._seq]
+            newer = [seq for seq, _ in list_segments(self.directory, live=True) if seq > self._seq]
             if not newer:
                 return records
             # The current segment is finished: drain it, then switch.
@@ -120,11 +122,15 @@ class _ChainFollower:
             self._file = None
 
     def _open_current(self) -> bool:
+        path = self.directory / segment_name(self._seq)
         try:
-            self._file = open(self.directory / segment_name(self._seq), "rb")
+            try:
+                self._file = open(path, "rb")
+            except FileNotFoundError:  # still the writer's .tmp: the rename keeps the file
+                self._file = open(path.with_name(path.name + ".tmp"), "rb")
         except FileNotFoundError:
             # Removed by retention before we got to it: continue with the next one.
-            newer = [seq for seq, _ in list_segments(self.directory) if seq > self._seq]
+            newer = [seq for seq, _ in list_segments(self.directory, live=True) if seq > self._seq]
             if newer:
                 self._switch(min(newer))
                 return self._open_current()

@@ -161,11 +161,14 @@ def segment_seq(name: str) -> int:
     return int(match.group(1))
 
 
-def list_segments(directory: str | Path) -> list[tuple[int, Path]]:
-    """(segment number, path) of every segment file, oldest first."""
+def list_segments(directory: str | Path, *, live: bool = False) -> list[tuple[int, Path]]:
+    """(segment number, path) of every segment file, oldest first. ``live``: also the
+    continuation a running writer still calls ``.seg.tmp`` (renamed once the segment before
+    it is on disk; its records are already written)."""
     found = []
     for path in Path(directory).iterdir():
-        match = _NAME.fullmatch(path.name)
+        name = path.name[: -len(".tmp")] if live and path.name.endswith(".seg.tmp") else path.name
+        match = _NAME.fullmatch(name)
         if match:
             found.append((int(match.group(1)), path))
     found.sort()
