@@ -72,6 +72,7 @@ def test_file_access(sql):
         "SELECT * FROM t WHERE file_name = 'x'",
         "CREATE TABLE t (file_name VARCHAR(9), data INT, `index` INT)",
         "CREATE TABLE t2 AS SELECT data, directory FROM t",
+        "ALTER DATABASE d UPGRADE DATA DIRECTORY NAME",  # names no path (mysql-test renamedb)
     ],
 )
 def test_no_file_access(sql):

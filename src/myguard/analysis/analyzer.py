@@ -176,12 +176,19 @@ def _uses_server_files(tokens: list[Token]) -> bool:
     puts a table's files at a path of its choice (DATA/INDEX DIRECTORY) or reads one as a
     table (the CONNECT engine's FILE_NAME)."""
     ddl = tk.is_word(tokens, 0, "CREATE", "ALTER")
-    for token, following in zip(tokens, tokens[1:], strict=False):
+    for i, (token, following) in enumerate(zip(tokens, tokens[1:], strict=False)):
         word = token.value.upper() if token.kind in ("word", "qid") else ""
         if word == "LOAD_FILE" and following.kind == "op" and following.text == "(":
             return True
         if ddl and token.kind == "word":
-            if word in ("DATA", "INDEX") and following.upper == "DIRECTORY":
+            # a path follows: DATA DIRECTORY [=] '...' (not ALTER DATABASE d UPGRADE DATA
+            # DIRECTORY NAME, which names no path)
+            path = tokens[i + 2 : i + 4]
+            if (
+                word in ("DATA", "INDEX")
+                and following.upper == "DIRECTORY"
+                and any(t.kind == "str" for t in path)
+            ):
                 return True
             if word == "FILE_NAME" and (following.kind == "str" or following.text == "="):
                 return True
