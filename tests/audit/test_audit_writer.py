@@ -113,3 +113,48 @@ def test_unencodable_record_fails_in_the_caller(tmp_path):
         await writer.close()
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("mode", ["always", "batch"])
+def test_enqueued_records_are_synced_by_the_thread_alone(tmp_path, make_statement, mode):
+    """Nobody waits on enqueued records: the writer thread syncs them within the hand-off,
+    with no further call from the loop."""
+
+    async def run():
+        writer = await AuditWriter.open(tmp_path, fsync=mode)
+        before = writer._syncer.syncs
+        for i in range(20):
+            writer.enqueue(make_statement(i).encode(False))
+        for _ in range(200):
+            if writer._syncer.syncs > before:
+                break
+            await asyncio.sleep(0.005)
+        assert writer._syncer.syncs == before + 1  # one sync for the twenty
+        await writer.close()
+
+    asyncio.run(run())
+    assert [r.get("rows_returned") for r in iter_records(tmp_path)][-20:] == list(range(20))
+
+
+def test_a_failed_sync_of_enqueued_records_makes_the_writer_refuse(tmp_path, make_statement):
+    async def run():
+        writer = await AuditWriter.open(tmp_path, fsync="batch", retry_interval=60)
+        read_end, write_end = os.pipe()
+        try:
+            writer._syncer.set_fd(read_end)  # fdatasync fails on it (EINVAL)
+            writer.enqueue(make_statement(1).encode(False))
+            for _ in range(200):
+                if not writer.healthy:
+                    break
+                await asyncio.sleep(0.005)
+            assert not writer.healthy
+            assert "Invalid argument" in str(writer.last_error)
+            with pytest.raises(AuditUnavailable):
+                writer.enqueue(make_statement(2).encode(False))
+        finally:
+            writer._syncer.set_fd(writer._appender.fd)
+            await writer.close()
+            os.close(read_end)
+            os.close(write_end)
+
+    asyncio.run(run())

@@ -6,7 +6,8 @@ a crash of the process (kill -9, an abort) cannot lose it, only a crash of the m
 That costs a hash and a system call per record on the loop (see
 ``benchmarks/test_audit_enqueue.py``); what may block (fsync, renaming a new segment into
 place, retention) runs on one dedicated thread, which settles the waiting callers with one
-``call_soon_threadsafe`` per group.
+``call_soon_threadsafe`` per group. The thread waits and syncs enqueued records in compiled
+code without the GIL (``_fast/auditsync``), so the loop never hands the GIL over for them.
 
 fsync modes (the guarantee is per record, at the moment ``write()`` returns):
   always  fdatasync before returning; the thread never waits to gather more records, so
@@ -15,8 +16,8 @@ fsync modes (the guarantee is per record, at the moment ``write()`` returns):
           callers for up to ``batch_window`` seconds while they keep arriving (at most
           0.3 ms apart), so more records share one fsync at a small latency cost.
   off     written to the OS (page cache) before returning, never fsynced.
-Records queued with ``enqueue`` (nobody waits) are fdatasync'd within ``_HANDOFF`` plus the
-batch window in ``always`` and ``batch`` mode.
+Records queued with ``enqueue`` (nobody waits) are fdatasync'd within ``_HANDOFF`` in
+``always`` and ``batch`` mode.
 """
 
 from __future__ import annotations
@@ -31,18 +32,20 @@ import time
 from pathlib import Path
 from typing import Literal
 
+from myguard._fast import load
 from myguard.audit.appender import Repair, Rotation, SegmentAppender
 from myguard.audit.records import AuditRecord, restart_record
 from myguard.audit.retention import apply_retention
 from myguard.audit.segment import HEADER_SIZE
 
+_sync = load("auditsync")
 log = logging.getLogger("myguard.audit")
 
 FsyncMode = Literal["always", "batch", "off"]
 FSYNC_MODES: tuple[FsyncMode, ...] = ("always", "batch", "off")
 
-# How long enqueued records wait on the event loop before the writer thread is asked to
-# sync them: fewer wake-ups and fsyncs (each costs ~0.1-0.3 ms CPU). They are written already.
+# How long the writer thread gathers enqueued records before it syncs them: fewer fsyncs
+# (each costs ~0.1-0.3 ms CPU). They are written already.
 _HANDOFF = 0.005
 _ARRIVAL_GAP = 0.0003
 _WAKE = object()  # sync what is written (and seal rotations); nobody waits
@@ -103,7 +106,7 @@ class AuditWriter:
         # Rotations not yet sealed, and the appender's fd, change together under the lock.
         self._lock = threading.Lock()
         self._rotations: list[Rotation] = []
-        self._wake_due = False
+        self._syncer = _sync.Syncer(appender.fd, _HANDOFF)
         self._loop = asyncio.get_running_loop()
         self._healthy = True
         self._closing = False
@@ -196,18 +199,17 @@ class AuditWriter:
 
         When this returns the record is in the kernel (it survives a crash of the process);
         in ``always`` and ``batch`` mode the writer thread fdatasyncs it within ``_HANDOFF``
-        seconds plus the batch window, together with everything else written meanwhile.
+        seconds, together with everything else written meanwhile.
         Raises AuditUnavailable while unhealthy or when the write fails. Encode with
         ``record.encode(writer.redacts_literals)`` or a ``StatementEncoder``.
         """
         self._append(body)
-        if self._sync and not self._wake_due:
-            self._wake_due = True
-            self._loop.call_later(_HANDOFF, self._wake)
+        if self._sync:
+            self._syncer.written()
 
-    def _wake(self) -> None:
-        self._wake_due = False
-        self._queue.put(_WAKE)
+    def _to_thread(self, item: object) -> None:
+        self._queue.put(item)
+        self._syncer.notify()
 
     def submit(self, record: AuditRecord) -> asyncio.Future[None]:
         """Write ``record`` now; the future settles when it is durable per the fsync mode.
@@ -217,7 +219,7 @@ class AuditWriter:
         self._append(record.encode(self._redact))
         future: asyncio.Future[None] = self._loop.create_future()
         if self._sync:
-            self._queue.put(future)
+            self._to_thread(future)
         else:
             future.set_result(None)
         return future
@@ -235,7 +237,8 @@ class AuditWriter:
             ):
                 with self._lock:
                     self._rotations.append(appender.start_segment(appender.segment_seq + 1))
-                self._queue.put(_WAKE)
+                self._syncer.set_fd(appender.fd)
+                self._to_thread(_WAKE)
             appender.append(body)
         except OSError as exc:
             self._fail(exc)
@@ -248,7 +251,7 @@ class AuditWriter:
         self._closing = True
         if self._recovery is not None:
             self._recovery.cancel()
-        self._queue.put(_STOP)
+        self._to_thread(_STOP)
         await asyncio.to_thread(self._thread.join)
 
     # --- failure and recovery (event loop) -------------------------------------------
@@ -274,7 +277,7 @@ class AuditWriter:
                 self._appender.append(restart_record(reason=reason).encode())
                 log.warning("audit trail recovered")
                 self._healthy = True
-                self._queue.put(_WAKE)
+                self._to_thread(_WAKE)
                 return
         except OSError as exc:
             self._last_error = exc
@@ -285,10 +288,17 @@ class AuditWriter:
     def _run(self) -> None:
         stop = False
         while not stop:
-            try:
-                first = self._queue.get(timeout=self._maintenance_interval)
-            except queue.Empty:
+            outcome = self._syncer.wait(self._maintenance_interval)
+            if outcome == _sync.TIMEOUT:
                 self._maintain()
+                continue
+            if outcome == _sync.FAILED:
+                error = self._syncer.error
+                stop = not self._report(OSError(error, os.strerror(error)))
+                continue
+            try:
+                first = self._queue.get(block=False)
+            except queue.Empty:  # taken with an earlier notification
                 continue
             waiters: list[asyncio.Future[None]] = []
             stop = first is _STOP or self._gather(first, waiters)
@@ -333,10 +343,8 @@ class AuditWriter:
                 os.fdatasync(fd)
         except OSError as exc:
             error = f"audit write failed: {exc}"
-            try:
-                self._loop.call_soon_threadsafe(self._fail, exc)
-            except RuntimeError:
-                return  # the loop is gone: nobody is waiting any more
+            if not self._report(exc):
+                return
         if waiters:
             try:
                 self._loop.call_soon_threadsafe(_settle, waiters, error)
@@ -344,6 +352,14 @@ class AuditWriter:
                 return
         if error is None:
             self._maintain()
+
+    def _report(self, exc: OSError) -> bool:
+        """Tell the loop that writing failed; False when the loop is gone (nobody waits)."""
+        try:
+            self._loop.call_soon_threadsafe(self._fail, exc)
+        except RuntimeError:
+            return False
+        return True
 
     def _maintain(self) -> None:
         if self._retention_seconds is None and self._retention_bytes is None:
