@@ -75,6 +75,8 @@ _SHOW_SESSION_STATUS = re.compile(
 _SHOW_DIAGNOSTICS = re.compile(r"\s*SHOW\s+(?:WARNINGS|ERRORS)\b", re.IGNORECASE).match
 # Statement kinds after which table columns or views may differ.
 _SCHEMA_CHANGES = frozenset({"create", "alter", "drop", "rename", "truncate"})
+# Query shapes remembered per session (see StatementHandler._repeat).
+_MAX_REPEATS = 256
 _QUERY = Command.COM_QUERY
 _EXECUTE = Command.COM_STMT_EXECUTE
 _PREPARE = Command.COM_STMT_PREPARE
@@ -147,7 +149,8 @@ class StatementHandler:
     """The session's answers to its proxy core."""
 
     __slots__ = (
-        "session", "core", "_waiter", "_running", "_command_byte", "_perf", "withheld_diagnostics"
+        "session", "core", "_waiter", "_running", "_command_byte", "_perf", "withheld_diagnostics",
+        "_repeats",
     )  # fmt: skip
 
     def __init__(self, session: SessionState) -> None:
@@ -160,6 +163,9 @@ class StatementHandler:
         # The backend's diagnostics area (SHOW WARNINGS/ERRORS) holds the texts of a
         # statement that read masked columns: the slow path answers those with them withheld.
         self.withheld_diagnostics = False
+        # Queries of a shape that went straight through before: fingerprint -> (policy,
+        # guard context, decision) it was decided under. See _repeat.
+        self._repeats: dict[int, tuple[Any, Any, Decision]] = {}
 
     def wait(self) -> asyncio.Future[tuple[bytes, Decided | None] | None]:
         """What the session task waits for: a command it must run itself (with what was
@@ -380,10 +386,50 @@ class StatementHandler:
             return CLOSE
         return DETACH
 
+    def _repeat(self, statement: StatementText) -> Decision | None:
+        """The decision of a query whose shape (fingerprint) went straight through before,
+        under the same policy and in the same database; None when it must be looked at.
+
+        What else a query may be (KILL, MYGUARD, process list, SHOW STATUS) shows in its
+        keywords and names, which the fingerprint keeps; only its literals vary, and those
+        are what ``known_ambiguity`` reads."""
+        s = self.session
+        entry = self._repeats.get(statement.fingerprint)
+        if (
+            entry is None
+            or entry[0] is not s.ctx.policy
+            or entry[1] is not s.guard.context
+            or s.reading.known_ambiguity(statement.text) is not None
+        ):
+            return None
+        s.trail.require()
+        metrics.tally.cache_hits += 1
+        return entry[2]
+
+    def _remember(self, statement: StatementText, decision: Decision, misses: int) -> None:
+        """Remember a query forwarded as it was, with a plain allow from the policy's cache
+        (an analysis that depends on its literals is never cached), for ``_repeat``."""
+        s = self.session
+        policy = s.ctx.policy
+        if (
+            decision.observed  # each one is logged
+            or policy.cache_misses != misses
+            or s.reading.known_ambiguity(statement.text) is not None  # not decided by shape
+        ):
+            return
+        if len(self._repeats) >= _MAX_REPEATS:
+            self._repeats.clear()
+        self._repeats[statement.fingerprint] = (policy, s.guard.context, decision)
+
     def _query(self, payload: bytes) -> int:
         s = self.session
         statement = StatementText.received(payload[1:])
         text = statement.text
+        decision = self._repeat(statement)
+        if decision is not None:
+            s.current_statement = text
+            self._running = Decided(_QUERY, statement, decision)
+            return _scan.RESPONSE_QUERY
         words = text.lower()  # one copy for the cheap tests of what else it may be
         if ("kill" in words and kill_stmt.parse_kill(payload[1:]) is not None) or (
             "myguard" in words and is_myguard_command(text)
@@ -391,6 +437,7 @@ class StatementHandler:
             self._running = Decided(_QUERY, statement, None)
             return DETACH
         s.current_statement = text
+        misses = s.ctx.policy.cache_misses
         decision = self.decide_now(statement)
         self._running = Decided(_QUERY, statement, decision)
         if (
@@ -401,7 +448,11 @@ class StatementHandler:
             return DETACH  # answered, or rewritten, from what the slow path gathers
         if decision is None or decision.action != ALLOW or s.trail.always:
             return DETACH  # needs I/O: an estimate, settings, lineage, approval, intent record
-        return self._send(payload, _scan.RESPONSE_QUERY, words)
+        verdict = self._send(payload, _scan.RESPONSE_QUERY, words)
+        # SHOW WARNINGS/ERRORS: whether the slow path answers it is session state.
+        if verdict != FORWARDED and _SHOW_DIAGNOSTICS(text) is None:
+            self._remember(statement, decision, misses)
+        return verdict
 
     def _prepare(self, payload: bytes) -> int:
         statement = StatementText.received(payload[1:])
