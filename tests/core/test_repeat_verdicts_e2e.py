@@ -1,0 +1,102 @@
+"""A query whose shape went straight through before is decided from the session's map by
+fingerprint (handler._repeat): that shortcut must follow every change that can change the
+decision: the database the session is in, a reloaded policy, observe-mode rules."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pymysql
+import pytest
+
+from myguard.audit import iter_records
+
+RULES = """
+[defaults]
+action = "allow"
+
+[[rules]]
+name = "no-shop-orders"
+action = "block"
+message = "shop.orders is closed"
+[rules.when]
+tables = ["shop.orders"]
+"""
+BLOCKED = 4700
+
+
+@pytest.fixture(scope="module")
+def other_orders(mariadb):
+    mariadb.sql(
+        "CREATE DATABASE IF NOT EXISTS repeat_other;"
+        "CREATE TABLE IF NOT EXISTS repeat_other.orders (id INT PRIMARY KEY);"
+        "REPLACE INTO repeat_other.orders VALUES (1), (2), (3);"
+    )
+    yield
+    mariadb.sql("DROP DATABASE repeat_other")
+
+
+def connect(proxy, database: str):
+    return pymysql.connect(
+        host="127.0.0.1", port=proxy.port, user="alice", password="alice-pw-1",
+        database=database, autocommit=True,
+    )  # fmt: skip
+
+
+def test_the_same_shape_in_another_database_is_decided_again(private_proxy, tmp_path, other_orders):
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES)
+    p = private_proxy(rules_file=rules)
+    conn = connect(p, "repeat_other")
+    with conn.cursor() as cur:
+        for n in range(3):  # the shape is remembered as allowed in repeat_other
+            cur.execute(f"SELECT COUNT(*) FROM orders WHERE id > {n}")
+            assert cur.fetchone() == (3 - n,)
+        cur.execute("USE shop")
+        with pytest.raises(pymysql.err.MySQLError) as err:
+            cur.execute("SELECT COUNT(*) FROM orders WHERE id > 7")
+        assert err.value.args[0] == BLOCKED and "shop.orders is closed" in err.value.args[1]
+        cur.execute("USE repeat_other")
+        cur.execute("SELECT COUNT(*) FROM orders WHERE id > 2")
+        assert cur.fetchone() == (1,)
+    conn.close()
+    blocked = [r for r in iter_records(p.audit_dir) if r.get("error_code") == BLOCKED]
+    assert [r["statement"] for r in blocked] == ["SELECT COUNT(*) FROM orders WHERE id > 7"]
+
+
+def test_a_reloaded_policy_decides_a_remembered_shape_again(private_proxy, tmp_path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[defaults]\naction = "allow"\n')
+    p = private_proxy(rules_file=rules)
+    conn = connect(p, "shop")
+    with conn.cursor() as cur:
+        for n in range(3):
+            cur.execute(f"SELECT id FROM orders WHERE id = {n + 1}")
+            assert cur.fetchone() == (n + 1,)
+        rules.write_text(RULES)
+        os.kill(p.proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                cur.execute("SELECT id FROM orders WHERE id = 4")
+            except pymysql.err.MySQLError as exc:
+                assert exc.args[0] == BLOCKED
+                break
+            assert cur.fetchone() == (4,)
+            assert time.monotonic() < deadline, "the reloaded rule never applied"
+            time.sleep(0.05)
+    conn.close()
+
+
+def test_observed_rules_are_logged_for_every_statement_of_a_shape(private_proxy, tmp_path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES.replace('action = "block"', 'action = "block"\nmode = "observe"'))
+    p = private_proxy(rules_file=rules)
+    conn = connect(p, "shop")
+    with conn.cursor() as cur:
+        for n in range(4):
+            cur.execute(f"SELECT id FROM orders WHERE id = {n + 1}")
+    conn.close()
+    assert p.log().count("event=rule_observed") == 4
