@@ -596,7 +596,7 @@ class Console:
         since = _time_param(q.get("since", ""), now, "since")
         until = _time_param(q.get("until", ""), now, "until")
         if since is not None and until is not None and since > until:
-            raise BadInput("'since' must be before 'until'")
+            raise BadInput("since must be earlier than until")
         query = Query(
             user=q.get("user") or None,
             group=q.get("group") or None,
