@@ -12,14 +12,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ldap_server import BIND_PASSWORD_ENV, SERVICE_PW, SlapdServer, search_table  # noqa: E402
+from console_web import console_proxy_process  # noqa: E402
+
+from ldap_server import BIND_PASSWORD_ENV, SERVICE_PW, SlapdServer  # noqa: E402
 from mariadb_server import MariaDBServer  # noqa: E402
 from proxy_process import ProxyProcess  # noqa: E402
-
-# LDAP users of tests/ldap_server.py: alice is in dba, bob in analysts and auditors.
-ALICE = ("alice", "alice-pw")
-BOB = ("bob", "bob-pw")
-CAROL = ("carol", "carol-pw")
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +33,6 @@ def slapd() -> Iterator[SlapdServer]:
             os.environ.pop(BIND_PASSWORD_ENV, None)
         else:
             os.environ[BIND_PASSWORD_ENV] = saved
-
-
-def console_proxy_process(base: Path, db: MariaDBServer, slapd: SlapdServer, **admin: object):
-    return ProxyProcess(
-        base,
-        db,
-        environment="production",
-        identity={"source": "ldap", "max_failures": 10_000, "ldap": search_table(slapd)},
-        tables={"admin": {"audit_groups": ["dba"], **admin}},
-    )
 
 
 @pytest.fixture(scope="module")

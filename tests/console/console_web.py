@@ -15,6 +15,26 @@ from urllib.parse import urlencode
 
 import pytest
 
+from ldap_server import SlapdServer, search_table
+from mariadb_server import MariaDBServer
+from proxy_process import ProxyProcess
+
+# LDAP users of tests/ldap_server.py: alice is in dba, bob in analysts and auditors.
+ALICE = ("alice", "alice-pw")
+BOB = ("bob", "bob-pw")
+CAROL = ("carol", "carol-pw")
+
+
+def console_proxy_process(base, db: MariaDBServer, slapd: SlapdServer) -> ProxyProcess:
+    """myguard in production with LDAP sign-in; dba members see the whole audit trail."""
+    return ProxyProcess(
+        base,
+        db,
+        environment="production",
+        identity={"source": "ldap", "max_failures": 10_000, "ldap": search_table(slapd)},
+        tables={"admin": {"audit_groups": ["dba"]}},
+    )
+
 
 @dataclass
 class Reply:
@@ -94,7 +114,12 @@ class Web:
         token = re.search(r'name="login_token" value="([^"]+)"', page.body).group(1)
         return self.post(
             "/console/login",
-            {"user": user, "password": password, "login_token": token, "next": "/console/approvals"},
+            {
+                "user": user,
+                "password": password,
+                "login_token": token,
+                "next": "/console/approvals",
+            },
         )
 
 

@@ -8,8 +8,16 @@ import socket
 import time
 
 import pytest
-from conftest import ALICE, BOB, CAROL, console_proxy_process
-from console_web import HeldCli, Web, pending_ids, wait_for
+from console_web import (
+    ALICE,
+    BOB,
+    CAROL,
+    HeldCli,
+    Web,
+    console_proxy_process,
+    pending_ids,
+    wait_for,
+)
 
 from myguard.audit import iter_records
 
@@ -223,9 +231,7 @@ def test_a_slow_client_is_cut_off(console_proxy):
 def test_secure_cookie_when_the_listener_has_tls(mariadb, slapd, tmp_path):
     base = tmp_path / "tls"
     proxy = console_proxy_process(base, mariadb, slapd)
-    proxy.options["tables"]["admin"].update(
-        cert_file=str(proxy.cert), key_file=str(proxy.key)
-    )
+    proxy.options["tables"]["admin"].update(cert_file=str(proxy.cert), key_file=str(proxy.key))
     proxy.write_config()
     proxy.start()
     try:
