@@ -32,6 +32,18 @@
     }
   }
 
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest("button#deny");
+    if (!button) return;
+    const reason = document.getElementById("reason");
+    if (reason && !reason.value.trim()) {
+      event.preventDefault();
+      reason.setCustomValidity("A denial needs a reason.");
+      reason.reportValidity();
+      reason.addEventListener("input", function () { reason.setCustomValidity(""); }, { once: true });
+    }
+  });
+
   if (live === "sessions") {
     window.setInterval(refresh, 5000);
     return;
@@ -50,15 +62,4 @@
   });
   source.onerror = function () { poll(); };
 
-  document.addEventListener("click", function (event) {
-    const button = event.target.closest("button#deny");
-    if (!button) return;
-    const reason = document.getElementById("reason");
-    if (reason && !reason.value.trim()) {
-      event.preventDefault();
-      reason.setCustomValidity("A denial needs a reason.");
-      reason.reportValidity();
-      reason.addEventListener("input", function () { reason.setCustomValidity(""); }, { once: true });
-    }
-  });
 })();
