@@ -11,7 +11,8 @@ SUDO=""
 
 DEB_PACKAGES=(mariadb-server mariadb-client slapd ldap-utils haproxy sysbench openssl
               build-essential pkg-config python3-dev python3-venv libmariadb-dev libmariadb-dev-compat
-              libssl-dev zlib1g-dev mariadb-test)
+              libssl-dev zlib1g-dev mariadb-test
+              chromium chromium-driver fonts-dejavu-core)  # the last three: console browser tests
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -53,6 +53,7 @@ def main() -> int:
         admin_port=port_or_free(ADMIN_PORT),
         environment="production",
         workers=2,
+        tables={"admin": {"audit_groups": ["dba"]}},
     )
     proxy.start()
     pidfile.write_text(f"{db.proc.pid} {proxy.proc.pid}\n")
@@ -70,6 +71,10 @@ myguard is running in front of a private MariaDB (sample database `shop`).
     as alice:  DROP TABLE orders;                    -- blocked by rule 'no-drop-in-production'
     as bob:    SELECT name, email, ssn FROM customers; -- masked
     as carol:  CREATE TABLE t (id INT);              -- held; as alice: MYGUARD APPROVALS; MYGUARD APPROVE <id>;
+  Web console: http://127.0.0.1:{proxy.admin_port}/console/
+    sign in as alice / {alice_pw} (dba: decides approvals, sees every session and the
+    whole audit trail), bob / {USERS["bob"][0]} or carol / {USERS["carol"][0]} (their own requests,
+    sessions and records)
   Audit:    .venv/bin/myguard audit tail -f {proxy.audit_dir}
   TLS:      add --ssl (self-signed certificate in {proxy.cert})
   Metrics:  curl http://127.0.0.1:{proxy.admin_port}/metrics

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 
+from myguard.admin import AdminServer
 from myguard.approvals import http_api as approvals_http
 from myguard.approvals.audit import step_record
 from myguard.approvals.backends import open_store
 from myguard.approvals.notify import WebhookNotifier
 from myguard.approvals.service import ApprovalService
 from myguard.audit import AuditWriter
+from myguard.audit.segment import read_key_file
 from myguard.config import Config
+from myguard.console.app import Console, ConsoleDeps
+from myguard.console.sessions import SessionsView
 from myguard.identity.base import AuthFailed, Identity, IdentitySource
 from myguard.identity.throttle import LoginThrottle
 from myguard.logs import event
+from myguard.tls import server_context
 
 Route = Callable[[str, str, dict[str, str], bytes], Awaitable[tuple[int, str, bytes]]]
 
@@ -84,3 +90,36 @@ def reload_route(reload: Callable[[], Awaitable[bool]]) -> Route:
         return (200 if ok else 409), "application/json", json.dumps({"reloaded": ok}).encode()
 
     return route
+
+
+def install_console(
+    admin: AdminServer,
+    config: Config,
+    service: ApprovalService,
+    source: IdentitySource,
+    throttle: LoginThrottle,
+    sessions: SessionsView,
+    audit: Callable[[], AuditWriter | None],
+) -> Console | None:
+    """The web console on the admin listener, unless ``[admin] console = false``."""
+    if not config.admin.console:
+        return None
+    key_file = config.audit.hmac_key_file
+    deps = ConsoleDeps(
+        config=config,
+        approvals=service,
+        source=source,
+        throttle=throttle,
+        sessions=sessions,
+        audit=audit,
+        hmac_key=read_key_file(key_file) if key_file else None,
+    )
+    console = Console(deps, tls=config.admin.tls is not None)
+    console.install(admin.app)
+    admin.on_close(console.close)
+    return console
+
+
+def admin_tls(config: Config) -> ssl.SSLContext | None:
+    """The admin listener's HTTPS context from ``[admin] cert_file/key_file``, if set."""
+    return server_context(config.admin.tls) if config.admin.tls else None

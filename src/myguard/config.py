@@ -87,6 +87,22 @@ class MaskingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminConfig:
+    """The admin listener's ``[admin]`` table: HTTPS, and the web console's sign-in."""
+
+    # Serve /console (the API, /healthz and /metrics are served either way).
+    console: bool = True
+    # HTTPS for the whole listener; the console's cookie is then marked Secure.
+    tls: TlsConfig | None = None
+    # Members see the whole audit trail in the console; others see their own records.
+    audit_groups: frozenset[str] = frozenset()
+    # A console sign-in ends after this many seconds without a request ...
+    session_idle_timeout: float = 1800.0
+    # ... and this many seconds after it was made, whatever the activity.
+    session_lifetime: float = 12 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     file: Path
     rules_file: Path
@@ -106,6 +122,7 @@ class Config:
     max_connections: int
     # Members of these groups see every session in the process list, others their own.
     process_list_groups: frozenset[str]
+    admin: AdminConfig = AdminConfig()
 
 
 def _read(path: str | os.PathLike[str], problems: Problems) -> TableReader:
@@ -163,6 +180,7 @@ def check_config(
         shutdown_timeout=top.number("shutdown_timeout", 30.0),
         max_connections=top.int("max_connections", 4096, minimum=1),
         process_list_groups=frozenset(top.str_list("process_list_groups")),
+        admin=_admin(top),
     )
     if config.require_tls and config.tls is None:
         top.fail(
@@ -328,6 +346,33 @@ def _approvals(top: TableReader) -> ApprovalsConfig:
         webhooks=tuple(webhooks),
         decision_ttl=t.number("decision_ttl", 86400.0, minimum=1),
         poll_interval=t.number("poll_interval", 0.25, minimum=0.01),
+    )
+    t.finish()
+    return config
+
+
+def _admin(top: TableReader) -> AdminConfig:
+    t = top.sub("admin") or TableReader({}, top.file, "admin", top.problems)
+    cert, key = t.path("cert_file"), t.path("key_file")
+    tls = None
+    if (cert is None) != (key is None):
+        missing = "key_file" if key is None else "cert_file"
+        t.fail(t.error(missing, "cert_file and key_file together (HTTPS needs both)"))
+    elif cert is not None and key is not None:
+        tls = TlsConfig(cert, key)
+        for name, p in (("cert_file", cert), ("key_file", key)):
+            if not p.is_file():
+                t.fail(t.error(name, "an existing PEM file", str(p)))
+    idle = t.number("session_idle_timeout", 1800.0, minimum=10)
+    lifetime = t.number("session_lifetime", 12 * 3600.0, minimum=10)
+    if lifetime < idle:
+        t.fail(t.error("session_lifetime", f"at least session_idle_timeout ({idle:g})", lifetime))
+    config = AdminConfig(
+        console=t.bool("console", True),
+        tls=tls,
+        audit_groups=frozenset(t.str_list("audit_groups")),
+        session_idle_timeout=idle,
+        session_lifetime=lifetime,
     )
     t.finish()
     return config

@@ -11,11 +11,18 @@ from pathlib import Path
 
 from myguard import metrics
 from myguard.admin import AdminServer
-from myguard.admin_api import approval_service, approvals_route, reload_route
+from myguard.admin_api import (
+    admin_tls,
+    approval_service,
+    approvals_route,
+    install_console,
+    reload_route,
+)
 from myguard.audit import AuditWriter
 from myguard.audit.segment import read_key_file
 from myguard.config import AuditConfig, BackendConfig, Config
 from myguard.config_error import ConfigError
+from myguard.console.sessions import LocalSessions
 from myguard.context import ServerContext
 from myguard.frontend.authenticate import Authenticator
 from myguard.identity.base import IdentitySource
@@ -149,7 +156,16 @@ class Server:
                 environment=backend.environment,
             )
         if self.config.admin_listen is not None and self.worker is None:
-            await self.admin.start(*self.config.admin_listen)
+            install_console(
+                self.admin,
+                self.config,
+                self.ctx.approvals,
+                auth.source,
+                auth.throttle,
+                LocalSessions(self.ctx.registry),
+                lambda: self.ctx.audit,
+            )
+            await self.admin.start(*self.config.admin_listen, tls=admin_tls(self.config))
         runtime = os.environ.get(RUNTIME_DIR_ENV)
         if self.worker is not None and runtime:
             path = Path(runtime) / f"worker-{self.worker}.sock"

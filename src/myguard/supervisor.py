@@ -17,14 +17,22 @@ import signal
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, multiprocess
 
 from myguard.admin import AdminServer
-from myguard.admin_api import approval_service, approvals_route, reload_route
+from myguard.admin_api import (
+    admin_tls,
+    approval_service,
+    approvals_route,
+    install_console,
+    reload_route,
+)
 from myguard.audit import AuditWriter
 from myguard.config import Config
 from myguard.config_error import ConfigError
+from myguard.console.sessions import WorkerSessions
 from myguard.identity.throttle import LoginThrottle
 from myguard.listen_lock import lock_listen_addresses
 from myguard.logs import event
@@ -129,7 +137,16 @@ class Supervisor:
         self.admin.route("/reload", reload_route(self.reload))
         self.admin.route("/approvals", approvals_route(approvals, source, throttle))
         if self.config.admin_listen is not None:
-            await self.admin.start(*self.config.admin_listen)
+            install_console(
+                self.admin,
+                self.config,
+                approvals,
+                source,
+                throttle,
+                WorkerSessions(Path(self.metrics_dir)),
+                lambda: self.audit,
+            )
+            await self.admin.start(*self.config.admin_listen, tls=admin_tls(self.config))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(self._stop()))

@@ -221,10 +221,46 @@ class ApprovalService:
         return request
 
     async def list(
-        self, status: RequestStatus | None = RequestStatus.PENDING, *, limit: int = 100
+        self,
+        status: RequestStatus | None = RequestStatus.PENDING,
+        *,
+        limit: int = 100,
+        before: int | None = None,
     ) -> list[ApprovalRequest]:
         await self.expire_due()
-        return await self.store.list(status, limit=limit)
+        return await self.store.list(status, limit=limit, before=before)
+
+    async def visible_page(
+        self,
+        user: str,
+        groups: frozenset[str],
+        status: RequestStatus | None,
+        *,
+        limit: int = 50,
+        before: int | None = None,
+        scan: int = 5000,
+    ) -> tuple[list[ApprovalRequest], int | None]:
+        """Up to ``limit`` requests ``user`` may see (their own, and those their groups may
+        approve), newest first, below id ``before``; and the id to continue below (None
+        at the end). At most ``scan`` requests are read per call: the continuation may
+        come with fewer than ``limit`` found."""
+        await self.expire_due()
+        found: list[ApprovalRequest] = []
+        read = 0
+        cursor = before
+        chunk = max(limit * 2, 100)
+        while read < scan:
+            batch = await self.store.list(status, limit=chunk, before=cursor)
+            read += len(batch)
+            for request in batch:
+                if request.requester == user or request.policy.approver_groups & groups:
+                    found.append(request)
+                    if len(found) == limit:
+                        return found, request.id
+            if len(batch) < chunk:
+                return found, None
+            cursor = batch[-1].id
+        return found, cursor
 
     async def expire_due(self) -> list[ApprovalRequest]:
         expired = await self.store.expire_due(now=self.clock())

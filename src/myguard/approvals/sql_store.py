@@ -157,12 +157,27 @@ class SqlApprovalStore(ApprovalStore):
         return found[0] if found else None
 
     async def list(
-        self, status: RequestStatus | None = None, *, limit: int = 100
+        self, status: RequestStatus | None = None, *, limit: int = 100, before: int | None = None
     ) -> list[ApprovalRequest]:
         where, args = ("status = ?", [status.value]) if status else ("1 = 1", [])
+        if before is not None:
+            where, args = f"{where} AND id < ?", [*args, int(before)]
         return await self._transaction(
             lambda cur: self._load(cur, where, args, f"ORDER BY id DESC LIMIT {int(limit)}")
         )
+
+    async def version(self) -> tuple[object, ...]:
+        def work(cur: Cursor) -> tuple[object, ...]:
+            self._exec(
+                cur,
+                f"SELECT status, COUNT(*), MAX(id), SUM(COALESCE(uses_left, 0)),"
+                f" MAX(COALESCE(closed_at, 0)) FROM {REQUESTS} GROUP BY status ORDER BY status",
+            )
+            by_status = tuple(tuple(row) for row in cur.fetchall())
+            self._exec(cur, f"SELECT COUNT(*) FROM {VOTES}")
+            return (*by_status, cur.fetchone()[0])
+
+        return await self._transaction(work)
 
     async def statuses(self, request_ids: Iterable[int]) -> dict[int, RequestStatus]:
         ids = list(request_ids)

@@ -39,9 +39,14 @@ class ApprovalStore(abc.ABC):
 
     @abc.abstractmethod
     async def list(
-        self, status: RequestStatus | None = None, *, limit: int = 100
+        self, status: RequestStatus | None = None, *, limit: int = 100, before: int | None = None
     ) -> list[ApprovalRequest]:
-        """Newest first."""
+        """Newest first; ``before``: only requests with a smaller id (the next page)."""
+
+    @abc.abstractmethod
+    async def version(self) -> tuple[object, ...]:
+        """A value that changes whenever a request is added, decided, used or expired (one
+        cheap query: what live views poll to know when to read the queue again)."""
 
     @abc.abstractmethod
     async def statuses(self, request_ids: Iterable[int]) -> dict[int, RequestStatus]:

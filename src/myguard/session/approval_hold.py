@@ -45,6 +45,9 @@ def _analysis(decision: Decision) -> dict[str, object]:
         "tables_read": sorted({str(t) for s in statements for t in s.reads}),
         "tables_written": sorted({str(t) for s in statements for t in s.writes}),
         "columns": sorted({str(c) for s in statements for c in s.columns}),
+        # What approvers see beside the statement (the console): tags and the rule's words.
+        "data_tags": sorted(decision.tags),
+        "rule_message": decision.message or None,
     }
 
 

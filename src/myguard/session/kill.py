@@ -123,8 +123,35 @@ async def list_sessions(
     return sorted(rows, key=lambda r: r["Id"])
 
 
-def _local_rows(registry: SessionRegistry, user: str, sees_all: bool) -> list[dict[str, object]]:
-    return [process_list.row(s) for s in process_list.visible(registry, user, sees_all)]
+async def worker_sessions(runtime: Path, user: str, sees_all: bool) -> list[dict[str, object]]:
+    """Detailed rows (``process_list.detail_row``) of every worker's sessions that ``user``
+    may see: the supervisor's view, asked over the workers' sockets in ``runtime``."""
+    rows: list[dict[str, object]] = []
+    for path in sorted(runtime.glob("worker-*.sock")):
+        message = {"list": True, "user": user, "all": sees_all, "details": True}
+        reply = await _request(path, message)
+        rows += (reply or {}).get("rows", [])
+    return sorted(rows, key=lambda r: r["Id"])
+
+
+async def kill_in_workers(runtime: Path, user: str, request: KillRequest) -> None:
+    """KILL from outside the workers (the supervisor): asks the owning worker first."""
+    owner = runtime / f"worker-{SessionRegistry.worker_of(request.target)}.sock"
+    for path in sorted(runtime.glob("worker-*.sock"), key=lambda p: p != owner):
+        try:
+            await _ask(path, user, request)
+            return
+        except MySQLError as exc:
+            if exc.code != ER_NO_SUCH_THREAD:
+                raise
+    raise MySQLError(ER_NO_SUCH_THREAD, "HY000", f"Unknown thread id: {request.target}")
+
+
+def _local_rows(
+    registry: SessionRegistry, user: str, sees_all: bool, details: bool = False
+) -> list[dict[str, object]]:
+    make = process_list.detail_row if details else process_list.row
+    return [make(s) for s in process_list.visible(registry, user, sees_all)]
 
 
 async def serve_kill_requests(registry: SessionRegistry, path: Path) -> asyncio.Server:
@@ -134,7 +161,12 @@ async def serve_kill_requests(registry: SessionRegistry, path: Path) -> asyncio.
         try:
             message = json.loads(await reader.readline())
             if message.get("list"):
-                rows = _local_rows(registry, str(message["user"]), bool(message["all"]))
+                rows = _local_rows(
+                    registry,
+                    str(message["user"]),
+                    bool(message["all"]),
+                    bool(message.get("details")),
+                )
                 reply: dict[str, object] = {"rows": rows}
             else:
                 request = KillRequest(int(message["target"]), bool(message["query_only"]))

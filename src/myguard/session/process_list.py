@@ -71,6 +71,19 @@ def row(session: Listed, now: float | None = None) -> dict[str, object]:
     }
 
 
+def detail_row(session: Listed, now: float | None = None) -> dict[str, object]:
+    """``row`` and what the web console shows besides: groups, client program, backend."""
+    out = row(session, now)
+    identity = getattr(session, "identity", None)
+    backend = getattr(session, "backend_config", None)
+    out["Groups"] = sorted(identity.groups) if identity is not None else []
+    out["Program"] = (getattr(session, "attributes", None) or {}).get("program_name")
+    out["Backend"] = backend.name if backend is not None else None
+    out["Environment"] = backend.environment if backend is not None else None
+    out["Held"] = session.held_request
+    return out
+
+
 def visible(sessions: Iterable[Listed], user: str, sees_all: bool) -> list[Listed]:
     return sorted((s for s in sessions if sees_all or s.user == user), key=lambda s: s.id)
 

@@ -1,0 +1,1 @@
+"""The web console for approvers and security, served by the admin listener (see app.py)."""
