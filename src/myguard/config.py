@@ -18,6 +18,32 @@ class BackendAccount:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolConfig:
+    """``[backends.pool]``: backend connections kept logged in and reused across sessions.
+
+    A connection belongs to one client session from login to quit (session pooling) and is
+    reset (COM_RESET_CONNECTION) before the next session gets it. Limits are per worker
+    process: each worker has its own pool.
+    """
+
+    enabled: bool = True
+    # Idle connections kept ready per service account and client capability set in use.
+    min_idle: int = 2
+    # Connections per worker (idle + in use + being opened); 0: as many as the backend's
+    # max_connections minus ``headroom`` allows, divided among the workers. A larger value
+    # is lowered to that.
+    max: int = 0
+    # Backend connections left for others (DBAs, replication, other applications).
+    headroom: int = 10
+    idle_timeout: float = 300.0
+    max_lifetime: float = 3600.0
+    # How long a login waits for a connection when ``max`` are in use before it is refused.
+    wait_timeout: float = 5.0
+    # An idle connection unused for longer than this is checked with COM_PING before use.
+    ping_after: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class BackendConfig:
     name: str
     environment: str
@@ -31,6 +57,7 @@ class BackendConfig:
     tls_verify: bool = True
     local_infile: bool = False
     connect_timeout: float = 5.0
+    pool: PoolConfig = PoolConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +266,7 @@ def _backends(top: TableReader) -> tuple[BackendConfig, ...]:
                 tls_verify=t.bool("tls_verify", True),
                 local_infile=t.bool("local_infile", False),
                 connect_timeout=t.number("connect_timeout", 5.0, minimum=0.1),
+                pool=_pool(t),
             )
         )
         t.finish()
@@ -246,6 +274,35 @@ def _backends(top: TableReader) -> tuple[BackendConfig, ...]:
     if len(set(listens)) != len(listens):
         top.fail(top.error("backends", "a different listen address for each backend", listens))
     return tuple(backends)
+
+
+def _pool(backend: TableReader) -> PoolConfig:
+    t = backend.sub("pool")
+    if t is None:
+        return PoolConfig()
+    default = PoolConfig()
+    config = PoolConfig(
+        enabled=t.bool("enabled", default.enabled),
+        min_idle=t.int("min_idle", default.min_idle, minimum=0),
+        max=t.int("max", default.max, minimum=0),
+        headroom=t.int("headroom", default.headroom, minimum=0),
+        idle_timeout=t.number("idle_timeout", default.idle_timeout, minimum=1),
+        max_lifetime=t.number("max_lifetime", default.max_lifetime, minimum=1),
+        wait_timeout=t.number("wait_timeout", default.wait_timeout, minimum=0),
+        ping_after=t.number("ping_after", default.ping_after, minimum=0),
+    )
+    if config.max and config.min_idle > config.max:
+        t.fail(t.error("min_idle", f"an integer <= max ({config.max})", config.min_idle))
+    if config.max_lifetime < config.idle_timeout:
+        t.fail(
+            t.error(
+                "max_lifetime",
+                f"a number >= idle_timeout ({config.idle_timeout:g})",
+                config.max_lifetime,
+            )
+        )
+    t.finish()
+    return config
 
 
 def _identity(top: TableReader) -> IdentityConfig:

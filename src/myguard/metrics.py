@@ -45,8 +45,54 @@ POLICY_CACHE = Counter(
     "myguard_policy_cache_lookups", "Statement-analysis cache lookups", ["result"]
 )
 ERRORS = Counter("myguard_errors_total", "Errors by kind", ["kind"])
+# Backend connection pools (backend/pool.py), per backend, summed over the workers. Set
+# from the pools' own counts by flush(): a login costs no Prometheus update for them.
+POOL_CONNECTIONS = Gauge(
+    "myguard_backend_pool_connections",
+    "Pooled backend connections by state (idle, in_use; size = both plus opening)",
+    ["backend", "state"],
+    multiprocess_mode="livesum",
+)
+POOL_MAX = Gauge(
+    "myguard_backend_pool_max",
+    "Connections the pools may have (max per worker, summed)",
+    ["backend"],
+    multiprocess_mode="livesum",
+)
+POOL_WAITING = Gauge(
+    "myguard_backend_pool_waiting",
+    "Logins waiting for a pooled connection now",
+    ["backend"],
+    multiprocess_mode="livesum",
+)
+POOL_CHECKOUTS = Counter(
+    "myguard_backend_pool_checkouts",
+    "Connections handed to sessions, by whether an idle one was reused",
+    ["backend", "result"],
+)
+POOL_WAITS = Counter(
+    "myguard_backend_pool_waits",
+    "Logins that waited because max connections were in use",
+    ["backend"],
+)
+POOL_RESETS = Counter(
+    "myguard_backend_pool_resets", "Connections reset on their way back to the pool", ["backend"]
+)
+POOL_OPENED = Counter(
+    "myguard_backend_pool_opened", "Backend connections opened by the pool", ["backend"]
+)
+POOL_CLOSED = Counter(
+    "myguard_backend_pool_closed", "Backend connections closed by the pool", ["backend"]
+)
+POOL_FAILURES = Counter(
+    "myguard_backend_pool_failures",
+    "Pool failures: connect (backend unreachable), broken (found dead and replaced),"
+    " not_reusable (closed at session end: killed, mid-response), exhausted (wait timed out)",
+    ["backend", "reason"],
+)
 
 FLUSH_INTERVAL = 1.0
+_pools: list[tuple[object, dict[str, int]]] = []  # (pool, counts already added)
 _LATENCY_BOUNDS = [*_STATEMENT_BUCKETS, float("inf")]
 
 
@@ -102,6 +148,50 @@ def flush() -> None:
             if count:
                 bucket.inc(count)
         child._sum.inc(total[0])
+    for pool, reported in _pools:
+        _flush_pool(pool, reported)
+
+
+def watch_pool(pool: object) -> None:
+    """Report ``pool`` (a backend.pool.BackendPool) at every flush."""
+    _pools.append((pool, {}))
+
+
+def _flush_pool(pool, reported: dict[str, int]) -> None:  # noqa: ANN001 - BackendPool
+    name = pool.config.name
+    idle = pool.idle
+    POOL_CONNECTIONS.labels(name, "idle").set(idle)
+    POOL_CONNECTIONS.labels(name, "in_use").set(pool.in_use)
+    POOL_CONNECTIONS.labels(name, "size").set(pool.total)
+    POOL_MAX.labels(name).set(pool.limit if pool.enabled else 0)
+    POOL_WAITING.labels(name).set(pool.waiting)
+    c = pool.counters
+    now = {
+        "reused": c.reused,
+        "new": c.checkouts - c.reused,
+        "waits": c.waits,
+        "resets": c.resets,
+        "opened": c.opened,
+        "closed": c.closed,
+        **{f"failure:{k}": v for k, v in c.failures.items()},
+    }
+    for key, value in now.items():
+        delta = value - reported.get(key, 0)
+        if delta <= 0:
+            continue
+        reported[key] = value
+        if key in ("reused", "new"):
+            POOL_CHECKOUTS.labels(name, key).inc(delta)
+        elif key == "waits":
+            POOL_WAITS.labels(name).inc(delta)
+        elif key == "resets":
+            POOL_RESETS.labels(name).inc(delta)
+        elif key == "opened":
+            POOL_OPENED.labels(name).inc(delta)
+        elif key == "closed":
+            POOL_CLOSED.labels(name).inc(delta)
+        else:
+            POOL_FAILURES.labels(name, key.split(":", 1)[1]).inc(delta)
 
 
 async def flush_periodically(interval: float = FLUSH_INTERVAL) -> None:

@@ -14,6 +14,7 @@ from myguard.admin import AdminServer
 from myguard.admin_api import approval_service, approvals_route, reload_route
 from myguard.audit import AuditWriter
 from myguard.audit.segment import read_key_file
+from myguard.backend.pool import BackendPool
 from myguard.config import AuditConfig, BackendConfig, Config
 from myguard.config_error import ConfigError
 from myguard.context import ServerContext
@@ -83,6 +84,13 @@ class Server:
             policy=Policy.load(config.rules_file),
             masking=Masking(config.masking.hash_key, config.masking.unknown_lineage),
         )
+        for backend in config.backends:
+            # Each worker process has its own pool; one process alone has the whole share.
+            self.ctx.pools[backend.name] = BackendPool(
+                backend,
+                workers=config.workers if worker is not None else 1,
+                max_packet=config.max_allowed_packet,
+            )
         self.admin = AdminServer(lambda: not self.ctx.draining and self._audit_healthy())
         self.admin.route("/reload", reload_route(self.reload))
         self._servers: list[asyncio.Server] = []
@@ -154,6 +162,9 @@ class Server:
         if self.worker is not None and runtime:
             path = Path(runtime) / f"worker-{self.worker}.sock"
             self._servers.append(await serve_kill_requests(self.ctx.registry, path))
+        for pool in self.ctx.pools.values():
+            pool.start()
+            metrics.watch_pool(pool)
         self._sweeper = asyncio.create_task(self._sweep_idle())
         self._metrics_flusher = asyncio.create_task(metrics.flush_periodically())
 
@@ -221,6 +232,8 @@ class Server:
         if self._metrics_flusher is not None:
             self._metrics_flusher.cancel()
             await asyncio.wait([self._metrics_flusher])
+        for pool in self.ctx.pools.values():
+            await pool.close()
         await self.admin.close()
         await self.ctx.authenticator.source.close()
         await self.ctx.approvals.aclose()

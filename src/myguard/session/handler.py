@@ -212,8 +212,11 @@ class StatementHandler:
             return DETACH
         if verdict == DETACH:
             self._resolve((payload, self._running))
-        elif verdict == CLOSE:
+        elif verdict == CLOSE:  # COM_QUIT
+            # The session task ends the session; the backend connection, idle, is reused.
+            s.busy = False
             self._resolve(None)
+            return DETACH
         elif verdict == NO_RESPONSE:
             self._finished("ok")
         return verdict

@@ -10,7 +10,8 @@ from dataclasses import replace
 
 from myguard import metrics
 from myguard._fast import load
-from myguard.backend.connect import BackendUnavailable, connect
+from myguard.backend.connect import BackendUnavailable
+from myguard.backend.pool import PoolExhausted, SessionIdentity
 from myguard.config import BackendAccount
 from myguard.frontend.authenticate import AuthResult, Exchange, LoginDenied
 from myguard.identity.base import Identity, IdentityUnavailable
@@ -21,7 +22,6 @@ from myguard.protocol.constants import (
     PROXY_CAPABILITIES,
     UTF8MB4_GENERAL_CI,
     Capability,
-    Command,
     ServerStatus,
 )
 from myguard.protocol.errors import (
@@ -187,17 +187,19 @@ class LoginPhase:
             attrs["myguard_client_program"] = response.attributes["program_name"][:64]
         started = time.perf_counter()
         try:
-            self.backend = await connect(
-                self.backend_config,
+            self.backend = await self.pool.checkout(
                 self._account(),
                 client_capabilities=self.capabilities,
-                charset=response.charset or UTF8MB4_GENERAL_CI,
+                collation=response.charset or UTF8MB4_GENERAL_CI,
                 database=database,
+                identity=SessionIdentity(identity.user, self.id, self.source_ip),
                 attributes=attrs,
-                max_packet=self.ctx.config.max_allowed_packet,
             )
         except BackendUnavailable:
             metrics.LOGINS.labels(self.backend_config.name, "backend_unavailable").inc()
+            raise
+        except PoolExhausted:
+            metrics.LOGINS.labels(self.backend_config.name, "pool_exhausted").inc()
             raise
         metrics.BACKEND_CONNECT_SECONDS.labels(self.backend_config.name).observe(
             time.perf_counter() - started
@@ -209,29 +211,19 @@ class LoginPhase:
 
     async def _change_user(self, payload: bytes) -> None:
         change = parse_change_user(payload, self.capabilities)
-        previous_account = self._account()
         self.user = change.user
         result = await self._authenticate(
             change.user, self._plugin(change.auth_plugin), change.auth_response
         )
         self.attributes = change.attributes or self.attributes
-        if self._account() != previous_account:
-            self.backend.close()
-            response = HandshakeResponse(
-                self.capabilities,
-                0,
-                change.charset or UTF8MB4_GENERAL_CI,
-                attributes=self.attributes,
-            )
-            await self._connect_backend(result.identity, response, change.database)
-        else:
-            # Same service account: reset the backend session as a change of user would.
-            status = await self._backend_command(bytes((Command.COM_RESET_CONNECTION,)))
-            self.reading = TextReading(status)
-            if change.database:
-                await self._backend_command(
-                    bytes((Command.COM_INIT_DB,)) + change.database.encode()
-                )
+        # The session starts over as the new user: its connection goes back (reset) and it
+        # takes one for the new user's service account (often the same one, reset).
+        old, self.backend = self.backend, None
+        self.pool.release(old, reusable=True)
+        response = HandshakeResponse(
+            self.capabilities, 0, change.charset or UTF8MB4_GENERAL_CI, attributes=self.attributes
+        )
+        await self._connect_backend(result.identity, response, change.database)
         self.database = change.database
         self.prepared.clear()
         self.guard = Guard(

@@ -35,6 +35,9 @@ class Session(LoginPhase, SessionState):
         SessionState.__init__(self, ctx, backend_config, client)
         self.scramble = scramble()
         self.task: asyncio.Task[None] | None = None
+        # The session ended between commands (COM_QUIT, or the client left while idle):
+        # its backend connection can be reset and reused.
+        self._ended_cleanly = False
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -74,8 +77,9 @@ class Session(LoginPhase, SessionState):
         finally:
             self.ctx.registry.remove(self.id)
             gauge.dec()
-            if self.backend is not None:
-                self.backend.close()
+            backend, self.backend = self.backend, None
+            if backend is not None:
+                self.pool.release(backend, reusable=self._ended_cleanly and not self.busy)
             self.client.close()
             if self.identity is not None:
                 self.trail.session_end()
@@ -107,8 +111,12 @@ class Session(LoginPhase, SessionState):
             await self.ctx.approvals.cancel(self.held_request, "KILL QUERY of the held session")
             if query_only:
                 return
-        if self.backend is not None:
-            await self._kill_backend_thread(self.backend.thread_id, query_only)
+        backend = self.backend
+        if backend is not None:
+            # Never back to the pool: a KILL that reaches the server late must not find the
+            # next session on this thread.
+            backend.tainted = True
+            await self._kill_backend_thread(backend.thread_id, query_only)
         if not query_only and self.task is not None and self.task is not asyncio.current_task():
             self.task.cancel()
 
@@ -154,6 +162,10 @@ class Session(LoginPhase, SessionState):
                 handler.forward(*forward)
             work = await waiter
             if work is None:
+                if not self.busy:
+                    # Between commands: take the backend socket back from the core for reuse.
+                    core.detach()
+                    self._ended_cleanly = True
                 return
             forward = await self._run_command(slow, *work)
             if self.ctx.draining and forward is None:
