@@ -191,6 +191,17 @@ def check_config(
         max_connections=top.int("max_connections", 4096, minimum=1),
         process_list_groups=frozenset(top.str_list("process_list_groups")),
     )
+    for i, backend in enumerate(config.backends):
+        if backend.pool.enabled and backend.pool.wait_timeout >= config.handshake_timeout:
+            top.fail(
+                ConfigError(
+                    file,
+                    f"backends[{i}].pool.wait_timeout",
+                    f"a number below handshake_timeout ({config.handshake_timeout:g}):"
+                    " a login waits for a connection within its handshake",
+                    backend.pool.wait_timeout,
+                )
+            )
     if config.require_tls and config.tls is None:
         top.fail(
             ConfigError(file, "require_tls", "a [tls] table with cert_file and key_file", True)

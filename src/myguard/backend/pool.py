@@ -213,8 +213,9 @@ class BackendPool:
         self.counters.checkouts += 1
         self._keys[key] = self._clock()
         started = None
+        fresh_only = False  # an unknown collation id: a fresh login shows what it means
         while True:
-            conn = self._take_idle(key, database)
+            conn = None if fresh_only else self._take_idle(key, database)
             fresh = False
             if conn is None:
                 if self.total >= self.limit and not self._evict_one():
@@ -248,7 +249,14 @@ class BackendPool:
             try:
                 if fresh and not self._limit_known:
                     await self._learn_limit(conn)
+                if fresh and collation not in self._collations:
+                    # once per collation id: what the server made of it at this login
+                    await self._learn_collation(conn, collation)
                 await self._prepare(conn, collation, database, identity, fresh)
+            except _UnknownCollation:
+                self.release(conn, reusable=True)
+                fresh_only = True
+                continue
             except (ConnectionLost, ProtocolError, TimeoutError, BackendUnavailable) as exc:
                 self.in_use -= 1
                 self._drop(conn, "broken")
@@ -285,17 +293,24 @@ class BackendPool:
             return None
         now = self._clock()
         lifetime = self.settings.max_lifetime
+        fallback = -1
         # Most recently returned first: its server thread and buffers are warm.
         for i in range(len(stack) - 1, -1, -1):
             conn = stack[i]
             if not conn.usable or now - conn.created > lifetime:
                 del stack[i]
                 self._drop(conn, "broken" if not conn.usable else None)
+                fallback = -1 if fallback >= i else fallback
                 continue
             if database is None and conn.had_database:
+                # Selects no database: only a change of user can take one away.
+                if fallback < 0:
+                    fallback = i
                 continue
             del stack[i]
             return conn
+        if fallback >= 0 and fallback < len(stack):
+            return stack.pop(fallback)
         return None
 
     def _drop_idle(self, reason: str) -> None:
@@ -401,6 +416,8 @@ class BackendPool:
         async with asyncio.timeout(self.config.connect_timeout):
             if conn.reset_pending:
                 await self._finish_reset(conn)
+            if database is None and conn.had_database:
+                await self._change_user(conn)
             names = ""
             if collation != conn.collation:
                 names = await self._names(conn, collation)
@@ -428,6 +445,7 @@ class BackendPool:
         conn.collation = collation
 
     async def _names(self, conn: BackendConnection, collation: int) -> str:
+        """The ``NAMES ... COLLATE ...,`` clause for a collation id (looked up once)."""
         clause = self._collations.get(collation)
         if clause is None:
             deprecate_eof = bool(conn.capabilities & Capability.CLIENT_DEPRECATE_EOF)
@@ -438,24 +456,37 @@ class BackendPool:
                 deprecate_eof=deprecate_eof,
             )
             if not rows:
-                raise MySQLError(1115, "42000", f"Unknown character set id {collation}")
-            charset, name = rows[0]
-            clause = self._collations[collation] = f"NAMES {charset} COLLATE {name}, "
+                # Unknown here (e.g. MySQL 8's 255 on MariaDB): the server picks one when
+                # the id comes in a handshake; a fresh connection shows which.
+                raise _UnknownCollation(collation)
+            clause = self._collations[collation] = _names_clause(*rows[0])
         return clause
+
+    async def _learn_collation(self, conn: BackendConnection, collation: int) -> None:
+        """What the server made of ``collation`` at a fresh connection's login."""
+        deprecate_eof = bool(conn.capabilities & Capability.CLIENT_DEPRECATE_EOF)
+        _, rows = await text_query(
+            conn.stream,
+            "SELECT @@character_set_connection, @@collation_connection",
+            deprecate_eof=deprecate_eof,
+        )
+        self._collations[collation] = _names_clause(*rows[0])
 
     async def _finish_reset(self, conn: BackendConnection) -> None:
         """Read the answer to the reset sent when ``conn`` came back."""
         stream = conn.stream
         sent, conn.reset_pending = conn.reset_pending, 0
-        # After a reset the session's character set is the server's business (MariaDB
-        # restores the login's, MySQL may not): checkout sets it again.
-        conn.collation = 0
         stream.seq = 1
         answer = await stream.read_packet()
         if sent == Command.COM_CHANGE_USER:
+            # The packet asked for the collation the connection had (change_user_packet).
             conn.status = await finish_auth(self.config, conn, self._password(conn), answer)
             conn.had_database = False
+            conn.collation = conn.collation or UTF8MB4_GENERAL_CI
             return
+        # After a reset the session's character set is the server's choice (MariaDB
+        # restores the login's, MySQL may not): checkout sets it again.
+        conn.collation = 0
         if answer[:1] == bytes((ERR_HEADER,)):
             err = parse_err(answer)
             if err.code != ER_UNKNOWN_COM_ERROR:
@@ -464,15 +495,21 @@ class BackendPool:
             if self._reset_command != Command.COM_CHANGE_USER:
                 self._reset_command = Command.COM_CHANGE_USER
                 event(logging.INFO, "pool_reset_by_change_user", backend=self.config.name)
-            stream.seq = 0
-            stream.write_packet(change_user_packet(conn, self._password(conn)))
-            await stream.drain()
-            stream.seq = 1
-            answer = await stream.read_packet()
-            conn.status = await finish_auth(self.config, conn, self._password(conn), answer)
-            conn.had_database = False
+            await self._change_user(conn)
             return
         conn.status = parse_ok(answer).status
+
+    async def _change_user(self, conn: BackendConnection) -> None:
+        """COM_CHANGE_USER to the same account: a reset that also deselects the database."""
+        stream = conn.stream
+        stream.seq = 0
+        stream.write_packet(change_user_packet(conn, self._password(conn)))
+        await stream.drain()
+        stream.seq = 1
+        answer = await stream.read_packet()
+        conn.status = await finish_auth(self.config, conn, self._password(conn), answer)
+        conn.had_database = False
+        conn.collation = conn.collation or UTF8MB4_GENERAL_CI  # what the packet asked for
 
     def _password(self, conn: BackendConnection) -> str:
         return self._accounts[conn.account].password
@@ -645,6 +682,16 @@ class BackendPool:
         if not self._backend_down:
             self._backend_down = True
             event(logging.WARNING, "pool_backend_down", backend=self.config.name, detail=exc.detail)
+
+
+class _UnknownCollation(Exception):
+    pass
+
+
+def _names_clause(charset: str | None, collation: str | None) -> str:
+    if not charset or not collation or not (charset + collation).replace("_", "").isalnum():
+        raise ProtocolError(f"unexpected character set {charset!r} / {collation!r}")
+    return f"NAMES {charset} COLLATE {collation}, "
 
 
 def _identity_statement(identity: SessionIdentity, names: str) -> bytes:
