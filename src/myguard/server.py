@@ -97,6 +97,7 @@ class Server:
         self._sessions: dict[asyncio.Task[None], Session] = {}
         self._stopped = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._metrics_flusher: asyncio.Task[None] | None = None
 
     def _audit_healthy(self) -> bool:
@@ -105,6 +106,7 @@ class Server:
     async def reload(self) -> bool:
         """Load the rules file again; a broken file keeps the rules in force. True on success."""
         path = self.config.rules_file
+        self.ctx.authenticator.source.reload()  # the users file (logged if broken)
         try:
             policy = await asyncio.to_thread(Policy.load, path)
         except (ConfigError, OSError) as exc:
@@ -165,6 +167,7 @@ class Server:
         for pool in self.ctx.pools.values():
             pool.start()
             metrics.watch_pool(pool)
+        self._watcher = asyncio.create_task(self.ctx.authenticator.source.watch())
         self._sweeper = asyncio.create_task(self._sweep_idle())
         self._metrics_flusher = asyncio.create_task(metrics.flush_periodically())
 
@@ -229,6 +232,8 @@ class Server:
                 await asyncio.wait(pending, timeout=5)
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
         if self._metrics_flusher is not None:
             self._metrics_flusher.cancel()
             await asyncio.wait([self._metrics_flusher])

@@ -45,9 +45,12 @@ ResponseScanner = load("resultscan").ResponseScanner
 _DEFAULT_VERSION = "5.5.5-10.11.0-MariaDB-myguard"
 
 
+# Printable, NUL-free bytes: some clients treat the scramble as a C string.
+_PRINTABLE = bytes(33 + b % 94 for b in range(256))
+
+
 def scramble() -> bytes:
-    # Printable, NUL-free bytes: some clients treat the scramble as a C string.
-    return bytes(33 + b % 94 for b in os.urandom(20))
+    return os.urandom(20).translate(_PRINTABLE)
 
 
 class LoginPhase:
