@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from myguard.config_error import ConfigError, ConfigErrors
@@ -37,8 +37,9 @@ class PoolConfig:
     headroom: int = 10
     idle_timeout: float = 300.0
     max_lifetime: float = 3600.0
-    # How long a login waits for a connection when ``max`` are in use before it is refused.
-    wait_timeout: float = 5.0
+    # How long a login waits for a connection when ``max`` are in use before it is refused
+    # (not set, -1: 5 s, or half of handshake_timeout when that is shorter).
+    wait_timeout: float = -1.0
     # An idle connection unused for longer than this is checked with COM_PING before use.
     ping_after: float = 10.0
 
@@ -191,6 +192,13 @@ def check_config(
         max_connections=top.int("max_connections", 4096, minimum=1),
         process_list_groups=frozenset(top.str_list("process_list_groups")),
     )
+    backends = []
+    for backend in config.backends:
+        if backend.pool.wait_timeout < 0:  # not set: what fits in the handshake
+            pool = replace(backend.pool, wait_timeout=min(5.0, config.handshake_timeout / 2))
+            backend = replace(backend, pool=pool)
+        backends.append(backend)
+    config = replace(config, backends=tuple(backends))
     for i, backend in enumerate(config.backends):
         if backend.pool.enabled and backend.pool.wait_timeout >= config.handshake_timeout:
             top.fail(
@@ -299,7 +307,7 @@ def _pool(backend: TableReader) -> PoolConfig:
         headroom=t.int("headroom", default.headroom, minimum=0),
         idle_timeout=t.number("idle_timeout", default.idle_timeout, minimum=1),
         max_lifetime=t.number("max_lifetime", default.max_lifetime, minimum=1),
-        wait_timeout=t.number("wait_timeout", default.wait_timeout, minimum=0),
+        wait_timeout=t.number("wait_timeout", 5.0) if "wait_timeout" in t.table else -1.0,
         ping_after=t.number("ping_after", default.ping_after, minimum=0),
     )
     if config.max and config.min_idle > config.max:

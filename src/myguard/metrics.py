@@ -28,11 +28,12 @@ STATEMENTS = Counter(
     "myguard_statements_total", "Commands handled, by command and outcome", ["command", "outcome"]
 )
 BYTES = Counter("myguard_bytes_total", "Bytes relayed", ["direction"])
+_CONNECT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 BACKEND_CONNECT_SECONDS = Histogram(
     "myguard_backend_connect_seconds",
-    "Time to connect and log in to a backend",
+    "Time to get a session its backend connection (from the pool, or a new login)",
     ["backend"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    buckets=_CONNECT_BUCKETS,
 )
 _STATEMENT_BUCKETS = (0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30)
 STATEMENT_SECONDS = Histogram(
@@ -94,6 +95,7 @@ POOL_FAILURES = Counter(
 FLUSH_INTERVAL = 1.0
 _pools: list[tuple[object, dict[str, int]]] = []  # (pool, counts already added)
 _LATENCY_BOUNDS = [*_STATEMENT_BUCKETS, float("inf")]
+_CONNECT_BOUNDS = [*_CONNECT_BUCKETS, float("inf")]
 
 
 @dataclass(slots=True)
@@ -107,6 +109,11 @@ class Tally:
     statements: dict[tuple[str, str], int] = field(default_factory=dict)
     # command -> (count per latency bucket, sum of seconds)
     latency: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+    # Per login: (backend, outcome) -> count; backend -> sessions opened minus closed;
+    # backend -> (count per connect-time bucket, sum of seconds)
+    logins: dict[tuple[str, str], int] = field(default_factory=dict)
+    sessions_open: dict[str, int] = field(default_factory=dict)
+    connect: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
 
 
 tally = Tally()
@@ -122,6 +129,32 @@ def statement_done(command: str, outcome: str, seconds: float) -> None:
         latency = tally.latency[command] = ([0] * len(_LATENCY_BOUNDS), [0.0])
     latency[0][bisect.bisect_left(_LATENCY_BOUNDS, seconds)] += 1
     latency[1][0] += seconds
+
+
+def login(backend: str, outcome: str) -> None:
+    key = (backend, outcome)
+    tally.logins[key] = tally.logins.get(key, 0) + 1
+
+
+def session_opened(backend: str, change: int) -> None:
+    tally.sessions_open[backend] = tally.sessions_open.get(backend, 0) + change
+
+
+def backend_connected(backend: str, seconds: float) -> None:
+    entry = tally.connect.get(backend)
+    if entry is None:
+        entry = tally.connect[backend] = ([0] * len(_CONNECT_BOUNDS), [0.0])
+    entry[0][bisect.bisect_left(_CONNECT_BOUNDS, seconds)] += 1
+    entry[1][0] += seconds
+
+
+def _add_histogram(child, counts: list[int], total: float) -> None:  # noqa: ANN001
+    # Histogram.observe() adds 1 to one bucket (counts are made cumulative when
+    # collected); adding a bucket's count at once gives the same exposition.
+    for bucket, count in zip(child._buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
+    child._sum.inc(total)
 
 
 def flush() -> None:
@@ -141,13 +174,17 @@ def flush() -> None:
         STATEMENTS.labels(command, outcome).inc(count)
     latency, t.latency = t.latency, {}
     for command, (counts, total) in latency.items():
-        child = STATEMENT_SECONDS.labels(command)
-        # Histogram.observe() adds 1 to one bucket (counts are made cumulative when
-        # collected); adding a bucket's count at once gives the same exposition.
-        for bucket, count in zip(child._buckets, counts, strict=True):
-            if count:
-                bucket.inc(count)
-        child._sum.inc(total[0])
+        _add_histogram(STATEMENT_SECONDS.labels(command), counts, total[0])
+    logins, t.logins = t.logins, {}
+    for (backend, outcome), count in logins.items():
+        LOGINS.labels(backend, outcome).inc(count)
+    opened, t.sessions_open = t.sessions_open, {}
+    for backend, change in opened.items():
+        if change:
+            SESSIONS_OPEN.labels(backend).inc(change)
+    connect, t.connect = t.connect, {}
+    for backend, (counts, total) in connect.items():
+        _add_histogram(BACKEND_CONNECT_SECONDS.labels(backend), counts, total[0])
     for pool, reported in _pools:
         _flush_pool(pool, reported)
 

@@ -130,6 +130,8 @@ class BackendPool:
         self.max_packet = max_packet
         self._clock = clock
         self.limit = config.pool.max or _PROVISIONAL_LIMIT
+        wait = config.pool.wait_timeout
+        self.wait_timeout = wait if wait >= 0 else 5.0
         self._limit_known = False
         self._idle: dict[Key, list[BackendConnection]] = {}
         self.total = 0  # open (idle or in use) and being opened
@@ -333,10 +335,10 @@ class BackendPool:
         return True
 
     async def _wait(self, started: float) -> None:
-        remaining = self.settings.wait_timeout - (self._clock() - started)
+        remaining = self.wait_timeout - (self._clock() - started)
         if remaining <= 0 or self.closed:
             self.counters.fail("exhausted")
-            raise PoolExhausted(self.config.name, self.limit, self.settings.wait_timeout)
+            raise PoolExhausted(self.config.name, self.limit, self.wait_timeout)
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
@@ -344,7 +346,7 @@ class BackendPool:
                 await waiter
         except TimeoutError:
             self.counters.fail("exhausted")
-            raise PoolExhausted(self.config.name, self.limit, self.settings.wait_timeout) from None
+            raise PoolExhausted(self.config.name, self.limit, self.wait_timeout) from None
         finally:
             if not waiter.done():
                 waiter.cancel()

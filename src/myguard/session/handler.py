@@ -251,13 +251,10 @@ class StatementHandler:
         return withhold_error(run) if running is not None and running.withholds else run
 
     def client_lost(self, reason: str) -> None:
-        event(
-            logging.INFO,
-            "client_gone",
-            session=self.session.id,
-            user=self.session.user or None,
-            detail=reason,
-        )
+        s = self.session
+        s.end_reason = f"client gone: {reason}"
+        if s.busy:  # mid-statement: worth a line of its own; otherwise session_end says it
+            event(logging.INFO, "client_gone", session=s.id, user=s.user or None, detail=reason)
         self._resolve(None)
 
     def backend_lost(self, reason: str, mid_response: bool) -> None:

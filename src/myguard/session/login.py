@@ -107,10 +107,10 @@ class LoginPhase:
             ),
             self.id,
         )
-        self.trail.login(True, self.user, plugin=result.plugin)
+        self.trail.login(True, self.user, plugin=result.plugin, method=result.method)
         self.client.write_packet(ok_packet(status=self.backend.status))
         await self.client.drain()
-        metrics.LOGINS.labels(self.backend_config.name, "success").inc()
+        metrics.login(self.backend_config.name, "success")
         event(
             logging.INFO,
             "login",
@@ -123,6 +123,7 @@ class LoginPhase:
             method=result.method,
             tls=self.client.tls,
             backend=self.backend_config.name,
+            backend_thread=self.backend.thread_id,
         )
 
     def _plugin(self, plugin: str) -> str:
@@ -148,7 +149,7 @@ class LoginPhase:
         try:
             result = await exchange.run(user, plugin, response)
         except LoginDenied as exc:
-            metrics.LOGINS.labels(self.backend_config.name, "denied").inc()
+            metrics.login(self.backend_config.name, "denied")
             event(
                 logging.WARNING,
                 "login_failed",
@@ -160,7 +161,7 @@ class LoginPhase:
             self.trail.login(False, user, exc.reason, plugin)
             raise
         except IdentityUnavailable as exc:
-            metrics.LOGINS.labels(self.backend_config.name, "identity_unavailable").inc()
+            metrics.login(self.backend_config.name, "identity_unavailable")
             self.trail.login(False, user, f"identity provider unavailable: {exc}", plugin)
             raise MySQLError(
                 ER_MYGUARD_IDENTITY_UNAVAILABLE,
@@ -199,14 +200,12 @@ class LoginPhase:
                 attributes=attrs,
             )
         except BackendUnavailable:
-            metrics.LOGINS.labels(self.backend_config.name, "backend_unavailable").inc()
+            metrics.login(self.backend_config.name, "backend_unavailable")
             raise
         except PoolExhausted:
-            metrics.LOGINS.labels(self.backend_config.name, "pool_exhausted").inc()
+            metrics.login(self.backend_config.name, "pool_exhausted")
             raise
-        metrics.BACKEND_CONNECT_SECONDS.labels(self.backend_config.name).observe(
-            time.perf_counter() - started
-        )
+        metrics.backend_connected(self.backend_config.name, time.perf_counter() - started)
         self.scanner = ResponseScanner(bool(self.capabilities & Capability.CLIENT_DEPRECATE_EOF))
         self.reading = TextReading(self.backend.status)
 
@@ -240,7 +239,7 @@ class LoginPhase:
             ),
             self.id,
         )
-        self.trail.login(True, self.user, plugin=result.plugin)
+        self.trail.login(True, self.user, plugin=result.plugin, method=result.method)
         self.ok()
         await self.client.drain()
         event(logging.INFO, "change_user", session=self.id, user=self.user, method=result.method)

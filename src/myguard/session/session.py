@@ -44,8 +44,8 @@ class Session(LoginPhase, SessionState):
     async def run(self) -> None:
         self.task = asyncio.current_task()
         name = self.backend_config.name
-        gauge = metrics.SESSIONS_OPEN.labels(name)
-        gauge.inc()
+        metrics.session_opened(name, 1)
+        started = time.monotonic()
         try:
             try:
                 # asyncio.timeout, unlike wait_for, runs _login without a task of its own
@@ -57,8 +57,11 @@ class Session(LoginPhase, SessionState):
             self.ctx.registry.add(self)
             await self._serve()
         except MySQLError as exc:
+            self.end_reason = f"error {exc.code}"
             self._fail(exc, "protocol" if isinstance(exc, ProtocolError) else "error")
         except ConnectionLost as exc:
+            # Lost while the session task had the sockets (login, a command needing I/O).
+            self.end_reason = f"client gone: {exc}"
             event(
                 logging.INFO,
                 "client_gone",
@@ -67,23 +70,28 @@ class Session(LoginPhase, SessionState):
                 detail=str(exc),
             )
         except asyncio.CancelledError:
-            pass
+            self.end_reason = self.end_reason or "closed by myguard"
         except Exception as exc:  # a bug must cost one session, never the proxy
             metrics.ERRORS.labels("internal").inc()
+            self.end_reason = "internal error"
             logging.getLogger("myguard").exception("session %s failed", self.id)
             self._send_error(
                 MySQLError(4692, "HY000", f"myguard internal error: {type(exc).__name__}")
             )
         finally:
             self.ctx.registry.remove(self.id)
-            gauge.dec()
+            metrics.session_opened(name, -1)
             backend, self.backend = self.backend, None
             if backend is not None:
                 self.pool.release(backend, reusable=self._ended_cleanly and not self.busy)
             self.client.close()
+            reason = self.end_reason or "quit"
             if self.identity is not None:
-                self.trail.session_end()
-            event(logging.INFO, "session_end", session=self.id, user=self.user or None)
+                self.trail.session_end(reason, round(time.monotonic() - started, 6))
+            # One line per session end (the reason says how: quit, client gone, error...).
+            event(
+                logging.INFO, "session_end", session=self.id, user=self.user or None, reason=reason
+            )
 
     def _fail(self, exc: MySQLError, kind: str) -> None:
         metrics.ERRORS.labels(kind).inc()

@@ -68,6 +68,7 @@ class SessionState:
         self.pool = ctx.pool_for(backend_config)
         self.scanner: Any = None  # the response grammar (_fast.resultscan), set at login
         self.busy = False
+        self.end_reason: str | None = None  # why the session ended; None: the client quit
         self.last_active = time.monotonic()
         self.guard: Guard | None = None
         self.trail = AuditTrail(
