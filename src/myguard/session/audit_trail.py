@@ -80,6 +80,23 @@ def _tables(names: Iterable[object]) -> list[str]:
 
 
 def _decision_fields(decision: Decision | None) -> PackedFields:
+    # Decisions are shared by the sessions of one identity context (session/guard.py), so
+    # a connection per request finds its statements' fields packed already.
+    entry = _PACKED.get(id(decision))
+    if entry is not None and entry[0] is decision:
+        return entry[1]
+    packed = _pack_decision_fields(decision)
+    if len(_PACKED) >= _MAX_PACKED:
+        _PACKED.clear()
+    _PACKED[id(decision)] = (decision, packed)
+    return packed
+
+
+_PACKED: dict[int, tuple[Decision | None, PackedFields]] = {}
+_MAX_PACKED = 4096
+
+
+def _pack_decision_fields(decision: Decision | None) -> PackedFields:
     if decision is None:
         return PackedFields.of(statement_decision_fields(decision="allow"))
     statements = decision.statements
