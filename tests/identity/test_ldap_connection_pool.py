@@ -42,3 +42,30 @@ def test_a_restarted_server_costs_no_login(private_slapd, make_source, search_ta
 
     run(scenario())
     assert source._directory.service_pool.opened == 2
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_cached_logins_refresh_groups_ahead_without_waiting_for_ldap(
+    private_slapd, make_source, search_table
+):
+    clock = FakeClock()
+    source = make_source(search_table(private_slapd, group_ttl=60), clock=clock)
+
+    async def scenario():
+        carol = await source.authenticate("carol", "carol-pw")
+        private_slapd.add_to_group("carol", "analysts")
+        clock.now = 31  # past half the group_ttl: served from the cache, refreshed behind
+        assert (await source.refresh(carol)).groups == frozenset()
+        await asyncio.gather(*source._refreshing.values())
+        private_slapd.stop()  # from here on a login that asked LDAP would fail
+        clock.now = 70  # 70 s after the login, 39 s after the refresh
+        assert (await source.refresh(carol)).groups == {"analysts"}
+
+    run(scenario())
