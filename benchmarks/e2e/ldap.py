@@ -55,6 +55,7 @@ print(json.dumps({"seconds": seconds, "errors": errors[:5], "failed": len(errors
 
 
 def start(stack: Stack) -> SlapdServer:
+    (stack.base / "slapd").mkdir(exist_ok=True)
     server = SlapdServer(tls=False, directory=stack.base / "slapd")
     server.start()
     os.environ[BIND_PASSWORD_ENV] = SERVICE_PW  # inherited by the myguard processes
