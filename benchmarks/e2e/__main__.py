@@ -16,7 +16,9 @@ from . import machine, measures, report, sysbench
 from .profile import point_selects, profile
 from .targets import ALICE, CAROL, HAPROXY_THREADS, RELAY_WORKERS, Stack, Target, parse_extra
 
-MEASURES = ("sysbench", "audit", "bigselect", "masking", "connect", "memory", "profile")
+MEASURES = (
+    "sysbench", "audit", "bigselect", "masking", "connect", "ldap", "memory", "profile"
+)  # fmt: skip
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -129,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             "bigselect": lambda: big_select(with_relay[:4], repeats, direct),
             "masking": lambda: masking(stack, direct, repeats),
             "connect": lambda: connect(targets, repeats, args.connectors, 3 if quick else 5),
+            "ldap": lambda: ldap_measures(stack, direct, repeats, args.connectors, quick),
             "profile": lambda: run_profile(
                 stack, args.profile_seconds or (5 if quick else 15), args.connectors
             ),
@@ -178,6 +181,29 @@ def connect(
             runs.append(run)
             log(f"connect {target.name}: {run['per_s']}/s")
     return runs
+
+
+def ldap_measures(
+    stack: Stack, direct: Target, repeats: int, connectors: int, quick: bool
+) -> dict[str, object]:
+    """LDAP identity: connections/s with a warm verifier cache (against direct, interleaved),
+    then login storms (cold cache) against plain LDAP binds of the same slapd."""
+    from . import ldap
+
+    server = ldap.start(stack)
+    try:
+        target = ldap.proxy_target(stack, server)
+        ldap.warm(target)
+        seconds = 3 if quick else 5
+        runs = connect([direct, target], repeats, connectors, seconds)
+        log("LDAP login storms: 200 logins by 50 clients, myguard and plain binds")
+        storms = ldap.run_storms(stack, server, target, repeats, 200, 50)
+        for run in storms:
+            log(f"storm {run['target']}: p99 {run.get('p99_ms')} ms, failed {run.get('failed')}")
+        return {"connect": runs, "storm": storms}
+    finally:
+        stack.stop_proxy("ldap")
+        server.cleanup()
 
 
 def run_profile(stack: Stack, seconds: int, connectors: int) -> dict[str, object]:

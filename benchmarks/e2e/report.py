@@ -90,6 +90,31 @@ def summarize(results: dict[str, object]) -> dict[str, object]:
              "vs_direct": ratio(runs, "per_s", "connectors", str(t), "direct")}
             for (t,), g in _group(runs, "target").items()
         ]  # fmt: skip
+    if "ldap" in results:
+        ldap = results["ldap"]
+        runs = ldap["connect"]  # type: ignore[index]
+        s["ldap_connect"] = [
+            {"target": t, "per_s": _med([float(r["per_s"]) for r in g]),  # type: ignore[arg-type]
+             "target_cpu_us_per_conn": _med([float(r["target_cpu_us_per_conn"]) for r in g
+                                             if "target_cpu_us_per_conn" in r]),  # type: ignore[arg-type]
+             "vs_direct": ratio(runs, "per_s", "connectors", str(t), "direct")}
+            for (t,), g in _group(runs, "target").items()
+        ]  # fmt: skip
+        storms = [r for r in ldap["storm"] if "error" not in r]  # type: ignore[index]
+        s["ldap_storm"] = [
+            {"target": t, "logins": sum(int(r["logins"]) for r in g),
+             "failed": sum(int(r["failed"]) for r in g),
+             "p50_ms": _med([float(r["p50_ms"]) for r in g]),
+             "p99_ms": _med([float(r["p99_ms"]) for r in g]),
+             "max_ms": max(float(r["max_ms"]) for r in g),
+             "target_cpu_ms_per_login": _med([float(r["target_cpu_ms_per_login"]) for r in g
+                                              if "target_cpu_ms_per_login" in r]),
+             "vs_plain_p99": _med([float(a["p99_ms"]) / float(b["p99_ms"])
+                                   for a in g for b in storms
+                                   if b["target"] == "plain ldap binds"
+                                   and b.get("repeat") == a.get("repeat")])}
+            for (t,), g in _group(storms, "target").items()
+        ]  # fmt: skip
     s["targets"] = check_targets(s, results)
     return s
 
@@ -143,6 +168,17 @@ def check_targets(s: dict[str, object], results: dict[str, object]) -> list[Run]
     row = _find(s.get("connect"), target="myguard")
     if row:
         add("connections/s: myguard / direct", row.get("vs_direct"), 0.5, True)
+        base = _find(s.get("connect"), target="direct").get("target_cpu_us_per_conn")
+        if base and row.get("target_cpu_us_per_conn"):
+            add("CPU per connection: myguard / MariaDB's (direct)",
+                round(float(row["target_cpu_us_per_conn"]) / float(base), 2), 2.0, False)  # type: ignore[arg-type]  # fmt: skip
+    row = _find(s.get("ldap_connect"), target="myguard ldap (warm cache)")
+    if row:
+        add("connections/s, LDAP warm cache: myguard / direct", row.get("vs_direct"), 0.45, True)
+    row = _find(s.get("ldap_storm"), target="myguard")
+    if row:
+        add("LDAP storm (200 logins, 50 clients): failed logins", row.get("failed"), 0, False)
+        add("LDAP storm p99: myguard / plain LDAP binds", row.get("vs_plain_p99"), 3.0, False)
     mem = _find(results.get("memory"), target="myguard")
     if mem:
         add("KiB per idle connection (myguard)", round(float(mem["bytes_per_conn"]) / 1024, 1),  # type: ignore[arg-type]
@@ -216,6 +252,11 @@ def markdown(results: dict[str, object], summary: dict[str, object]) -> str:
          ["client", "target", "wall_s", "mb_per_s", "rows_per_s", "target_cpu_s"]),
         ("Connections per second (connect, authenticate, quit; PyMySQL, parallel processes)",
          "connect", ["target", "per_s", "target_cpu_us_per_conn", "vs_direct"]),
+        ("Connections per second, LDAP identity with a warm verifier cache",
+         "ldap_connect", ["target", "per_s", "target_cpu_us_per_conn", "vs_direct"]),
+        ("LDAP login storm: 200 logins (cold cache) by 50 concurrent clients, vs plain binds",
+         "ldap_storm", ["target", "logins", "failed", "p50_ms", "p99_ms", "max_ms",
+                        "target_cpu_ms_per_login", "vs_plain_p99"]),
     ]  # fmt: skip
     for title, key, cols in sections:
         if summary.get(key):

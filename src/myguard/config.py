@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from myguard.config_error import ConfigError, ConfigErrors
@@ -15,6 +15,33 @@ from myguard.config_reader import Problems, TableReader
 class BackendAccount:
     user: str
     password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolConfig:
+    """``[backends.pool]``: backend connections kept logged in and reused across sessions.
+
+    A connection belongs to one client session from login to quit (session pooling) and is
+    reset (COM_RESET_CONNECTION) before the next session gets it. Limits are per worker
+    process: each worker has its own pool.
+    """
+
+    enabled: bool = True
+    # Idle connections kept ready per service account and client capability set in use.
+    min_idle: int = 2
+    # Connections per worker (idle + in use + being opened); 0: as many as the backend's
+    # max_connections minus ``headroom`` allows, divided among the workers. A larger value
+    # is lowered to that.
+    max: int = 0
+    # Backend connections left for others (DBAs, replication, other applications).
+    headroom: int = 10
+    idle_timeout: float = 300.0
+    max_lifetime: float = 3600.0
+    # How long a login waits for a connection when ``max`` are in use before it is refused
+    # (not set, -1: 5 s, or half of handshake_timeout when that is shorter).
+    wait_timeout: float = -1.0
+    # An idle connection unused for longer than this is checked with COM_PING before use.
+    ping_after: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +58,7 @@ class BackendConfig:
     tls_verify: bool = True
     local_infile: bool = False
     connect_timeout: float = 5.0
+    pool: PoolConfig = PoolConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +210,24 @@ def check_config(
         process_list_groups=frozenset(top.str_list("process_list_groups")),
         admin=_admin(top),
     )
+    backends = []
+    for backend in config.backends:
+        if backend.pool.wait_timeout < 0:  # not set: what fits in the handshake
+            pool = replace(backend.pool, wait_timeout=min(5.0, config.handshake_timeout / 2))
+            backend = replace(backend, pool=pool)
+        backends.append(backend)
+    config = replace(config, backends=tuple(backends))
+    for i, backend in enumerate(config.backends):
+        if backend.pool.enabled and backend.pool.wait_timeout >= config.handshake_timeout:
+            top.fail(
+                ConfigError(
+                    file,
+                    f"backends[{i}].pool.wait_timeout",
+                    f"a number below handshake_timeout ({config.handshake_timeout:g}):"
+                    " a login waits for a connection within its handshake",
+                    backend.pool.wait_timeout,
+                )
+            )
     if config.require_tls and config.tls is None:
         top.fail(
             ConfigError(file, "require_tls", "a [tls] table with cert_file and key_file", True)
@@ -257,6 +303,7 @@ def _backends(top: TableReader) -> tuple[BackendConfig, ...]:
                 tls_verify=t.bool("tls_verify", True),
                 local_infile=t.bool("local_infile", False),
                 connect_timeout=t.number("connect_timeout", 5.0, minimum=0.1),
+                pool=_pool(t),
             )
         )
         t.finish()
@@ -264,6 +311,35 @@ def _backends(top: TableReader) -> tuple[BackendConfig, ...]:
     if len(set(listens)) != len(listens):
         top.fail(top.error("backends", "a different listen address for each backend", listens))
     return tuple(backends)
+
+
+def _pool(backend: TableReader) -> PoolConfig:
+    t = backend.sub("pool")
+    if t is None:
+        return PoolConfig()
+    default = PoolConfig()
+    config = PoolConfig(
+        enabled=t.bool("enabled", default.enabled),
+        min_idle=t.int("min_idle", default.min_idle, minimum=0),
+        max=t.int("max", default.max, minimum=0),
+        headroom=t.int("headroom", default.headroom, minimum=0),
+        idle_timeout=t.number("idle_timeout", default.idle_timeout, minimum=1),
+        max_lifetime=t.number("max_lifetime", default.max_lifetime, minimum=1),
+        wait_timeout=t.number("wait_timeout", 5.0) if "wait_timeout" in t.table else -1.0,
+        ping_after=t.number("ping_after", default.ping_after, minimum=0),
+    )
+    if config.max and config.min_idle > config.max:
+        t.fail(t.error("min_idle", f"an integer <= max ({config.max})", config.min_idle))
+    if config.max_lifetime < config.idle_timeout:
+        t.fail(
+            t.error(
+                "max_lifetime",
+                f"a number >= idle_timeout ({config.idle_timeout:g})",
+                config.max_lifetime,
+            )
+        )
+    t.finish()
+    return config
 
 
 def _identity(top: TableReader) -> IdentityConfig:

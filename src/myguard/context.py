@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from myguard.approvals.service import ApprovalService
 from myguard.audit import AuditWriter
 from myguard.backend.connect import BackendUnavailable, probe
+from myguard.backend.pool import BackendPool
 from myguard.config import BackendConfig, Config
 from myguard.frontend.authenticate import Authenticator
 from myguard.logs import event
@@ -29,12 +30,28 @@ class ServerContext:
     approvals: ApprovalService | None = None
     masking: Masking | None = None
     draining: bool = False
+    # Backend name -> its connection pool in this process.
+    pools: dict[str, BackendPool] = field(default_factory=dict)
     _greetings: dict[str, Greeting] = field(default_factory=dict)
+
+    def pool_for(self, backend: BackendConfig) -> BackendPool:
+        """The backend's connection pool in this process (made on first use, not started)."""
+        pool = self.pools.get(backend.name)
+        if pool is None:
+            pool = self.pools[backend.name] = BackendPool(
+                backend, workers=self.config.workers, max_packet=self.config.max_allowed_packet
+            )
+        return pool
 
     async def backend_greeting(self, backend: BackendConfig) -> Greeting | None:
         """The backend's greeting (version, capabilities), cached after the first success."""
         greeting = self._greetings.get(backend.name)
         if greeting is None:
+            pool = self.pools.get(backend.name)
+            # A pooled connection's greeting says the same without another connection.
+            if pool is not None and pool.greeting is not None:
+                self._greetings[backend.name] = pool.greeting
+                return pool.greeting
             try:
                 greeting = await probe(backend)
             except BackendUnavailable as exc:

@@ -28,11 +28,12 @@ STATEMENTS = Counter(
     "myguard_statements_total", "Commands handled, by command and outcome", ["command", "outcome"]
 )
 BYTES = Counter("myguard_bytes_total", "Bytes relayed", ["direction"])
+_CONNECT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 BACKEND_CONNECT_SECONDS = Histogram(
     "myguard_backend_connect_seconds",
-    "Time to connect and log in to a backend",
+    "Time to get a session its backend connection (from the pool, or a new login)",
     ["backend"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    buckets=_CONNECT_BUCKETS,
 )
 _STATEMENT_BUCKETS = (0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30)
 STATEMENT_SECONDS = Histogram(
@@ -45,9 +46,56 @@ POLICY_CACHE = Counter(
     "myguard_policy_cache_lookups", "Statement-analysis cache lookups", ["result"]
 )
 ERRORS = Counter("myguard_errors_total", "Errors by kind", ["kind"])
+# Backend connection pools (backend/pool.py), per backend, summed over the workers. Set
+# from the pools' own counts by flush(): a login costs no Prometheus update for them.
+POOL_CONNECTIONS = Gauge(
+    "myguard_backend_pool_connections",
+    "Pooled backend connections by state (idle, in_use; size = both plus opening)",
+    ["backend", "state"],
+    multiprocess_mode="livesum",
+)
+POOL_MAX = Gauge(
+    "myguard_backend_pool_max",
+    "Connections the pools may have (max per worker, summed)",
+    ["backend"],
+    multiprocess_mode="livesum",
+)
+POOL_WAITING = Gauge(
+    "myguard_backend_pool_waiting",
+    "Logins waiting for a pooled connection now",
+    ["backend"],
+    multiprocess_mode="livesum",
+)
+POOL_CHECKOUTS = Counter(
+    "myguard_backend_pool_checkouts",
+    "Connections handed to sessions, by whether an idle one was reused",
+    ["backend", "result"],
+)
+POOL_WAITS = Counter(
+    "myguard_backend_pool_waits",
+    "Logins that waited because max connections were in use",
+    ["backend"],
+)
+POOL_RESETS = Counter(
+    "myguard_backend_pool_resets", "Connections reset on their way back to the pool", ["backend"]
+)
+POOL_OPENED = Counter(
+    "myguard_backend_pool_opened", "Backend connections opened by the pool", ["backend"]
+)
+POOL_CLOSED = Counter(
+    "myguard_backend_pool_closed", "Backend connections closed by the pool", ["backend"]
+)
+POOL_FAILURES = Counter(
+    "myguard_backend_pool_failures",
+    "Pool failures: connect (backend unreachable), broken (found dead and replaced),"
+    " not_reusable (closed at session end: killed, mid-response), exhausted (wait timed out)",
+    ["backend", "reason"],
+)
 
 FLUSH_INTERVAL = 1.0
+_pools: list[tuple[object, dict[str, int]]] = []  # (pool, counts already added)
 _LATENCY_BOUNDS = [*_STATEMENT_BUCKETS, float("inf")]
+_CONNECT_BOUNDS = [*_CONNECT_BUCKETS, float("inf")]
 
 
 @dataclass(slots=True)
@@ -61,6 +109,11 @@ class Tally:
     statements: dict[tuple[str, str], int] = field(default_factory=dict)
     # command -> (count per latency bucket, sum of seconds)
     latency: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+    # Per login: (backend, outcome) -> count; backend -> sessions opened minus closed;
+    # backend -> (count per connect-time bucket, sum of seconds)
+    logins: dict[tuple[str, str], int] = field(default_factory=dict)
+    sessions_open: dict[str, int] = field(default_factory=dict)
+    connect: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
 
 
 tally = Tally()
@@ -76,6 +129,32 @@ def statement_done(command: str, outcome: str, seconds: float) -> None:
         latency = tally.latency[command] = ([0] * len(_LATENCY_BOUNDS), [0.0])
     latency[0][bisect.bisect_left(_LATENCY_BOUNDS, seconds)] += 1
     latency[1][0] += seconds
+
+
+def login(backend: str, outcome: str) -> None:
+    key = (backend, outcome)
+    tally.logins[key] = tally.logins.get(key, 0) + 1
+
+
+def session_opened(backend: str, change: int) -> None:
+    tally.sessions_open[backend] = tally.sessions_open.get(backend, 0) + change
+
+
+def backend_connected(backend: str, seconds: float) -> None:
+    entry = tally.connect.get(backend)
+    if entry is None:
+        entry = tally.connect[backend] = ([0] * len(_CONNECT_BOUNDS), [0.0])
+    entry[0][bisect.bisect_left(_CONNECT_BOUNDS, seconds)] += 1
+    entry[1][0] += seconds
+
+
+def _add_histogram(child, counts: list[int], total: float) -> None:  # noqa: ANN001
+    # Histogram.observe() adds 1 to one bucket (counts are made cumulative when
+    # collected); adding a bucket's count at once gives the same exposition.
+    for bucket, count in zip(child._buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
+    child._sum.inc(total)
 
 
 def flush() -> None:
@@ -95,13 +174,61 @@ def flush() -> None:
         STATEMENTS.labels(command, outcome).inc(count)
     latency, t.latency = t.latency, {}
     for command, (counts, total) in latency.items():
-        child = STATEMENT_SECONDS.labels(command)
-        # Histogram.observe() adds 1 to one bucket (counts are made cumulative when
-        # collected); adding a bucket's count at once gives the same exposition.
-        for bucket, count in zip(child._buckets, counts, strict=True):
-            if count:
-                bucket.inc(count)
-        child._sum.inc(total[0])
+        _add_histogram(STATEMENT_SECONDS.labels(command), counts, total[0])
+    logins, t.logins = t.logins, {}
+    for (backend, outcome), count in logins.items():
+        LOGINS.labels(backend, outcome).inc(count)
+    opened, t.sessions_open = t.sessions_open, {}
+    for backend, change in opened.items():
+        if change:
+            SESSIONS_OPEN.labels(backend).inc(change)
+    connect, t.connect = t.connect, {}
+    for backend, (counts, total) in connect.items():
+        _add_histogram(BACKEND_CONNECT_SECONDS.labels(backend), counts, total[0])
+    for pool, reported in _pools:
+        _flush_pool(pool, reported)
+
+
+def watch_pool(pool: object) -> None:
+    """Report ``pool`` (a backend.pool.BackendPool) at every flush."""
+    _pools.append((pool, {}))
+
+
+def _flush_pool(pool, reported: dict[str, int]) -> None:  # noqa: ANN001 - BackendPool
+    name = pool.config.name
+    idle = pool.idle
+    POOL_CONNECTIONS.labels(name, "idle").set(idle)
+    POOL_CONNECTIONS.labels(name, "in_use").set(pool.in_use)
+    POOL_CONNECTIONS.labels(name, "size").set(pool.total)
+    POOL_MAX.labels(name).set(pool.limit if pool.enabled else 0)
+    POOL_WAITING.labels(name).set(pool.waiting)
+    c = pool.counters
+    now = {
+        "reused": c.reused,
+        "new": c.checkouts - c.reused,
+        "waits": c.waits,
+        "resets": c.resets,
+        "opened": c.opened,
+        "closed": c.closed,
+        **{f"failure:{k}": v for k, v in c.failures.items()},
+    }
+    for key, value in now.items():
+        delta = value - reported.get(key, 0)
+        if delta <= 0:
+            continue
+        reported[key] = value
+        if key in ("reused", "new"):
+            POOL_CHECKOUTS.labels(name, key).inc(delta)
+        elif key == "waits":
+            POOL_WAITS.labels(name).inc(delta)
+        elif key == "resets":
+            POOL_RESETS.labels(name).inc(delta)
+        elif key == "opened":
+            POOL_OPENED.labels(name).inc(delta)
+        elif key == "closed":
+            POOL_CLOSED.labels(name).inc(delta)
+        else:
+            POOL_FAILURES.labels(name, key.split(":", 1)[1]).inc(delta)
 
 
 async def flush_periodically(interval: float = FLUSH_INTERVAL) -> None:

@@ -20,6 +20,7 @@ from myguard.admin_api import (
 )
 from myguard.audit import AuditWriter
 from myguard.audit.segment import read_key_file
+from myguard.backend.pool import BackendPool
 from myguard.config import AuditConfig, BackendConfig, Config
 from myguard.config_error import ConfigError
 from myguard.console.sessions import LocalSessions
@@ -90,12 +91,20 @@ class Server:
             policy=Policy.load(config.rules_file),
             masking=Masking(config.masking.hash_key, config.masking.unknown_lineage),
         )
+        for backend in config.backends:
+            # Each worker process has its own pool; one process alone has the whole share.
+            self.ctx.pools[backend.name] = BackendPool(
+                backend,
+                workers=config.workers if worker is not None else 1,
+                max_packet=config.max_allowed_packet,
+            )
         self.admin = AdminServer(lambda: not self.ctx.draining and self._audit_healthy())
         self.admin.route("/reload", reload_route(self.reload))
         self._servers: list[asyncio.Server] = []
         self._sessions: dict[asyncio.Task[None], Session] = {}
         self._stopped = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._metrics_flusher: asyncio.Task[None] | None = None
 
     def _audit_healthy(self) -> bool:
@@ -104,6 +113,7 @@ class Server:
     async def reload(self) -> bool:
         """Load the rules file again; a broken file keeps the rules in force. True on success."""
         path = self.config.rules_file
+        self.ctx.authenticator.source.reload()  # the users file (logged if broken)
         try:
             policy = await asyncio.to_thread(Policy.load, path)
         except (ConfigError, OSError) as exc:
@@ -170,6 +180,10 @@ class Server:
         if self.worker is not None and runtime:
             path = Path(runtime) / f"worker-{self.worker}.sock"
             self._servers.append(await serve_kill_requests(self.ctx.registry, path))
+        for pool in self.ctx.pools.values():
+            pool.start()
+            metrics.watch_pool(pool)
+        self._watcher = asyncio.create_task(self.ctx.authenticator.source.watch())
         self._sweeper = asyncio.create_task(self._sweep_idle())
         self._metrics_flusher = asyncio.create_task(metrics.flush_periodically())
 
@@ -234,9 +248,13 @@ class Server:
                 await asyncio.wait(pending, timeout=5)
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
         if self._metrics_flusher is not None:
             self._metrics_flusher.cancel()
             await asyncio.wait([self._metrics_flusher])
+        for pool in self.ctx.pools.values():
+            await pool.close()
         await self.admin.close()
         await self.ctx.authenticator.source.close()
         await self.ctx.approvals.aclose()

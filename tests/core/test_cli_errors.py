@@ -156,6 +156,32 @@ def test_config_errors_all_reported_in_one_run(tmp_path):
     )
 
 
+def test_pool_config_errors_name_file_key_and_expectation(tmp_path):
+    bad = tmp_path / "pool.toml"
+    bad.write_text(
+        'rules_file = "r.toml"\nhandshake_timeout = 5\n[audit]\nenabled = false\n[identity]\nusers_file = "u.toml"\n'
+        '[[backends]]\nname = "a"\nenvironment = "e"\nlisten = "127.0.0.1:1"\n'
+        'upstream = "127.0.0.1:2"\nuser = "u"\npassword_env = "X"\n'
+        "[backends.pool]\nmin_idle = 9\nmax = 4\nidle_timeout = 600\nmax_lifetime = 60\n"
+        'wait_timeout = 5\nsize = 3\nenabled = "yes"\n'
+    )
+    lines = assert_one_line_errors(myguard("config", "check", str(bad)), USAGE)
+    by_key = {line.split(": ")[3]: line for line in lines}
+    assert sorted(by_key) == [
+        "backends[0].pool.enabled",
+        "backends[0].pool.max_lifetime",
+        "backends[0].pool.min_idle",
+        "backends[0].pool.size",
+        "backends[0].pool.wait_timeout",
+    ], lines
+    assert by_key["backends[0].pool.min_idle"] == (
+        f"myguard: error: {bad}: backends[0].pool.min_idle: expected an integer <= max (4), got 9"
+    )
+    assert "expected true or false, got 'yes'" in by_key["backends[0].pool.enabled"]
+    assert "below handshake_timeout (5)" in by_key["backends[0].pool.wait_timeout"]
+    assert "a number >= idle_timeout (600)" in by_key["backends[0].pool.max_lifetime"]
+
+
 def test_example_config_checks_without_its_secrets():
     env = {k: v for k, v in os.environ.items() if k != "MYGUARD_SHOP_PASSWORD"}
     result = myguard("config", "check", str(EXAMPLE), env=env)

@@ -62,8 +62,14 @@ def test_workers_share_the_port_and_a_dead_worker_is_replaced(private_proxy):
         workers.add(c.greeting.connection_id >> 24)
         c.close()
     assert workers == {0, 1}
-    status, body = http(p, "/metrics")
-    assert 'myguard_logins_total{backend="main",outcome="success"} 40.0' in body
+    # Login counts reach Prometheus with each worker's flush, once a second.
+    deadline = time.monotonic() + 5
+    while True:
+        status, body = http(p, "/metrics")
+        if 'myguard_logins_total{backend="main",outcome="success"} 40.0' in body:
+            break
+        assert time.monotonic() < deadline, body
+        time.sleep(0.2)
     # kill -9 one worker: the supervisor starts another, and clients keep being served.
     pids = [
         int(line.split("pid=")[1].split()[0])

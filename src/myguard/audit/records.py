@@ -77,6 +77,9 @@ FIELD_KEYS: dict[str, str] = {
     "database": "db",
     "status": "sts",
     "actor_groups": "acg",
+    "auth_method": "am",
+    "backend_account": "bu",
+    "backend_thread": "bt",
 }
 FIELD_NAMES: dict[str, str] = {key: name for name, key in FIELD_KEYS.items()}
 _STATEMENT_KEY = FIELD_KEYS["statement"]
@@ -193,9 +196,14 @@ def login_record(
     session_id: str | None = None,
     auth_plugin: str | None = None,
     tls: bool | str | None = None,
+    auth_method: str | None = None,
+    backend_account: str | None = None,
+    backend_thread: int | None = None,
     at: float | None = None,
 ) -> AuditRecord:
-    """A login attempt; ``reason`` says why it failed. ``tls`` may name the protocol."""
+    """A login attempt; ``reason`` says why it failed. ``tls`` may name the protocol;
+    ``auth_method`` is fast, full or cached-during-outage; ``backend_account`` and
+    ``backend_thread`` say which service account and backend thread the session got."""
     return _record(
         "login",
         {
@@ -210,6 +218,9 @@ def login_record(
             "sid": session_id,
             "ap": auth_plugin,
             "tls": tls,
+            "am": auth_method,
+            "bu": backend_account,
+            "bt": backend_thread,
         },
         at,
     )

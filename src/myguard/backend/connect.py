@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import struct
+import time
 from dataclasses import dataclass
 
 from myguard.config import BackendAccount, BackendConfig
@@ -23,7 +25,9 @@ from myguard.protocol.constants import (
     CACHING_SHA2_REQUEST_PUBLIC_KEY,
     ERR_HEADER,
     OK_HEADER,
+    UTF8MB4_GENERAL_CI,
     Capability,
+    Command,
 )
 from myguard.protocol.errors import (
     CR_CONN_HOST_ERROR,
@@ -79,10 +83,38 @@ class BackendConnection:
     capabilities: int
     status: int
     account: str
+    # What the pool knows of the connection (backend/pool.py).
+    collation: int = 0  # the collation id its session uses now
+    key: tuple[str, int] = ("", 0)  # (service account, capabilities): which pool bucket
+    created: float = 0.0  # time.monotonic() at login
+    idle_since: float = 0.0
+    # A database was selected on it at some point: COM_RESET_CONNECTION keeps the current
+    # database, so it serves only sessions that select one themselves.
+    had_database: bool = False
+    # The reset sent when it came back (a command byte, 0: none); its answer is read
+    # before the next use.
+    reset_pending: int = 0
+    # Someone sent KILL for its thread: never reused (a late KILL must not hit the next owner).
+    tainted: bool = False
+    uses: int = 0
 
     @property
     def thread_id(self) -> int:
         return self.greeting.connection_id
+
+    @property
+    def usable(self) -> bool:
+        """Connected, nothing unread, nothing known to be wrong with it."""
+        stream = self.stream
+        transport = stream.transport
+        return (
+            not self.tainted
+            and stream.lost is None
+            and transport is not None
+            and not transport.is_closing()
+            # bytes waiting are the pending reset's answer, or something unasked for
+            and (self.reset_pending or not len(stream.buffer))
+        )
 
     def close(self) -> None:
         self.stream.close()
@@ -176,19 +208,10 @@ async def _login(
     attributes: dict[str, str],
     max_packet: int,
 ) -> BackendConnection:
-    # MariaDB's extended capabilities (bits 32-63) are mirrored too: a MariaDB backend's
-    # greeting lacks CLIENT_MYSQL, so caps do as well and they go out in the filler.
-    caps = (client_capabilities | _ALWAYS) & greeting.capabilities
-    caps &= ~(
-        Capability.CLIENT_SSL | Capability.CLIENT_CONNECT_WITH_DB | Capability.CLIENT_LOCAL_FILES
-    )
-    caps |= Capability.CLIENT_PROTOCOL_41
+    caps = backend_capabilities(config, client_capabilities, greeting)
+    key_caps = caps
     if database:
         caps |= Capability.CLIENT_CONNECT_WITH_DB
-    if config.local_infile and client_capabilities & Capability.CLIENT_LOCAL_FILES:
-        caps |= Capability.CLIENT_LOCAL_FILES
-    if greeting.capabilities & Capability.CLIENT_CONNECT_ATTRS:
-        caps |= Capability.CLIENT_CONNECT_ATTRS
     if config.tls:
         if not greeting.capabilities & Capability.CLIENT_SSL:
             raise BackendUnavailable(
@@ -222,7 +245,19 @@ async def _login(
         head = packet[0]
         if head == OK_HEADER:
             ok = parse_ok(packet)
-            return BackendConnection(stream, greeting, caps, ok.status, account.user)
+            now = time.monotonic()
+            return BackendConnection(
+                stream,
+                greeting,
+                caps,
+                ok.status,
+                account.user,
+                collation=charset,
+                key=(account.user, key_caps),
+                created=now,
+                idle_since=now,
+                had_database=bool(database),
+            )
         if head == ERR_HEADER:
             err = parse_err(packet)
             raise BackendUnavailable(config.name, f"login as service account failed: {err.message}")
@@ -243,6 +278,75 @@ async def _login(
         else:
             raise BackendUnavailable(config.name, f"unsupported auth step 0x{head:02x} ({plugin})")
         await stream.drain()
+
+
+def backend_capabilities(
+    config: BackendConfig, client_capabilities: int, greeting: Greeting
+) -> int:
+    """What myguard asks of the backend for a client with ``client_capabilities``: the
+    client's result-format capabilities, so responses relay byte for byte (without
+    CLIENT_SSL and CLIENT_CONNECT_WITH_DB, which depend on the login itself)."""
+    # MariaDB's extended capabilities (bits 32-63) are mirrored too: a MariaDB backend's
+    # greeting lacks CLIENT_MYSQL, so caps do as well and they go out in the filler.
+    caps = (client_capabilities | _ALWAYS) & greeting.capabilities
+    caps &= ~(
+        Capability.CLIENT_SSL | Capability.CLIENT_CONNECT_WITH_DB | Capability.CLIENT_LOCAL_FILES
+    )
+    caps |= Capability.CLIENT_PROTOCOL_41
+    if config.local_infile and client_capabilities & Capability.CLIENT_LOCAL_FILES:
+        caps |= Capability.CLIENT_LOCAL_FILES
+    if greeting.capabilities & Capability.CLIENT_CONNECT_ATTRS:
+        caps |= Capability.CLIENT_CONNECT_ATTRS
+    return caps
+
+
+def change_user_packet(conn: BackendConnection, password: str) -> bytes:
+    """COM_CHANGE_USER back to the connection's own service account, no database: what a
+    server without COM_RESET_CONNECTION resets a session with (it also leaves no database
+    selected)."""
+    plugin = conn.greeting.auth_plugin or MYSQL_NATIVE_PASSWORD
+    token = _token(plugin, password.encode(), conn.greeting.scramble)
+    caps = conn.capabilities
+    parts = [bytes((Command.COM_CHANGE_USER,)), conn.account.encode(), b"\x00"]
+    parts.append(bytes((len(token),)) + token)
+    parts.append(b"\x00")  # no database
+    parts.append(struct.pack("<H", conn.collation or UTF8MB4_GENERAL_CI))
+    if caps & Capability.CLIENT_PLUGIN_AUTH:
+        parts.append(plugin.encode() + b"\x00")
+    if caps & Capability.CLIENT_CONNECT_ATTRS:
+        parts.append(b"\x00")  # no attributes
+    return b"".join(parts)
+
+
+async def finish_auth(
+    config: BackendConfig, conn: BackendConnection, password: str, packet: bytes
+) -> int:
+    """The rest of a COM_CHANGE_USER exchange from its first answer ``packet``: the OK's
+    server status."""
+    stream = conn.stream
+    plugin = conn.greeting.auth_plugin or MYSQL_NATIVE_PASSWORD
+    secret = password.encode()
+    nonce = conn.greeting.scramble
+    while True:
+        head = packet[0]
+        if head == OK_HEADER:
+            return parse_ok(packet).status
+        if head == ERR_HEADER:
+            err = parse_err(packet)
+            raise BackendUnavailable(config.name, f"reset by change of user failed: {err.message}")
+        if head == AUTH_SWITCH_REQUEST:
+            plugin, data = parse_auth_switch(packet)
+            nonce = data.rstrip(b"\x00")
+            stream.write_packet(_token(plugin, secret, nonce))
+        elif head == AUTH_MORE_DATA and plugin == CACHING_SHA2_PASSWORD:
+            if packet[1:] != bytes((CACHING_SHA2_FAST_AUTH_SUCCESS,)):
+                raise BackendUnavailable(
+                    config.name, "reset by change of user needs full authentication"
+                )
+        else:
+            raise BackendUnavailable(config.name, f"unsupported auth step 0x{head:02x}")
+        await stream.drain()
+        packet = await stream.read_packet()
 
 
 def _token(plugin: str, password: bytes, nonce: bytes) -> bytes:

@@ -77,5 +77,12 @@ class IdentitySource(abc.ABC):
         """Re-resolve groups for a user authenticated earlier (default: unchanged)."""
         return identity
 
+    def reload(self) -> bool:
+        """Re-read what the source keeps in memory (SIGHUP); False if that failed."""
+        return True
+
+    async def watch(self) -> None:  # noqa: B027 - optional hook
+        """Run for the process's life, picking up changes (default: nothing to watch)."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook, most sources hold nothing
         """Release connections and threads."""

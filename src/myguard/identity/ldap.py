@@ -54,6 +54,7 @@ class LdapIdentitySource(IdentitySource):
         self.deadline = config.timeout * (len(config.urls) + _OPERATIONS_PER_CALL)
         self._clock = clock
         self._resolved: dict[str, tuple[float, UserRecord]] = {}
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
 
     async def authenticate(self, user: str, password: str) -> Identity:
         # Checked here as well as in the thread: an empty password is an LDAP
@@ -76,8 +77,14 @@ class LdapIdentitySource(IdentitySource):
         if not self.config.has_service_account:
             return identity
         cached = self._resolved.get(identity.user)
-        if cached is not None and self._clock() - cached[0] < self.config.group_ttl:
+        ttl = self.config.group_ttl
+        age = self._clock() - cached[0] if cached is not None else ttl
+        if age < ttl:
             record = cached[1]
+            if age >= ttl / 2:
+                # Refresh ahead, in the background: a login with cached verifiers and
+                # groups never waits for LDAP while the user keeps logging in.
+                self._refresh_ahead(identity.user)
         else:
             try:
                 record = await self._call(self._directory.lookup, identity.user)
@@ -89,8 +96,28 @@ class LdapIdentitySource(IdentitySource):
             identity, groups=record.groups, attributes=dict(record.attributes)
         )
 
+    def _refresh_ahead(self, user: str) -> None:
+        if user in self._refreshing:
+            return
+        task = asyncio.get_running_loop().create_task(self._lookup_later(user))
+        self._refreshing[user] = task
+        task.add_done_callback(lambda _: self._refreshing.pop(user, None))
+
+    async def _lookup_later(self, user: str) -> None:
+        try:
+            record = await self._call(self._directory.lookup, user)
+        except AuthFailed:
+            self._resolved.pop(user, None)  # the next login asks LDAP and is refused
+        except IdentityUnavailable:
+            pass  # the cached groups stay until they expire
+        else:
+            self._resolved[user] = (self._clock(), record)
+
     async def close(self) -> None:
+        for task in list(self._refreshing.values()):
+            task.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._directory.close()
 
     async def _call(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()

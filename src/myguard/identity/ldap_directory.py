@@ -1,8 +1,15 @@
-"""Blocking LDAP conversations (ldap3), one fresh connection per bind identity.
+"""Blocking LDAP conversations (ldap3) over a bounded pool of open connections.
 
 Everything here runs in a worker thread of ``LdapIdentitySource``. ldap3 enforces
 ``timeout`` on each connect (``connect_timeout``) and each answer (``receive_timeout``,
 which ldap3 needs as whole seconds, so it is rounded up).
+
+Connections are kept open and reused across logins (at most ``max_concurrency`` idle of
+each kind, none older than ``_MAX_IDLE`` seconds idle): those bound as the service account
+search and resolve groups; the others check a user's password by binding on them again
+(an LDAP bind on an open connection replaces its identity), so a login costs no TCP
+connect and no StartTLS handshake. A pooled connection that fails is dropped and the
+operation retried once on a fresh one, so a restarted LDAP server costs no login.
 """
 
 from __future__ import annotations
@@ -10,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import math
 import ssl
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -27,6 +36,49 @@ from myguard.identity.ldap_groups import resolve_groups, search
 # insufficientAccessRights, unwillingToPerform (e.g. a locked account).
 _REFUSED = frozenset({19, 48, 49, 50, 53})
 _MAX_USER_LENGTH = 256
+# Idle pooled connections older than this are closed rather than reused (servers and
+# firewalls drop idle connections; a reuse would then cost a failed round trip).
+_MAX_IDLE = 60.0
+
+
+class _Pooled:
+    """Idle open connections of one kind, most recently used first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._idle: list[tuple[float, int, ldap3.Connection]] = []
+        self.reused = 0
+        self.opened = 0
+
+    def take(self) -> tuple[ldap3.Connection, int] | None:
+        now = time.monotonic()
+        with self._lock:
+            while self._idle:
+                since, index, conn = self._idle.pop()
+                if now - since <= _MAX_IDLE and not conn.closed:
+                    self.reused += 1
+                    return conn, index
+                _close(conn)
+        return None
+
+    def give(self, conn: ldap3.Connection, index: int) -> None:
+        with self._lock:
+            if len(self._idle) < self.size and not conn.closed:
+                self._idle.append((time.monotonic(), index, conn))
+                return
+        _close(conn)
+
+    def clear(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for _, _, conn in idle:
+            _close(conn)
+
+
+def _close(conn: ldap3.Connection) -> None:
+    with contextlib.suppress(LDAPException, OSError):
+        conn.unbind()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +98,12 @@ class Directory:
         self._read_attributes = [config.user_attribute, *config.attributes]
         if config.member_of_attribute:
             self._read_attributes.append(config.member_of_attribute)
+        self.service_pool = _Pooled(config.max_concurrency)
+        self.bind_pool = _Pooled(config.max_concurrency)
+
+    def close(self) -> None:
+        self.service_pool.clear()
+        self.bind_pool.clear()
 
     def _server(self, url: str) -> ldap3.Server:
         # A fresh Server per attempt: ldap3 Server objects blacklist an address for some
@@ -67,6 +125,25 @@ class Directory:
     def authenticate(self, user: str, password: str) -> UserRecord:
         """Check ``password`` by binding as the user; raise AuthFailed or IdentityUnavailable."""
         _check_user(user)
+        return self._retrying(self._authenticate, user, password)
+
+    def lookup(self, user: str) -> UserRecord:
+        """Re-read ``user`` with the service account (for refresh); AuthFailed if gone or disabled."""
+        return self._retrying(self._lookup, user)
+
+    def _retrying(self, operation, *args):  # noqa: ANN001, ANN202
+        """Run ``operation``; when it failed on pooled connections (the server restarted,
+        dropped idle ones), drop them and run it once more on fresh ones."""
+        reused = self.service_pool.reused + self.bind_pool.reused
+        try:
+            return operation(*args)
+        except (LDAPException, OSError, IdentityUnavailable):
+            if self.service_pool.reused + self.bind_pool.reused == reused:
+                raise  # fresh connections failed: a real outage
+            self.close()
+            return operation(*args)
+
+    def _authenticate(self, user: str, password: str) -> UserRecord:
         config = self._config
         if config.user_dn_template is None:
             with self._service() as (service, index):
@@ -82,8 +159,7 @@ class Directory:
         with self._service(prefer=index) as (service, _):
             return self._read_own_entry(service, dn, user)
 
-    def lookup(self, user: str) -> UserRecord:
-        """Re-read ``user`` with the service account (for refresh); AuthFailed if gone or disabled."""
+    def _lookup(self, user: str) -> UserRecord:
         with self._service() as (service, _):
             if self._config.user_dn_template is None:
                 entry = self._find_user(service, user)
@@ -112,10 +188,13 @@ class Directory:
     def _session(
         self, dn: str, password: str, *, prefer: int = 0, service: bool = False
     ) -> Iterator[tuple[ldap3.Connection, int]]:
-        """A connection bound as ``dn``, from the first server (``prefer`` first) that answers."""
+        """A connection bound as ``dn``, from the pool or from the first server (``prefer``
+        first) that answers; back to the pool afterwards unless it failed."""
         if not password:
             raise AuthFailed("empty password refused (LDAP would treat it as unauthenticated)")
-        conn, index, bound = self._bind_first_answering(dn, password, prefer)
+        pool = self.service_pool if service else self.bind_pool
+        conn, index, bound = self._pooled_bind(pool, dn, password, service, prefer)
+        healthy = False
         try:
             if not bound:
                 result = conn.result or {}
@@ -123,12 +202,42 @@ class Directory:
                 if service:
                     raise IdentityUnavailable(f"ldap: service account bind refused: {description}")
                 if result.get("result") in _REFUSED:
+                    healthy = True  # a refused password leaves the connection usable
                     raise AuthFailed(f"bind as {dn} refused: {description}")
                 raise IdentityUnavailable(f"ldap: bind failed: {description}")
-            yield conn, index
+            try:
+                yield conn, index
+            except AuthFailed:
+                healthy = True  # a verdict about the user, not about the connection
+                raise
+            healthy = True
         finally:
-            with contextlib.suppress(LDAPException, OSError):
-                conn.unbind()
+            if healthy:
+                pool.give(conn, index)
+            else:
+                _close(conn)
+
+    def _pooled_bind(
+        self, pool: _Pooled, dn: str, password: str, service: bool, prefer: int
+    ) -> tuple[ldap3.Connection, int, bool]:
+        """A pooled connection bound as ``dn`` (a service connection is bound already), or
+        a fresh one when none is idle or the pooled one failed."""
+        while (taken := pool.take()) is not None:
+            conn, index = taken
+            if service:
+                return conn, index, True
+            conn.user, conn.password = dn, password
+            try:
+                bound = conn.bind()
+            except (LDAPException, OSError):
+                _close(conn)
+                continue
+            result = (conn.result or {}).get("result")
+            if bound or result in _REFUSED:
+                return conn, index, bound
+            _close(conn)  # not a verdict on the password: try elsewhere
+        pool.opened += 1
+        return self._bind_first_answering(dn, password, prefer)
 
     def _bind_first_answering(
         self, dn: str, password: str, prefer: int

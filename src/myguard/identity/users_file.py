@@ -16,8 +16,10 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from pathlib import Path
 from myguard.config_error import ConfigError
 from myguard.identity.base import AuthFailed, FastVerifiers, Identity, IdentitySource
 from myguard.identity.verifiers import native_stage2, sha2_stage2
+from myguard.logs import event
 
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 1 << 15, 8, 1
 _USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,80}$")
@@ -142,28 +145,63 @@ def write_user(
 
 
 class UsersFileSource(IdentitySource):
-    """Identities from the users file, re-read whenever the file changes."""
+    """Identities from the users file, kept in memory.
+
+    A login does not look at the file: a watcher checks its modification time every
+    ``watch_interval`` seconds (and SIGHUP / ``myguard reload`` at once), so a changed
+    password, group or ``disabled`` flag takes effect within that time. A name not in
+    memory makes one check (at most every 50 ms), so a user added a moment ago can log in
+    at once. A file that became unreadable or broken keeps the users read before, and says
+    so in the log.
+    """
 
     name = "users-file"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, clock=time.monotonic) -> None:  # noqa: ANN001
         self.path = path
-        self._mtime: float | None = None
+        self._clock = clock
+        self._mtime: tuple[float, int] | None = None
+        self._checked = 0.0
         self._users: dict[str, UserEntry] = {}
-        self._reload()
+        self._load(strict=True)
 
-    def _reload(self) -> None:
+    def _load(self, *, strict: bool = False) -> bool:
+        """Read the file again if it changed; False if it could not be read."""
+        self._checked = self._clock()
         try:
-            mtime = self.path.stat().st_mtime
+            st = self.path.stat()
+            stamp: tuple[float, int] | None = (st.st_mtime, st.st_size)
         except FileNotFoundError:
-            mtime = None
-        if mtime != self._mtime:
-            self._users = read_users(self.path)
-            self._mtime = mtime
+            stamp = None
+        except OSError as exc:
+            event(logging.ERROR, "users_file_unreadable", file=str(self.path), error=str(exc))
+            return False
+        if stamp == self._mtime:
+            return True
+        try:
+            users = read_users(self.path)
+        except ConfigError as exc:
+            if strict:
+                raise
+            event(logging.ERROR, "users_file_broken", error=str(exc), kept="previous users")
+            return False
+        self._users = users
+        self._mtime = stamp
+        return True
+
+    def reload(self) -> bool:
+        return self._load()
+
+    async def watch(self, interval: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self._load()
 
     def _entry(self, user: str) -> UserEntry | None:
-        self._reload()
         entry = self._users.get(user)
+        if entry is None and self._clock() - self._checked > _MISS_RECHECK:
+            self._load()  # perhaps added a moment ago
+            entry = self._users.get(user)
         return None if entry is None or entry.disabled else entry
 
     @staticmethod
@@ -189,4 +227,5 @@ class UsersFileSource(IdentitySource):
         return FastVerifiers(self._identity(entry), entry.native_stage2, entry.sha2_stage2)
 
 
+_MISS_RECHECK = 0.05
 _DUMMY_HASH = hash_password("myguard-dummy", b"\x00" * 16)

@@ -217,6 +217,11 @@ class PacketStream(asyncio.Protocol):
             self.buffer.feed(plain)
 
     @property
+    def lost(self) -> str | None:
+        """Why the connection is gone, or None while it is up."""
+        return self._lost
+
+    @property
     def tls(self) -> bool:
         return self._tls is not None
 

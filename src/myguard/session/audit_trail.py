@@ -80,6 +80,23 @@ def _tables(names: Iterable[object]) -> list[str]:
 
 
 def _decision_fields(decision: Decision | None) -> PackedFields:
+    # Decisions are shared by the sessions of one identity context (session/guard.py), so
+    # a connection per request finds its statements' fields packed already.
+    entry = _PACKED.get(id(decision))
+    if entry is not None and entry[0] is decision:
+        return entry[1]
+    packed = _pack_decision_fields(decision)
+    if len(_PACKED) >= _MAX_PACKED:
+        _PACKED.clear()
+    _PACKED[id(decision)] = (decision, packed)
+    return packed
+
+
+_PACKED: dict[int, tuple[Decision | None, PackedFields]] = {}
+_MAX_PACKED = 4096
+
+
+def _pack_decision_fields(decision: Decision | None) -> PackedFields:
     if decision is None:
         return PackedFields.of(statement_decision_fields(decision="allow"))
     statements = decision.statements
@@ -138,9 +155,16 @@ class AuditTrail:
             )
 
     def login(
-        self, success: bool, user: str, reason: str | None = None, plugin: str | None = None
+        self,
+        success: bool,
+        user: str,
+        reason: str | None = None,
+        plugin: str | None = None,
+        method: str | None = None,
     ) -> None:
+        """The one record of a login: who, from where, how, and onto which backend thread."""
         s = self.session
+        backend = getattr(s, "backend", None)
         identity = s.identity
         if success:
             self._encoder = None  # the statement records' session fields change with the login
@@ -158,6 +182,9 @@ class AuditTrail:
                 session_id=str(s.id),
                 auth_plugin=plugin,
                 tls=s.client.tls_version or False,
+                auth_method=method,
+                backend_account=backend.account if backend is not None and success else None,
+                backend_thread=backend.thread_id if backend is not None and success else None,
             )
         )
 
@@ -242,6 +269,14 @@ class AuditTrail:
         )
         return StatementEncoder(PackedFields.of(session_fields), redact=writer.redacts_literals)
 
-    def session_end(self) -> None:
+    def session_end(self, reason: str | None = None, duration: float | None = None) -> None:
         s = self.session
-        self._submit(session_end_record(session_id=str(s.id), user=s.user or None))
+        self._submit(
+            session_end_record(
+                session_id=str(s.id),
+                user=s.user or None,
+                reason=reason,
+                duration=duration,
+                backend=s.backend_config.name,
+            )
+        )

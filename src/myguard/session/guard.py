@@ -24,7 +24,7 @@ from myguard.protocol.errors import MySQLError
 class Guard:
     """Builds the request context once per session and asks the current policy."""
 
-    __slots__ = ("context", "session_id", "_masks", "_memo", "_memo_policy")
+    __slots__ = ("context", "session_id", "_masks", "_memo", "_memo_policy", "_shared_key")
 
     def __init__(self, context: RequestContext, session_id: int) -> None:
         self.context = context
@@ -35,12 +35,25 @@ class Guard:
         # every statement of one shape, and this session's context rarely changes.
         self._memo: dict[int, tuple[object, Decision]] = {}
         self._memo_policy: Policy | None = None
+        self._shared_key: tuple | None = None
 
     def use_database(self, database: str | None) -> None:
         if database != self.context.current_db:
             self.context = replace(self.context, current_db=database)
             self._masks = None
             self._memo.clear()
+            self._shared_key = None
+
+    def _shared(self, policy: Policy) -> dict:
+        """The policy's decisions shared by every session with this identity context (one
+        connection per request asks the same few statements with the same context)."""
+        shared = _SHARED.get(policy)
+        if shared is None:
+            _SHARED.clear()  # a reload: the old policy's decisions go
+            shared = _SHARED[policy] = {}
+        if self._shared_key is None:
+            self._shared_key = context_key(self.context, policy)
+        return shared
 
     def identity_masks(self, policy: Policy) -> tuple[str, tuple] | None:
         if self._masks is None or self._masks[0] is not policy:
@@ -75,7 +88,16 @@ class Guard:
             if entry is not None and entry[0] is touches:
                 decision = entry[1]
             else:
-                decision = self._masked(policy, policy.decide_touches(self.context, touches))
+                shared = self._shared(policy)
+                key = (self._shared_key, id(touches))
+                entry = shared.get(key)
+                if entry is not None and entry[0] is touches:
+                    decision = entry[1]
+                else:
+                    decision = self._masked(policy, policy.decide_touches(self.context, touches))
+                    if len(shared) >= _SHARED_SIZE:
+                        shared.clear()
+                    shared[key] = (touches, decision)
                 if len(self._memo) >= _MEMO_SIZE:
                     self._memo.clear()
                 self._memo[id(touches)] = (touches, decision)
@@ -112,6 +134,33 @@ class Guard:
 
 
 _MEMO_SIZE = 512
+_SHARED_SIZE = 8192
+_SHARED: dict[Policy, dict] = {}
+
+
+def context_key(context: RequestContext, policy: Policy) -> tuple:
+    """What of ``context`` any rule of ``policy`` can match on: equal keys, equal decisions.
+    Connection attributes count only by the names rules ask about."""
+    names = _ATTRIBUTE_NAMES.get(policy)
+    if names is None:
+        _ATTRIBUTE_NAMES.clear()
+        names = _ATTRIBUTE_NAMES[policy] = tuple(
+            sorted({name for r in policy.rules for name, _ in r.identity.attributes or ()})
+        )
+    attributes = context.attributes
+    return (
+        context.user,
+        context.groups,
+        context.environment,
+        context.backend,
+        context.source_ip,
+        context.program,
+        context.current_db,
+        tuple(attributes.get(name) for name in names),
+    )
+
+
+_ATTRIBUTE_NAMES: dict[Policy, tuple[str, ...]] = {}
 
 
 def blocked_error(decision: Decision) -> MySQLError:

@@ -218,8 +218,11 @@ class StatementHandler:
             return DETACH
         if verdict == DETACH:
             self._resolve((payload, self._running))
-        elif verdict == CLOSE:
+        elif verdict == CLOSE:  # COM_QUIT
+            # The session task ends the session; the backend connection, idle, is reused.
+            s.busy = False
             self._resolve(None)
+            return DETACH
         elif verdict == NO_RESPONSE:
             self._finished("ok")
         return verdict
@@ -254,13 +257,10 @@ class StatementHandler:
         return withhold_error(run) if running is not None and running.withholds else run
 
     def client_lost(self, reason: str) -> None:
-        event(
-            logging.INFO,
-            "client_gone",
-            session=self.session.id,
-            user=self.session.user or None,
-            detail=reason,
-        )
+        s = self.session
+        s.end_reason = f"client gone: {reason}"
+        if s.busy:  # mid-statement: worth a line of its own; otherwise session_end says it
+            event(logging.INFO, "client_gone", session=s.id, user=s.user or None, detail=reason)
         self._resolve(None)
 
     def backend_lost(self, reason: str, mid_response: bool) -> None:

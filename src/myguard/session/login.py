@@ -10,7 +10,8 @@ from dataclasses import replace
 
 from myguard import metrics
 from myguard._fast import load
-from myguard.backend.connect import BackendUnavailable, connect
+from myguard.backend.connect import BackendUnavailable
+from myguard.backend.pool import PoolExhausted, SessionIdentity
 from myguard.config import BackendAccount
 from myguard.frontend.authenticate import AuthResult, Exchange, LoginDenied
 from myguard.identity.base import Identity, IdentityUnavailable
@@ -21,7 +22,6 @@ from myguard.protocol.constants import (
     PROXY_CAPABILITIES,
     UTF8MB4_GENERAL_CI,
     Capability,
-    Command,
     ServerStatus,
 )
 from myguard.protocol.errors import (
@@ -45,9 +45,12 @@ ResponseScanner = load("resultscan").ResponseScanner
 _DEFAULT_VERSION = "5.5.5-10.11.0-MariaDB-myguard"
 
 
+# Printable, NUL-free bytes: some clients treat the scramble as a C string.
+_PRINTABLE = bytes(33 + b % 94 for b in range(256))
+
+
 def scramble() -> bytes:
-    # Printable, NUL-free bytes: some clients treat the scramble as a C string.
-    return bytes(33 + b % 94 for b in os.urandom(20))
+    return os.urandom(20).translate(_PRINTABLE)
 
 
 class LoginPhase:
@@ -104,10 +107,10 @@ class LoginPhase:
             ),
             self.id,
         )
-        self.trail.login(True, self.user, plugin=result.plugin)
+        self.trail.login(True, self.user, plugin=result.plugin, method=result.method)
         self.client.write_packet(ok_packet(status=self.backend.status))
         await self.client.drain()
-        metrics.LOGINS.labels(self.backend_config.name, "success").inc()
+        metrics.login(self.backend_config.name, "success")
         event(
             logging.INFO,
             "login",
@@ -120,6 +123,7 @@ class LoginPhase:
             method=result.method,
             tls=self.client.tls,
             backend=self.backend_config.name,
+            backend_thread=self.backend.thread_id,
         )
 
     def _plugin(self, plugin: str) -> str:
@@ -145,7 +149,7 @@ class LoginPhase:
         try:
             result = await exchange.run(user, plugin, response)
         except LoginDenied as exc:
-            metrics.LOGINS.labels(self.backend_config.name, "denied").inc()
+            metrics.login(self.backend_config.name, "denied")
             event(
                 logging.WARNING,
                 "login_failed",
@@ -157,7 +161,7 @@ class LoginPhase:
             self.trail.login(False, user, exc.reason, plugin)
             raise
         except IdentityUnavailable as exc:
-            metrics.LOGINS.labels(self.backend_config.name, "identity_unavailable").inc()
+            metrics.login(self.backend_config.name, "identity_unavailable")
             self.trail.login(False, user, f"identity provider unavailable: {exc}", plugin)
             raise MySQLError(
                 ER_MYGUARD_IDENTITY_UNAVAILABLE,
@@ -187,21 +191,21 @@ class LoginPhase:
             attrs["myguard_client_program"] = response.attributes["program_name"][:64]
         started = time.perf_counter()
         try:
-            self.backend = await connect(
-                self.backend_config,
+            self.backend = await self.pool.checkout(
                 self._account(),
                 client_capabilities=self.capabilities,
-                charset=response.charset or UTF8MB4_GENERAL_CI,
+                collation=response.charset or UTF8MB4_GENERAL_CI,
                 database=database,
+                identity=SessionIdentity(identity.user, self.id, self.source_ip),
                 attributes=attrs,
-                max_packet=self.ctx.config.max_allowed_packet,
             )
         except BackendUnavailable:
-            metrics.LOGINS.labels(self.backend_config.name, "backend_unavailable").inc()
+            metrics.login(self.backend_config.name, "backend_unavailable")
             raise
-        metrics.BACKEND_CONNECT_SECONDS.labels(self.backend_config.name).observe(
-            time.perf_counter() - started
-        )
+        except PoolExhausted:
+            metrics.login(self.backend_config.name, "pool_exhausted")
+            raise
+        metrics.backend_connected(self.backend_config.name, time.perf_counter() - started)
         self.scanner = ResponseScanner(bool(self.capabilities & Capability.CLIENT_DEPRECATE_EOF))
         self.reading = TextReading(self.backend.status)
 
@@ -209,29 +213,19 @@ class LoginPhase:
 
     async def _change_user(self, payload: bytes) -> None:
         change = parse_change_user(payload, self.capabilities)
-        previous_account = self._account()
         self.user = change.user
         result = await self._authenticate(
             change.user, self._plugin(change.auth_plugin), change.auth_response
         )
         self.attributes = change.attributes or self.attributes
-        if self._account() != previous_account:
-            self.backend.close()
-            response = HandshakeResponse(
-                self.capabilities,
-                0,
-                change.charset or UTF8MB4_GENERAL_CI,
-                attributes=self.attributes,
-            )
-            await self._connect_backend(result.identity, response, change.database)
-        else:
-            # Same service account: reset the backend session as a change of user would.
-            status = await self._backend_command(bytes((Command.COM_RESET_CONNECTION,)))
-            self.reading = TextReading(status)
-            if change.database:
-                await self._backend_command(
-                    bytes((Command.COM_INIT_DB,)) + change.database.encode()
-                )
+        # The session starts over as the new user: its connection goes back (reset) and it
+        # takes one for the new user's service account (often the same one, reset).
+        old, self.backend = self.backend, None
+        self.pool.release(old, reusable=True)
+        response = HandshakeResponse(
+            self.capabilities, 0, change.charset or UTF8MB4_GENERAL_CI, attributes=self.attributes
+        )
+        await self._connect_backend(result.identity, response, change.database)
         self.database = change.database
         self.prepared.clear()
         self.guard = Guard(
@@ -245,7 +239,7 @@ class LoginPhase:
             ),
             self.id,
         )
-        self.trail.login(True, self.user, plugin=result.plugin)
+        self.trail.login(True, self.user, plugin=result.plugin, method=result.method)
         self.ok()
         await self.client.drain()
         event(logging.INFO, "change_user", session=self.id, user=self.user, method=result.method)

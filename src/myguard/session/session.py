@@ -35,14 +35,17 @@ class Session(LoginPhase, SessionState):
         SessionState.__init__(self, ctx, backend_config, client)
         self.scramble = scramble()
         self.task: asyncio.Task[None] | None = None
+        # The session ended between commands (COM_QUIT, or the client left while idle):
+        # its backend connection can be reset and reused.
+        self._ended_cleanly = False
 
     # -- lifecycle -------------------------------------------------------------------
 
     async def run(self) -> None:
         self.task = asyncio.current_task()
         name = self.backend_config.name
-        gauge = metrics.SESSIONS_OPEN.labels(name)
-        gauge.inc()
+        metrics.session_opened(name, 1)
+        started = time.monotonic()
         try:
             try:
                 # asyncio.timeout, unlike wait_for, runs _login without a task of its own
@@ -54,8 +57,11 @@ class Session(LoginPhase, SessionState):
             self.ctx.registry.add(self)
             await self._serve()
         except MySQLError as exc:
+            self.end_reason = f"error {exc.code}"
             self._fail(exc, "protocol" if isinstance(exc, ProtocolError) else "error")
         except ConnectionLost as exc:
+            # Lost while the session task had the sockets (login, a command needing I/O).
+            self.end_reason = f"client gone: {exc}"
             event(
                 logging.INFO,
                 "client_gone",
@@ -64,22 +70,28 @@ class Session(LoginPhase, SessionState):
                 detail=str(exc),
             )
         except asyncio.CancelledError:
-            pass
+            self.end_reason = self.end_reason or "closed by myguard"
         except Exception as exc:  # a bug must cost one session, never the proxy
             metrics.ERRORS.labels("internal").inc()
+            self.end_reason = "internal error"
             logging.getLogger("myguard").exception("session %s failed", self.id)
             self._send_error(
                 MySQLError(4692, "HY000", f"myguard internal error: {type(exc).__name__}")
             )
         finally:
             self.ctx.registry.remove(self.id)
-            gauge.dec()
-            if self.backend is not None:
-                self.backend.close()
+            metrics.session_opened(name, -1)
+            backend, self.backend = self.backend, None
+            if backend is not None:
+                self.pool.release(backend, reusable=self._ended_cleanly and not self.busy)
             self.client.close()
+            reason = self.end_reason or "quit"
             if self.identity is not None:
-                self.trail.session_end()
-            event(logging.INFO, "session_end", session=self.id, user=self.user or None)
+                self.trail.session_end(reason, round(time.monotonic() - started, 6))
+            # One line per session end (the reason says how: quit, client gone, error...).
+            event(
+                logging.INFO, "session_end", session=self.id, user=self.user or None, reason=reason
+            )
 
     def _fail(self, exc: MySQLError, kind: str) -> None:
         metrics.ERRORS.labels(kind).inc()
@@ -107,8 +119,12 @@ class Session(LoginPhase, SessionState):
             await self.ctx.approvals.cancel(self.held_request, "KILL QUERY of the held session")
             if query_only:
                 return
-        if self.backend is not None:
-            await self._kill_backend_thread(self.backend.thread_id, query_only)
+        backend = self.backend
+        if backend is not None:
+            # Never back to the pool: a KILL that reaches the server late must not find the
+            # next session on this thread.
+            backend.tainted = True
+            await self._kill_backend_thread(backend.thread_id, query_only)
         if not query_only and self.task is not None and self.task is not asyncio.current_task():
             self.task.cancel()
 
@@ -154,6 +170,10 @@ class Session(LoginPhase, SessionState):
                 handler.forward(*forward)
             work = await waiter
             if work is None:
+                if not self.busy:
+                    # Between commands: take the backend socket back from the core for reuse.
+                    core.detach()
+                    self._ended_cleanly = True
                 return
             forward = await self._run_command(slow, *work)
             if self.ctx.draining and forward is None:

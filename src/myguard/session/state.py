@@ -65,8 +65,10 @@ class SessionState:
         self.capabilities = 0
         self.database: str | None = None
         self.backend: BackendConnection | None = None
+        self.pool = ctx.pool_for(backend_config)
         self.scanner: Any = None  # the response grammar (_fast.resultscan), set at login
         self.busy = False
+        self.end_reason: str | None = None  # why the session ended; None: the client quit
         self.last_active = time.monotonic()
         self.guard: Guard | None = None
         self.trail = AuditTrail(
@@ -103,4 +105,6 @@ class SessionState:
 
     def use_database(self, database: str | None) -> None:
         self.database = database
+        if database is not None and self.backend is not None:
+            self.backend.had_database = True  # a reset keeps it: see backend/pool.py
         self.guard.use_database(database)

@@ -1,0 +1,257 @@
+"""Pooled backend connections (issue 18), end to end with real clients through myguard.
+
+Each test starts its own myguard with one worker and a small pool, so that which backend
+connection a session gets is known: ``@@pseudo_thread_id`` is the backend thread's id
+(myguard answers CONNECTION_ID() with its own session id).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+
+import mysql.connector
+import pymysql
+import pytest
+
+USERS = {"alice": "alice-pw-1", "bob": "bob-pw-2", "carol": "carol-pw-3"}
+
+
+def connect(proxy, user="alice", database=None, **extra):
+    return pymysql.connect(
+        host="127.0.0.1",
+        port=proxy.port,
+        user=user,
+        password=USERS[user],
+        database=database,
+        autocommit=extra.pop("autocommit", True),
+        **extra,
+    )
+
+
+def one(conn, sql):
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchone()
+
+
+def thread_id(conn) -> int:
+    return one(conn, "SELECT @@pseudo_thread_id")[0]
+
+
+def pool_proxy(private_proxy, **pool):
+    settings = {"min_idle": 0, "max": 1, "wait_timeout": 2, **pool}
+    return private_proxy(workers=1, backend={"pool": settings})
+
+
+def metric(proxy, name: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{proxy.admin_port}/metrics").read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+def test_no_session_state_reaches_the_next_client_on_the_same_connection(private_proxy, mariadb):
+    mariadb.sql(
+        "CREATE TABLE IF NOT EXISTS test.pool_iso (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"
+    )
+    p = pool_proxy(private_proxy)
+    first = connect(p, "alice", "shop", charset="latin1")
+    backend = thread_id(first)
+    with first.cursor() as cur:
+        cur.execute("SET @leak = 42")
+        cur.execute("CREATE TEMPORARY TABLE test.pool_tmp (a INT)")
+        cur.execute("SET sql_mode = 'ANSI_QUOTES'")
+        cur.execute("SET autocommit = 0")
+        cur.execute("INSERT INTO test.pool_iso (v) VALUES (7)")  # never committed
+        cur.execute("SELECT LAST_INSERT_ID()")
+        assert cur.fetchone()[0] > 0
+        cur.execute("PREPARE leaked FROM 'SELECT 1'")
+        cur.execute("SELECT GET_LOCK('pool_lock', 0)")
+        assert cur.fetchone() == (1,)
+        cur.execute("USE test")
+        cur.execute("SELECT @@character_set_client, DATABASE(), @myguard_user")
+        assert cur.fetchone() == ("latin1", "test", "alice")
+    first.close()  # COM_QUIT: the connection goes back, reset
+    # max = 1 and the same client library (the same capabilities): the same backend
+    # thread, reset.
+    bob = connect(p, "bob", "shop")
+    assert one(bob, "SELECT @@pseudo_thread_id, DATABASE(), @leak, @myguard_user") == (
+        backend,
+        "shop",
+        None,
+        "bob",
+    )
+    bob.close()
+
+    second = connect(p, "carol", autocommit=None)
+    assert thread_id(second) == backend
+    with second.cursor() as cur:
+        cur.execute(
+            "SELECT @leak, @@sql_mode LIKE '%ANSI_QUOTES%', @@autocommit, LAST_INSERT_ID(),"
+            " DATABASE(), IS_FREE_LOCK('pool_lock'), @@character_set_client,"
+            " @myguard_user, @myguard_session"
+        )
+        row = cur.fetchone()
+        assert row[:7] == (None, 0, 1, 0, None, 1, "utf8mb4")
+        assert row[7:] == ("carol", second.thread_id())
+        with pytest.raises(pymysql.err.MySQLError) as temp:
+            cur.execute("SELECT * FROM test.pool_tmp")
+        assert temp.value.args[0] == 1146
+        with pytest.raises(pymysql.err.MySQLError) as stmt:
+            cur.execute("EXECUTE leaked")
+        assert stmt.value.args[0] == 1243  # unknown prepared statement
+        cur.execute("SELECT COUNT(*) FROM test.pool_iso WHERE v = 7")
+        assert cur.fetchone() == (0,)  # alice's open transaction was rolled back
+    second.close()
+
+
+def test_binary_prepared_statements_do_not_survive_the_session(private_proxy, mariadb):
+    def server_statements() -> int:
+        return int(mariadb.sql("SHOW GLOBAL STATUS LIKE 'Prepared_stmt_count'").split()[1])
+
+    def connector(user):
+        return mysql.connector.connect(
+            host="127.0.0.1", port=p.port, user=user, password=USERS[user], database="shop"
+        )
+
+    p = pool_proxy(private_proxy)
+    before = server_statements()
+    first = connector("alice")
+    cursors = [first.cursor(prepared=True) for _ in range(3)]
+    for i, cur in enumerate(cursors):
+        cur.execute("SELECT ?", (i,))
+        assert cur.fetchone() == (i,)
+    backend = one_connector(first, "SELECT @@pseudo_thread_id")
+    assert server_statements() == before + 3
+    first.close()  # the statements are left open: the reset closes them
+    deadline = time.monotonic() + 5
+    while server_statements() != before:
+        assert time.monotonic() < deadline, "the reset left prepared statements open"
+        time.sleep(0.05)
+    second = connector("carol")
+    assert one_connector(second, "SELECT @@pseudo_thread_id") == backend
+    second.close()
+
+
+def one_connector(conn, sql):
+    cur = conn.cursor()
+    cur.execute(sql)
+    row = cur.fetchone()
+    cur.close()
+    return row[0]
+
+
+def test_a_full_pool_makes_logins_wait_then_refuses_naming_the_limit(private_proxy):
+    p = pool_proxy(private_proxy, max=2, wait_timeout=1)
+    held = [connect(p), connect(p, "carol")]
+    with pytest.raises(pymysql.err.OperationalError) as refused:
+        connect(p, "bob")
+    code, message = refused.value.args
+    assert code == 1040
+    assert "max = 2" in message and "backend 'main'" in message
+
+    # A login that waits gets the connection a session gives back.
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(connect(p, "bob")))
+    waiter.start()
+    time.sleep(0.3)
+    held.pop().close()
+    waiter.join(10)
+    assert len(got) == 1 and isinstance(got[0], pymysql.connections.Connection)
+    assert one(got[0], "SELECT @myguard_user") == ("bob",)
+    got[0].close()
+    held[0].close()
+    assert metric(p, "myguard_backend_pool_waits_total") >= 2
+    assert metric(p, 'myguard_backend_pool_failures_total{backend="main",reason="exhausted"}') >= 1
+
+
+def test_a_killed_sessions_connection_never_serves_the_next_owner(private_proxy):
+    p = pool_proxy(private_proxy, max=3)
+    killer = connect(p, "alice")
+    victim = connect(p, "alice")
+    victim_thread, victim_session = thread_id(victim), victim.thread_id()
+    outcome: list[object] = []
+
+    def sleep() -> None:
+        try:
+            outcome.append(one(victim, "SELECT SLEEP(10)"))
+        except pymysql.err.MySQLError as exc:
+            outcome.append(exc)
+
+    running = threading.Thread(target=sleep)
+    running.start()
+    time.sleep(0.5)
+    with killer.cursor() as cur:
+        cur.execute(f"KILL QUERY {victim_session}")
+    running.join(10)
+    assert outcome and outcome[0] != (0,)  # interrupted
+    victim.close()
+
+    # The next session gets another backend thread, and a late KILL of either id of the
+    # gone session reaches nobody: the next owner's statement runs to its end.
+    nxt = connect(p, "carol")
+    assert thread_id(nxt) != victim_thread
+    finished: list[object] = []
+    t = threading.Thread(target=lambda: finished.append(one(nxt, "SELECT SLEEP(1)")))
+    t.start()
+    time.sleep(0.3)
+    for target in (victim_session, victim_thread):
+        with pytest.raises(pymysql.err.MySQLError) as gone, killer.cursor() as cur:
+            cur.execute(f"KILL {target}")
+        assert gone.value.args[0] in (1094, 1095)
+    t.join(10)
+    assert finished == [(0,)]
+    nxt.close()
+    killer.close()
+
+
+def test_late_kill_of_a_quit_session_does_not_reach_the_reused_connection(private_proxy):
+    p = pool_proxy(private_proxy, max=2)
+    killer = connect(p, "alice")
+    gone = connect(p, "alice")
+    gone_thread, gone_session = thread_id(gone), gone.thread_id()
+    gone.close()
+    heir = connect(p, "carol")
+    assert thread_id(heir) == gone_thread  # the same backend thread, reset
+    finished: list[object] = []
+    t = threading.Thread(target=lambda: finished.append(one(heir, "SELECT SLEEP(1)")))
+    t.start()
+    time.sleep(0.3)
+    for target in (gone_session, gone_thread):
+        with pytest.raises(pymysql.err.MySQLError) as refused, killer.cursor() as cur:
+            cur.execute(f"KILL QUERY {target}")
+        # the gone session is unknown; the thread id is carol's session now, not alice's
+        assert refused.value.args[0] in (1094, 1095)
+    t.join(10)
+    assert finished == [(0,)]
+    heir.close()
+    killer.close()
+
+
+def test_pool_can_be_turned_off(private_proxy):
+    p = private_proxy(workers=1, backend={"pool": {"enabled": False}})
+    first = connect(p)
+    first_thread = thread_id(first)
+    first.close()
+    second = connect(p)
+    assert thread_id(second) != first_thread
+    with second.cursor() as cur:
+        # A connection of its own carries the user in its connection attributes.
+        cur.execute("SELECT @myguard_user")
+        assert cur.fetchone() == (None,)
+    second.close()
+    assert metric(p, 'myguard_backend_pool_max{backend="main"}') == 0
+
+
+def test_pool_metrics_and_warm_up(private_proxy):
+    p = private_proxy(workers=1, backend={"pool": {"min_idle": 2}})
+    deadline = time.monotonic() + 10
+    while metric(p, 'myguard_backend_pool_connections{backend="main",state="idle"}') < 2:
+        assert time.monotonic() < deadline, "the pool did not warm up"
+        time.sleep(0.2)
+    for _ in range(3):
+        connect(p).close()
+    time.sleep(1.5)  # metrics are flushed once a second
+    assert metric(p, 'myguard_backend_pool_checkouts_total{backend="main",result="reused"}') >= 2
+    assert metric(p, "myguard_backend_pool_resets_total") >= 3
+    assert metric(p, 'myguard_backend_pool_max{backend="main"}') > 100  # from max_connections
