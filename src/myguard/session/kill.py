@@ -59,19 +59,7 @@ async def kill(registry: SessionRegistry, user: str, request: KillRequest) -> No
         await kill_local(registry, user, request)
         return
     # Another worker's session: the one its id names first, then any on that backend thread.
-    sockets = sorted(Path(runtime).glob("worker-*.sock"))
-    owner = Path(runtime) / f"worker-{registry.worker_of(request.target)}.sock"
-    mine = Path(runtime) / f"worker-{registry.worker}.sock"
-    for path in sorted(sockets, key=lambda p: p != owner):
-        if path == mine:
-            continue
-        try:
-            await _ask(path, user, request)
-            return
-        except MySQLError as exc:
-            if exc.code != ER_NO_SUCH_THREAD:
-                raise
-    raise MySQLError(ER_NO_SUCH_THREAD, "HY000", f"Unknown thread id: {request.target}")
+    await kill_in_workers(Path(runtime), user, request, skip=registry.worker)
 
 
 async def kill_local(registry: SessionRegistry, user: str, request: KillRequest) -> None:
@@ -134,10 +122,16 @@ async def worker_sessions(runtime: Path, user: str, sees_all: bool) -> list[dict
     return sorted(rows, key=lambda r: r["Id"])
 
 
-async def kill_in_workers(runtime: Path, user: str, request: KillRequest) -> None:
-    """KILL from outside the workers (the supervisor): asks the owning worker first."""
+async def kill_in_workers(
+    runtime: Path, user: str, request: KillRequest, skip: int | None = None
+) -> None:
+    """KILL asked of the workers (by the supervisor, or by worker ``skip``, which has
+    looked at its own sessions): the owning worker first."""
     owner = runtime / f"worker-{SessionRegistry.worker_of(request.target)}.sock"
+    mine = runtime / f"worker-{skip}.sock" if skip is not None else None
     for path in sorted(runtime.glob("worker-*.sock"), key=lambda p: p != owner):
+        if path == mine:
+            continue
         try:
             await _ask(path, user, request)
             return
