@@ -71,6 +71,17 @@ def transfer_summary(runs: list[Run]) -> list[Run]:
     return rows
 
 
+def connect_summary(runs: list[Run]) -> list[dict[str, object]]:
+    """Connections/s, CPU per connection and the ratio to direct, per target."""
+    return [
+        {"target": t, "per_s": _med([float(r["per_s"]) for r in g]),  # type: ignore[arg-type]
+         "target_cpu_us_per_conn": _med([float(r["target_cpu_us_per_conn"]) for r in g
+                                         if "target_cpu_us_per_conn" in r]),  # type: ignore[arg-type]
+         "vs_direct": ratio(runs, "per_s", "connectors", str(t), "direct")}
+        for (t,), g in _group(runs, "target").items()
+    ]  # fmt: skip
+
+
 def summarize(results: dict[str, object]) -> dict[str, object]:
     s: dict[str, object] = {}
     if "sysbench" in results:
@@ -82,24 +93,10 @@ def summarize(results: dict[str, object]) -> dict[str, object]:
     if "masking" in results:
         s["masking"] = transfer_summary(results["masking"]["runs"])  # type: ignore[index]
     if "connect" in results:
-        runs: list[Run] = results["connect"]  # type: ignore[assignment]
-        s["connect"] = [
-            {"target": t, "per_s": _med([float(r["per_s"]) for r in g]),  # type: ignore[arg-type]
-             "target_cpu_us_per_conn": _med([float(r["target_cpu_us_per_conn"]) for r in g
-                                             if "target_cpu_us_per_conn" in r]),  # type: ignore[arg-type]
-             "vs_direct": ratio(runs, "per_s", "connectors", str(t), "direct")}
-            for (t,), g in _group(runs, "target").items()
-        ]  # fmt: skip
+        s["connect"] = connect_summary(results["connect"])  # type: ignore[arg-type]
     if "ldap" in results:
         ldap = results["ldap"]
-        runs = ldap["connect"]  # type: ignore[index]
-        s["ldap_connect"] = [
-            {"target": t, "per_s": _med([float(r["per_s"]) for r in g]),  # type: ignore[arg-type]
-             "target_cpu_us_per_conn": _med([float(r["target_cpu_us_per_conn"]) for r in g
-                                             if "target_cpu_us_per_conn" in r]),  # type: ignore[arg-type]
-             "vs_direct": ratio(runs, "per_s", "connectors", str(t), "direct")}
-            for (t,), g in _group(runs, "target").items()
-        ]  # fmt: skip
+        s["ldap_connect"] = connect_summary(ldap["connect"])  # type: ignore[index]
         storms = [r for r in ldap["storm"] if "error" not in r]  # type: ignore[index]
         s["ldap_storm"] = [
             {"target": t, "logins": sum(int(r["logins"]) for r in g),
