@@ -17,7 +17,6 @@ from myguard._fast.resultscan cimport ResponseScanner
 NO_RESPONSE = 0
 ANSWERED = -1
 DETACH = -2
-CLOSE = -3
 FORWARDED = -4
 PAUSE_READING_AT = 1 << 20
 
@@ -25,7 +24,6 @@ cdef enum:
     _NO_RESPONSE = 0
     _ANSWERED = -1
     _DETACH = -2
-    _CLOSE = -3
     _PAUSE_READING_AT = 1 << 20
     _DETACHED = 0
     _IDLE = 1
@@ -239,8 +237,6 @@ cdef class ProxyCore:
                     self._write_backend(build_packets(payload, 0)[0])
                 elif verdict == _DETACH:
                     self.detach()
-                elif verdict == _CLOSE:
-                    self.close()
         except Exception as exc:  # malformed framing; the handler ends the session
             self._state = _CLOSED
             handler.core_failed(exc)

@@ -32,7 +32,6 @@ from myguard._fast.resultscan_py import RESPONSE_FETCH
 NO_RESPONSE = 0  # forward it; the protocol answers nothing (COM_STMT_CLOSE, SEND_LONG_DATA)
 ANSWERED = -1  # the handler answered (or refused) it itself
 DETACH = -2  # the handler needs I/O first: both sockets go back to their packet streams
-CLOSE = -3  # the session ends
 FORWARDED = -4  # the handler forwarded it itself (rewritten), with ``forward``
 
 # Client bytes buffered beyond this (pipelined commands, a LOCAL INFILE the backend has not
@@ -258,8 +257,6 @@ class ProxyCore:
                     self._write_backend(build_packets(payload, 0)[0])
                 elif verdict == DETACH:
                     self.detach()
-                elif verdict == CLOSE:
-                    self.close()
         except Exception as exc:  # malformed framing; the handler ends the session
             self._state = _CLOSED
             handler.core_failed(exc)

@@ -55,7 +55,6 @@ _CURSOR_EXISTS = ServerStatus.SERVER_STATUS_CURSOR_EXISTS
 NO_RESPONSE = _core.NO_RESPONSE
 ANSWERED = _core.ANSWERED
 DETACH = _core.DETACH
-CLOSE = _core.CLOSE
 FORWARDED = _core.FORWARDED
 
 # Commands whose response is one packet (OK, ERR, EOF or a STATISTICS string).
@@ -83,6 +82,7 @@ _PREPARE = Command.COM_STMT_PREPARE
 _FETCH = Command.COM_STMT_FETCH
 _INIT_DB = Command.COM_INIT_DB
 _STMT_CLOSE = Command.COM_STMT_CLOSE
+_QUIT = Command.COM_QUIT
 _RESPONSES = {
     _QUERY: _scan.RESPONSE_QUERY,
     _PREPARE: _scan.RESPONSE_PREPARE,
@@ -217,12 +217,12 @@ class StatementHandler:
             self._end(exc)
             return DETACH
         if verdict == DETACH:
-            self._resolve((payload, self._running))
-        elif verdict == CLOSE:  # COM_QUIT
-            # The session task ends the session; the backend connection, idle, is reused.
-            s.busy = False
-            self._resolve(None)
-            return DETACH
+            if self._command_byte == _QUIT:
+                # The session task ends the session; the backend connection, idle, is reused.
+                s.busy = False
+                self._resolve(None)
+            else:
+                self._resolve((payload, self._running))
         elif verdict == NO_RESPONSE:
             self._finished("ok")
         return verdict
@@ -382,9 +382,7 @@ class StatementHandler:
             return _scan.RESPONSE_SIMPLE
         if command == Command.COM_FIELD_LIST:
             return _scan.RESPONSE_FIELD_LIST
-        if command == Command.COM_QUIT:
-            return CLOSE
-        return DETACH
+        return DETACH  # COM_QUIT among them
 
     def _repeat(self, statement: StatementText) -> Decision | None:
         """The decision of a query whose shape (fingerprint) went straight through before,
