@@ -240,33 +240,49 @@ async def _login(
     )
     stream.write_packet(build_handshake_response(response))
     await stream.drain()
+    packet = await stream.read_packet()
+    status = await _authenticate(
+        config, stream, plugin, password, nonce, packet, "login as service account"
+    )
+    now = time.monotonic()
+    return BackendConnection(
+        stream,
+        greeting,
+        caps,
+        status,
+        account.user,
+        collation=charset,
+        key=(account.user, key_caps),
+        created=now,
+        idle_since=now,
+        had_database=bool(database),
+    )
+
+
+async def _authenticate(
+    config: BackendConfig,
+    stream: PacketStream,
+    plugin: str,
+    password: bytes,
+    nonce: bytes,
+    packet: bytes,
+    what: str,
+) -> int:
+    """Answer the server's authentication steps, from its first answer ``packet`` on (to a
+    handshake response or a COM_CHANGE_USER), until its OK: the OK's server status."""
     while True:
-        packet = await stream.read_packet()
         head = packet[0]
         if head == OK_HEADER:
-            ok = parse_ok(packet)
-            now = time.monotonic()
-            return BackendConnection(
-                stream,
-                greeting,
-                caps,
-                ok.status,
-                account.user,
-                collation=charset,
-                key=(account.user, key_caps),
-                created=now,
-                idle_since=now,
-                had_database=bool(database),
-            )
+            return parse_ok(packet).status
         if head == ERR_HEADER:
-            err = parse_err(packet)
-            raise BackendUnavailable(config.name, f"login as service account failed: {err.message}")
+            raise BackendUnavailable(config.name, f"{what} failed: {parse_err(packet).message}")
         if head == AUTH_SWITCH_REQUEST:
             plugin, data = parse_auth_switch(packet)
             nonce = data.rstrip(b"\x00")
             stream.write_packet(_token(plugin, password, nonce))
         elif head == AUTH_MORE_DATA and plugin == CACHING_SHA2_PASSWORD:
             if packet[1:] == bytes((CACHING_SHA2_FAST_AUTH_SUCCESS,)):
+                packet = await stream.read_packet()
                 continue
             if packet[1:] == bytes((CACHING_SHA2_PERFORM_FULL_AUTH,)):
                 if stream.tls:
@@ -278,6 +294,7 @@ async def _login(
         else:
             raise BackendUnavailable(config.name, f"unsupported auth step 0x{head:02x} ({plugin})")
         await stream.drain()
+        packet = await stream.read_packet()
 
 
 def backend_capabilities(
@@ -323,30 +340,15 @@ async def finish_auth(
 ) -> int:
     """The rest of a COM_CHANGE_USER exchange from its first answer ``packet``: the OK's
     server status."""
-    stream = conn.stream
-    plugin = conn.greeting.auth_plugin or MYSQL_NATIVE_PASSWORD
-    secret = password.encode()
-    nonce = conn.greeting.scramble
-    while True:
-        head = packet[0]
-        if head == OK_HEADER:
-            return parse_ok(packet).status
-        if head == ERR_HEADER:
-            err = parse_err(packet)
-            raise BackendUnavailable(config.name, f"reset by change of user failed: {err.message}")
-        if head == AUTH_SWITCH_REQUEST:
-            plugin, data = parse_auth_switch(packet)
-            nonce = data.rstrip(b"\x00")
-            stream.write_packet(_token(plugin, secret, nonce))
-        elif head == AUTH_MORE_DATA and plugin == CACHING_SHA2_PASSWORD:
-            if packet[1:] != bytes((CACHING_SHA2_FAST_AUTH_SUCCESS,)):
-                raise BackendUnavailable(
-                    config.name, "reset by change of user needs full authentication"
-                )
-        else:
-            raise BackendUnavailable(config.name, f"unsupported auth step 0x{head:02x}")
-        await stream.drain()
-        packet = await stream.read_packet()
+    return await _authenticate(
+        config,
+        conn.stream,
+        conn.greeting.auth_plugin or MYSQL_NATIVE_PASSWORD,
+        password.encode(),
+        conn.greeting.scramble,
+        packet,
+        "reset by change of user",
+    )
 
 
 def _token(plugin: str, password: bytes, nonce: bytes) -> bytes:
