@@ -463,8 +463,10 @@ def fingerprint(bytes sql not None) -> tuple[int, bytes]:
             free(buf)
 
 
-def fingerprint_hash(bytes sql not None) -> int:
+cpdef object fingerprint_hash(bytes sql):
     """Return ``fingerprint(sql)[0]`` without building the shape."""
+    if sql is None:
+        raise TypeError("fingerprint_hash() takes bytes, not None")
     cdef Py_ssize_t n = PyBytes_GET_SIZE(sql)
     cdef unsigned char stack[STACK_CAP]
     cdef unsigned char *buf = stack

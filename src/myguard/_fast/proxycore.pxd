@@ -4,8 +4,20 @@ from myguard._fast.framing cimport PacketBuffer
 from myguard._fast.resultscan cimport ResponseScanner
 
 
+cdef class Repeat:
+    cdef readonly object decision, policy, context, prepared, fingerprint
+    cdef readonly str text
+
+
 cdef class ProxyCore:
     cdef readonly object handler
+    cdef readonly dict repeats
+    cdef readonly dict executes
+    cdef object _session
+    cdef Repeat _repeat
+    cdef str _repeat_text
+    cdef object _repeat_fingerprint
+    cdef double _repeat_started, _repeat_clock
     cdef readonly ResponseScanner scanner
     cdef readonly PacketBuffer requests
     cdef readonly object client_side
@@ -35,6 +47,8 @@ cdef class ProxyCore:
     cdef _write_backend(self, bytes data)
     cdef client_data(self, bytes data)
     cdef _serve(self)
+    cdef bint _taught(self, bytes payload) except -1
+    cdef _ended(self)
     cdef _infile(self)
     cdef client_gone(self, str reason)
     cdef client_writable(self, bint writable)

@@ -4,13 +4,17 @@ and says what the core does and what it asks of the handler.
 
 Backend bytes go from ``BackendSide.data_received`` through the compiled scanner to the
 client transport with no Python frame in between; Python runs only in the handler, once
-per command and once per response.
+per command and once per response, and not at all when a command's verdict was taught
+(``Repeat``): then it runs once, when the response has ended.
 """
 
 import ssl
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeASCII
+from posix.time cimport CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec
 
+from myguard._fast.fingerprint cimport fingerprint_hash
 from myguard._fast.framing cimport PacketBuffer, build_packets
 from myguard._fast.resultscan cimport ResponseScanner
 
@@ -31,6 +35,29 @@ cdef enum:
     _INFILE = 3
     _CLOSED = 4
     _KIND_FETCH = 3  # resultscan.RESPONSE_FETCH
+    _KIND_QUERY = 1  # resultscan.RESPONSE_QUERY
+    _COM_QUERY = 0x03
+    _COM_STMT_EXECUTE = 0x17
+
+
+cdef inline double _clock(int which) noexcept:
+    cdef timespec ts
+    clock_gettime(which, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+cdef class Repeat:
+    """A verdict the handler taught the core (see the twin): commands of this shape are
+    forwarded without asking the handler while what it was decided under still holds."""
+
+    def __init__(self, decision, policy, context, fingerprint=None, str text=None,
+                 prepared=None):
+        self.decision = decision
+        self.policy = policy
+        self.context = context
+        self.fingerprint = fingerprint
+        self.text = text
+        self.prepared = prepared
 
 
 cdef class ClientSide:
@@ -89,6 +116,10 @@ cdef class ProxyCore:
     def __init__(self, handler, ResponseScanner scanner, long long max_payload):
         self.handler = handler
         self.scanner = scanner
+        self.repeats = {}
+        self.executes = {}
+        self._session = getattr(handler, "session", None)
+        self._repeat = None
         self.requests = PacketBuffer(max_payload)
         self.client_side = ClientSide(self)
         self.backend_side = BackendSide(self)
@@ -116,6 +147,7 @@ cdef class ProxyCore:
         """Take both sockets from their packet streams; then ``serve`` or ``forward``."""
         self._client_stream = client_stream
         self._backend_stream = backend_stream
+        self._repeat = None
         transport, tls, unread, blocked = client_stream.hand_over()
         self._client_transport, self._client_tls, self._client_blocked = transport, tls, blocked
         transport.set_protocol(self.client_side)
@@ -230,6 +262,8 @@ cdef class ProxyCore:
                         self._resume(True)
                     return
                 payload = (<tuple>got)[0]
+                if self._taught(payload):
+                    continue
                 verdict = handler.command(payload)
                 if verdict > 0:
                     self.forward(payload, verdict, False)
@@ -240,6 +274,73 @@ cdef class ProxyCore:
         except Exception as exc:  # malformed framing; the handler ends the session
             self._state = _CLOSED
             handler.core_failed(exc)
+
+    cdef bint _taught(self, bytes payload) except -1:
+        """Forward ``payload`` on a taught verdict; False when the handler must decide."""
+        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(payload)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(payload), i
+        cdef unsigned char c
+        cdef unsigned long stmt_id
+        cdef Repeat entry
+        cdef double clock
+        session = self._session
+        if n == 0 or session is None:
+            return False
+        if p[0] == _COM_QUERY:
+            if not self.repeats:
+                return False
+            for i in range(1, n):
+                c = p[i]
+                if c == 34 or c == 92 or c >= 0x80:  # '"', backslash, not ASCII
+                    return False
+            fingerprint = fingerprint_hash(payload[1:])
+            entry = self.repeats.get(fingerprint)
+            if (entry is None or entry.policy is not session.ctx.policy
+                    or entry.context is not session.guard.context):
+                return False
+            text = PyUnicode_DecodeASCII(<const char*>p + 1, n - 1, NULL)
+        elif p[0] == _COM_STMT_EXECUTE:
+            if n < 10 or p[5] != 0 or not self.executes:  # p[5]: cursor flags
+                return False
+            stmt_id = p[1] | (p[2] << 8) | (p[3] << 16) | (<unsigned long>p[4] << 24)
+            entry = self.executes.get(stmt_id)
+            if entry is None or session.prepared.get(stmt_id) is not entry.prepared:
+                return False
+            text = entry.text
+            fingerprint = entry.fingerprint
+        else:
+            return False
+        if session.ctx.draining:
+            return False
+        writer = session.trail.writer
+        if writer is not None and not writer.healthy:
+            return False
+        clock = _clock(CLOCK_MONOTONIC)
+        session.busy = True
+        session.last_active = clock
+        session.current_statement = text
+        self._repeat = entry
+        self._repeat_text = text
+        self._repeat_fingerprint = fingerprint
+        self._repeat_started = _clock(CLOCK_REALTIME)
+        self._repeat_clock = clock
+        self.forward(payload, _KIND_QUERY, False)
+        return True
+
+    cdef _ended(self):
+        """The response has ended: the handler hears of it."""
+        entry = self._repeat
+        if entry is None:
+            self.handler.response_ended()
+            return
+        self._repeat = None
+        self.handler.repeat_ended(
+            entry,
+            self._repeat_text,
+            self._repeat_fingerprint,
+            self._repeat_started,
+            _clock(CLOCK_MONOTONIC) - self._repeat_clock,
+        )
 
     cdef _infile(self):
         try:
@@ -320,7 +421,7 @@ cdef class ProxyCore:
         if scanner.done:
             # The audit record before the end of the response (see the twin).
             self._state = _IDLE
-            self.handler.response_ended()
+            self._ended()
             if self._masked and scanner.error_code and runs:
                 # the ERR is the last packet (no negative index: wraparound is off here)
                 runs[len(runs) - 1] = self.handler.masked_error(runs[len(runs) - 1])

@@ -14,8 +14,20 @@ returns; the handler then sets the row masker (``mask_rows``), or refuses the re
 (``discard_rest``: the rest of the response is read and dropped). Rows never pass before
 the handler has seen their result set's metadata.
 
+A verdict the handler teaches the core (a ``Repeat`` in ``repeats``, by fingerprint, for
+COM_QUERY, or in ``executes``, by statement id, for COM_STMT_EXECUTE) lets the core forward
+a command without asking: a query whose fingerprint is taught, whose text has no double
+quote, backslash or non-ASCII byte (so the session's sql_mode and character set cannot
+change how it reads) and whose session still has the policy and guard context it was
+decided under; an execution (without a cursor) of a taught prepared statement the session
+still has. Not while the proxy drains or the audit trail cannot be written: the handler
+answers those. The core marks the session busy with the statement's text, and when the
+response has ended calls ``handler.repeat_ended(repeat, text, fingerprint, started,
+seconds)`` instead of ``response_ended``.
+
 Handler methods (all synchronous, none may raise):
 ``command(payload) -> int``, ``columns(header) -> bytes``, ``response_ended()``,
+``repeat_ended(...)``,
 ``masked_error(run) -> bytes`` (the last run of a masked response that ended in an ERR),
 ``client_lost(reason)``, ``backend_lost(reason, mid_response)``, ``core_failed(exc)``.
 """
@@ -23,10 +35,12 @@ Handler methods (all synchronous, none may raise):
 from __future__ import annotations
 
 import ssl
+import time
 from typing import Any
 
+from myguard._fast.fingerprint_py import fingerprint_hash
 from myguard._fast.framing_py import PacketBuffer, build_packets
-from myguard._fast.resultscan_py import RESPONSE_FETCH
+from myguard._fast.resultscan_py import RESPONSE_FETCH, RESPONSE_QUERY
 
 # What ``handler.command`` returns besides a response kind (resultscan.RESPONSE_*, 1..6).
 NO_RESPONSE = 0  # forward it; the protocol answers nothing (COM_STMT_CLOSE, SEND_LONG_DATA)
@@ -43,6 +57,33 @@ _IDLE = 1
 _RELAY = 2
 _INFILE = 3
 _CLOSED = 4
+_COM_QUERY = 0x03
+_COM_STMT_EXECUTE = 0x17
+_UNCLEAR = frozenset(b'"\\') | frozenset(range(0x80, 0x100))
+
+
+class Repeat:
+    """A verdict the handler taught the core: the ``decision`` of a query shape made under
+    ``policy`` and the guard ``context``, or a prepared statement's (``prepared``, with its
+    ``text`` and ``fingerprint``)."""
+
+    __slots__ = ("decision", "policy", "context", "fingerprint", "text", "prepared")
+
+    def __init__(
+        self,
+        decision: Any,
+        policy: Any,
+        context: Any,
+        fingerprint: int | None = None,
+        text: str | None = None,
+        prepared: Any = None,
+    ) -> None:
+        self.decision = decision
+        self.policy = policy
+        self.context = context
+        self.fingerprint = fingerprint
+        self.text = text
+        self.prepared = prepared
 
 
 class ClientSide:
@@ -101,6 +142,11 @@ class ProxyCore:
     def __init__(self, handler: Any, scanner: Any, max_payload: int) -> None:
         self.handler = handler
         self.scanner = scanner
+        self.repeats: dict[int, Repeat] = {}  # taught verdicts of queries, by fingerprint
+        self.executes: dict[int, Repeat] = {}  # of prepared statements, by statement id
+        self._session = getattr(handler, "session", None)
+        # The taught command being relayed: (repeat, text, fingerprint, started, clock).
+        self._repeat: tuple[Repeat, str, int, float, float] | None = None
         self.requests = PacketBuffer(max_payload)  # client bytes not yet taken as commands
         self.client_side = ClientSide(self)
         self.backend_side = BackendSide(self)
@@ -132,6 +178,7 @@ class ProxyCore:
         """Take both sockets from their packet streams; then ``serve`` or ``forward``."""
         self._client_stream = client_stream
         self._backend_stream = backend_stream
+        self._repeat = None
         transport, tls, unread, self._client_blocked = client_stream.hand_over()
         self._client = (transport, tls)
         transport.set_protocol(self.client_side)
@@ -250,6 +297,8 @@ class ProxyCore:
                         self._resume(True)
                     return
                 payload = got[0]
+                if self._taught(payload):
+                    continue
                 verdict = handler.command(payload)
                 if verdict > 0:
                     self.forward(payload, verdict, False)
@@ -260,6 +309,56 @@ class ProxyCore:
         except Exception as exc:  # malformed framing; the handler ends the session
             self._state = _CLOSED
             handler.core_failed(exc)
+
+    def _taught(self, payload: bytes) -> bool:
+        """Forward ``payload`` on a taught verdict; False when the handler must decide."""
+        session = self._session
+        if not payload or session is None:
+            return False
+        if payload[0] == _COM_QUERY:
+            if not self.repeats or not _UNCLEAR.isdisjoint(payload[1:]):
+                return False
+            fingerprint = fingerprint_hash(payload[1:])
+            entry = self.repeats.get(fingerprint)
+            if (
+                entry is None
+                or entry.policy is not session.ctx.policy
+                or entry.context is not session.guard.context
+            ):
+                return False
+            text = payload[1:].decode("ascii")
+        elif payload[0] == _COM_STMT_EXECUTE:
+            if len(payload) < 10 or payload[5] != 0 or not self.executes:  # [5]: cursor flags
+                return False
+            stmt_id = int.from_bytes(payload[1:5], "little")
+            entry = self.executes.get(stmt_id)
+            if entry is None or session.prepared.get(stmt_id) is not entry.prepared:
+                return False
+            text, fingerprint = entry.text, entry.fingerprint
+        else:
+            return False
+        if session.ctx.draining:
+            return False
+        writer = session.trail.writer
+        if writer is not None and not writer.healthy:
+            return False
+        clock = time.monotonic()
+        session.busy = True
+        session.last_active = clock
+        session.current_statement = text
+        self._repeat = (entry, text, fingerprint, time.time(), clock)
+        self.forward(payload, RESPONSE_QUERY, False)
+        return True
+
+    def _ended(self) -> None:
+        """The response has ended: the handler hears of it."""
+        repeat = self._repeat
+        if repeat is None:
+            self.handler.response_ended()
+            return
+        self._repeat = None
+        entry, text, fingerprint, started, clock = repeat
+        self.handler.repeat_ended(entry, text, fingerprint, started, time.monotonic() - clock)
 
     def _infile(self) -> None:
         """Relay a LOAD DATA LOCAL file: client packets until an empty one."""
@@ -339,7 +438,7 @@ class ProxyCore:
             # The statement's audit record reaches the kernel before the client sees the
             # end of its response: a crash after that loses no acknowledged statement.
             self._state = _IDLE
-            self.handler.response_ended()
+            self._ended()
             if self._masked and scanner.error_code and out:
                 out[-1] = self.handler.masked_error(out[-1])  # the ERR is its last packet
             for run in out:

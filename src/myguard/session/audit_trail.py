@@ -224,24 +224,14 @@ class AuditTrail:
         intent_id: str | None = None,
         approval_id: str | None = None,
     ) -> None:
-        writer = self.writer
-        if writer is None:
+        head = self.head(decision)
+        if head is None:
             return
-        s = self.session
-        encoder = self._encoder
-        if encoder is None:
-            encoder = self._encoder = self._new_encoder(writer)
-        entry = self._heads.get(id(decision))
-        if entry is None or entry[0] is not decision:
-            if len(self._heads) >= _MAX_DECISION_FIELDS:
-                self._heads.clear()
-            entry = (decision, encoder.head(_decision_fields(decision)))
-            self._heads[id(decision)] = entry
         started = statement.started
-        body = encoder.encode(
-            entry[1],
+        body = self._encoder.encode(
+            head,
             statement=_text(statement.text),
-            database=s.database,
+            database=self.session.database,
             fingerprint=statement.fingerprint,
             masked_columns=outcome.masked or None,
             approval_id=approval_id,
@@ -251,6 +241,49 @@ class AuditTrail:
             started_at=started,
             duration=time.time() - started,
             intent_id=intent_id,
+        )
+        self._enqueue(body)
+
+    def head(self, decision: Decision | None) -> PackedFields | None:
+        """The packed fields the records of statements with ``decision`` begin with (the
+        session's and the decision's); None while audit is disabled."""
+        writer = self.writer
+        if writer is None:
+            return None
+        if self._encoder is None:
+            self._encoder = self._new_encoder(writer)
+        entry = self._heads.get(id(decision))
+        if entry is None or entry[0] is not decision:
+            if len(self._heads) >= _MAX_DECISION_FIELDS:
+                self._heads.clear()
+            entry = (decision, self._encoder.head(_decision_fields(decision)))
+            self._heads[id(decision)] = entry
+        return entry[1]
+
+    def repeated(
+        self,
+        decision: Decision,
+        text: str,
+        fingerprint: int,
+        started: float,
+        rows: int,
+        affected_rows: int,
+        error_code: int,
+    ) -> None:
+        """The record of a statement forwarded on a verdict taught to the proxy core."""
+        head = self.head(decision)
+        if head is None:
+            return
+        body = self._encoder.encode(
+            head,
+            statement=_text(text),
+            database=self.session.database,
+            fingerprint=fingerprint,
+            rows_returned=rows,
+            rows_affected=affected_rows,
+            error_code=error_code or None,
+            started_at=started,
+            duration=time.time() - started,
         )
         self._enqueue(body)
 

@@ -150,7 +150,6 @@ class StatementHandler:
 
     __slots__ = (
         "session", "core", "_waiter", "_running", "_command_byte", "_perf", "withheld_diagnostics",
-        "_repeats",
     )  # fmt: skip
 
     def __init__(self, session: SessionState) -> None:
@@ -163,9 +162,6 @@ class StatementHandler:
         # The backend's diagnostics area (SHOW WARNINGS/ERRORS) holds the texts of a
         # statement that read masked columns: the slow path answers those with them withheld.
         self.withheld_diagnostics = False
-        # Queries of a shape that went straight through before: fingerprint -> (policy,
-        # guard context, decision) it was decided under. See _repeat.
-        self._repeats: dict[int, tuple[Any, Any, Decision]] = {}
 
     def wait(self) -> asyncio.Future[tuple[bytes, Decided | None] | None]:
         """What the session task waits for: a command it must run itself (with what was
@@ -239,12 +235,45 @@ class StatementHandler:
         except Exception as exc:
             self._end(exc)
             return
+        self._count_bytes()
+        self._finished("ok")
+
+    def repeat_ended(
+        self, repeat: Any, text: str, fingerprint: int, started: float, seconds: float
+    ) -> None:
+        """The response to a command the core forwarded on a taught verdict has ended."""
+        s = self.session
+        scanner = s.scanner
+        error = scanner.error_code
+        decision = repeat.decision
+        try:
+            s.reading.after_response(scanner.status, error)
+            self.withheld_diagnostics = False
+            s.reading.after_statement(text, decision.statements)
+            s.trail.repeated(
+                decision, text, fingerprint, started, scanner.rows, scanner.affected_rows, error
+            )
+            if not error:
+                self._after_success(text, decision)
+        except Exception as exc:
+            self._end(exc)
+            return
+        self._count_bytes()
+        s.busy = False
+        if repeat.prepared is None:
+            metrics.tally.cache_hits += 1
+            metrics.statement_done("query", "ok", seconds)
+        else:
+            metrics.statement_done("stmt_execute", "ok", seconds)
+        if s.ctx.draining:
+            self._resolve(None)
+
+    def _count_bytes(self) -> None:
         core = self.core
         tally = metrics.tally
         tally.bytes_to_client += core.bytes_to_client
         tally.bytes_to_backend += core.bytes_to_backend
         core.bytes_to_client = core.bytes_to_backend = 0
-        self._finished("ok")
 
     def shows_withheld(self, text: str) -> bool:
         """Is ``text`` a SHOW WARNINGS/ERRORS whose texts must be withheld?"""
@@ -392,21 +421,22 @@ class StatementHandler:
         keywords and names, which the fingerprint keeps; only its literals vary, and those
         are what ``known_ambiguity`` reads."""
         s = self.session
-        entry = self._repeats.get(statement.fingerprint)
+        entry = self.core.repeats.get(statement.fingerprint)
         if (
             entry is None
-            or entry[0] is not s.ctx.policy
-            or entry[1] is not s.guard.context
+            or entry.policy is not s.ctx.policy
+            or entry.context is not s.guard.context
             or s.reading.known_ambiguity(statement.text) is not None
         ):
             return None
         s.trail.require()
         metrics.tally.cache_hits += 1
-        return entry[2]
+        return entry.decision
 
     def _remember(self, statement: StatementText, decision: Decision, misses: int) -> None:
-        """Remember a query forwarded as it was, with a plain allow from the policy's cache
-        (an analysis that depends on its literals is never cached), for ``_repeat``."""
+        """Teach the core a query forwarded as it was, with a plain allow from the policy's
+        cache (an analysis that depends on its literals is never cached): the core forwards
+        the next ones of its shape itself (``repeat_ended``), or asks ``_repeat``."""
         s = self.session
         policy = s.ctx.policy
         if (
@@ -415,9 +445,10 @@ class StatementHandler:
             or s.reading.known_ambiguity(statement.text) is not None  # not decided by shape
         ):
             return
-        if len(self._repeats) >= _MAX_REPEATS:
-            self._repeats.clear()
-        self._repeats[statement.fingerprint] = (policy, s.guard.context, decision)
+        repeats = self.core.repeats
+        if len(repeats) >= _MAX_REPEATS:
+            repeats.clear()
+        repeats[statement.fingerprint] = _core.Repeat(decision, policy, s.guard.context)
 
     def _query(self, payload: bytes) -> int:
         s = self.session
@@ -521,13 +552,22 @@ class StatementHandler:
         if command == _PREPARE:
             if not error:
                 statement = running.statement
-                s.prepared[scanner.stmt_id] = PreparedStatement(
+                prepared = s.prepared[scanner.stmt_id] = PreparedStatement(
                     statement.text,
                     statement.fingerprint,
                     decision,
                     scanner.num_params,
                     mask=running.mask,
                 )
+                if running.mask is None and decision and decision.action == ALLOW:
+                    # Its executions go straight through (_execute): the core may send them.
+                    # (Parameter types are kept for the slow path, which never runs those.)
+                    executes = self.core.executes
+                    if len(executes) >= _MAX_REPEATS:
+                        executes.clear()
+                    executes[scanner.stmt_id] = _core.Repeat(
+                        decision, None, None, statement.fingerprint, statement.text, prepared
+                    )
             return
         if command == _FETCH:
             return

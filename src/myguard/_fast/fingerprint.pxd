@@ -1,0 +1,3 @@
+# The statement fingerprint, declared for compiled callers (proxycore).
+
+cpdef object fingerprint_hash(bytes sql)
