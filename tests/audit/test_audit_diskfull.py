@@ -12,6 +12,7 @@ import time
 import pytest
 
 from myguard.audit import AuditUnavailable, AuditWriter, iter_records, statement_record, verify
+from myguard._fast import twin
 from myguard.audit import appender as appender_module
 
 
@@ -46,7 +47,10 @@ class TmpfsDisk:
 
 
 class InjectedDisk:
-    """Fault injection at the filesystem boundary: pwrite writes part, then fails ENOSPC."""
+    """Fault injection at the filesystem boundary: pwrite writes part, then fails ENOSPC.
+    Records are written by the compiled chain tail, which calls pwrite(2) itself; here the
+    appender uses its pure-Python twin (same steps) to let the fault in (the tmpfs disk
+    fills up for the compiled one)."""
 
     def __init__(self, root, monkeypatch):
         self.root = root / "audit"
@@ -61,6 +65,7 @@ class InjectedDisk:
             return real_pwrite(fd, data, offset)
 
         monkeypatch.setattr(appender_module.os, "pwrite", pwrite)
+        monkeypatch.setattr(appender_module, "_chain", twin("auditchain"))
 
     def fill(self):
         self.full = True

@@ -1,10 +1,13 @@
-"""Property tests of audit chaining: the compiled module and its pure-Python twin agree,
-and what they write reads back as a valid chain. The compiled module is imported
-explicitly: these tests fail, not skip, when it is not built."""
+"""Property tests of audit chaining: the compiled ``Tail`` and its pure-Python twin write
+the same bytes, what they write reads back as a valid chain, and a failed write leaves
+neither the file nor the tail changed. The compiled module is imported explicitly: these
+tests fail, not skip, when it is not built."""
 
 from __future__ import annotations
 
 import importlib
+import os
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -21,6 +24,7 @@ from myguard.audit.segment import (
 
 compiled = importlib.import_module("myguard._fast.auditchain")
 python = twin("auditchain")
+MODULES = pytest.mark.parametrize("module", [compiled, python], ids=["compiled", "twin"])
 
 bodies = st.lists(st.binary(max_size=300), max_size=20)
 hashes = st.binary(min_size=32, max_size=32)
@@ -28,23 +32,40 @@ keys = st.none() | st.binary(min_size=16, max_size=80)
 numbers = st.integers(1, (1 << 64) - 100)
 
 
-@settings(max_examples=300, deadline=None)
+def write(module, path: Path, bodies: list[bytes], prev: bytes, number: int, key) -> tuple:
+    """``bodies`` appended after a header-sized gap; (file bytes, the tail's state)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, b"\0" * HEADER_SIZE)
+    try:
+        tail = module.Tail(key, prev, number)
+        tail.fd, tail.size = fd, HEADER_SIZE
+        for body in bodies:
+            tail.append(body)
+        return path.read_bytes(), tail.last_hash, tail.next_record, tail.size
+    finally:
+        os.close(fd)
+
+
+@settings(max_examples=200, deadline=None)
 @given(bodies=bodies, prev=hashes, number=numbers, key=keys)
 def test_compiled_and_twin_agree(
-    bodies: list[bytes], prev: bytes, number: int, key: bytes | None
+    tmp_path_factory, bodies: list[bytes], prev: bytes, number: int, key: bytes | None
 ) -> None:
-    assert compiled.chain_frames(bodies, prev, number, key) == python.chain_frames(
-        bodies, prev, number, key
-    )
+    base = tmp_path_factory.mktemp("chain")
+    written = write(compiled, base / "c", bodies, prev, number, key)
+    assert written == write(python, base / "p", bodies, prev, number, key)
+    assert written[3] == len(written[0])
 
 
 @settings(max_examples=100, deadline=None)
 @given(bodies=bodies, key=keys)
-def test_frames_read_back_as_a_chain(bodies: list[bytes], key: bytes | None) -> None:
-    frames, last, following = compiled.chain_frames(bodies, ZERO_HASH, 7, key)
+def test_frames_read_back_as_a_chain(tmp_path_factory, bodies: list[bytes], key) -> None:
+    data, last, following, _ = write(
+        compiled, tmp_path_factory.mktemp("chain") / "c", bodies, ZERO_HASH, 7, key
+    )
     prev, number = ZERO_HASH, 7
     read = []
-    for _, payload in iter_frames(b"\0" * HEADER_SIZE + frames):
+    for _, payload in iter_frames(data):
         link, seq, body = split_payload(payload)
         assert (link, seq) == (prev, number)
         prev, number = record_hash(payload, key), number + 1
@@ -53,8 +74,35 @@ def test_frames_read_back_as_a_chain(bodies: list[bytes], key: bytes | None) -> 
     assert (last, following) == (prev, number)
 
 
-@pytest.mark.parametrize("module", [compiled, python], ids=["compiled", "twin"])
+@MODULES
 @pytest.mark.parametrize("bad", [b"", b"x" * 31, b"x" * 33])
 def test_bad_previous_hash_is_refused(module, bad: bytes) -> None:
     with pytest.raises(ValueError, match="32 bytes"):
-        module.chain_frames([b"a"], bad, 1, None)
+        module.Tail(None, bad, 1)
+
+
+@MODULES
+def test_a_failed_write_changes_nothing_and_is_cut_off_before_the_next(module, tmp_path):
+    """A write that fails leaves the tail as it was; one that the file could not be cut
+    back after is cut off first thing on the next append, so the chain stays whole."""
+    path = tmp_path / "seg"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    reader = os.open(path, os.O_RDONLY)
+    try:
+        tail = module.Tail(b"k" * 32, ZERO_HASH, 1)
+        tail.fd = fd
+        tail.append(b"first")
+        before = (tail.last_hash, tail.next_record, tail.size)
+        os.pwrite(fd, b"torn bytes of a half-written record", tail.size)  # as if torn
+        tail.fd = reader  # writes and truncates fail: EBADF
+        with pytest.raises(OSError):
+            tail.append(b"lost")
+        assert (tail.last_hash, tail.next_record, tail.size) == before
+        tail.fd = fd
+        tail.append(b"second")
+        frames = [split_payload(p) for _, p in iter_frames(b"\0" * HEADER_SIZE + path.read_bytes())]
+        assert [(seq, body) for _, seq, body in frames] == [(1, b"first"), (2, b"second")]
+        assert tail.size == os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+        os.close(reader)

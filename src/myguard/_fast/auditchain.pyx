@@ -1,14 +1,19 @@
 # cython: language_level=3
-"""Chaining and framing audit records (compiled); see ``auditchain_py.py`` for the twin.
-
-The writer thread calls this once per group commit. All hashing and copying runs
-without the GIL, so the thread does not hold up the event loop while it frames.
+"""Chaining, framing and writing audit records (compiled); see ``auditchain_py.py`` for
+the twin. ``Tail`` keeps its hashing context from record to record: setting up an HMAC
+context costs more than hashing a record.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.errno cimport EINTR, errno
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
+from posix.types cimport off_t
+from posix.unistd cimport ftruncate
+
+cdef extern from "unistd.h" nogil:
+    ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset)
 
 
 from myguard._fast.openssl cimport (
@@ -35,8 +40,7 @@ cdef enum:
 
 
 cdef class _Hasher:
-    """SHA-256, or HMAC-SHA256 under a key, with its OpenSSL context set up once per call
-    of chain_frames rather than once per record."""
+    """SHA-256, or HMAC-SHA256 under a key, with its OpenSSL context set up once."""
 
     cdef EVP_MD_CTX *digest
     cdef EVP_MAC_CTX *mac_ctx
@@ -75,53 +79,72 @@ cdef inline void _store_le(unsigned char *at, uint64_t value, int width) noexcep
         at[i] = (value >> (8 * i)) & 0xFF
 
 
-def chain_frames(list bodies, bytes prev_hash, unsigned long long number, key):
-    """The frames of ``bodies`` chained on from ``prev_hash`` as record ``number`` onwards:
-    (frames, hash of the last record, the next record number)."""
-    if PyBytes_GET_SIZE(prev_hash) != HASH_SIZE:
-        raise ValueError("prev_hash must be 32 bytes")
-    cdef tuple held = tuple(bodies)  # keeps every body alive while the GIL is released
-    cdef Py_ssize_t count = len(held), i, total = 0, pos = 0, length
-    cdef const unsigned char **starts = NULL
-    cdef Py_ssize_t *sizes = NULL
-    cdef _Hasher hasher = _Hasher(key)
-    cdef bint failed = False
-    cdef unsigned char prev[HASH_SIZE]
-    cdef unsigned char *out
-    cdef unsigned char *payload
-    cdef bytes body
-    memcpy(prev, PyBytes_AS_STRING(prev_hash), HASH_SIZE)
-    starts = <const unsigned char **>malloc((count + 1) * sizeof(unsigned char *))
-    sizes = <Py_ssize_t *>malloc((count + 1) * sizeof(Py_ssize_t))
-    if starts == NULL or sizes == NULL:
-        free(starts)
-        free(sizes)
-        raise MemoryError()
-    try:
-        for i in range(count):
-            body = <bytes?>held[i]
-            starts[i] = <const unsigned char *>PyBytes_AS_STRING(body)
-            sizes[i] = PyBytes_GET_SIZE(body)
-            total += HEAD_SIZE + PREFIX_SIZE + sizes[i]
-        frames = PyBytes_FromStringAndSize(NULL, total)
-        out = <unsigned char *>PyBytes_AS_STRING(frames)
-        with nogil:
-            for i in range(count):
-                length = PREFIX_SIZE + sizes[i]
-                payload = out + pos + HEAD_SIZE
-                memcpy(payload, prev, HASH_SIZE)
-                _store_le(payload + HASH_SIZE, number, 8)
-                memcpy(payload + PREFIX_SIZE, starts[i], sizes[i])
-                _store_le(out + pos, length, 4)
-                _store_le(out + pos + 4, crc32(0, payload, <unsigned int>length), 4)
-                if not hasher.hash(payload, length, prev):
-                    failed = True
-                    break
-                number += 1
-                pos += HEAD_SIZE + length
-    finally:
-        free(starts)
-        free(sizes)
-    if failed:
-        raise RuntimeError("OpenSSL failed to hash an audit record")
-    return frames, PyBytes_FromStringAndSize(<char *>prev, HASH_SIZE), number
+cdef class Tail:
+    """The end of the hash chain in the segment being written: ``append`` frames a record
+    body as record ``next_record`` after ``last_hash`` and writes it at offset ``size`` of
+    ``fd``. On OSError nothing of it remains in the file and the tail is unchanged."""
+
+    cdef _Hasher _hasher
+    cdef unsigned char _prev[HASH_SIZE]
+    cdef public int fd
+    cdef public long long size
+    cdef public unsigned long long next_record
+    cdef bint _truncate_pending
+
+    def __init__(self, key, bytes last_hash, unsigned long long next_record):
+        self._hasher = _Hasher(key)
+        self.fd = -1
+        self.size = 0
+        self.last_hash = last_hash
+        self.next_record = next_record
+        self._truncate_pending = False
+
+    @property
+    def last_hash(self):
+        return PyBytes_FromStringAndSize(<char *>self._prev, HASH_SIZE)
+
+    @last_hash.setter
+    def last_hash(self, bytes value):
+        if value is None or PyBytes_GET_SIZE(value) != HASH_SIZE:
+            raise ValueError("last_hash must be 32 bytes")
+        memcpy(self._prev, PyBytes_AS_STRING(value), HASH_SIZE)
+
+    cpdef append(self, bytes body):
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(body)
+        cdef Py_ssize_t length = PREFIX_SIZE + size, total = HEAD_SIZE + length, done = 0
+        cdef long long start = self.size
+        cdef ssize_t written
+        cdef int error = 0
+        cdef unsigned char prev[HASH_SIZE]
+        cdef unsigned char *frame = <unsigned char *>malloc(total)
+        cdef unsigned char *payload = frame + HEAD_SIZE
+        if frame == NULL:
+            raise MemoryError()
+        try:
+            memcpy(payload, self._prev, HASH_SIZE)
+            _store_le(payload + HASH_SIZE, self.next_record, 8)
+            memcpy(payload + PREFIX_SIZE, PyBytes_AS_STRING(body), size)
+            _store_le(frame, length, 4)
+            _store_le(frame + 4, crc32(0, payload, <unsigned int>length), 4)
+            if not self._hasher.hash(payload, length, prev):
+                raise RuntimeError("OpenSSL failed to hash an audit record")
+            if self._truncate_pending:
+                if ftruncate(self.fd, start) != 0:
+                    raise OSError(errno, "ftruncate failed")
+                self._truncate_pending = False
+            while done < total:
+                written = pwrite(self.fd, frame + done, total - done, start + done)
+                if written < 0:
+                    if errno == EINTR:
+                        continue
+                    error = errno
+                    # A torn record would break the chain: cut it off, or first thing next time.
+                    if ftruncate(self.fd, start) != 0:
+                        self._truncate_pending = True
+                    raise OSError(error, "audit write failed")
+                done += written
+        finally:
+            free(frame)
+        self.size = start + total
+        memcpy(self._prev, prev, HASH_SIZE)
+        self.next_record += 1

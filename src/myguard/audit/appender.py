@@ -92,14 +92,44 @@ class SegmentAppender:
         self.key = hmac_key
         self._flags = FLAG_HMAC if hmac_key is not None else 0
         self._key_id = key_id(hmac_key)
-        self.fd = -1
+        # The chain's end and the segment file it is written to (fd, size): compiled, as
+        # every statement's record goes through its ``append``.
+        self.tail = _chain.Tail(hmac_key, ZERO_HASH, 1)
         self.segment_seq = 0
         self.segment_path = directory
         self.segment_created = 0.0
-        self.size = 0
-        self.last_hash = ZERO_HASH
-        self.next_record = 1
-        self._truncate_pending = False
+
+    @property
+    def fd(self) -> int:
+        return self.tail.fd
+
+    @fd.setter
+    def fd(self, fd: int) -> None:
+        self.tail.fd = fd
+
+    @property
+    def size(self) -> int:
+        return self.tail.size
+
+    @size.setter
+    def size(self, size: int) -> None:
+        self.tail.size = size
+
+    @property
+    def last_hash(self) -> bytes:
+        return self.tail.last_hash
+
+    @last_hash.setter
+    def last_hash(self, value: bytes) -> None:
+        self.tail.last_hash = value
+
+    @property
+    def next_record(self) -> int:
+        return self.tail.next_record
+
+    @next_record.setter
+    def next_record(self, number: int) -> None:
+        self.tail.next_record = number
 
     @classmethod
     def open(
@@ -234,23 +264,7 @@ class SegmentAppender:
 
     def append(self, body: bytes) -> None:
         """Chain, frame and write ``body``; on OSError nothing of it remains on disk."""
-        buffer, prev, number = _chain.chain_frames(
-            [body], self.last_hash, self.next_record, self.key
-        )
-        start = self.size
-        if self._truncate_pending:
-            os.ftruncate(self.fd, start)
-            self._truncate_pending = False
-        try:
-            _write_all(self.fd, buffer, start)
-        except OSError:
-            try:
-                os.ftruncate(self.fd, start)
-            except OSError:
-                self._truncate_pending = True  # retried first thing on the next append
-            raise
-        self.size = start + len(buffer)
-        self.last_hash, self.next_record = prev, number
+        self.tail.append(body)
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -239,7 +239,7 @@ class AuditWriter:
                     self._rotations.append(appender.start_segment(appender.segment_seq + 1))
                 self._syncer.set_fd(appender.fd)
                 self._to_thread(_WAKE)
-            appender.append(body)
+            appender.tail.append(body)
         except OSError as exc:
             self._fail(exc)
             raise AuditUnavailable(f"audit write failed: {exc}") from None
