@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from myguard.audit import AuditUnavailable, AuditWriter, iter_records, statement_record, verify
 from myguard._fast import twin
+from myguard.audit import AuditUnavailable, AuditWriter, iter_records, statement_record, verify
 from myguard.audit import appender as appender_module
 
 
