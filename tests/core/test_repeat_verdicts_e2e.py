@@ -100,3 +100,49 @@ def test_observed_rules_are_logged_for_every_statement_of_a_shape(private_proxy,
             cur.execute(f"SELECT id FROM orders WHERE id = {n + 1}")
     conn.close()
     assert p.log().count("event=rule_observed") == 4
+
+
+def test_statements_the_core_forwards_itself_are_audited_in_full(private_proxy):
+    """Repeated query shapes and executions of a prepared statement are forwarded by the
+    proxy core on a taught verdict: each still gets its whole audit record."""
+    import mysql.connector
+
+    p = private_proxy()
+    conn = connect(p, "shop")
+    with conn.cursor() as cur:
+        for n in range(1, 5):
+            cur.execute(f"SELECT id FROM orders WHERE id <= {n}")
+            cur.fetchall()
+    conn.close()
+    ps = mysql.connector.connect(
+        host="127.0.0.1", port=p.port, user="alice", password="alice-pw-1", database="shop"
+    )
+    cur = ps.cursor(prepared=True)
+    rows = []
+    for n in range(1, 5):
+        cur.execute("SELECT id FROM orders WHERE id <= ?", (n,))
+        rows.append(len(cur.fetchall()))
+    cur.execute("SELECT id FROM orders WHERE id = ?", (999,))
+    assert cur.fetchall() == []
+    ps.close()
+    deadline = time.monotonic() + 10
+    while True:
+        records = [
+            r for r in iter_records(p.audit_dir)
+            if r.type == "statement" and "FROM orders WHERE id" in r.get("statement", "")
+        ]  # fmt: skip
+        if len(records) >= 9 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    text, prepared = records[:4], records[4:]
+    assert [r["statement"] for r in text] == [
+        f"SELECT id FROM orders WHERE id <= {n}" for n in range(1, 5)
+    ]
+    assert [r["statement"] for r in prepared[:4]] == ["SELECT id FROM orders WHERE id <= ?"] * 4
+    assert [r["rows_returned"] for r in prepared[:4]] == rows
+    assert prepared[4]["rows_returned"] == 0
+    for group in (text, prepared[:4]):
+        assert len({r["fingerprint"] for r in group}) == 1
+        for r in group:
+            assert r["user"] == "alice" and r["database"] == "shop" and r["decision"] == "allow"
+            assert r["duration"] >= 0 and r["started_at"] > 0 and r["session_id"]

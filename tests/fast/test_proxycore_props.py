@@ -20,6 +20,7 @@ from test_resultscan_props import cut, feed, frame, responses
 from myguard._fast import twin
 
 compiled = importlib.import_module("myguard._fast.proxycore")
+compiled_fingerprint = importlib.import_module("myguard._fast.fingerprint")
 python = twin("proxycore")
 SCANNERS = {
     compiled: importlib.import_module("myguard._fast.resultscan"),
@@ -371,3 +372,83 @@ def test_a_mask_plan_that_does_not_fit_its_rows_is_a_refusal_not_a_leak(rowmask)
         )
         assert handler.events[-1][0] == "failed"
         assert secret not in bytes(client.written)
+
+
+class Session:
+    """What the core reads of a session to tell whether a taught verdict still holds."""
+
+    def __init__(self) -> None:
+        self.ctx = type("Ctx", (), {"policy": object(), "draining": False})()
+        self.guard = type("Guard", (), {"context": object()})()
+        self.trail = type("Trail", (), {"writer": None})()
+        self.prepared: dict = {}
+        self.busy = False
+        self.last_active = 0.0
+        self.current_statement = None
+
+
+class TeachingHandler(Handler):
+    def __init__(self, kinds: list[int]) -> None:
+        super().__init__(kinds)
+        self.session = Session()
+
+    def repeat_ended(self, repeat, text, fingerprint, started, seconds) -> None:
+        assert self.session.busy and seconds >= 0 and started > 0
+        self.events.append(("repeat_ended", repeat, text, fingerprint, self.core.scanner.rows))
+        self.session.busy = False
+
+
+@pytest.mark.parametrize("impl", [compiled, python], ids=["compiled", "twin"])
+def test_taught_verdicts_forward_without_asking_the_handler(impl):
+    """A taught query shape, and an execution of a taught prepared statement, go to the
+    backend without ``command``; what may read differently, or was decided under another
+    policy or guard context, or while draining or with the audit trail down, is asked."""
+    fingerprints = {compiled: compiled_fingerprint, python: twin("fingerprint")}[impl]
+    handler = TeachingHandler([1] * 12)
+    session = handler.session
+    core, client, backend, _ = attached(impl, handler)
+    core.serve()
+    query = b"\x03SELECT c FROM t WHERE id = 7"
+    fingerprint = fingerprints.fingerprint_hash(query[1:])
+    repeat = impl.Repeat("allow", session.ctx.policy, session.guard.context)
+    core.repeats[fingerprint] = repeat
+    prepared = object()
+    session.prepared[9] = prepared
+    core.executes[9] = impl.Repeat("allow", None, None, 42, "SELECT 1", prepared)
+    ok = frame([OK], 1)
+
+    def send(payload: bytes) -> tuple:
+        backend.written.clear()
+        handler.events.clear()
+        client.protocol.data_received(frame([payload], 0))
+        forwarded = bytes(backend.written) == frame([payload], 0)
+        backend.protocol.data_received(ok)
+        return forwarded, [e[0] for e in handler.events]
+
+    assert send(b"\x03select c from t where id = 8") == (True, ["repeat_ended"])
+    assert handler.events[0][1:4] == (repeat, "select c from t where id = 8", fingerprint)
+    assert session.current_statement == "select c from t where id = 8"
+    assert send(b"\x17\x09\x00\x00\x00\x00\x01\x00\x00\x00") == (True, ["repeat_ended"])
+    assert handler.events[0][2:4] == ("SELECT 1", 42)
+    asked = (True, ["command", "ended"])
+    assert send(b"\x17\x09\x00\x00\x00\x01\x01\x00\x00\x00") == asked  # opens a cursor
+    assert send(b'\x03SELECT c FROM t WHERE id = "7"') == asked  # ANSI_QUOTES may apply
+    assert send(b"\x03SELECT c FROM t WHERE id = '\\7'") == asked
+    assert send("\x03SELECT c FROM t WHERE id = 'é'".encode()) == asked
+    session.guard.context = object()  # USE another database
+    assert send(query) == asked
+    repeat = core.repeats[fingerprint] = impl.Repeat(
+        "allow", session.ctx.policy, session.guard.context
+    )
+    session.ctx.policy = object()  # a reload
+    assert send(query) == asked
+    core.repeats[fingerprint] = impl.Repeat("allow", session.ctx.policy, session.guard.context)
+    session.ctx.draining = True
+    assert send(query) == asked
+    session.ctx.draining = False
+    session.trail.writer = type("Writer", (), {"healthy": False})()
+    assert send(query) == asked
+    session.trail.writer.healthy = True
+    assert send(query) == (True, ["repeat_ended"])
+    session.prepared[9] = object()  # closed and prepared again under the same id
+    assert send(b"\x17\x09\x00\x00\x00\x00\x01\x00\x00\x00") == asked
