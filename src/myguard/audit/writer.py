@@ -108,7 +108,9 @@ class AuditWriter:
         self._rotations: list[Rotation] = []
         self._syncer = _sync.Syncer(appender.fd, _HANDOFF)
         self._loop = asyncio.get_running_loop()
-        self._healthy = True
+        # False while records cannot be written; True again once a retry succeeds. A plain
+        # attribute: the proxy core reads it before every statement it forwards itself.
+        self.healthy = True
         self._closing = False
         self._recovery: asyncio.TimerHandle | None = None
         self._last_error: OSError | None = None
@@ -172,11 +174,6 @@ class AuditWriter:
         return writer
 
     @property
-    def healthy(self) -> bool:
-        """False while records cannot be written; turns True again once a retry succeeds."""
-        return self._healthy
-
-    @property
     def last_error(self) -> OSError | None:
         """The most recent write failure (kept after recovery, for diagnostics)."""
         return self._last_error
@@ -227,7 +224,7 @@ class AuditWriter:
     def _append(self, body: bytes) -> None:
         if self._closing:
             raise AuditUnavailable("audit writer is closed")
-        if not self._healthy:
+        if not self.healthy:
             raise AuditUnavailable(f"audit trail unavailable: {self._last_error}")
         appender = self._appender
         try:
@@ -258,10 +255,10 @@ class AuditWriter:
 
     def _fail(self, exc: OSError) -> None:
         """On the loop: stop taking records and retry every ``retry_interval``."""
-        if self._healthy:
+        if self.healthy:
             log.error("audit trail unavailable: %s", exc)
         self._last_error = exc
-        self._healthy = False
+        self.healthy = False
         if self._recovery is None and not self._closing:
             self._recovery = self._loop.call_later(self._retry_interval, self._recover)
 
@@ -276,7 +273,7 @@ class AuditWriter:
                 reason = f"recovered after audit write failure: {self._last_error}"
                 self._appender.append(restart_record(reason=reason).encode())
                 log.warning("audit trail recovered")
-                self._healthy = True
+                self.healthy = True
                 self._to_thread(_WAKE)
                 return
         except OSError as exc:
