@@ -156,7 +156,9 @@ class ProxyProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"myguard exited: {self.log_file.read_text()[-3000:]}")
             try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                # The admin listener (/metrics, console) may open after the SQL port.
+                for port in (self.port, self.admin_port):
+                    socket.create_connection(("127.0.0.1", port), 0.2).close()
             except OSError:
                 time.sleep(0.05)
                 continue
