@@ -4,6 +4,8 @@ the twin. ``Tail`` keeps its hashing context from record to record: setting up a
 context costs more than hashing a record.
 """
 
+import os
+
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.errno cimport EINTR, errno
 from libc.stdint cimport uint64_t
@@ -130,7 +132,8 @@ cdef class Tail:
                 raise RuntimeError("OpenSSL failed to hash an audit record")
             if self._truncate_pending:
                 if ftruncate(self.fd, start) != 0:
-                    raise OSError(errno, "ftruncate failed")
+                    error = errno
+                    raise OSError(error, os.strerror(error))
                 self._truncate_pending = False
             while done < total:
                 written = pwrite(self.fd, frame + done, total - done, start + done)
@@ -141,7 +144,7 @@ cdef class Tail:
                     # A torn record would break the chain: cut it off, or first thing next time.
                     if ftruncate(self.fd, start) != 0:
                         self._truncate_pending = True
-                    raise OSError(error, "audit write failed")
+                    raise OSError(error, os.strerror(error))
                 done += written
         finally:
             free(frame)

@@ -224,25 +224,18 @@ class AuditTrail:
         intent_id: str | None = None,
         approval_id: str | None = None,
     ) -> None:
-        head = self.head(decision)
-        if head is None:
-            return
-        started = statement.started
-        body = self._encoder.encode(
-            head,
-            statement=_text(statement.text),
-            database=self.session.database,
-            fingerprint=statement.fingerprint,
-            masked_columns=outcome.masked or None,
+        self.record(
+            decision,
+            statement.text,
+            statement.fingerprint,
+            statement.started,
+            outcome.rows,
+            outcome.affected_rows,
+            outcome.error_code,
+            masked=outcome.masked or None,
             approval_id=approval_id,
-            rows_returned=outcome.rows,
-            rows_affected=outcome.affected_rows,
-            error_code=outcome.error_code or None,
-            started_at=started,
-            duration=time.time() - started,
             intent_id=intent_id,
         )
-        self._enqueue(body)
 
     def head(self, decision: Decision | None) -> PackedFields | None:
         """The packed fields the records of statements with ``decision`` begin with (the
@@ -260,7 +253,7 @@ class AuditTrail:
             self._heads[id(decision)] = entry
         return entry[1]
 
-    def repeated(
+    def record(
         self,
         decision: Decision,
         text: str,
@@ -269,8 +262,14 @@ class AuditTrail:
         rows: int,
         affected_rows: int,
         error_code: int,
+        *,
+        masked: dict[str, str] | None = None,
+        approval_id: str | None = None,
+        intent_id: str | None = None,
     ) -> None:
-        """The record of a statement forwarded on a verdict taught to the proxy core."""
+        """The record of a statement, by its parts: what ``statement`` writes, and what the
+        handler writes for a statement the proxy core forwarded on a taught verdict (no
+        value objects made for it on that path)."""
         head = self.head(decision)
         if head is None:
             return
@@ -279,11 +278,14 @@ class AuditTrail:
             statement=_text(text),
             database=self.session.database,
             fingerprint=fingerprint,
+            masked_columns=masked,
+            approval_id=approval_id,
             rows_returned=rows,
             rows_affected=affected_rows,
             error_code=error_code or None,
             started_at=started,
             duration=time.time() - started,
+            intent_id=intent_id,
         )
         self._enqueue(body)
 

@@ -250,7 +250,7 @@ class StatementHandler:
             s.reading.after_response(scanner.status, error)
             self.withheld_diagnostics = False
             s.reading.after_statement(text, decision.statements)
-            s.trail.repeated(
+            s.trail.record(
                 decision, text, fingerprint, started, scanner.rows, scanner.affected_rows, error
             )
             if not error:
@@ -560,8 +560,9 @@ class StatementHandler:
                     mask=running.mask,
                 )
                 if running.mask is None and decision and decision.action == ALLOW:
-                    # Its executions go straight through (_execute): the core may send them.
-                    # (Parameter types are kept for the slow path, which never runs those.)
+                    # Its executions go straight through (_execute): the core sends them
+                    # itself, without following their parameter types, which only the slow
+                    # path reads, and it never runs this statement's executions.
                     executes = self.core.executes
                     if len(executes) >= _MAX_REPEATS:
                         executes.clear()
