@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from myguard._fast import load
+
 SESSIONS_OPEN = Gauge(
     "myguard_sessions_open",
     "Client sessions currently open",
@@ -117,6 +119,10 @@ class Tally:
 
 
 tally = Tally()
+_counts = load("corecounts")
+# What the proxy cores count themselves: bytes, and the commands they end on taught verdicts.
+core_counts = _counts.CoreCounts(_LATENCY_BOUNDS)
+_CORE_COMMANDS = (("query", _counts.QUERY), ("stmt_execute", _counts.STMT_EXECUTE))
 
 
 def statement_done(command: str, outcome: str, seconds: float) -> None:
@@ -160,15 +166,22 @@ def _add_histogram(child, counts: list[int], total: float) -> None:  # noqa: ANN
 def flush() -> None:
     """Add the tallied counts to the Prometheus values."""
     t = tally
+    c = core_counts
     for counter, amount in (
-        (BYTES.labels("to_client"), t.bytes_to_client),
-        (BYTES.labels("to_backend"), t.bytes_to_backend),
-        (POLICY_CACHE.labels("hit"), t.cache_hits),
+        (BYTES.labels("to_client"), t.bytes_to_client + c.bytes_to_client),
+        (BYTES.labels("to_backend"), t.bytes_to_backend + c.bytes_to_backend),
+        (POLICY_CACHE.labels("hit"), t.cache_hits + c.cache_hits),
         (POLICY_CACHE.labels("miss"), t.cache_misses),
     ):
         if amount:
             counter.inc(amount)
     t.bytes_to_client = t.bytes_to_backend = t.cache_hits = t.cache_misses = 0
+    c.bytes_to_client = c.bytes_to_backend = c.cache_hits = 0
+    for command, index in _CORE_COMMANDS:
+        count, counts, total = c.take(index)
+        if count:
+            STATEMENTS.labels(command, "ok").inc(count)
+            _add_histogram(STATEMENT_SECONDS.labels(command), counts, total)
     statements, t.statements = t.statements, {}
     for (command, outcome), count in statements.items():
         STATEMENTS.labels(command, outcome).inc(count)

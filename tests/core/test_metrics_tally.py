@@ -91,3 +91,45 @@ def test_periodic_flush_runs_and_flushes_when_cancelled() -> None:
         return periodic, final
 
     assert asyncio.run(scenario()) == (7, 12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    ends=st.lists(st.tuples(st.sampled_from([0, 1]), st.floats(0, 60)), max_size=30),
+    sent=st.integers(0, 1 << 40),
+)
+def test_what_the_proxy_cores_count_is_flushed_like_the_tally(ends, sent) -> None:
+    """Commands the cores end on taught verdicts, and the bytes they relay, reach
+    Prometheus at a flush as the tally's own do (query: a policy cache hit each)."""
+    names = {0: "query", 1: "stmt_execute"}
+
+    def value(name: str, labels: dict[str, str]) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    def read() -> list[float]:
+        return [
+            value("myguard_bytes_total", {"direction": "to_backend"}),
+            value("myguard_policy_cache_lookups_total", {"result": "hit"}),
+            *(
+                value("myguard_statements_total", {"command": names[c], "outcome": "ok"})
+                for c in (0, 1)
+            ),
+            *(value("myguard_statement_seconds_count", {"command": names[c]}) for c in (0, 1)),
+            *(value("myguard_statement_seconds_sum", {"command": names[c]}) for c in (0, 1)),
+        ]
+
+    metrics.flush()
+    before = read()
+    counts = metrics.core_counts
+    counts.bytes_to_backend += sent
+    for command, seconds in ends:
+        counts.record(command, seconds)
+        counts.cache_hits += command == 0
+    metrics.flush()
+    metrics.flush()  # a second flush adds nothing
+    delta = [a - b for a, b in zip(read(), before, strict=True)]
+    queries = sum(1 for c, _ in ends if c == 0)
+    executes = len(ends) - queries
+    assert delta[:6] == [sent, queries, queries, executes, queries, executes]
+    for i, command in ((6, 0), (7, 1)):
+        assert delta[i] == pytest.approx(sum(s for c, s in ends if c == command))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 
+import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,12 +23,21 @@ from myguard._fast import twin
 compiled = importlib.import_module("myguard._fast.proxycore")
 compiled_fingerprint = importlib.import_module("myguard._fast.fingerprint")
 python = twin("proxycore")
+COUNTS = {
+    compiled: importlib.import_module("myguard._fast.corecounts"),
+    python: twin("corecounts"),
+}
+RECORDPACKS = {
+    compiled: importlib.import_module("myguard._fast.recordpack"),
+    python: twin("recordpack"),
+}
 SCANNERS = {
     compiled: importlib.import_module("myguard._fast.resultscan"),
     python: twin("resultscan"),
 }
 SIMPLE = 6
 OK = b"\x00\x00\x00\x02\x00\x00\x00"
+COLDEF = b"\x03def\x00\x01t\x01t\x01c\x01c\x0c!\x00\x0b\x00\x00\x00\xfd\x00\x00\x00\x00\x00"
 
 
 class Transport:
@@ -96,7 +106,10 @@ class Handler:
 def attached(impl, handler, deprecate_eof: bool = True):
     """A core of ``impl`` attached to two fake transports: (core, client, backend, streams)."""
     core = handler.core = impl.ProxyCore(
-        handler, SCANNERS[impl].ResponseScanner(deprecate_eof), 1 << 24
+        handler,
+        SCANNERS[impl].ResponseScanner(deprecate_eof),
+        1 << 24,
+        COUNTS[impl].CoreCounts([0.001, float("inf")]),
     )
     client, backend = Transport(), Transport()
     streams = Stream(client), Stream(backend)
@@ -374,13 +387,24 @@ def test_a_mask_plan_that_does_not_fit_its_rows_is_a_refusal_not_a_leak(rowmask)
         assert secret not in bytes(client.written)
 
 
+class Trail:
+    def __init__(self) -> None:
+        self.writer = None
+        self.records: list[dict] = []
+
+    def enqueue(self, body: bytes) -> None:
+        self.records.append(msgpack.unpackb(body))
+
+
 class Session:
     """What the core reads of a session to tell whether a taught verdict still holds."""
 
     def __init__(self) -> None:
         self.ctx = type("Ctx", (), {"policy": object(), "draining": False})()
         self.guard = type("Guard", (), {"context": object()})()
-        self.trail = type("Trail", (), {"writer": None})()
+        self.trail = Trail()
+        self.reading = type("Reading", (), {"no_backslash_escapes": False})()
+        self.database = "shop"
         self.prepared: dict = {}
         self.busy = False
         self.last_active = 0.0
@@ -391,6 +415,7 @@ class TeachingHandler(Handler):
     def __init__(self, kinds: list[int]) -> None:
         super().__init__(kinds)
         self.session = Session()
+        self.withheld_diagnostics = False
 
     def repeat_ended(self, repeat, text, fingerprint, started, seconds) -> None:
         assert self.session.busy and seconds >= 0 and started > 0
@@ -452,3 +477,87 @@ def test_taught_verdicts_forward_without_asking_the_handler(impl):
     assert send(query) == (True, ["repeat_ended"])
     session.prepared[9] = object()  # closed and prepared again under the same id
     assert send(b"\x17\x09\x00\x00\x00\x00\x01\x00\x00\x00") == asked
+
+
+@pytest.mark.parametrize("impl", [compiled, python], ids=["compiled", "twin"])
+def test_quiet_taught_ends_are_recorded_by_the_core(impl):
+    """The end of a quiet taught command is recorded by the core (audit record from the
+    verdict's head, counts, session no longer busy) without the handler; an end that
+    changes or reports session state, or needs Python for its record, goes to
+    ``repeat_ended``."""
+    fingerprints = {compiled: compiled_fingerprint, python: twin("fingerprint")}[impl]
+    handler = TeachingHandler([1] * 12)
+    session = handler.session
+    core, client, backend, _ = attached(impl, handler)
+    core.serve()
+    session.trail.writer = type("Writer", (), {"healthy": True})()
+    keys = ("t", "ts", "q", "db", "fp", "mc", "aid", "rr", "ra", "ec", "st", "du", "iid")
+    head = RECORDPACKS[impl].StatementHead(keys, 3, b"\xa1u\xa5alice", 1, 1000)
+    query = b"\x03SELECT c FROM t WHERE id = 7"
+    fingerprint = fingerprints.fingerprint_hash(query[1:])
+
+    def teach(**options) -> None:
+        core.repeats[fingerprint] = impl.Repeat(
+            "allow", session.ctx.policy, session.guard.context, **options
+        )
+
+    def send(payload: bytes, response: bytes) -> list:
+        handler.events.clear()
+        client.protocol.data_received(frame([payload], 0))
+        backend.protocol.data_received(response)
+        return [e[0] for e in handler.events]
+
+    two_rows = frame([b"\x01", COLDEF, b"\x011", b"\x012", b"\xfe\x00\x00\x02\x00\x00\x00"], 1)
+    teach(head=head, quiet=True)
+    assert send(b"\x03SELECT c FROM t WHERE id = 8", two_rows) == []
+    assert not session.busy
+    [record] = session.trail.records
+    assert record["q"] == "SELECT c FROM t WHERE id = 8"
+    assert (record["t"], record["u"], record["db"], record["fp"], record["rr"]) == (
+        3,
+        "alice",
+        "shop",
+        fingerprint,
+        2,
+    )
+    assert record["ts"] >= record["st"] > 0 and record["du"] >= 0
+    assert "ec" not in record and "mc" not in record
+    counts = core.counts
+    assert counts.take(0)[0] == 1 and counts.take(1)[0] == 0 and counts.cache_hits == 1
+    assert counts.bytes_to_client == len(two_rows)
+
+    prepared = object()
+    session.prepared[9] = prepared
+    core.executes[9] = impl.Repeat(
+        "allow", None, None, 42, "SELECT 1", prepared, head=head, quiet=True
+    )
+    assert send(b"\x17\x09\x00\x00\x00\x00\x01\x00\x00\x00", frame([OK], 1)) == []
+    assert session.trail.records[-1]["q"] == "SELECT 1" and counts.take(1)[0] == 1
+
+    ok = frame([OK], 1)
+    ended = ["repeat_ended"]
+    err = frame([b"\xff\x7a\x04#42S02no such table"], 1)
+    assert send(query, err) == ended  # an error
+    nbe = frame([b"\x00\x00\x00\x00\x02\x00\x00"], 1)  # OK, NO_BACKSLASH_ESCAPES
+    assert send(query, nbe) == ended
+    session.reading.no_backslash_escapes = True  # to clear
+    assert send(query, ok) == ended
+    session.reading.no_backslash_escapes = False
+    handler.withheld_diagnostics = True
+    assert send(query, ok) == ended
+    handler.withheld_diagnostics = False
+    handler.events.clear()
+    client.protocol.data_received(frame([query], 0))
+    session.ctx.draining = True  # began draining while the statement ran
+    backend.protocol.data_received(ok)
+    assert [e[0] for e in handler.events] == ended
+    session.ctx.draining = False
+    assert send(b"\x03SELECT c FROM t WHERE id = 'sql_MODE'", ok) == ["command", "ended"]
+    teach(head=head, quiet=False)  # a USE, SET, CALL, schema change
+    assert send(query, ok) == ended
+    teach(head=None, quiet=True)  # audit on, but its record needs Python (redaction)
+    assert send(query, ok) == ended
+    session.trail.writer = None  # audit disabled: nothing to record
+    records = len(session.trail.records)
+    assert send(query, ok) == []
+    assert len(session.trail.records) == records and counts.take(0)[0] == 1

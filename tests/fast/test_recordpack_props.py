@@ -72,3 +72,40 @@ def test_mismatched_or_too_many_keys_are_refused(module) -> None:
     keys = tuple(str(i) for i in range(33))
     with pytest.raises(ValueError, match="at most 32"):
         module.pack_map(keys, (1,) * 33, b"", 0)
+
+
+KEYS = tuple(f"k{i}" for i in range(13))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    at=st.floats(0, 4e9),
+    text=st.text(max_size=60),
+    max_text=st.integers(0, 70),
+    fields=st.tuples(*[scalars] * 10),
+    tail=tails(),
+)
+def test_statement_heads_agree_and_cut_long_texts(at, text, max_text, fields, tail) -> None:
+    """The head the proxy core packs records with writes what the twin writes: the code
+    first, then the statement's fields in order, text beyond ``max_text`` cut."""
+    tail_map, tail_bytes = tail
+    heads = [
+        m.StatementHead(KEYS, 7, tail_bytes, len(tail_map), max_text) for m in (compiled, python)
+    ]
+    bodies = [head.pack(at, text, *fields) for head in heads]
+    assert bodies[0] == bodies[1]
+    record = msgpack.unpackb(bodies[0], strict_map_key=False)
+    assert (record["k0"], record["k1"]) == (7, at)
+    if len(text) <= max_text:
+        assert record["k2"] == text
+    else:
+        assert record["k2"] == f"{text[:max_text]}... [{len(text) - max_text} more characters]"
+    for key, value in zip(KEYS[3:], fields, strict=True):
+        assert record.get(key) == value
+    assert {k: record[k] for k in tail_map} == tail_map
+
+
+@pytest.mark.parametrize("module", [compiled, python], ids=["compiled", "twin"])
+def test_a_statement_head_needs_thirteen_keys(module) -> None:
+    with pytest.raises(ValueError, match="13 fields"):
+        module.StatementHead(KEYS[:12], 7, b"", 0, 10)

@@ -1,12 +1,16 @@
 # The byte path of one session after login, declared for compiled callers.
 
+from myguard._fast.corecounts cimport CoreCounts
 from myguard._fast.framing cimport PacketBuffer
+from myguard._fast.recordpack cimport StatementHead
 from myguard._fast.resultscan cimport ResponseScanner
 
 
 cdef class Repeat:
     cdef readonly object decision, policy, context, prepared, fingerprint
     cdef readonly str text
+    cdef readonly StatementHead head
+    cdef readonly bint quiet
 
 
 cdef class ProxyCore:
@@ -22,8 +26,7 @@ cdef class ProxyCore:
     cdef readonly PacketBuffer requests
     cdef readonly object client_side
     cdef readonly object backend_side
-    cdef public unsigned long long bytes_to_client
-    cdef public unsigned long long bytes_to_backend
+    cdef readonly CoreCounts counts
     cdef int _state
     cdef object _client_transport, _client_tls, _backend_transport, _backend_tls
     cdef object _client_stream, _backend_stream
@@ -49,6 +52,7 @@ cdef class ProxyCore:
     cdef _serve(self)
     cdef bint _taught(self, bytes payload) except -1
     cdef _ended(self)
+    cdef bint _end_taught(self, Repeat entry, double seconds) except -1
     cdef _infile(self)
     cdef client_gone(self, str reason)
     cdef client_writable(self, bint writable)

@@ -4,8 +4,8 @@ and says what the core does and what it asks of the handler.
 
 Backend bytes go from ``BackendSide.data_received`` through the compiled scanner to the
 client transport with no Python frame in between; Python runs only in the handler, once
-per command and once per response, and not at all when a command's verdict was taught
-(``Repeat``): then it runs once, when the response has ended.
+per command and once per response; when a command's verdict was taught (``Repeat``) it
+runs once, when the response has ended, and for a quiet verdict's usual end not at all.
 """
 
 import ssl
@@ -14,8 +14,10 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeASCII
 from posix.time cimport CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec
 
+from myguard._fast.corecounts cimport CoreCounts
 from myguard._fast.fingerprint cimport fingerprint_hash
 from myguard._fast.framing cimport PacketBuffer, build_packets
+from myguard._fast.recordpack cimport StatementHead
 from myguard._fast.resultscan cimport ResponseScanner
 
 NO_RESPONSE = 0
@@ -36,6 +38,9 @@ cdef enum:
     _CLOSED = 4
     _KIND_FETCH = 3  # resultscan.RESPONSE_FETCH
     _KIND_QUERY = 1  # resultscan.RESPONSE_QUERY
+    _QUERY = 0  # corecounts.QUERY
+    _STMT_EXECUTE = 1  # corecounts.STMT_EXECUTE
+    _NO_BACKSLASH_ESCAPES = 0x0200  # SERVER_STATUS_NO_BACKSLASH_ESCAPES
     _COM_QUERY = 0x03
     _COM_STMT_EXECUTE = 0x17
 
@@ -46,18 +51,37 @@ cdef inline double _clock(int which) noexcept:
     return ts.tv_sec + ts.tv_nsec * 1e-9
 
 
+cdef inline bint _mentions_sql_mode(const unsigned char* p, Py_ssize_t n) noexcept:
+    """Does the command hold ``sql_mode`` in any letter case (text_reading reads it)?"""
+    cdef const char* word = b"sql_mode"
+    cdef Py_ssize_t i, j
+    cdef unsigned char c
+    for i in range(n - 7):
+        for j in range(8):
+            c = p[i + j]
+            if 65 <= c <= 90:  # A-Z
+                c |= 0x20
+            if c != word[j]:
+                break
+        else:
+            return True
+    return False
+
+
 cdef class Repeat:
     """A verdict the handler taught the core (see the twin): commands of this shape are
     forwarded without asking the handler while what it was decided under still holds."""
 
     def __init__(self, decision, policy, context, fingerprint=None, str text=None,
-                 prepared=None):
+                 prepared=None, StatementHead head=None, bint quiet=False):
         self.decision = decision
         self.policy = policy
         self.context = context
         self.fingerprint = fingerprint
         self.text = text
         self.prepared = prepared
+        self.head = head
+        self.quiet = quiet
 
 
 cdef class ClientSide:
@@ -113,9 +137,11 @@ cdef class BackendSide:
 cdef class ProxyCore:
     """Relays one session's commands and responses between two transports."""
 
-    def __init__(self, handler, ResponseScanner scanner, long long max_payload):
+    def __init__(self, handler, ResponseScanner scanner, long long max_payload,
+                 CoreCounts counts):
         self.handler = handler
         self.scanner = scanner
+        self.counts = counts
         self.repeats = {}
         self.executes = {}
         self._session = getattr(handler, "session", None)
@@ -123,8 +149,6 @@ cdef class ProxyCore:
         self.requests = PacketBuffer(max_payload)
         self.client_side = ClientSide(self)
         self.backend_side = BackendSide(self)
-        self.bytes_to_client = 0
-        self.bytes_to_backend = 0
         self._state = _DETACHED
         self._pending = b""
         self._infile_seq = 0
@@ -223,7 +247,7 @@ cdef class ProxyCore:
             self.write_client(data)
 
     cdef _write_backend(self, bytes data):
-        self.bytes_to_backend += PyBytes_GET_SIZE(data)
+        self.counts.bytes_to_backend += PyBytes_GET_SIZE(data)
         if self._backend_tls is None:
             self._backend_transport.write(data)
         else:
@@ -293,6 +317,8 @@ cdef class ProxyCore:
                 c = p[i]
                 if c == 34 or c == 92 or c >= 0x80:  # '"', backslash, not ASCII
                     return False
+            if _mentions_sql_mode(p, n):  # its end may change how texts read (handler)
+                return False
             fingerprint = fingerprint_hash(payload[1:])
             entry = self.repeats.get(fingerprint)
             if (entry is None or entry.policy is not session.ctx.policy
@@ -328,19 +354,52 @@ cdef class ProxyCore:
         return True
 
     cdef _ended(self):
-        """The response has ended: the handler hears of it."""
-        entry = self._repeat
+        """The response has ended: the handler hears of it, unless the command was
+        forwarded on a taught verdict and its end is one the core records itself."""
+        cdef Repeat entry = self._repeat
+        cdef double seconds
         if entry is None:
             self.handler.response_ended()
             return
         self._repeat = None
-        self.handler.repeat_ended(
-            entry,
-            self._repeat_text,
-            self._repeat_fingerprint,
-            self._repeat_started,
-            _clock(CLOCK_MONOTONIC) - self._repeat_clock,
-        )
+        seconds = _clock(CLOCK_MONOTONIC) - self._repeat_clock
+        if not self._end_taught(entry, seconds):
+            self.handler.repeat_ended(
+                entry,
+                self._repeat_text,
+                self._repeat_fingerprint,
+                self._repeat_started,
+                seconds,
+            )
+
+    cdef bint _end_taught(self, Repeat entry, double seconds) except -1:
+        """Record the end of a taught command (audit record, counts); False when the
+        handler must: it changed or reports session state (an error, the server's
+        NO_BACKSLASH_ESCAPES flag set or to clear, diagnostics withheld to clear), the
+        proxy drains, or audit needs Python for its record (see the twin)."""
+        cdef ResponseScanner scanner = self.scanner
+        session = self._session
+        if (not entry.quiet or scanner.error_code or scanner.status & _NO_BACKSLASH_ESCAPES
+                or session.reading.no_backslash_escapes or session.ctx.draining
+                or self.handler.withheld_diagnostics):
+            return False
+        trail = session.trail
+        if entry.head is not None:
+            now = _clock(CLOCK_REALTIME)
+            trail.enqueue(entry.head.pack(
+                now, self._repeat_text, session.database, self._repeat_fingerprint, None,
+                None, scanner.rows, scanner.affected_rows, None, self._repeat_started,
+                now - self._repeat_started, None,
+            ))
+        elif trail.writer is not None:
+            return False
+        session.busy = False
+        if entry.prepared is None:
+            self.counts.cache_hits += 1
+            self.counts.done(_QUERY, seconds)
+        else:
+            self.counts.done(_STMT_EXECUTE, seconds)
+        return True
 
     cdef _infile(self):
         try:
@@ -415,7 +474,7 @@ cdef class ProxyCore:
             self._state = _CLOSED
             self.handler.core_failed(exc)
             return
-        self.bytes_to_client += used
+        self.counts.bytes_to_client += used
         if used < size:
             self._pending = data[used:]
         if scanner.done:

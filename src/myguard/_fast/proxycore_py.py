@@ -20,10 +20,20 @@ a command without asking: a query whose fingerprint is taught, whose text has no
 quote, backslash or non-ASCII byte (so the session's sql_mode and character set cannot
 change how it reads) and whose session still has the policy and guard context it was
 decided under; an execution (without a cursor) of a taught prepared statement the session
-still has. Not while the proxy drains or the audit trail cannot be written: the handler
-answers those. The core marks the session busy with the statement's text, and when the
-response has ended calls ``handler.repeat_ended(repeat, text, fingerprint, started,
-seconds)`` instead of ``response_ended``.
+still has. Not a query that mentions ``sql_mode`` (its end may change how later texts
+read), nor while the proxy drains or the audit trail cannot be written: the handler
+answers those. The core marks the session busy with the statement's text. When the
+response has ended, a ``quiet`` verdict's end (one that changes no session state: the
+handler found no USE, schema change, SET, CALL or the like in it) is recorded by the core
+itself when nothing else needs the handler: no error, the server's NO_BACKSLASH_ESCAPES
+flag neither set nor to clear (``session.reading``), no diagnostics withheld
+(``handler.withheld_diagnostics``), not draining, and the audit record packed from the
+verdict's ``head`` (a ``recordpack.StatementHead``; None while audit is disabled or needs
+Python, as for redacted literals): the record goes to ``session.trail.enqueue``, the
+session is no longer busy, and ``counts`` (``corecounts.CoreCounts``, one per process)
+count the command and its latency. Otherwise the core calls ``handler.repeat_ended(repeat,
+text, fingerprint, started, seconds)`` instead of ``response_ended``. Bytes relayed are
+counted in ``counts`` too.
 
 Handler methods (all synchronous, none may raise):
 ``command(payload) -> int``, ``columns(header) -> bytes``, ``response_ended()``,
@@ -38,6 +48,7 @@ import ssl
 import time
 from typing import Any
 
+from myguard._fast.corecounts_py import QUERY, STMT_EXECUTE
 from myguard._fast.fingerprint_py import fingerprint_hash
 from myguard._fast.framing_py import PacketBuffer, build_packets
 from myguard._fast.resultscan_py import RESPONSE_FETCH, RESPONSE_QUERY
@@ -60,14 +71,18 @@ _CLOSED = 4
 _COM_QUERY = 0x03
 _COM_STMT_EXECUTE = 0x17
 _UNCLEAR = frozenset(b'"\\') | frozenset(range(0x80, 0x100))
+_NO_BACKSLASH_ESCAPES = 0x0200  # SERVER_STATUS_NO_BACKSLASH_ESCAPES
 
 
 class Repeat:
     """A verdict the handler taught the core: the ``decision`` of a query shape made under
     ``policy`` and the guard ``context``, or a prepared statement's (``prepared``, with its
-    ``text`` and ``fingerprint``)."""
+    ``text`` and ``fingerprint``); ``head`` packs its audit records, and ``quiet`` says its
+    end changes no session state."""
 
-    __slots__ = ("decision", "policy", "context", "fingerprint", "text", "prepared")
+    __slots__ = (
+        "decision", "policy", "context", "fingerprint", "text", "prepared", "head", "quiet"
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -77,6 +92,8 @@ class Repeat:
         fingerprint: int | None = None,
         text: str | None = None,
         prepared: Any = None,
+        head: Any = None,
+        quiet: bool = False,
     ) -> None:
         self.decision = decision
         self.policy = policy
@@ -84,6 +101,8 @@ class Repeat:
         self.fingerprint = fingerprint
         self.text = text
         self.prepared = prepared
+        self.head = head
+        self.quiet = quiet
 
 
 class ClientSide:
@@ -139,9 +158,10 @@ class BackendSide:
 class ProxyCore:
     """Relays one session's commands and responses between two transports."""
 
-    def __init__(self, handler: Any, scanner: Any, max_payload: int) -> None:
+    def __init__(self, handler: Any, scanner: Any, max_payload: int, counts: Any) -> None:
         self.handler = handler
         self.scanner = scanner
+        self.counts = counts  # corecounts.CoreCounts: bytes, commands ended on taught verdicts
         self.repeats: dict[int, Repeat] = {}  # taught verdicts of queries, by fingerprint
         self.executes: dict[int, Repeat] = {}  # of prepared statements, by statement id
         self._session = getattr(handler, "session", None)
@@ -150,8 +170,6 @@ class ProxyCore:
         self.requests = PacketBuffer(max_payload)  # client bytes not yet taken as commands
         self.client_side = ClientSide(self)
         self.backend_side = BackendSide(self)
-        self.bytes_to_client = 0
-        self.bytes_to_backend = 0
         self._state = _DETACHED
         self._client = None  # (transport, tls layer or None) of each side while attached
         self._backend = None
@@ -253,7 +271,7 @@ class ProxyCore:
 
     def _write_backend(self, data: bytes) -> None:
         transport, tls = self._backend
-        self.bytes_to_backend += len(data)
+        self.counts.bytes_to_backend += len(data)
         if tls is None:
             transport.write(data)
         else:
@@ -318,6 +336,8 @@ class ProxyCore:
         if payload[0] == _COM_QUERY:
             if not self.repeats or not _UNCLEAR.isdisjoint(payload[1:]):
                 return False
+            if b"sql_mode" in payload.lower():  # its end may change how texts read (handler)
+                return False
             fingerprint = fingerprint_hash(payload[1:])
             entry = self.repeats.get(fingerprint)
             if (
@@ -351,14 +371,64 @@ class ProxyCore:
         return True
 
     def _ended(self) -> None:
-        """The response has ended: the handler hears of it."""
+        """The response has ended: the handler hears of it, unless the command was
+        forwarded on a taught verdict and its end is one the core records itself."""
         repeat = self._repeat
         if repeat is None:
             self.handler.response_ended()
             return
         self._repeat = None
         entry, text, fingerprint, started, clock = repeat
-        self.handler.repeat_ended(entry, text, fingerprint, started, time.monotonic() - clock)
+        seconds = time.monotonic() - clock
+        if not self._end_taught(entry, text, fingerprint, started, seconds):
+            self.handler.repeat_ended(entry, text, fingerprint, started, seconds)
+
+    def _end_taught(
+        self, entry: Repeat, text: str, fingerprint: int, started: float, seconds: float
+    ) -> bool:
+        """Record the end of a taught command (audit record, counts); False when the
+        handler must: it changed or reports session state (an error, the server's
+        NO_BACKSLASH_ESCAPES flag set or to clear, diagnostics withheld to clear), the
+        proxy drains, or audit needs Python for its record."""
+        scanner = self.scanner
+        session = self._session
+        if (
+            not entry.quiet
+            or scanner.error_code
+            or scanner.status & _NO_BACKSLASH_ESCAPES
+            or session.reading.no_backslash_escapes
+            or session.ctx.draining
+            or self.handler.withheld_diagnostics
+        ):
+            return False
+        trail = session.trail
+        if entry.head is not None:
+            now = time.time()
+            trail.enqueue(
+                entry.head.pack(
+                    now,
+                    text,
+                    session.database,
+                    fingerprint,
+                    None,
+                    None,
+                    scanner.rows,
+                    scanner.affected_rows,
+                    None,
+                    started,
+                    now - started,
+                    None,
+                )  # fmt: skip
+            )
+        elif trail.writer is not None:
+            return False
+        session.busy = False
+        if entry.prepared is None:
+            self.counts.cache_hits += 1
+            self.counts.done(QUERY, seconds)
+        else:
+            self.counts.done(STMT_EXECUTE, seconds)
+        return True
 
     def _infile(self) -> None:
         """Relay a LOAD DATA LOCAL file: client packets until an empty one."""
@@ -431,7 +501,7 @@ class ProxyCore:
             self._state = _CLOSED
             self.handler.core_failed(exc)
             return
-        self.bytes_to_client += used
+        self.counts.bytes_to_client += used
         if used < len(data):
             self._pending = data[used:]
         if scanner.done:

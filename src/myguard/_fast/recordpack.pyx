@@ -111,6 +111,40 @@ def map_header(Py_ssize_t count):
 def pack_map(tuple keys, tuple values, bytes tail, Py_ssize_t tail_count):
     """A msgpack map of ``keys`` to ``values`` (pairs whose value is None left out),
     followed by ``tail``: ``tail_count`` pairs packed earlier."""
+    return _pack_map(keys, values, tail, tail_count)
+
+
+cdef class StatementHead:
+    """What the statement records of one session and decision begin with: ``count``
+    pairs packed in ``data``; ``pack`` adds a statement's own fields, in the order of
+    ``keys`` (the record type's code first, then ``at`` and the rest as ``pack`` takes
+    them; docs/audit-format.md names them). Statement text beyond ``max_text``
+    characters is cut (a 20 MB BLOB INSERT is not audit data)."""
+
+    def __init__(self, tuple keys, code, bytes data, Py_ssize_t count, Py_ssize_t max_text):
+        if len(keys) != 13:
+            raise ValueError("a statement record has 13 fields of its own")
+        self.keys = keys
+        self.code = code
+        self.data = data
+        self.count = count
+        self.max_text = max_text
+
+    cpdef bytes pack(self, double at, str text, database, fingerprint, masked, approval_id,
+                     rows, affected, error_code, started, duration, intent_id):
+        """The record body (fields that are None left out)."""
+        if len(text) > self.max_text:
+            text = f"{text[:self.max_text]}... [{len(text) - self.max_text} more characters]"
+        return _pack_map(
+            self.keys,
+            (self.code, at, text, database, fingerprint, masked, approval_id, rows, affected,
+             error_code, started, duration, intent_id),
+            self.data,
+            self.count,
+        )
+
+
+cdef bytes _pack_map(tuple keys, tuple values, bytes tail, Py_ssize_t tail_count):
     cdef Py_ssize_t n = len(keys), i, size = 0, count = 0, length
     if len(values) != n:
         raise ValueError("keys and values differ in length")

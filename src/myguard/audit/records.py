@@ -358,7 +358,7 @@ def statement_decision_fields(
     }
 
 
-# The fields new for every statement, in the order StatementEncoder packs them.
+# The fields new for every statement, in the order recordpack.StatementHead.pack takes them.
 _OUTCOME_KEYS = ("t", "ts", "q", "db", "fp", "mc", "aid", "rr", "ra", "ec", "st", "du", "iid")
 _STATEMENT_CODE = TYPE_CODES["statement"]
 
@@ -408,19 +408,26 @@ class StatementEncoder:
     the fields new for each statement by the compiled ``recordpack``.
     """
 
-    __slots__ = ("_session", "_redact")
+    __slots__ = ("_session", "_redact", "_max_text")
 
-    def __init__(self, session: PackedFields, *, redact: bool = False) -> None:
+    def __init__(
+        self, session: PackedFields, *, redact: bool = False, max_text: int = 1 << 62
+    ) -> None:
         self._session = session
         self._redact = redact
+        self._max_text = max_text
 
-    def head(self, decision: PackedFields) -> PackedFields:
-        """What :meth:`encode` takes for the statements with this decision's fields."""
-        return self._session + decision
+    def head(self, decision: PackedFields) -> Any:
+        """What :meth:`encode` takes for the statements with this decision's fields: a
+        ``recordpack.StatementHead``, which the proxy core packs records with itself."""
+        fields = self._session + decision
+        return _pack.StatementHead(
+            _OUTCOME_KEYS, _STATEMENT_CODE, fields.data, fields.count, self._max_text
+        )
 
     def encode(
         self,
-        head: PackedFields,
+        head: Any,
         *,
         statement: str,
         database: str | None = None,
@@ -435,8 +442,7 @@ class StatementEncoder:
         intent_id: str | None = None,
         at: float | None = None,
     ) -> bytes:
-        values = (
-            _STATEMENT_CODE,
+        return head.pack(
             time.time() if at is None else at,
             redact_literals(statement) if self._redact else statement,
             database,
@@ -450,7 +456,6 @@ class StatementEncoder:
             duration,
             intent_id,
         )
-        return _pack.pack_map(_OUTCOME_KEYS, values, head.data, head.count)
 
 
 def statement_intent_record(

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from myguard.audit import (
     AuditUnavailable,
@@ -37,6 +37,9 @@ from myguard.net.packet_stream import PacketStream
 from myguard.policy.decision import Decision
 from myguard.protocol.errors import MySQLError
 from myguard.session.statement_text import StatementText
+
+if TYPE_CHECKING:
+    from myguard._fast.recordpack_py import StatementHead
 
 
 class SessionFacts(Protocol):
@@ -131,13 +134,15 @@ class AuditTrail:
         self._encoder: StatementEncoder | None = None
         # id(decision) -> (decision, the session's and its packed fields); the decision is
         # kept so that its id stays its own.
-        self._heads: dict[int, tuple[Decision | None, PackedFields]] = {}
+        self._heads: dict[int, tuple[Decision | None, StatementHead]] = {}
 
     def _submit(self, record: AuditRecord) -> None:
         if self.writer is not None:
-            self._enqueue(record.encode(self.writer.redacts_literals))
+            self.enqueue(record.encode(self.writer.redacts_literals))
 
-    def _enqueue(self, body: bytes) -> None:
+    def enqueue(self, body: bytes) -> None:
+        """Write an encoded record body (the proxy core's records come this way too); a
+        failure is logged, and ``require`` refuses the next statement."""
         try:
             self.writer.enqueue(body)
         except AuditUnavailable as exc:
@@ -237,9 +242,9 @@ class AuditTrail:
             intent_id=intent_id,
         )
 
-    def head(self, decision: Decision | None) -> PackedFields | None:
-        """The packed fields the records of statements with ``decision`` begin with (the
-        session's and the decision's); None while audit is disabled."""
+    def head(self, decision: Decision | None) -> StatementHead | None:
+        """What the records of statements with ``decision`` begin with (the session's and
+        the decision's fields); None while audit is disabled."""
         writer = self.writer
         if writer is None:
             return None
@@ -252,6 +257,14 @@ class AuditTrail:
             entry = (decision, self._encoder.head(_decision_fields(decision)))
             self._heads[id(decision)] = entry
         return entry[1]
+
+    def core_head(self, decision: Decision) -> StatementHead | None:
+        """The head the proxy core packs the records of ``decision``'s statements with by
+        itself; None when they need Python (audit disabled, literals redacted)."""
+        writer = self.writer
+        if writer is None or writer.redacts_literals:
+            return None
+        return self.head(decision)
 
     def record(
         self,
@@ -275,7 +288,7 @@ class AuditTrail:
             return
         body = self._encoder.encode(
             head,
-            statement=_text(text),
+            statement=text,
             database=self.session.database,
             fingerprint=fingerprint,
             masked_columns=masked,
@@ -287,7 +300,7 @@ class AuditTrail:
             duration=time.time() - started,
             intent_id=intent_id,
         )
-        self._enqueue(body)
+        self.enqueue(body)
 
     def _new_encoder(self, writer: AuditWriter) -> StatementEncoder:
         s = self.session
@@ -302,7 +315,11 @@ class AuditTrail:
             backend=s.backend_config.name,
             session_id=str(s.id),
         )
-        return StatementEncoder(PackedFields.of(session_fields), redact=writer.redacts_literals)
+        return StatementEncoder(
+            PackedFields.of(session_fields),
+            redact=writer.redacts_literals,
+            max_text=MAX_STATEMENT_CHARS,
+        )
 
     def session_end(self, reason: str | None = None, duration: float | None = None) -> None:
         s = self.session

@@ -44,7 +44,7 @@ from myguard.session.guard import blocked_error
 from myguard.session.result_masking import rewrite_metadata, withhold_error
 from myguard.session.state import PreparedStatement, SessionState
 from myguard.session.statement_text import StatementText
-from myguard.session.text_reading import UNKNOWN
+from myguard.session.text_reading import UNKNOWN, may_change_settings
 
 _core = load("proxycore")
 _scan = load("resultscan")
@@ -235,13 +235,13 @@ class StatementHandler:
         except Exception as exc:
             self._end(exc)
             return
-        self._count_bytes()
         self._finished("ok")
 
     def repeat_ended(
         self, repeat: Any, text: str, fingerprint: int, started: float, seconds: float
     ) -> None:
-        """The response to a command the core forwarded on a taught verdict has ended."""
+        """The response to a command the core forwarded on a taught verdict has ended, and
+        the core could not record it itself (``ProxyCore._end_taught``)."""
         s = self.session
         scanner = s.scanner
         error = scanner.error_code
@@ -258,7 +258,6 @@ class StatementHandler:
         except Exception as exc:
             self._end(exc)
             return
-        self._count_bytes()
         s.busy = False
         if repeat.prepared is None:
             metrics.tally.cache_hits += 1
@@ -267,13 +266,6 @@ class StatementHandler:
             metrics.statement_done("stmt_execute", "ok", seconds)
         if s.ctx.draining:
             self._resolve(None)
-
-    def _count_bytes(self) -> None:
-        core = self.core
-        tally = metrics.tally
-        tally.bytes_to_client += core.bytes_to_client
-        tally.bytes_to_backend += core.bytes_to_backend
-        core.bytes_to_client = core.bytes_to_backend = 0
 
     def shows_withheld(self, text: str) -> bool:
         """Is ``text`` a SHOW WARNINGS/ERRORS whose texts must be withheld?"""
@@ -448,7 +440,13 @@ class StatementHandler:
         repeats = self.core.repeats
         if len(repeats) >= _MAX_REPEATS:
             repeats.clear()
-        repeats[statement.fingerprint] = _core.Repeat(decision, policy, s.guard.context)
+        repeats[statement.fingerprint] = _core.Repeat(
+            decision,
+            policy,
+            s.guard.context,
+            head=s.trail.core_head(decision),
+            quiet=_quiet(statement.text, decision),
+        )
 
     def _query(self, payload: bytes) -> int:
         s = self.session
@@ -567,7 +565,14 @@ class StatementHandler:
                     if len(executes) >= _MAX_REPEATS:
                         executes.clear()
                     executes[scanner.stmt_id] = _core.Repeat(
-                        decision, None, None, statement.fingerprint, statement.text, prepared
+                        decision,
+                        None,
+                        None,
+                        statement.fingerprint,
+                        statement.text,
+                        prepared,
+                        head=s.trail.core_head(decision),
+                        quiet=_quiet(statement.text, decision),
                     )
             return
         if command == _FETCH:
@@ -621,3 +626,14 @@ class StatementHandler:
         if s.ctx.draining:
             # The session task ends and closes the sockets, after this response's last bytes.
             self._resolve(None)
+
+
+def _quiet(text: str, decision: Decision) -> bool:
+    """Does a statement of this text and decision end without changing session state
+    (``_after_success``, ``TextReading.after_statement``)? The core records such ends
+    itself; for a query, other texts of its shape differ in literals, and the core leaves
+    the ones that mention sql_mode to the handler."""
+    statements = decision.statements
+    return not may_change_settings(text, statements) and not any(
+        st.kind == "use" or st.kind in _SCHEMA_CHANGES for st in statements
+    )

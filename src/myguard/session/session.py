@@ -160,7 +160,7 @@ class Session(LoginPhase, SessionState):
         while True:
             if core is None or core.scanner is not self.scanner:
                 core = handler.core = _core.ProxyCore(
-                    handler, self.scanner, self.client.buffer.max_payload
+                    handler, self.scanner, self.client.buffer.max_payload, metrics.core_counts
                 )
             waiter = handler.wait()
             core.attach(self.client, self.backend.stream)

@@ -67,6 +67,13 @@ class Unknown:
 UNKNOWN = Unknown()
 
 
+def may_change_settings(sql: str, statements: Iterable[Statement] = ()) -> bool:
+    """May ``sql`` change the settings that decide how texts read (sql_mode, charset)?"""
+    return _MENTIONS_SQL_MODE(sql) is not None or any(
+        s.kind in _MAY_SET_KINDS or s.opaque for s in statements
+    )
+
+
 class TextReading:
     """What one backend session's settings do to reading SQL, as far as they are known."""
 
@@ -89,7 +96,7 @@ class TextReading:
         """Forget the asked settings when ``sql`` may have changed them."""
         if self._settings is None:  # nothing asked yet, nothing to forget
             return
-        if _MENTIONS_SQL_MODE(sql) or any(s.kind in _MAY_SET_KINDS or s.opaque for s in statements):
+        if may_change_settings(sql, statements):
             self._settings = None
 
     def forget(self) -> None:
