@@ -106,3 +106,65 @@ def test_a_failed_write_changes_nothing_and_is_cut_off_before_the_next(module, t
     finally:
         os.close(fd)
         os.close(reader)
+
+
+class Syncer:
+    def __init__(self) -> None:
+        self.told = 0
+
+    def written(self) -> None:
+        self.told += 1
+
+
+@MODULES
+@settings(max_examples=100, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 200), min_size=1, max_size=12),
+    rotate_size=st.integers(HEADER_SIZE, HEADER_SIZE + 2000),
+    accepting=st.booleans(),
+    old=st.booleans(),
+    syncing=st.booleans(),
+)
+def test_offer_takes_records_until_the_writer_must_step_in(
+    module, tmp_path_factory, sizes, rotate_size, accepting, old, syncing
+) -> None:
+    """``offer`` appends (and tells the syncer) while accepting and no rotation is due: a
+    segment with a record that reached ``rotate_size`` or ``rotate_at``; otherwise it
+    writes nothing and returns False."""
+    path = tmp_path_factory.mktemp("offer") / "s"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, b"\0" * HEADER_SIZE)
+    try:
+        tail = module.Tail(None, ZERO_HASH, 1)
+        tail.fd, tail.size, tail.header_size = fd, HEADER_SIZE, HEADER_SIZE
+        tail.rotate_size = rotate_size
+        tail.rotate_at = 0.0 if old else float("inf")
+        tail.accepting = accepting
+        syncer = tail.syncer = Syncer() if syncing else None
+        taken = 0
+        for size in sizes:
+            due = tail.size > HEADER_SIZE and (old or tail.size >= rotate_size)
+            before = path.read_bytes()
+            took = tail.offer(b"r" * size)
+            assert took == (accepting and not due)
+            if took:
+                taken += 1
+            else:
+                assert path.read_bytes() == before
+            assert tail.next_record == taken + 1 and tail.size == len(path.read_bytes())
+        if syncer is not None:
+            assert syncer.told == taken
+    finally:
+        os.close(fd)
+
+
+@MODULES
+def test_offer_leaves_a_failed_write_to_the_writer(module, tmp_path) -> None:
+    fd = os.open(tmp_path / "s", os.O_RDONLY | os.O_CREAT, 0o600)  # writes fail: EBADF
+    try:
+        tail = module.Tail(None, ZERO_HASH, 1)
+        tail.fd, tail.accepting = fd, True
+        assert tail.offer(b"record") is False
+        assert (tail.size, tail.next_record) == (0, 1)
+    finally:
+        os.close(fd)

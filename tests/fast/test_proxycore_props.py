@@ -388,12 +388,24 @@ def test_a_mask_plan_that_does_not_fit_its_rows_is_a_refusal_not_a_leak(rowmask)
 
 
 class Trail:
+    """Records what reaches the audit writer: through its tail's ``offer`` when that takes
+    it (``takes``), else through ``enqueue``, marked with how it came."""
+
     def __init__(self) -> None:
         self.writer = None
-        self.records: list[dict] = []
+        self.records: list[tuple[str, dict]] = []
+        self.takes = True
 
     def enqueue(self, body: bytes) -> None:
-        self.records.append(msgpack.unpackb(body))
+        self.records.append(("enqueue", msgpack.unpackb(body)))
+
+    def offer(self, body: bytes) -> bool:
+        if self.takes:
+            self.records.append(("offer", msgpack.unpackb(body)))
+        return self.takes
+
+    def audit_on(self) -> None:
+        self.writer = type("Writer", (), {"healthy": True, "tail": self})()
 
 
 class Session:
@@ -490,7 +502,7 @@ def test_quiet_taught_ends_are_recorded_by_the_core(impl):
     session = handler.session
     core, client, backend, _ = attached(impl, handler)
     core.serve()
-    session.trail.writer = type("Writer", (), {"healthy": True})()
+    session.trail.audit_on()
     keys = ("t", "ts", "q", "db", "fp", "mc", "aid", "rr", "ra", "ec", "st", "du", "iid")
     head = RECORDPACKS[impl].StatementHead(keys, 3, b"\xa1u\xa5alice", 1, 1000)
     query = b"\x03SELECT c FROM t WHERE id = 7"
@@ -511,8 +523,8 @@ def test_quiet_taught_ends_are_recorded_by_the_core(impl):
     teach(head=head, quiet=True)
     assert send(b"\x03SELECT c FROM t WHERE id = 8", two_rows) == []
     assert not session.busy
-    [record] = session.trail.records
-    assert record["q"] == "SELECT c FROM t WHERE id = 8"
+    [(way, record)] = session.trail.records
+    assert way == "offer" and record["q"] == "SELECT c FROM t WHERE id = 8"
     assert (record["t"], record["u"], record["db"], record["fp"], record["rr"]) == (
         3,
         "alice",
@@ -532,7 +544,10 @@ def test_quiet_taught_ends_are_recorded_by_the_core(impl):
         "allow", None, None, 42, "SELECT 1", prepared, head=head, quiet=True
     )
     assert send(b"\x17\x09\x00\x00\x00\x00\x01\x00\x00\x00", frame([OK], 1)) == []
-    assert session.trail.records[-1]["q"] == "SELECT 1" and counts.take(1)[0] == 1
+    assert session.trail.records[-1][1]["q"] == "SELECT 1" and counts.take(1)[0] == 1
+    session.trail.takes = False  # the writer must write it (a rotation due, a failed write)
+    assert send(b"\x17\x09\x00\x00\x00\x00\x01\x00\x00\x00", frame([OK], 1)) == []
+    assert session.trail.records[-1][0] == "enqueue" and counts.take(1)[0] == 1
 
     ok = frame([OK], 1)
     ended = ["repeat_ended"]

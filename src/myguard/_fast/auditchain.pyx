@@ -5,6 +5,7 @@ context costs more than hashing a record.
 """
 
 import os
+import time
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.errno cimport EINTR, errno
@@ -92,6 +93,12 @@ cdef class Tail:
     cdef public long long size
     cdef public unsigned long long next_record
     cdef bint _truncate_pending
+    # For ``offer`` (see the twin): set by the writer.
+    cdef public long long header_size
+    cdef public long long rotate_size
+    cdef public double rotate_at
+    cdef public bint accepting
+    cdef public object syncer
 
     def __init__(self, key, bytes last_hash, unsigned long long next_record):
         self._hasher = _Hasher(key)
@@ -100,6 +107,32 @@ cdef class Tail:
         self.last_hash = last_hash
         self.next_record = next_record
         self._truncate_pending = False
+        self.header_size = 0
+        self.rotate_size = 0x7FFFFFFFFFFFFFFF
+        self.rotate_at = float("inf")
+        self.accepting = False
+        self.syncer = None
+
+    cpdef bint due(self, double now):
+        """Is the segment due to rotate: it holds a record and is big or old enough?"""
+        return self.size > self.header_size and (
+            self.size >= self.rotate_size or now >= self.rotate_at
+        )
+
+    cpdef bint offer(self, bytes body) except -1:
+        """The event loop's fast way in for a record nobody waits on: append ``body`` and
+        tell the ``syncer``. False, with nothing written, when the writer must do it: not
+        ``accepting``, the segment due to rotate, or the write failed (the writer's own
+        attempt then reports why)."""
+        if not self.accepting or self.due(time.time()):
+            return False
+        try:
+            self.append(body)
+        except OSError:
+            return False
+        if self.syncer is not None:
+            self.syncer.written()
+        return True
 
     @property
     def last_hash(self):

@@ -8,6 +8,7 @@ or HMAC-SHA256 with a key) starts the next payload. Format: docs/audit-format.md
 from __future__ import annotations
 
 import os
+import time
 
 from myguard.audit.segment import PAYLOAD_PREFIX, encode_frame, record_hash
 
@@ -32,6 +33,36 @@ class Tail:
         self.last_hash = last_hash
         self.next_record = next_record
         self._truncate_pending = False
+        # For ``offer``, set by the writer: a segment of ``header_size`` holds no record; one
+        # of ``rotate_size`` bytes, or still written at ``rotate_at`` (time.time()), is due
+        # to rotate; ``accepting`` while the writer takes records; ``syncer`` (an
+        # auditsync.Syncer, or None without syncing) hears of each offered record.
+        self.header_size = 0
+        self.rotate_size = (1 << 63) - 1
+        self.rotate_at = float("inf")
+        self.accepting = False
+        self.syncer = None
+
+    def due(self, now: float) -> bool:
+        """Is the segment due to rotate: it holds a record and is big or old enough?"""
+        return self.size > self.header_size and (
+            self.size >= self.rotate_size or now >= self.rotate_at
+        )
+
+    def offer(self, body: bytes) -> bool:
+        """The event loop's fast way in for a record nobody waits on: append ``body`` and
+        tell the ``syncer``. False, with nothing written, when the writer must do it: not
+        ``accepting``, the segment due to rotate, or the write failed (the writer's own
+        attempt then reports why)."""
+        if not self.accepting or self.due(time.time()):
+            return False
+        try:
+            self.append(body)
+        except OSError:
+            return False
+        if self.syncer is not None:
+            self.syncer.written()
+        return True
 
     def append(self, body: bytes) -> None:
         frame, prev = _frame(body, self.last_hash, self.next_record, self._key)

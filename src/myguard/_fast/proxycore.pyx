@@ -386,11 +386,13 @@ cdef class ProxyCore:
         trail = session.trail
         if entry.head is not None:
             now = _clock(CLOCK_REALTIME)
-            trail.enqueue(entry.head.pack(
+            body = entry.head.pack(
                 now, self._repeat_text, session.database, self._repeat_fingerprint, None,
                 None, scanner.rows, scanner.affected_rows, None, self._repeat_started,
                 now - self._repeat_started, None,
-            ))
+            )
+            if not trail.writer.tail.offer(body):
+                trail.enqueue(body)
         elif trail.writer is not None:
             return False
         session.busy = False

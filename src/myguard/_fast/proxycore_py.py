@@ -29,8 +29,10 @@ itself when nothing else needs the handler: no error, the server's NO_BACKSLASH_
 flag neither set nor to clear (``session.reading``), no diagnostics withheld
 (``handler.withheld_diagnostics``), not draining, and the audit record packed from the
 verdict's ``head`` (a ``recordpack.StatementHead``; None while audit is disabled or needs
-Python, as for redacted literals): the record goes to ``session.trail.enqueue``, the
-session is no longer busy, and ``counts`` (``corecounts.CoreCounts``, one per process)
+Python, as for redacted literals): the record goes to the audit writer's tail
+(``auditchain.Tail.offer``), or to ``session.trail.enqueue`` when the tail leaves it to
+the writer (a rotation due, a failed write, the writer unhealthy); the session is no
+longer busy, and ``counts`` (``corecounts.CoreCounts``, one per process)
 count the command and its latency. Otherwise the core calls ``handler.repeat_ended(repeat,
 text, fingerprint, started, seconds)`` instead of ``response_ended``. Bytes relayed are
 counted in ``counts`` too.
@@ -404,22 +406,12 @@ class ProxyCore:
         trail = session.trail
         if entry.head is not None:
             now = time.time()
-            trail.enqueue(
-                entry.head.pack(
-                    now,
-                    text,
-                    session.database,
-                    fingerprint,
-                    None,
-                    None,
-                    scanner.rows,
-                    scanner.affected_rows,
-                    None,
-                    started,
-                    now - started,
-                    None,
-                )  # fmt: skip
-            )
+            body = entry.head.pack(
+                now, text, session.database, fingerprint, None, None, scanner.rows,
+                scanner.affected_rows, None, started, now - started, None,
+            )  # fmt: skip
+            if not trail.writer.tail.offer(body):
+                trail.enqueue(body)
         elif trail.writer is not None:
             return False
         session.busy = False

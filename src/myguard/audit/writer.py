@@ -93,7 +93,6 @@ class AuditWriter:
         self.fsync = fsync
         self._sync = fsync != "off"
         self._linger = batch_window if fsync == "batch" else 0.0
-        self._rotate_bytes = rotate_bytes
         self._rotate_seconds = rotate_seconds
         self._retention_seconds = retention_days * 86400 if retention_days is not None else None
         self._retention_bytes = retention_bytes
@@ -112,6 +111,14 @@ class AuditWriter:
         # attribute: the proxy core reads it before every statement it forwards itself.
         self.healthy = True
         self._closing = False
+        # The segment's tail takes records nobody waits on by itself (``offer``) while the
+        # writer is healthy, open and no rotation is due; the core and enqueue use it.
+        self.tail = tail = appender.tail
+        tail.header_size = HEADER_SIZE
+        tail.rotate_size = rotate_bytes
+        tail.rotate_at = appender.segment_created + rotate_seconds
+        tail.syncer = self._syncer if self._sync else None
+        tail.accepting = True
         self._recovery: asyncio.TimerHandle | None = None
         self._last_error: OSError | None = None
         self._next_maintenance = 0.0
@@ -200,9 +207,10 @@ class AuditWriter:
         Raises AuditUnavailable while unhealthy or when the write fails. Encode with
         ``record.encode(writer.redacts_literals)`` or a ``StatementEncoder``.
         """
-        self._append(body)
-        if self._sync:
-            self._syncer.written()
+        if not self.tail.offer(body):
+            self._append(body)
+            if self._sync:
+                self._syncer.written()
 
     def _to_thread(self, item: object) -> None:
         self._queue.put(item)
@@ -228,15 +236,13 @@ class AuditWriter:
             raise AuditUnavailable(f"audit trail unavailable: {self._last_error}")
         appender = self._appender
         try:
-            if appender.size > HEADER_SIZE and (
-                appender.size >= self._rotate_bytes
-                or time.time() - appender.segment_created >= self._rotate_seconds
-            ):
+            if self.tail.due(time.time()):
                 with self._lock:
                     self._rotations.append(appender.start_segment(appender.segment_seq + 1))
+                self.tail.rotate_at = appender.segment_created + self._rotate_seconds
                 self._syncer.set_fd(appender.fd)
                 self._to_thread(_WAKE)
-            appender.tail.append(body)
+            self.tail.append(body)
         except OSError as exc:
             self._fail(exc)
             raise AuditUnavailable(f"audit write failed: {exc}") from None
@@ -246,6 +252,7 @@ class AuditWriter:
         if self._closing:
             return
         self._closing = True
+        self.tail.accepting = False
         if self._recovery is not None:
             self._recovery.cancel()
         self._to_thread(_STOP)
@@ -258,7 +265,7 @@ class AuditWriter:
         if self.healthy:
             log.error("audit trail unavailable: %s", exc)
         self._last_error = exc
-        self.healthy = False
+        self.healthy = self.tail.accepting = False
         if self._recovery is None and not self._closing:
             self._recovery = self._loop.call_later(self._retry_interval, self._recover)
 
@@ -274,6 +281,7 @@ class AuditWriter:
                 self._appender.append(restart_record(reason=reason).encode())
                 log.warning("audit trail recovered")
                 self.healthy = True
+                self.tail.accepting = not self._closing
                 self._to_thread(_WAKE)
                 return
         except OSError as exc:
