@@ -5,13 +5,13 @@ context costs more than hashing a record.
 """
 
 import os
-import time
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.errno cimport EINTR, errno
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
+from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 from posix.types cimport off_t
 from posix.unistd cimport ftruncate
 
@@ -124,7 +124,9 @@ cdef class Tail:
         tell the ``syncer``. False, with nothing written, when the writer must do it: not
         ``accepting``, the segment due to rotate, or the write failed (the writer's own
         attempt then reports why)."""
-        if not self.accepting or self.due(time.time()):
+        cdef timespec now
+        clock_gettime(CLOCK_REALTIME, &now)  # time.time(), without a Python call
+        if not self.accepting or self.due(now.tv_sec + now.tv_nsec * 1e-9):
             return False
         try:
             self.append(body)
