@@ -54,6 +54,7 @@ from myguard._fast.corecounts_py import QUERY, STMT_EXECUTE
 from myguard._fast.fingerprint_py import fingerprint_hash
 from myguard._fast.framing_py import PacketBuffer, build_packets
 from myguard._fast.resultscan_py import RESPONSE_FETCH, RESPONSE_QUERY
+from myguard.protocol.constants import ServerStatus
 
 # What ``handler.command`` returns besides a response kind (resultscan.RESPONSE_*, 1..6).
 NO_RESPONSE = 0  # forward it; the protocol answers nothing (COM_STMT_CLOSE, SEND_LONG_DATA)
@@ -73,7 +74,7 @@ _CLOSED = 4
 _COM_QUERY = 0x03
 _COM_STMT_EXECUTE = 0x17
 _UNCLEAR = frozenset(b'"\\') | frozenset(range(0x80, 0x100))
-_NO_BACKSLASH_ESCAPES = 0x0200  # SERVER_STATUS_NO_BACKSLASH_ESCAPES
+_NO_BACKSLASH_ESCAPES = ServerStatus.SERVER_STATUS_NO_BACKSLASH_ESCAPES
 
 
 class Repeat:
