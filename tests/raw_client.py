@@ -18,6 +18,14 @@ from myguard.protocol.handshake import (
 framing = twin("framing")
 
 
+class GreetingRefused(Exception):
+    """The server answered the connection with an ERR packet instead of a greeting."""
+
+    def __init__(self, err: ErrPacket) -> None:
+        super().__init__(f"ERROR {err.code} ({err.sqlstate}): {err.message}")
+        self.err = err
+
+
 class RawClient:
     def __init__(self, port: int, timeout: float = 10) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout)
@@ -49,7 +57,10 @@ class RawClient:
 
     def read_greeting(self) -> Greeting:
         self.seq = 0
-        self.greeting = parse_greeting(self.read_packet())
+        payload = self.read_packet()
+        if payload[:1] == b"\xff":
+            raise GreetingRefused(parse_err(payload))
+        self.greeting = parse_greeting(payload)
         return self.greeting
 
     def login(

@@ -117,17 +117,25 @@ def connect_rate(target: Target, connectors: int, duration: float) -> dict[str, 
 
 def idle_memory(target: Target, count: int) -> dict[str, object]:
     """RSS growth of the target's processes with ``count`` logged-in, idle connections."""
-    from raw_client import RawClient  # tests/ is on sys.path (targets.py); needs myguard._fast
+    from raw_client import (  # tests/ is on sys.path (targets.py); needs myguard._fast
+        GreetingRefused,
+        RawClient,
+    )
 
     pids = target.pids()
     before = rss_bytes(pids)
     clients = []
     try:
-        for _ in range(count):
+        for n in range(count):
             client = RawClient(target.port)
-            reply = client.login(target.user, target.password)
+            try:
+                reply = client.login(target.user, target.password)
+            except GreetingRefused as exc:
+                raise RuntimeError(f"{target.name}: connection {n + 1} of {count}: {exc}") from None
             if reply[:1] != b"\x00":
-                raise RuntimeError(f"login refused: {reply[:80]!r}")
+                raise RuntimeError(
+                    f"{target.name}: login {n + 1} of {count} refused: {reply[:80]!r}"
+                )
             clients.append(client)
         time.sleep(1.0)  # let the event loops finish the handshakes' bookkeeping
         after = rss_bytes(target.pids())

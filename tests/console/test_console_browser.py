@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from console_web import ALICE, BOB, CAROL, HeldCli, chromium_driver, wait_for
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -36,8 +37,29 @@ def sign_in(browser, proxy, who):
     return base
 
 
-def row_of(browser, request_id):
-    return browser.find_elements(By.ID, f"request-{request_id}")
+def text_when(browser, element_id, accept, timeout=10):
+    """Wait until the element's text satisfies `accept`. The page swaps its decision panel in place
+    when the queue changes, so an element found a moment ago may already be replaced."""
+    WebDriverWait(browser, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda b: accept(b.find_element(By.ID, element_id).text)
+    )
+
+
+def queue_row(browser, needle, timeout=20):
+    """(request id, text, has a Decide link) of the queue row whose text holds `needle`,
+    read in one go: the live queue replaces its rows whenever a request comes or goes."""
+
+    def look(b):
+        for r in b.find_elements(By.CSS_SELECTOR, "#approvals-table tbody tr"):
+            text = r.text
+            if needle in text:
+                request_id = int(r.get_attribute("id").split("-")[1])
+                return request_id, text, bool(r.find_elements(By.LINK_TEXT, "Decide"))
+        return None
+
+    return WebDriverWait(
+        browser, timeout, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(look)
 
 
 def live_and_watching(browser):
@@ -58,20 +80,18 @@ def test_alice_sees_carols_ddl_arrive_and_approves_it(browser, console_proxy, ma
     cli = HeldCli(console_proxy.port, *CAROL, "CREATE TABLE console_browser_t (id INT)")
     try:
         # The row appears in the open page: no reload (the marker set above survives).
-        row = WebDriverWait(browser, 20).until(
-            lambda b: next(
-                (
-                    r
-                    for r in b.find_elements(By.CSS_SELECTOR, "#approvals-table tbody tr")
-                    if "console_browser_t" in r.text
-                ),
-                None,
-            )
-        )
-        assert "carol" in row.text and "approve-production-ddl" in row.text
+        request_id, text, can_decide = queue_row(browser, "console_browser_t")
+        assert "carol" in text and "approve-production-ddl" in text and can_decide
         assert browser.execute_script("return window.__notReloaded === true")
         assert cli.proc.poll() is None  # carol is still waiting
-        row.find_element(By.LINK_TEXT, "Decide").click()
+        WebDriverWait(browser, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda b: (
+                b.find_element(By.ID, f"request-{request_id}")
+                .find_element(By.LINK_TEXT, "Decide")
+                .click()
+                or True
+            )
+        )
         WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, "approve")))
         statement = browser.find_element(By.ID, "statement")
         assert statement.text == "CREATE TABLE console_browser_t (id INT)"
@@ -80,9 +100,10 @@ def test_alice_sees_carols_ddl_arrive_and_approves_it(browser, console_proxy, ma
         browser.find_element(By.ID, "approve").click()
         WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, "done")))
         # carol's statement ran at once: the page shows it approved (or already executed).
-        assert browser.find_element(By.ID, "status").text in ("approved", "executed")
-        history = browser.find_element(By.ID, "history").text
-        assert "approved by alice" in history and "schema change reviewed" in history
+        text_when(browser, "status", lambda t: t in ("approved", "executed"))
+        text_when(
+            browser, "history", lambda t: "approved by alice" in t and "schema change reviewed" in t
+        )
         code, out, err = cli.result(30)
         assert code == 0, err
     finally:
@@ -103,23 +124,13 @@ def test_bob_gets_no_button_and_a_forged_post_is_refused(browser, console_proxy,
     try:
         base = sign_in(browser, console_proxy, BOB)
         # bob sees his own held request, and no way to decide it.
-        row = WebDriverWait(browser, 20).until(
-            lambda b: next(
-                (
-                    r
-                    for r in b.find_elements(By.CSS_SELECTOR, "#approvals-table tbody tr")
-                    if "console_bob_t2" in r.text
-                ),
-                None,
-            )
-        )
+        own_id, _, can_decide = queue_row(browser, "console_bob_t2")
         assert "console_bob_t " not in browser.page_source  # carol's is not his to see
-        own_id = int(row.get_attribute("id").split("-")[1])
-        assert not row.find_elements(By.LINK_TEXT, "Decide")
+        assert not can_decide
         browser.get(f"{base}/console/approvals/{own_id}")
         assert not browser.find_elements(By.ID, "approve")
         assert not browser.find_elements(By.ID, "deny")
-        assert "This is your request" in browser.find_element(By.ID, "cannot-decide").text
+        text_when(browser, "cannot-decide", lambda t: "This is your request" in t)
         # A forged POST from bob's own signed-in page, with his valid CSRF token.
         (carol_id,) = wait_for(lambda: _pending_for(console_proxy, "carol"), what="carol's request")
         forged = """
@@ -153,18 +164,8 @@ def test_statement_with_script_is_shown_as_text(browser, console_proxy, mariadb)
     cli = HeldCli(console_proxy.port, *CAROL, sql)
     try:
         base = sign_in(browser, console_proxy, ALICE)
-        row = WebDriverWait(browser, 20).until(
-            lambda b: next(
-                (
-                    r
-                    for r in b.find_elements(By.CSS_SELECTOR, "#approvals-table tbody tr")
-                    if "console_xss_t" in r.text
-                ),
-                None,
-            )
-        )
-        assert "<script>window.__pwned = 1</script>" in row.text
-        request_id = int(row.get_attribute("id").split("-")[1])
+        request_id, text, _ = queue_row(browser, "console_xss_t")
+        assert "<script>window.__pwned = 1</script>" in text
         browser.get(f"{base}/console/approvals/{request_id}")
         assert browser.find_element(By.ID, "statement").text == sql
         assert browser.execute_script("return window.__pwned === undefined")
@@ -175,7 +176,7 @@ def test_statement_with_script_is_shown_as_text(browser, console_proxy, mariadb)
         browser.find_element(By.ID, "reason").send_keys("<b>no</b> scripts in defaults")
         browser.find_element(By.ID, "deny").click()
         WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, "done")))
-        assert "<b>no</b> scripts in defaults" in browser.find_element(By.ID, "history").text
+        text_when(browser, "history", lambda t: "<b>no</b> scripts in defaults" in t)
         code, _, err = cli.result(30)
         assert code == 1 and "MYGUARD_APPROVAL_DENIED" in err and "by=alice" in err
     finally:
