@@ -52,7 +52,7 @@ cdef class ProxyCore:
     cdef _serve(self)
     cdef bint _taught(self, bytes payload) except -1
     cdef _ended(self)
-    cdef bint _end_taught(self, Repeat entry, double seconds) except -1
+    cdef bint _end_taught(self, Repeat entry) except -1
     cdef _infile(self)
     cdef client_gone(self, str reason)
     cdef client_writable(self, bint writable)

@@ -355,7 +355,8 @@ cdef class ProxyCore:
 
     cdef _ended(self):
         """The response has ended: the handler hears of it, unless the command was
-        forwarded on a taught verdict and its end is one the core records itself."""
+        forwarded on a taught verdict and its end is one the core records itself. Taught
+        commands are counted here, whoever records them."""
         cdef Repeat entry = self._repeat
         cdef double seconds
         if entry is None:
@@ -363,17 +364,18 @@ cdef class ProxyCore:
             return
         self._repeat = None
         seconds = _clock(CLOCK_MONOTONIC) - self._repeat_clock
-        if not self._end_taught(entry, seconds):
+        if not self._end_taught(entry):
             self.handler.repeat_ended(
-                entry,
-                self._repeat_text,
-                self._repeat_fingerprint,
-                self._repeat_started,
-                seconds,
+                entry, self._repeat_text, self._repeat_fingerprint, self._repeat_started
             )
+        if entry.prepared is None:
+            self.counts.cache_hits += 1
+            self.counts.done(_QUERY, seconds)
+        else:
+            self.counts.done(_STMT_EXECUTE, seconds)
 
-    cdef bint _end_taught(self, Repeat entry, double seconds) except -1:
-        """Record the end of a taught command (audit record, counts); False when the
+    cdef bint _end_taught(self, Repeat entry) except -1:
+        """Record the end of a taught command (its audit record); False when the
         handler must: it changed or reports session state (an error, the server's
         NO_BACKSLASH_ESCAPES flag set or to clear, diagnostics withheld to clear), the
         proxy drains, or audit needs Python for its record (see the twin)."""
@@ -396,11 +398,6 @@ cdef class ProxyCore:
         elif trail.writer is not None:
             return False
         session.busy = False
-        if entry.prepared is None:
-            self.counts.cache_hits += 1
-            self.counts.done(_QUERY, seconds)
-        else:
-            self.counts.done(_STMT_EXECUTE, seconds)
         return True
 
     cdef _infile(self):

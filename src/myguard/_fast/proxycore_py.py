@@ -375,7 +375,8 @@ class ProxyCore:
 
     def _ended(self) -> None:
         """The response has ended: the handler hears of it, unless the command was
-        forwarded on a taught verdict and its end is one the core records itself."""
+        forwarded on a taught verdict and its end is one the core records itself. Taught
+        commands are counted here, whoever records them."""
         repeat = self._repeat
         if repeat is None:
             self.handler.response_ended()
@@ -383,13 +384,16 @@ class ProxyCore:
         self._repeat = None
         entry, text, fingerprint, started, clock = repeat
         seconds = time.monotonic() - clock
-        if not self._end_taught(entry, text, fingerprint, started, seconds):
-            self.handler.repeat_ended(entry, text, fingerprint, started, seconds)
+        if not self._end_taught(entry, text, fingerprint, started):
+            self.handler.repeat_ended(entry, text, fingerprint, started)
+        if entry.prepared is None:
+            self.counts.cache_hits += 1
+            self.counts.done(QUERY, seconds)
+        else:
+            self.counts.done(STMT_EXECUTE, seconds)
 
-    def _end_taught(
-        self, entry: Repeat, text: str, fingerprint: int, started: float, seconds: float
-    ) -> bool:
-        """Record the end of a taught command (audit record, counts); False when the
+    def _end_taught(self, entry: Repeat, text: str, fingerprint: int, started: float) -> bool:
+        """Record the end of a taught command (its audit record); False when the
         handler must: it changed or reports session state (an error, the server's
         NO_BACKSLASH_ESCAPES flag set or to clear, diagnostics withheld to clear), the
         proxy drains, or audit needs Python for its record."""
@@ -416,11 +420,6 @@ class ProxyCore:
         elif trail.writer is not None:
             return False
         session.busy = False
-        if entry.prepared is None:
-            self.counts.cache_hits += 1
-            self.counts.done(QUERY, seconds)
-        else:
-            self.counts.done(STMT_EXECUTE, seconds)
         return True
 
     def _infile(self) -> None:

@@ -237,11 +237,9 @@ class StatementHandler:
             return
         self._finished("ok")
 
-    def repeat_ended(
-        self, repeat: Any, text: str, fingerprint: int, started: float, seconds: float
-    ) -> None:
+    def repeat_ended(self, repeat: Any, text: str, fingerprint: int, started: float) -> None:
         """The response to a command the core forwarded on a taught verdict has ended, and
-        the core could not record it itself (``ProxyCore._end_taught``)."""
+        the core could not record it itself (``ProxyCore._end_taught``; it counts it)."""
         s = self.session
         scanner = s.scanner
         error = scanner.error_code
@@ -259,11 +257,6 @@ class StatementHandler:
             self._end(exc)
             return
         s.busy = False
-        if repeat.prepared is None:
-            metrics.tally.cache_hits += 1
-            metrics.statement_done("query", "ok", seconds)
-        else:
-            metrics.statement_done("stmt_execute", "ok", seconds)
         if s.ctx.draining:
             self._resolve(None)
 
