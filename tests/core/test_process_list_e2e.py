@@ -85,6 +85,29 @@ def test_information_schema_processlist_is_myguards(listed):
         assert {"alice", "carol", "bob"} <= {r[0] for r in cur.fetchall()}
 
 
+def test_processlist_named_for_a_column_or_a_type(listed, mariadb):
+    """A column qualified with the schema names myguard's rows too; a stored routine's
+    ``TYPE OF information_schema.PROCESSLIST.INFO`` (MariaDB's main.sp-anchor-type) is a
+    type, not a read, and reaches the server as written."""
+    _, alice, carol, _ = listed
+    with carol.cursor() as cur:
+        cur.execute(
+            "SELECT information_schema.PROCESSLIST.USER FROM information_schema.PROCESSLIST"
+            " WHERE information_schema.PROCESSLIST.ID = CONNECTION_ID()"
+        )
+        assert cur.fetchall() == (("carol",),)
+    with alice.cursor() as cur:
+        cur.execute("DROP PROCEDURE IF EXISTS test.pl_anchor")
+        cur.execute(
+            "CREATE PROCEDURE test.pl_anchor() BEGIN"
+            " DECLARE info TYPE OF INFORMATION_SCHEMA.PROCESSLIST.INFO DEFAULT 'x';"
+            " SELECT info; END"
+        )
+        cur.execute("CALL test.pl_anchor()")
+        assert cur.fetchall() == (("x",),)
+        cur.execute("DROP PROCEDURE test.pl_anchor")
+
+
 def test_ssl_status_describes_the_clients_leg(proxy):
     tls = pymysql.connect(
         host="127.0.0.1", port=proxy.port, user="carol", password="carol-pw-3",

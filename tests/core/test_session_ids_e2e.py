@@ -32,6 +32,43 @@ def test_connection_id_is_the_handshake_id_in_every_spelling(proxy):
     conn.close()
 
 
+def test_connection_id_keeps_the_builtins_type(proxy, mariadb):
+    """What replaces CONNECTION_ID() has its type: the same column metadata as the server's
+    own, and the same column in a CREATE TABLE ... SELECT (MariaDB's main.func_hybrid_type)."""
+    sql = "SELECT CONNECTION_ID() AS c0, COALESCE(CONNECTION_ID(), CONNECTION_ID()) AS c1"
+    direct = pymysql.connect(
+        host="127.0.0.1", port=mariadb.port, user="root", password=ROOT_PASSWORD
+    )
+    conn = connect(proxy)
+    shapes = []
+    for c in (direct, conn):
+        with c.cursor() as cur:
+            cur.execute(sql)
+            shapes.append(
+                [(f.type_code, f.length, f.flags, f.charsetnr) for f in cur._result.fields]
+            )
+    assert shapes[0] == shapes[1]
+    with conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS test.cid_type")
+        cur.execute("CREATE TABLE test.cid_type AS " + sql)
+        cur.execute("SELECT c0 FROM test.cid_type")
+        assert cur.fetchone() == (conn.thread_id(),)
+        cur.execute("DROP TABLE test.cid_type")
+    with direct.cursor() as cur:
+        cur.execute("CREATE TABLE test.cid_type AS " + sql)
+        cur.execute("SHOW CREATE TABLE test.cid_type")
+        expected = cur.fetchone()[1]
+        cur.execute("DROP TABLE test.cid_type")
+    assert "`c0` int(10) unsigned NOT NULL" in expected
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE test.cid_type AS " + sql)
+        cur.execute("SHOW CREATE TABLE test.cid_type")
+        assert cur.fetchone()[1] == expected
+        cur.execute("DROP TABLE test.cid_type")
+    conn.close()
+    direct.close()
+
+
 def test_connection_id_in_a_prepared_statement(proxy):
     conn = mysql.connector.connect(
         host="127.0.0.1", port=proxy.port, user="alice", password="alice-pw-1", database="shop"

@@ -503,7 +503,11 @@ class StatementHandler:
         if "connection_id" not in words:
             return payload
         text = payload[1:].decode("utf-8", "surrogateescape")
-        rewritten = replace_calls(text, "CONNECTION_ID", str(self.session.id))
+        # Ten digits cast to UNSIGNED: the built-in's type exactly (INT(10) UNSIGNED NOT
+        # NULL), in result metadata and in the columns a CREATE TABLE ... SELECT makes.
+        rewritten = replace_calls(
+            text, "CONNECTION_ID", f"CAST({self.session.id:010d} AS UNSIGNED)"
+        )
         if rewritten is text:
             return payload
         return payload[:1] + rewritten.encode("utf-8", "surrogateescape")

@@ -113,7 +113,11 @@ def mentions(words: str) -> bool:
 
 def with_rows(sql: str, rows: list[dict[str, object]], current_db: str | None) -> str:
     """``sql`` with each ``information_schema.PROCESSLIST`` (also unqualified when the
-    current database is information_schema) replaced by a derived table of ``rows``."""
+    current database is information_schema) replaced by a derived table of ``rows``.
+
+    A column named through the schema (``information_schema.PROCESSLIST.INFO``) keeps
+    ``PROCESSLIST.INFO``, which names the derived table; a type anchor (``TYPE OF``,
+    ``ROW TYPE OF`` in a stored routine) reads no rows and stays as it is."""
     table = _derived(rows)
     bare_ok = (current_db or "").lower() == "information_schema"
     matches = code_tokens(sql)
@@ -126,6 +130,14 @@ def with_rows(sql: str, rows: list[dict[str, object]], current_db: str | None) -
             i += 1
             continue
         after = matches[end + 1] if end + 1 < len(matches) else None
+        if _anchors_type(matches, start):
+            i = end + 1
+            continue
+        if after is not None and after.group() == ".":  # a column of it
+            out.append(sql[copied : matches[start].start()])
+            copied = matches[end].start()
+            i = end + 1
+            continue
         aliased = after is not None and (
             after.group().upper() == "AS"
             or (after.lastgroup in ("word", "qid") and after.group().upper() not in _NOT_ALIAS)
@@ -138,6 +150,11 @@ def with_rows(sql: str, rows: list[dict[str, object]], current_db: str | None) -
         return sql
     out.append(sql[copied:])
     return "".join(out)
+
+
+def _anchors_type(matches: list[re.Match[str]], i: int) -> bool:
+    """Does the reference at ``i`` follow TYPE OF (a declaration's type anchor)?"""
+    return i >= 2 and _name(matches[i - 1]) == "OF" and _name(matches[i - 2]) == "TYPE"
 
 
 def _name(match: re.Match[str]) -> str | None:

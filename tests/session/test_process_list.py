@@ -1,0 +1,54 @@
+"""``process_list.with_rows``: where information_schema.PROCESSLIST is read, myguard's rows
+take its place; where it is only named for a column or a type, the text stays valid."""
+
+from __future__ import annotations
+
+import pytest
+
+from myguard.session.process_list import with_rows
+
+ROWS = [
+    {"Id": 7, "User": "carol", "Host": "h", "db": None, "Command": "Query", "Time": 0,
+     "State": "", "Info": "SELECT 1"},
+]  # fmt: skip
+
+
+def derived() -> str:
+    return with_rows("FROM information_schema.PROCESSLIST p", ROWS, None)[len("FROM ") : -2]
+
+
+def test_a_read_is_replaced_by_the_derived_table():
+    out = with_rows("SELECT ID FROM information_schema.PROCESSLIST WHERE ID = 7", ROWS, None)
+    assert out == f"SELECT ID FROM {derived()} AS PROCESSLIST WHERE ID = 7"
+    assert derived().startswith("(SELECT CAST(0 AS UNSIGNED) AS ID, ")
+    assert b"carol".hex() in out  # the rows given, not the backend's
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        (
+            "SELECT information_schema.PROCESSLIST.ID FROM information_schema.PROCESSLIST",
+            "SELECT PROCESSLIST.ID FROM {t} AS PROCESSLIST",
+        ),
+        (
+            "SELECT `information_schema`.`processlist`.`info` FROM INFORMATION_SCHEMA.processlist",
+            "SELECT `processlist`.`info` FROM {t} AS PROCESSLIST",
+        ),
+    ],
+)
+def test_a_column_named_through_the_schema_names_the_derived_table(sql, expected):
+    assert with_rows(sql, ROWS, None) == expected.format(t=derived())
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE PROCEDURE p1() BEGIN DECLARE v TYPE OF INFORMATION_SCHEMA.PROCESSLIST.INFO;"
+        " SELECT v; END",
+        "CREATE PROCEDURE p1() BEGIN DECLARE r ROW TYPE OF information_schema.processlist;"
+        " SELECT 1; END",
+    ],
+)
+def test_a_type_anchor_reads_no_rows_and_stays(sql):
+    assert with_rows(sql, ROWS, None) == sql
