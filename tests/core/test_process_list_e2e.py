@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 
+import mysql.connector
 import pymysql
 import pytest
 
@@ -106,6 +107,41 @@ def test_processlist_named_for_a_column_or_a_type(listed, mariadb):
         cur.execute("CALL test.pl_anchor()")
         assert cur.fetchall() == (("x",),)
         cur.execute("DROP PROCEDURE test.pl_anchor")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "PREPARE s FROM 'SHOW FULL PROCESSLIST'",
+        "EXECUTE IMMEDIATE 'SELECT info FROM information_schema.processlist'",
+        "CREATE VIEW test.pl_view AS SELECT * FROM information_schema.PROCESSLIST",
+        "CREATE PROCEDURE test.pl_proc() SELECT info FROM information_schema.processlist",
+    ],
+)
+def test_the_backends_process_list_out_of_the_rewrites_reach_is_refused(listed, sql):
+    """Dynamic SQL keeps the process list in a string, a view or routine reads it later
+    without myguard: each would show every user's statements, so each is refused."""
+    _, _, carol, _ = listed
+    with carol.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as exc:
+        cur.execute(sql)
+    assert exc.value.args[0] == 1148 and "process list" in exc.value.args[1]
+
+
+def test_a_prepared_statement_over_the_process_list_is_refused(listed):
+    p, _, _, _ = listed
+    conn = mysql.connector.connect(
+        host="127.0.0.1", port=p.port, user="carol", password="carol-pw-3", database="shop"
+    )
+    try:
+        cur = conn.cursor(prepared=True)
+        with pytest.raises(mysql.connector.Error) as exc:
+            cur.execute("SELECT ID, INFO FROM information_schema.PROCESSLIST WHERE ID > %s", (0,))
+        assert exc.value.errno == 1148 and "text queries only" in exc.value.msg
+        cur = conn.cursor()
+        cur.execute("SELECT 1")  # the session carries on
+        assert cur.fetchall() == [(1,)]
+    finally:
+        conn.close()
 
 
 def test_ssl_status_describes_the_clients_leg(proxy):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from myguard.session.process_list import with_rows
+from myguard.session.process_list import unreachable, with_rows
 
 ROWS = [
     {"Id": 7, "User": "carol", "Host": "h", "db": None, "Command": "Query", "Time": 0,
@@ -52,3 +52,18 @@ def test_a_column_named_through_the_schema_names_the_derived_table(sql, expected
 )
 def test_a_type_anchor_reads_no_rows_and_stays(sql):
     assert with_rows(sql, ROWS, None) == sql
+
+
+@pytest.mark.parametrize(
+    ("sql", "refused"),
+    [
+        ("SELECT * FROM information_schema.PROCESSLIST", False),
+        ("PREPARE s FROM 'SHOW PROCESSLIST'", True),
+        ("execute immediate 'select * from information_schema.processlist'", True),
+        ("CREATE VIEW v AS SELECT * FROM information_schema.processlist", True),
+        ("CREATE PROCEDURE p() BEGIN DECLARE v TYPE OF information_schema.PROCESSLIST.INFO;"
+         " SELECT v; END", False),
+    ],
+)  # fmt: skip
+def test_what_the_rewrite_cannot_reach_is_named(sql, refused):
+    assert (unreachable(sql) is not None) == refused

@@ -106,6 +106,30 @@ def show_rows(rows: list[dict[str, object]], full: bool) -> list[list[str | None
     return out
 
 
+# First words of statements that hold the process list for later, out of the rewrite's
+# reach: dynamic SQL keeps it in a string; a stored program or view runs it without myguard.
+_DYNAMIC = frozenset({"PREPARE", "EXECUTE"})
+_DEFINES = frozenset({"CREATE", "ALTER"})
+REFUSED_PREPARED = (
+    "myguard: the process list is answered to text queries only; a prepared statement "
+    "would read the backend's list of every user's sessions"
+)
+
+
+def unreachable(sql: str) -> str | None:
+    """Why the process list named in ``sql`` cannot be given myguard's rows, or None."""
+    tokens = code_tokens(sql)
+    first = _name(tokens[0]) if tokens else None
+    if first in _DYNAMIC:
+        return "myguard: dynamic SQL (PREPARE, EXECUTE IMMEDIATE) may not name the process list"
+    if first in _DEFINES and with_rows(sql, [], None) != sql:
+        return (
+            "myguard: a stored program or view may not read the process list: "
+            "it would run without myguard"
+        )
+    return None
+
+
 def mentions(words: str) -> bool:
     """Might a statement, its text lowercased, read the process list? (A cheap test.)"""
     return "processlist" in words

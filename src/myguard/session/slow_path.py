@@ -16,7 +16,12 @@ from myguard.masking.lineage import Lineage
 from myguard.masking.plan import MaskRules
 from myguard.policy.decision import APPROVE, Decision
 from myguard.protocol.constants import Capability, Command
-from myguard.protocol.errors import ER_UNKNOWN_COM_ERROR, MySQLError, ProtocolError
+from myguard.protocol.errors import (
+    ER_NOT_ALLOWED_COMMAND,
+    ER_UNKNOWN_COM_ERROR,
+    MySQLError,
+    ProtocolError,
+)
 from myguard.protocol.prepared_statements import parse_execute_params
 from myguard.protocol.resultset import text_resultset
 from myguard.session import approval_hold, myguard_sql, process_list
@@ -125,6 +130,10 @@ class SlowPath:
         COM_QUERY to send: the statement with myguard's rows in place of
         information_schema.PROCESSLIST."""
         s = self.state
+        refusal = process_list.unreachable(statement.text)
+        if refusal is not None:
+            s.trail.refused(statement, decision, ER_NOT_ALLOWED_COMMAND)
+            raise MySQLError(ER_NOT_ALLOWED_COMMAND, "42000", refusal)
         sees_all = bool(s.identity.groups & s.ctx.config.process_list_groups)
         rows = await kill_stmt.list_sessions(s.ctx.registry, s.user, sees_all)
         full = process_list.show_full(statement.text)
