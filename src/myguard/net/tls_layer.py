@@ -52,20 +52,37 @@ class TlsLayer:
         return self._drain_plaintext()
 
     def decrypt(self, data: bytes) -> bytes:
+        """Plaintext from ``data``. Raises ``ssl.SSLZeroReturnError`` once the peer closed
+        TLS (close_notify): the connection is over, as at EOF, and the peer gets myguard's
+        close_notify first (a client may hold its TCP connection open waiting for it)."""
         self._incoming.write(data)
-        plain = self._drain_plaintext()
+        try:
+            plain = self._read()
+        except ssl.SSLZeroReturnError:
+            try:
+                self.sslobj.unwrap()
+            except ssl.SSLError:
+                pass
+            self._flush()
+            raise
         self._flush()  # TLS 1.3 may answer (key updates, tickets)
         return plain
 
     def _drain_plaintext(self) -> bytes:
+        try:
+            return self._read()
+        except ssl.SSLZeroReturnError:  # closed right after the handshake: the next read ends it
+            return b""
+
+    def _read(self) -> bytes:
         parts = []
         while True:
             try:
                 chunk = self.sslobj.read(262144)
-            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+            except ssl.SSLWantReadError:
                 break
-            if not chunk:
-                break
+            if not chunk:  # what a read gives once close_notify came (ssl's own behaviour)
+                raise ssl.SSLZeroReturnError(ssl.SSL_ERROR_ZERO_RETURN, "peer closed TLS")
             parts.append(chunk)
         return b"".join(parts)
 
