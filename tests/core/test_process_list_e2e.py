@@ -11,6 +11,8 @@ import mysql.connector
 import pymysql
 import pytest
 
+from mariadb_server import ROOT_PASSWORD as ROOT
+
 
 def connect(proxy, user: str, password: str):
     return pymysql.connect(
@@ -84,6 +86,25 @@ def test_information_schema_processlist_is_myguards(listed):
     with alice.cursor() as cur:
         cur.execute("SELECT USER FROM information_schema.PROCESSLIST ORDER BY ID")
         assert {"alice", "carol", "bob"} <= {r[0] for r in cur.fetchall()}
+
+
+def test_process_list_columns_are_typed_as_the_servers(listed, mariadb):
+    """Id and Time are numbers, as the server sends them: drivers hand them on as ints (a
+    KILL built from SHOW PROCESSLIST's Id needs one)."""
+    _, _, carol, _ = listed
+    direct = pymysql.connect(host="127.0.0.1", port=mariadb.port, user="root", password=ROOT)
+    shapes = []
+    for conn in (direct, carol):
+        with conn.cursor() as cur:
+            cur.execute("SHOW FULL PROCESSLIST")
+            shapes.append([(f.name, f.type_code, f.flags & 1) for f in cur._result.fields])
+            row = cur.fetchall()[0]
+            assert isinstance(row[0], int) and isinstance(row[5], int)
+    direct.close()
+    assert shapes[0] == shapes[1]
+    with carol.cursor() as cur:
+        cur.execute("SELECT ID, TIME FROM information_schema.PROCESSLIST")
+        assert cur.fetchall() == ((carol.thread_id(), 0),)
 
 
 def test_processlist_named_for_a_column_or_a_type(listed, mariadb):

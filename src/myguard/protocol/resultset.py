@@ -3,18 +3,34 @@
 from __future__ import annotations
 
 import struct
+from typing import NamedTuple
 
 from myguard.protocol.codec import lenenc_int, lenenc_str
+from myguard.protocol.column_types import BINARY_CHARSET, BINARY_FLAG, MYSQL_TYPE_VAR_STRING
 from myguard.protocol.constants import UTF8MB4_GENERAL_CI
 from myguard.protocol.generic_response import eof_packet, ok_packet
 
-MYSQL_TYPE_VAR_STRING = 0xFD
+
+class Column(NamedTuple):
+    """A column of myguard's own answer; a plain name is a VARCHAR(1024) one."""
+
+    name: str
+    type: int = MYSQL_TYPE_VAR_STRING
+    length: int = 1024 * 4  # in bytes, as the protocol counts it
+    flags: int = 0
+    decimals: int = 0
+
+    @property
+    def charset(self) -> int:
+        return BINARY_CHARSET if self.flags & BINARY_FLAG else UTF8MB4_GENERAL_CI
 
 
-def column_definition(name: str, *, extended_metadata: bool, length: int = 1024) -> bytes:
-    """A ColumnDefinition41 for a VARCHAR column with no table behind it; with
+def column_definition(column: str | Column, *, extended_metadata: bool) -> bytes:
+    """A ColumnDefinition41 for a column with no table behind it; with
     ``extended_metadata`` (negotiated MARIADB_CLIENT_EXTENDED_METADATA), an empty one."""
-    encoded = name.encode()
+    if isinstance(column, str):
+        column = Column(column)
+    encoded = column.name.encode()
     return b"".join(
         (
             lenenc_str(b"def"),
@@ -25,14 +41,16 @@ def column_definition(name: str, *, extended_metadata: bool, length: int = 1024)
             lenenc_str(encoded),
             b"\x00" if extended_metadata else b"",
             b"\x0c",
-            struct.pack("<HIBHB", UTF8MB4_GENERAL_CI, length * 4, MYSQL_TYPE_VAR_STRING, 0, 0),
+            struct.pack(
+                "<HIBHB", column.charset, column.length, column.type, column.flags, column.decimals
+            ),
             b"\x00\x00",
         )
     )
 
 
 def text_resultset(
-    columns: list[str],
+    columns: list[str | Column],
     rows: list[list[str | None]],
     *,
     deprecate_eof: bool,

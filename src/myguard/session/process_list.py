@@ -21,8 +21,26 @@ from typing import Protocol
 
 from myguard.analysis.lexer import code_tokens
 from myguard.audit.redact import redact_literals
+from myguard.protocol.column_types import (
+    BINARY_FLAG,
+    MYSQL_TYPE_DOUBLE,
+    MYSQL_TYPE_LONG,
+    MYSQL_TYPE_LONG_BLOB,
+    MYSQL_TYPE_LONGLONG,
+    NOT_NULL_FLAG,
+)
+from myguard.protocol.resultset import Column
 
-SHOW_COLUMNS = ["Id", "User", "Host", "db", "Command", "Time", "State", "Info", "Progress"]
+# Typed as the server types them: drivers convert Id and Time to numbers (KILL takes Id).
+SHOW_COLUMNS = [
+    Column("Id", MYSQL_TYPE_LONGLONG, 11, NOT_NULL_FLAG | BINARY_FLAG),
+    Column("User", flags=NOT_NULL_FLAG), Column("Host", flags=NOT_NULL_FLAG), "db",
+    Column("Command", flags=NOT_NULL_FLAG),
+    Column("Time", MYSQL_TYPE_LONG, 7, NOT_NULL_FLAG | BINARY_FLAG),
+    "State",
+    Column("Info", MYSQL_TYPE_LONG_BLOB, 0xC0000000),  # LONGTEXT, as the server reports it
+    Column("Progress", MYSQL_TYPE_DOUBLE, 7, NOT_NULL_FLAG | BINARY_FLAG, 3),
+]  # fmt: skip
 SHORT_INFO = 100  # SHOW PROCESSLIST without FULL shows this much of a statement
 _SHOW = re.compile(r"\s*SHOW\s+(FULL\s+)?PROCESSLIST\s*;?\s*$", re.IGNORECASE)
 # Words after a table reference that are not its alias.
@@ -223,6 +241,15 @@ def _derived(rows: list[dict[str, object]]) -> str:
         "CAST('' AS CHAR(64)) AS STATE", "CAST(NULL AS CHAR(65535)) AS INFO",
     ]  # fmt: skip
     branches = ["SELECT " + ", ".join(typed) + " FROM DUAL WHERE FALSE"]
+    # Each number cast as the first branch types it: a bare literal would make the union's
+    # column DECIMAL.
+    casts = {"Id": "UNSIGNED", "Time": "SIGNED"}
     for r in rows:
-        branches.append("SELECT " + ", ".join(_literal(r[k]) for k in keys))
+        values = (
+            f"CAST({int(r[k])} AS {casts[k]})"  # type: ignore[call-overload]
+            if k in casts and r[k] is not None
+            else _literal(r[k])
+            for k in keys
+        )
+        branches.append("SELECT " + ", ".join(values))
     return "(" + " UNION ALL ".join(branches) + ")"
