@@ -255,3 +255,27 @@ def test_pool_metrics_and_warm_up(private_proxy):
     assert metric(p, 'myguard_backend_pool_checkouts_total{backend="main",result="reused"}') >= 2
     assert metric(p, "myguard_backend_pool_resets_total") >= 3
     assert metric(p, 'myguard_backend_pool_max{backend="main"}') > 100  # from max_connections
+
+
+def test_a_profiling_sessions_connection_is_not_pooled_again(private_proxy):
+    """COM_RESET_CONNECTION keeps the history of profiled statements: a connection that
+    profiled is closed, so the next user's SHOW PROFILES cannot list alice's texts."""
+    p = pool_proxy(private_proxy)
+    alice = connect(p, "alice")
+    first = thread_id(alice)
+    for sql in ("SET profiling = 1", "SELECT 'alices_secret'", "SET profiling = 0"):
+        one(alice, sql)
+    alice.close()
+    carol = connect(p, "carol")
+    assert thread_id(carol) != first
+    with carol.cursor() as cur:
+        cur.execute("SHOW PROFILES")
+        assert "alices_secret" not in repr(cur.fetchall())
+    carol.close()
+    # A session that did not profile leaves its connection to the next one.
+    bob = connect(p, "bob")
+    reused = thread_id(bob)
+    bob.close()
+    carol = connect(p, "carol")
+    assert thread_id(carol) == reused
+    carol.close()

@@ -608,8 +608,13 @@ class StatementHandler:
             self._after_success(text, decision)
 
     def _after_success(self, text: str, decision: Decision) -> None:
-        """Session state that follows from statements that ran: current database, schema."""
+        """Session state that follows from statements that ran: current database, schema,
+        and a backend connection never to pool again."""
         s = self.session
+        if _PROFILING(text) is not None and s.backend is not None:
+            # COM_RESET_CONNECTION turns profiling off but keeps the history of profiled
+            # statements: the next owner's SHOW PROFILES would list this user's texts.
+            s.backend.tainted = True
         for statement in decision.statements:
             if statement.kind == "use":
                 database = used_database(text)
@@ -628,12 +633,17 @@ class StatementHandler:
             self._resolve(None)
 
 
+_PROFILING = re.compile(r"profiling", re.IGNORECASE).search
+
+
 def _quiet(text: str, decision: Decision) -> bool:
     """Does a statement of this text and decision end without changing session state
     (``_after_success``, ``TextReading.after_statement``)? The core records such ends
     itself; for a query, other texts of its shape differ in literals, and the core leaves
     the ones that mention sql_mode to the handler."""
     statements = decision.statements
+    if _PROFILING(text) is not None:  # its end may taint the backend (_after_success)
+        return False
     return not may_change_settings(text, statements) and not any(
         st.kind == "use" or st.kind in _SCHEMA_CHANGES for st in statements
     )
