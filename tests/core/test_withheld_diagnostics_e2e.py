@@ -39,7 +39,12 @@ def test_warnings_of_a_statement_reading_masked_columns_are_withheld(bob):
         assert len(cur.fetchall()) == 2
         cur.execute("SHOW WARNINGS")
         warnings = cur.fetchall()
-        assert warnings and all(w[1] == "1365" and w[2] == WITHHELD for w in warnings)
+        assert warnings and all(w[1] == 1365 and w[2] == WITHHELD for w in warnings)
+        withheld = [(f.name, f.type_code, f.flags) for f in cur._result.fields]
+        cur.execute("SELECT id, 1 / 0 FROM customers WHERE id = 1")  # no masked column
+        cur.fetchall()
+        cur.execute("SHOW WARNINGS")  # the backend's own answer
+        assert withheld == [(f.name, f.type_code, f.flags) for f in cur._result.fields]
         cur.execute("SHOW ERRORS")  # the diagnostics area is still the masked statement's
         assert all(row[2] == WITHHELD for row in cur.fetchall())
 

@@ -15,6 +15,12 @@ from myguard.logs import event
 from myguard.masking.lineage import Lineage
 from myguard.masking.plan import MaskRules
 from myguard.policy.decision import APPROVE, Decision
+from myguard.protocol.column_types import (
+    BINARY_FLAG,
+    MYSQL_TYPE_LONG,
+    NOT_NULL_FLAG,
+    UNSIGNED_FLAG,
+)
 from myguard.protocol.constants import Capability, Command
 from myguard.protocol.errors import (
     ER_NOT_ALLOWED_COMMAND,
@@ -23,7 +29,7 @@ from myguard.protocol.errors import (
     ProtocolError,
 )
 from myguard.protocol.prepared_statements import parse_execute_params
-from myguard.protocol.resultset import text_resultset
+from myguard.protocol.resultset import Column, text_resultset
 from myguard.session import approval_hold, myguard_sql, process_list
 from myguard.session import kill as kill_stmt
 from myguard.session.audit_trail import Outcome
@@ -48,6 +54,14 @@ def myguard_command(text: str) -> MyguardCommand | None:
         return parse_myguard_command(text)
     except MyguardCommandSyntax as exc:
         raise MySQLError(exc.code, exc.sqlstate, exc.message) from None
+
+
+# SHOW WARNINGS/ERRORS's columns as the server types them: drivers hand Code on as an int.
+_DIAGNOSTIC_COLUMNS = {
+    "Level": Column("Level", length=28, flags=NOT_NULL_FLAG),
+    "Code": Column("Code", MYSQL_TYPE_LONG, 4, NOT_NULL_FLAG | UNSIGNED_FLAG | BINARY_FLAG),
+    "Message": Column("Message", length=2048, flags=NOT_NULL_FLAG),
+}
 
 
 class SlowPath:
@@ -176,7 +190,7 @@ class SlowPath:
         if "Message" in names:
             at = names.index("Message")
             rows = [[*row[:at], WITHHELD, *row[at + 1 :]] for row in rows]
-        self._answer(names, rows)
+        self._answer([_DIAGNOSTIC_COLUMNS.get(n, n) for n in names], rows)
         s.trail.statement(statement, decision, Outcome(rows=len(rows)))
 
     async def _prepare(self, payload: bytes, decided: Decided | None) -> Decided:
