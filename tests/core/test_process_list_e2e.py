@@ -100,11 +100,21 @@ def test_process_list_columns_are_typed_as_the_servers(listed, mariadb):
             shapes.append([(f.name, f.type_code, f.flags & 1) for f in cur._result.fields])
             row = cur.fetchall()[0]
             assert isinstance(row[0], int) and isinstance(row[5], int)
-    direct.close()
     assert shapes[0] == shapes[1]
     with carol.cursor() as cur:
         cur.execute("SELECT ID, TIME FROM information_schema.PROCESSLIST")
         assert cur.fetchall() == ((carol.thread_id(), 0),)
+        # Every column the server's table has (MariaDB's main.user_var reads MEMORY_USED).
+        cur.execute(
+            "SELECT MEMORY_USED FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()"
+        )
+        assert cur.fetchall() == ((0,),)
+        cur.execute("SELECT * FROM information_schema.PROCESSLIST")
+        mine = [d[0].upper() for d in cur.description]
+    with direct.cursor() as cur:
+        cur.execute("SELECT * FROM information_schema.PROCESSLIST")
+        assert mine == [d[0].upper() for d in cur.description]
+    direct.close()
 
 
 def test_processlist_named_for_a_column_or_a_type(listed, mariadb):

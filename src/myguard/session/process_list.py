@@ -232,13 +232,18 @@ def _literal(value: object) -> str:
 
 
 def _derived(rows: list[dict[str, object]]) -> str:
-    """A derived table with information_schema.PROCESSLIST's main columns and types."""
+    """A derived table with information_schema.PROCESSLIST's columns and types."""
     keys = ("Id", "User", "Host", "db", "Command", "Time", "State", "Info")
     typed = [
         "CAST(0 AS UNSIGNED) AS ID", "CAST('' AS CHAR(128)) AS USER",
         "CAST('' AS CHAR(64)) AS HOST", "CAST(NULL AS CHAR(64)) AS DB",
         "CAST('' AS CHAR(16)) AS COMMAND", "CAST(0 AS SIGNED) AS TIME",
         "CAST('' AS CHAR(64)) AS STATE", "CAST(NULL AS CHAR(65535)) AS INFO",
+        "CAST(0 AS DECIMAL(22,3)) AS TIME_MS", "CAST(0 AS SIGNED) AS STAGE",
+        "CAST(0 AS SIGNED) AS MAX_STAGE", "CAST(0 AS DECIMAL(7,3)) AS PROGRESS",
+        "CAST(0 AS SIGNED) AS MEMORY_USED", "CAST(0 AS SIGNED) AS MAX_MEMORY_USED",
+        "CAST(0 AS SIGNED) AS EXAMINED_ROWS", "CAST(0 AS SIGNED) AS QUERY_ID",
+        "CAST(NULL AS BINARY(65535)) AS INFO_BINARY", "CAST(0 AS SIGNED) AS TID",
     ]  # fmt: skip
     branches = ["SELECT " + ", ".join(typed) + " FROM DUAL WHERE FALSE"]
     # Each number cast as the first branch types it: a bare literal would make the union's
@@ -251,5 +256,14 @@ def _derived(rows: list[dict[str, object]]) -> str:
             else _literal(r[k])
             for k in keys
         )
-        branches.append("SELECT " + ", ".join(values))
+        info = r["Info"]
+        # The columns myguard does not follow: a session's progress and memory are the
+        # backend's, and its query ids and thread ids would name backend threads.
+        rest = (
+            f"CAST({int(r['Time']) * 1000} AS DECIMAL(22,3))",  # type: ignore[call-overload]
+            "0", "0", "CAST(0 AS DECIMAL(7,3))", "0", "0", "0", "0",
+            "NULL" if info is None else f"X'{str(info).encode().hex()}'",
+            "0",
+        )  # fmt: skip
+        branches.append("SELECT " + ", ".join((*values, *rest)))
     return "(" + " UNION ALL ".join(branches) + ")"
