@@ -478,9 +478,10 @@ class StatementHandler:
         statement = StatementText.received(payload[1:])
         self.session.current_statement = statement.text
         decision = self.decide_now(statement)
-        if process_list.mentions(statement.text.lower()):
-            self.session.trail.refused(statement, decision, ER_NOT_ALLOWED_COMMAND)
-            raise MySQLError(ER_NOT_ALLOWED_COMMAND, "42000", process_list.REFUSED_PREPARED)
+        refused = process_list.refusal(statement.text, prepared=True)
+        if refused is not None:
+            self.session.trail.refused(statement, decision, refused.code)
+            raise refused
         self._running = Decided(_PREPARE, statement, decision)
         if decision is None or decision.action != ALLOW:
             return DETACH

@@ -29,6 +29,7 @@ from myguard.protocol.column_types import (
     MYSQL_TYPE_LONGLONG,
     NOT_NULL_FLAG,
 )
+from myguard.protocol.errors import ER_NOT_ALLOWED_COMMAND, MySQLError
 from myguard.protocol.resultset import Column
 
 # Typed as the server types them: drivers convert Id and Time to numbers (KILL takes Id).
@@ -128,10 +129,19 @@ def show_rows(rows: list[dict[str, object]], full: bool) -> list[list[str | None
 # reach: dynamic SQL keeps it in a string; a stored program or view runs it without myguard.
 _DYNAMIC = frozenset({"PREPARE", "EXECUTE"})
 _DEFINES = frozenset({"CREATE", "ALTER"})
-REFUSED_PREPARED = (
+_REFUSED_PREPARED = (
     "myguard: the process list is answered to text queries only; a prepared statement "
     "would read the backend's list of every user's sessions"
 )
+
+
+def refusal(sql: str, *, prepared: bool = False) -> MySQLError | None:
+    """The error for a statement naming the process list where myguard's rows cannot take
+    its place (a COM_STMT_PREPARE, see ``unreachable``), or None."""
+    reason = (
+        (_REFUSED_PREPARED if mentions(sql.lower()) else None) if prepared else unreachable(sql)
+    )
+    return None if reason is None else MySQLError(ER_NOT_ALLOWED_COMMAND, "42000", reason)
 
 
 def unreachable(sql: str) -> str | None:
@@ -227,43 +237,55 @@ def _literal(value: object) -> str:
         return "NULL"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, bytes):
+        return f"X'{value.hex()}'"
     # Hex, so that no sql_mode or client character set can change where it ends.
     return f"CONVERT(X'{str(value).encode().hex()}' USING utf8mb4)"
 
 
+def _info_binary(row: dict[str, object]) -> bytes | None:
+    info = row["Info"]
+    return None if info is None else str(info).encode()
+
+
+# information_schema.PROCESSLIST's columns: name, the cast that types it, the value in the
+# typing branch, and where a row's value comes from (None: a value myguard does not follow,
+# as a session's progress and memory are the backend's and its query and thread ids would
+# name backend threads). Numbers are cast like the typing branch: a bare literal would
+# make the union's column DECIMAL.
+_COLUMNS: tuple[tuple[str, str, str, object], ...] = (
+    ("ID", "CAST({} AS UNSIGNED)", "0", "Id"),
+    ("USER", "CAST({} AS CHAR(128))", "''", "User"),
+    ("HOST", "CAST({} AS CHAR(64))", "''", "Host"),
+    ("DB", "CAST({} AS CHAR(64))", "NULL", "db"),
+    ("COMMAND", "CAST({} AS CHAR(16))", "''", "Command"),
+    ("TIME", "CAST({} AS SIGNED)", "0", "Time"),
+    ("STATE", "CAST({} AS CHAR(64))", "''", "State"),
+    ("INFO", "CAST({} AS CHAR(65535))", "NULL", "Info"),
+    ("TIME_MS", "CAST({} AS DECIMAL(22,3))", "0", lambda r: int(r["Time"]) * 1000),
+    ("STAGE", "CAST({} AS SIGNED)", "0", None),
+    ("MAX_STAGE", "CAST({} AS SIGNED)", "0", None),
+    ("PROGRESS", "CAST({} AS DECIMAL(7,3))", "0", None),
+    ("MEMORY_USED", "CAST({} AS SIGNED)", "0", None),
+    ("MAX_MEMORY_USED", "CAST({} AS SIGNED)", "0", None),
+    ("EXAMINED_ROWS", "CAST({} AS SIGNED)", "0", None),
+    ("QUERY_ID", "CAST({} AS SIGNED)", "0", None),
+    ("INFO_BINARY", "CAST({} AS BINARY(65535))", "NULL", _info_binary),
+    ("TID", "CAST({} AS SIGNED)", "0", None),
+)
+
+
+def _value(row: dict[str, object], cast: str, source: object) -> str:
+    if source is None:
+        return cast.format(0)
+    value = row[source] if isinstance(source, str) else source(row)  # type: ignore[operator]
+    return cast.format(value) if isinstance(value, int) else _literal(value)
+
+
 def _derived(rows: list[dict[str, object]]) -> str:
     """A derived table with information_schema.PROCESSLIST's columns and types."""
-    keys = ("Id", "User", "Host", "db", "Command", "Time", "State", "Info")
-    typed = [
-        "CAST(0 AS UNSIGNED) AS ID", "CAST('' AS CHAR(128)) AS USER",
-        "CAST('' AS CHAR(64)) AS HOST", "CAST(NULL AS CHAR(64)) AS DB",
-        "CAST('' AS CHAR(16)) AS COMMAND", "CAST(0 AS SIGNED) AS TIME",
-        "CAST('' AS CHAR(64)) AS STATE", "CAST(NULL AS CHAR(65535)) AS INFO",
-        "CAST(0 AS DECIMAL(22,3)) AS TIME_MS", "CAST(0 AS SIGNED) AS STAGE",
-        "CAST(0 AS SIGNED) AS MAX_STAGE", "CAST(0 AS DECIMAL(7,3)) AS PROGRESS",
-        "CAST(0 AS SIGNED) AS MEMORY_USED", "CAST(0 AS SIGNED) AS MAX_MEMORY_USED",
-        "CAST(0 AS SIGNED) AS EXAMINED_ROWS", "CAST(0 AS SIGNED) AS QUERY_ID",
-        "CAST(NULL AS BINARY(65535)) AS INFO_BINARY", "CAST(0 AS SIGNED) AS TID",
-    ]  # fmt: skip
-    branches = ["SELECT " + ", ".join(typed) + " FROM DUAL WHERE FALSE"]
-    # Each number cast as the first branch types it: a bare literal would make the union's
-    # column DECIMAL.
-    casts = {"Id": "UNSIGNED", "Time": "SIGNED"}
+    typing = ", ".join(f"{cast.format(zero)} AS {name}" for name, cast, zero, _ in _COLUMNS)
+    branches = [f"SELECT {typing} FROM DUAL WHERE FALSE"]
     for r in rows:
-        values = (
-            f"CAST({int(r[k])} AS {casts[k]})"  # type: ignore[call-overload]
-            if k in casts and r[k] is not None
-            else _literal(r[k])
-            for k in keys
-        )
-        info = r["Info"]
-        # The columns myguard does not follow: a session's progress and memory are the
-        # backend's, and its query ids and thread ids would name backend threads.
-        rest = (
-            f"CAST({int(r['Time']) * 1000} AS DECIMAL(22,3))",  # type: ignore[call-overload]
-            "0", "0", "CAST(0 AS DECIMAL(7,3))", "0", "0", "0", "0",
-            "NULL" if info is None else f"X'{str(info).encode().hex()}'",
-            "0",
-        )  # fmt: skip
-        branches.append("SELECT " + ", ".join((*values, *rest)))
+        branches.append("SELECT " + ", ".join(_value(r, c, src) for _, c, _, src in _COLUMNS))
     return "(" + " UNION ALL ".join(branches) + ")"

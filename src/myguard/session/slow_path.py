@@ -22,12 +22,7 @@ from myguard.protocol.column_types import (
     UNSIGNED_FLAG,
 )
 from myguard.protocol.constants import Capability, Command
-from myguard.protocol.errors import (
-    ER_NOT_ALLOWED_COMMAND,
-    ER_UNKNOWN_COM_ERROR,
-    MySQLError,
-    ProtocolError,
-)
+from myguard.protocol.errors import ER_UNKNOWN_COM_ERROR, MySQLError, ProtocolError
 from myguard.protocol.prepared_statements import parse_execute_params
 from myguard.protocol.resultset import Column, text_resultset
 from myguard.session import approval_hold, myguard_sql, process_list
@@ -144,10 +139,10 @@ class SlowPath:
         COM_QUERY to send: the statement with myguard's rows in place of
         information_schema.PROCESSLIST."""
         s = self.state
-        refusal = process_list.unreachable(statement.text)
-        if refusal is not None:
-            s.trail.refused(statement, decision, ER_NOT_ALLOWED_COMMAND)
-            raise MySQLError(ER_NOT_ALLOWED_COMMAND, "42000", refusal)
+        refused = process_list.refusal(statement.text)
+        if refused is not None:
+            s.trail.refused(statement, decision, refused.code)
+            raise refused
         sees_all = bool(s.identity.groups & s.ctx.config.process_list_groups)
         rows = await kill_stmt.list_sessions(s.ctx.registry, s.user, sees_all)
         full = process_list.show_full(statement.text)
