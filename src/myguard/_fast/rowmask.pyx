@@ -12,8 +12,8 @@ from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
 
 from myguard._fast.openssl cimport (
-    EVP_MAC_CTX,
-    EVP_MAC_CTX_free,
+    HmacSha256,
+    free_hmac_sha256,
     hmac_sha256,
     new_hmac_sha256,
 )
@@ -206,7 +206,7 @@ cdef object _email(const unsigned char* s, Py_ssize_t n, int mode):
     return out
 
 
-cdef object _hash_hex(EVP_MAC_CTX* mac, const unsigned char* s, Py_ssize_t n):
+cdef object _hash_hex(HmacSha256* mac, const unsigned char* s, Py_ssize_t n):
     """strategies' hash: the first hex digits of HMAC-SHA256 of s (lowercase)."""
     cdef unsigned char digest[32]
     cdef int i
@@ -232,7 +232,7 @@ cdef class RowMasker:
     cdef int* ops
     cdef int* texts
     cdef Py_ssize_t* keeps
-    cdef EVP_MAC_CTX** macs  # HASH columns' keyed contexts
+    cdef HmacSha256** macs  # HASH columns' keyed HMACs
     cdef Py_ssize_t* starts  # where each cell begins
     cdef Py_ssize_t* ends  # where each cell ends
 
@@ -242,7 +242,7 @@ cdef class RowMasker:
         self.ops = <int*>malloc(n * sizeof(int))
         self.texts = <int*>malloc(n * sizeof(int))
         self.keeps = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
-        self.macs = <EVP_MAC_CTX**>calloc(n, sizeof(EVP_MAC_CTX*))
+        self.macs = <HmacSha256**>calloc(n, sizeof(HmacSha256*))
         self.starts = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
         self.ends = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
         if (self.layouts == NULL or self.ops == NULL or self.texts == NULL
@@ -253,7 +253,7 @@ cdef class RowMasker:
     def __dealloc__(self):
         if self.macs != NULL:
             for i in range(max(self.columns, 1)):
-                EVP_MAC_CTX_free(self.macs[i])
+                free_hmac_sha256(self.macs[i])
             free(self.macs)
         free(self.layouts)
         free(self.ops)
