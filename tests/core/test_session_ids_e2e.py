@@ -69,6 +69,67 @@ def test_connection_id_keeps_the_builtins_type(proxy, mariadb):
     direct.close()
 
 
+NAMED = [
+    "SELECT CONNECTION_ID()",
+    "SELECT connection_id ( /* c */ ), Connection_Id() AS a, CONNECTION_ID() + 1",
+    "SELECT DISTINCT CONCAT('#', CONNECTION_ID()) FROM DUAL WHERE 1",
+    "SELECT (SELECT CONNECTION_ID()) UNION SELECT 7",
+    "SELECT * FROM (SELECT CONNECTION_ID()) AS d",
+    "SELECT /*!CONNECTION_ID()*/",
+    "SELECT `id` + CONNECTION_ID() FROM shop.customers LIMIT 1",
+]
+
+
+def _names(conn, sql: str, prepared: bool = False) -> list[str]:
+    cur = conn.cursor(prepared=True) if prepared else conn.cursor()
+    cur.execute(sql)
+    cur.fetchall()
+    names = [d[0] for d in cur.description]
+    cur.close()
+    return names
+
+
+def test_connection_id_columns_keep_the_servers_names(proxy, mariadb):
+    """A column holding CONNECTION_ID() is named as the server names it (drivers read rows
+    by name), in text and prepared statements and in CREATE TABLE ... SELECT."""
+    direct = mysql.connector.connect(
+        host="127.0.0.1", port=mariadb.port, user="root", password=ROOT_PASSWORD, database="shop"
+    )
+    conn = mysql.connector.connect(
+        host="127.0.0.1", port=proxy.port, user="alice", password="alice-pw-1", database="shop"
+    )
+    for sql in NAMED:
+        for prepared in (False, True):
+            assert _names(conn, sql, prepared) == _names(direct, sql, prepared), (sql, prepared)
+    cur = conn.cursor()
+    cur.execute("DROP TABLE IF EXISTS test.cid_named")
+    cur.execute("CREATE TABLE test.cid_named SELECT CONNECTION_ID(), CONNECTION_ID() + 0")
+    cur.execute("SELECT * FROM test.cid_named")
+    assert [d[0] for d in cur.description] == ["CONNECTION_ID()", "CONNECTION_ID() + 0"]
+    assert cur.fetchall() == [(conn.connection_id, conn.connection_id)]
+    cur.execute("DROP TABLE test.cid_named")
+    conn.close()
+    direct.close()
+
+
+def test_a_view_keeps_connection_id_as_a_call(proxy, mariadb):
+    """The body of a view (or stored program) runs later, for other sessions: myguard's id
+    of the session that created it must not be frozen into it."""
+    conn = connect(proxy)
+    with conn.cursor() as cur:
+        cur.execute("CREATE OR REPLACE VIEW test.cid_view AS SELECT CONNECTION_ID() AS c")
+    direct = pymysql.connect(
+        host="127.0.0.1", port=mariadb.port, user="root", password=ROOT_PASSWORD
+    )
+    with direct.cursor() as cur:
+        cur.execute("SHOW CREATE VIEW test.cid_view")
+        body = cur.fetchone()[1]
+        cur.execute("DROP VIEW test.cid_view")
+    assert "connection_id()" in body.lower() and str(conn.thread_id()) not in body
+    conn.close()
+    direct.close()
+
+
 def test_connection_id_in_a_prepared_statement(proxy):
     conn = mysql.connector.connect(
         host="127.0.0.1", port=proxy.port, user="alice", password="alice-pw-1", database="shop"

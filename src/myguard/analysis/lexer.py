@@ -121,31 +121,118 @@ def code_tokens(sql: str) -> list[re.Match[str]]:
 def replace_calls(sql: str, function: str, replacement: str) -> str:
     """``sql`` with every call of the built-in ``function()`` (no arguments; any case,
     spacing and comments inside) replaced by ``replacement``; strings, quoted names,
-    comments and schema-qualified (stored) functions of that name untouched."""
+    comments and schema-qualified (stored) functions of that name untouched. A select-list
+    item holding a call, without an alias, gets its text as written for alias: the server
+    names such a column by that text, and drivers and ``CREATE TABLE ... SELECT`` read it."""
     name = function.upper()
-    out: list[str] = []
-    copied = 0
-    call: list[int] = []  # start of a name token that may open the call, then "(" seen
-    previous = ""
-    for match in code_tokens(sql):
-        kind = match.lastgroup
+    tokens = [m for m in code_tokens(sql) if m.lastgroup not in ("xopen", "xclose")]
+    edits: list[tuple[int, int, str]] = []  # (start, end, text) in order
+    call: list[int] = []  # index of a name token that may open the call, then of "("
+    for index, match in enumerate(tokens):
         text = match.group()
-        qualified, previous = previous == ".", text
-        if kind == "word" and text.upper() == name and not qualified:
-            call = [match.start()]
-        elif call and len(call) == 1 and text == "(":
-            call.append(match.start())
+        qualified = index > 0 and tokens[index - 1].group() == "."
+        if match.lastgroup == "word" and text.upper() == name and not qualified:
+            call = [index]
+        elif len(call) == 1 and text == "(":
+            call.append(index)
         elif len(call) == 2 and text == ")":
-            out.append(sql[copied : call[0]])
-            out.append(replacement)
-            copied = match.end()
+            edits.append((tokens[call[0]].start(), match.end(), replacement))
             call = []
         else:
             call = []
-    if not out:
+    if not edits:
         return sql
+    calls = [start for start, _, _ in edits]
+    for first, last in _select_items(tokens):
+        span_start, span_end = tokens[first].start(), tokens[last].end()
+        if _aliased(tokens, first, last) or not any(span_start <= c < span_end for c in calls):
+            continue
+        written = sql[span_start:span_end]
+        if len(written) <= _MAX_ALIAS:
+            alias = "`" + written.replace("`", "``") + "`"
+            edits.append((span_end, span_end, f" AS {alias}"))
+    edits.sort(key=lambda edit: (edit[0], edit[1]))
+    out: list[str] = []
+    copied = 0
+    for start, stop, text in edits:
+        out.append(sql[copied:start])
+        out.append(text)
+        copied = stop
     out.append(sql[copied:])
     return "".join(out)
+
+
+# An alias longer than this is refused by the server; such a column keeps the new text.
+_MAX_ALIAS = 256
+# Words that end a select list at its own depth.
+_AFTER_SELECT_LIST = frozenset(
+    {
+        "FROM", "INTO", "WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "UNION", "EXCEPT",
+        "INTERSECT", "WINDOW", "FOR", "LOCK", "PROCEDURE", "OFFSET", "FETCH", "RETURNING",
+    }
+)  # fmt: skip
+# Words that may follow SELECT before its first item.
+_SELECT_OPTIONS = frozenset(
+    {
+        "ALL", "DISTINCT", "DISTINCTROW", "HIGH_PRIORITY", "STRAIGHT_JOIN", "SQL_SMALL_RESULT",
+        "SQL_BIG_RESULT", "SQL_BUFFER_RESULT", "SQL_CACHE", "SQL_NO_CACHE",
+        "SQL_CALC_FOUND_ROWS",
+    }
+)  # fmt: skip
+
+
+def _select_items(tokens: list[re.Match[str]]) -> list[tuple[int, int]]:
+    """(first, last) token indexes of every select-list item, at any depth."""
+    items: list[tuple[int, int]] = []
+    # Per open parenthesis (and the top level): where its select list's current item
+    # starts, or None outside a select list.
+    starts: list[int | None] = [None]
+
+    def close(at: int) -> None:
+        start = starts[-1]
+        if start is not None and start < at:
+            items.append((start, at - 1))
+        starts[-1] = None
+
+    for index, match in enumerate(tokens):
+        text = match.group()
+        word = text.upper() if match.lastgroup == "word" else ""
+        if text == "(":
+            starts.append(None)
+        elif text == ")":
+            close(index)
+            if len(starts) > 1:
+                starts.pop()
+        elif word == "SELECT":
+            close(index)
+            starts[-1] = index + 1
+        elif starts[-1] == index and word in _SELECT_OPTIONS:
+            starts[-1] = index + 1
+        elif starts[-1] is not None and (text in (",", ";") or word in _AFTER_SELECT_LIST):
+            close(index)
+            if text == ",":
+                starts[-1] = index + 1
+    while starts:  # unbalanced parentheses: the server reports those
+        close(len(tokens))
+        starts.pop()
+    return items
+
+
+def _aliased(tokens: list[re.Match[str]], first: int, last: int) -> bool:
+    """Does the item end in an alias (``AS name``, or a name right after a complete
+    expression)? When unsure, yes: a second alias would break the statement."""
+    depth = 0
+    for match in tokens[first : last + 1]:
+        text = match.group()
+        depth += (text == "(") - (text == ")")
+        if depth == 0 and match.lastgroup == "word" and text.upper() == "AS":
+            return True
+    if last == first:
+        return False
+    end, before = tokens[last], tokens[last - 1]
+    return end.lastgroup in ("word", "qid", "str") and (
+        before.lastgroup != "op" or before.group() == ")"
+    )
 
 
 def render(tokens: list[Token]) -> str:

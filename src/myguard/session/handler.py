@@ -110,6 +110,16 @@ def execute_response(payload: bytes) -> int:
     return _scan.RESPONSE_EXECUTE if flags else _scan.RESPONSE_QUERY
 
 
+# CREATE/ALTER of these keep SQL in the server, run later by other sessions.
+_STORED_SQL = frozenset({"view", "procedure", "function", "trigger", "event", "package"})
+
+
+def _stores_sql(decision: Decision | None) -> bool:
+    return decision is not None and any(
+        s.kind in ("create", "alter") and s.object_type in _STORED_SQL for s in decision.statements
+    )
+
+
 class Decided:
     """A command decided before it is forwarded: what its response and its end need."""
 
@@ -310,7 +320,7 @@ class StatementHandler:
             return
         kind = execute_response(payload) if command == _EXECUTE else _RESPONSES[command]
         masked = decided.mask is not None and command != _PREPARE
-        self.core.forward(self._outgoing(decided.sent or payload), kind, masked)
+        self.core.forward(self._outgoing(decided.sent or payload, decided.decision), kind, masked)
 
     def columns(self, header: bytes) -> bytes:
         """A masked result set's metadata: what the client gets instead, with the row masker
@@ -468,7 +478,7 @@ class StatementHandler:
             return DETACH  # answered, or rewritten, from what the slow path gathers
         if decision is None or decision.action != ALLOW or s.trail.always:
             return DETACH  # needs I/O: an estimate, settings, lineage, approval, intent record
-        verdict = self._send(payload, _scan.RESPONSE_QUERY, words)
+        verdict = self._send(payload, _scan.RESPONSE_QUERY, decision, words)
         # SHOW WARNINGS/ERRORS: whether the slow path answers it is session state.
         if verdict != FORWARDED and _SHOW_DIAGNOSTICS(text) is None:
             self._remember(statement, decision, misses)
@@ -485,22 +495,25 @@ class StatementHandler:
         self._running = Decided(_PREPARE, statement, decision)
         if decision is None or decision.action != ALLOW:
             return DETACH
-        return self._send(payload, _scan.RESPONSE_PREPARE, statement.text.lower())
+        return self._send(payload, _scan.RESPONSE_PREPARE, decision, statement.text.lower())
 
-    def _send(self, payload: bytes, kind: int, words: str) -> int:
+    def _send(self, payload: bytes, kind: int, decision: Decision, words: str) -> int:
         """The verdict for a statement to forward as it is, or as rewritten."""
-        sent = self._outgoing(payload, words)
+        sent = self._outgoing(payload, decision, words)
         if sent is payload:
             return kind
         self.core.forward(sent, kind, False)
         return FORWARDED
 
-    def _outgoing(self, payload: bytes, words: str | None = None) -> bytes:
+    def _outgoing(
+        self, payload: bytes, decision: Decision | None, words: str | None = None
+    ) -> bytes:
         """A COM_QUERY or COM_STMT_PREPARE as the backend gets it: CONNECTION_ID() gives
         myguard's session id, the id the client was given and that KILL takes, not the
-        backend thread's. (The audit trail keeps the client's text.) ``words``: the
-        statement's text lowercased, when the caller has it."""
-        if payload[0] not in (_QUERY, _PREPARE):
+        backend thread's. (The audit trail keeps the client's text.) Not in the body of a
+        view or stored program: the server would keep this session's id there for every
+        later caller. ``words``: the statement's text lowercased, when the caller has it."""
+        if payload[0] not in (_QUERY, _PREPARE) or _stores_sql(decision):
             return payload
         if words is None:
             words = payload[1:].decode("utf-8", "replace").lower()
