@@ -193,3 +193,30 @@ def test_ssl_status_describes_the_clients_leg(proxy):
         cur.execute("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_cipher', 'Ssl_version')")
         assert dict(cur.fetchall()) == {"Ssl_cipher": "", "Ssl_version": ""}
     plain.close()
+
+
+def test_prepare_from_a_variable_is_decided_on_what_the_variable_holds(listed):
+    """``PREPARE s FROM @v`` is decided on the text in ``@v`` (read from the session's
+    backend connection first): the process list cannot hide in a variable, the rules see
+    the statement, and ordinary dynamic SQL runs."""
+    _, _, carol, _ = listed
+    with carol.cursor() as cur:
+        cur.execute("SET @q = CONCAT('SHOW FULL ', 'PROCESSLIST')")
+        with pytest.raises(pymysql.err.MySQLError) as exc:
+            cur.execute("PREPARE s FROM @q")
+        assert exc.value.args[0] == 1148 and "process list" in exc.value.args[1]
+        cur.execute("SET @q = 'DELETE FROM shop.orders'")
+        with pytest.raises(pymysql.err.MySQLError) as exc:
+            cur.execute("PREPARE s FROM @q")
+        assert exc.value.args[0] == 4700 and "no-unbounded-writes" in exc.value.args[1]
+        cur.execute("SET @`my q` = 'SELECT ? + 1'")
+        cur.execute("PREPARE s FROM @`my q`")
+        cur.execute("SET @a = 41")
+        cur.execute("EXECUTE s USING @a")
+        assert cur.fetchall() == ((42,),)
+        cur.execute("SET @q = NULL")  # the server's own error, as directly
+        with pytest.raises(pymysql.err.MySQLError) as exc:
+            cur.execute("PREPARE s FROM @q")
+        assert exc.value.args[0] == 1064
+        cur.execute("SELECT 1")
+        assert cur.fetchall() == ((1,),)

@@ -37,8 +37,8 @@ from myguard.protocol.errors import (
 )
 from myguard.protocol.generic_response import err_packet
 from myguard.protocol.prepared_statements import bound_types
+from myguard.session import dynamic_sql, process_list
 from myguard.session import kill as kill_stmt
-from myguard.session import process_list
 from myguard.session.audit_trail import Outcome
 from myguard.session.guard import blocked_error
 from myguard.session.result_masking import rewrite_metadata, withhold_error
@@ -461,8 +461,10 @@ class StatementHandler:
             self._running = Decided(_QUERY, statement, decision)
             return _scan.RESPONSE_QUERY
         words = text.lower()  # one copy for the cheap tests of what else it may be
-        if ("kill" in words and kill_stmt.parse_kill(payload[1:]) is not None) or (
-            "myguard" in words and is_myguard_command(text)
+        if (
+            ("kill" in words and kill_stmt.parse_kill(payload[1:]) is not None)
+            or ("myguard" in words and is_myguard_command(text))
+            or ("prepare" in words and dynamic_sql.source_variable(text) is not None)
         ):
             self._running = Decided(_QUERY, statement, None)
             return DETACH

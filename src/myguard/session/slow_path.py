@@ -25,7 +25,7 @@ from myguard.protocol.constants import Capability, Command
 from myguard.protocol.errors import ER_UNKNOWN_COM_ERROR, MySQLError, ProtocolError
 from myguard.protocol.prepared_statements import parse_execute_params
 from myguard.protocol.resultset import Column, text_resultset
-from myguard.session import approval_hold, myguard_sql, process_list
+from myguard.session import approval_hold, dynamic_sql, myguard_sql, process_list
 from myguard.session import kill as kill_stmt
 from myguard.session.audit_trail import Outcome
 from myguard.session.handler import (
@@ -110,6 +110,7 @@ class SlowPath:
                 await myguard_sql.run(s, command)
                 await s.client.drain()
                 return None
+            statement = await self._with_source(statement)
             decision = await self._decide(statement)
         if self.handler.shows_withheld(statement.text):
             await self._withheld_diagnostics(statement, decision)
@@ -133,6 +134,23 @@ class SlowPath:
             intent_id=await s.trail.intent(statement.text, decision),
             sent=sent,
         )
+
+    async def _with_source(self, statement: StatementText) -> StatementText:
+        """``PREPARE name FROM @v`` as ``PREPARE name FROM '<what @v holds>'``, the text
+        decided and audited (the client's text is what is sent); other statements, and a
+        variable that holds no text (NULL), as they are."""
+        variable = dynamic_sql.source_variable(statement.text)
+        if variable is None:
+            return statement
+        _, rows = await self._ask_backend(f"SELECT {variable}")
+        value = rows[0][0] if rows and rows[0] else None
+        if value is None:
+            return statement
+        text = dynamic_sql.with_source(statement.text, value)
+        # Its own fingerprint: the analysis of a PREPARE of a literal is never cached.
+        resolved = StatementText.of(text)
+        resolved.started = statement.started
+        return resolved
 
     async def _process_list(self, statement: StatementText, decision: Decision) -> bytes | None:
         """``SHOW [FULL] PROCESSLIST`` answered from myguard's sessions (None), or the
