@@ -171,6 +171,17 @@ def test_kill_query_with_the_id_connection_id_returned(proxy):
     _sleep_then_kill(proxy, victim, lambda: own)
 
 
+def test_kill_query_with_an_arithmetic_id(proxy):
+    """The server takes an expression for the id; myguard works out integer arithmetic."""
+    victim = connect(proxy)
+    _sleep_then_kill(proxy, victim, lambda: f"({victim.thread_id()} + 6) - 2 * 3")
+    conn = connect(proxy)
+    with conn.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as exc:
+        cur.execute("KILL (SELECT id FROM shop.customers LIMIT 1)")
+    assert exc.value.args[0] == 1095 and "integer arithmetic" in exc.value.args[1]
+    conn.close()
+
+
 def test_kill_query_with_the_backend_thread_id(proxy, mariadb):
     victim = connect(proxy)
 

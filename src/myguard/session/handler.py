@@ -462,7 +462,7 @@ class StatementHandler:
             return _scan.RESPONSE_QUERY
         words = text.lower()  # one copy for the cheap tests of what else it may be
         if (
-            ("kill" in words and kill_stmt.parse_kill(payload[1:]) is not None)
+            ("kill" in words and kill_stmt.parse_kill(payload[1:], self.session.id) is not None)
             or ("myguard" in words and is_myguard_command(text))
             or ("prepare" in words and dynamic_sql.source_variable(text) is not None)
         ):

@@ -3,8 +3,10 @@ and the other workers' sessions for the process list."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
+import operator
 import os
 import re
 from dataclasses import dataclass
@@ -14,11 +16,17 @@ from myguard.protocol.errors import ER_KILL_DENIED_ERROR, ER_NO_SUCH_THREAD, MyS
 from myguard.session import process_list
 from myguard.session.registry import SessionRegistry
 
-# KILL [HARD | SOFT] [CONNECTION | QUERY] id   (MariaDB and MySQL forms)
+# KILL [HARD | SOFT] [CONNECTION | QUERY] id   (MariaDB and MySQL forms). The server takes
+# any expression for the id; myguard takes integer arithmetic and CONNECTION_ID(), which it
+# can work out itself: evaluating the rest on the backend would run SQL outside the rules
+# (``KILL (SELECT secret FROM t)`` shows the value in the server's error).
 _KILL = re.compile(
-    rb"^\s*KILL\s+(?:(?:HARD|SOFT)\s+)?(?:(CONNECTION|QUERY)\s+)?(\d+)\s*;?\s*$",
-    re.IGNORECASE,
+    rb"^\s*KILL\s+(?:(?:HARD|SOFT)\s+)?(?:(CONNECTION|QUERY)\s+)?(?!ID\b|USER\b)(.+?)\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
 )
+_CONNECTION_ID = re.compile(rb"\bCONNECTION_ID\s*\(\s*\)", re.IGNORECASE)
+_ARITHMETIC = re.compile(rb"[\d\s()+*-]+")
+_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
 # Set by the supervisor: where its workers' unix sockets live.
 RUNTIME_DIR_ENV = "MYGUARD_RUNTIME_DIR"
 _KILL_ANY = re.compile(rb"^\s*KILL\b", re.IGNORECASE)
@@ -30,8 +38,9 @@ class KillRequest:
     query_only: bool
 
 
-def parse_kill(sql: bytes) -> KillRequest | None:
-    """A KILL statement myguard handles, or None when ``sql`` is not a KILL.
+def parse_kill(sql: bytes, session_id: int) -> KillRequest | None:
+    """A KILL statement myguard handles, or None when ``sql`` is not a KILL;
+    ``session_id`` is what CONNECTION_ID() gives.
 
     KILL forms myguard cannot map (``KILL USER``, ``KILL QUERY ID``) raise an error rather
     than reaching the backend, where the ids would refer to other users' connections.
@@ -39,13 +48,44 @@ def parse_kill(sql: bytes) -> KillRequest | None:
     if not _KILL_ANY.match(sql):
         return None
     m = _KILL.match(sql)
-    if m is None:
+    target = None if m is None else _evaluate(_CONNECTION_ID.sub(b"%d" % session_id, m[2]))
+    if target is None:
         raise MySQLError(
             ER_KILL_DENIED_ERROR,
             "HY000",
-            "myguard: only KILL [CONNECTION | QUERY] <id> with an id from this proxy is supported",
+            "myguard: only KILL [CONNECTION | QUERY] <id> with an id from this proxy is"
+            " supported; the id may be integer arithmetic and CONNECTION_ID()",
         )
-    return KillRequest(int(m.group(2)), (m.group(1) or b"").upper() == b"QUERY")
+    return KillRequest(target, (m[1] or b"").upper() == b"QUERY")
+
+
+def _evaluate(expression: bytes) -> int | None:
+    """The value of integer arithmetic (+, -, *, parentheses), wrapped to 64 bits as the
+    server reads a thread id; None for anything else."""
+    if len(expression) > 200 or not _ARITHMETIC.fullmatch(expression):
+        return None
+    try:
+        tree = ast.parse(expression.decode("ascii").strip(), mode="eval").body
+    except (SyntaxError, RecursionError, MemoryError):
+        return None
+
+    def value(node: ast.expr, depth: int = 0) -> int | None:
+        if depth > 50:
+            return None
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            inner = value(node.operand, depth + 1)
+            return None if inner is None else (-inner if isinstance(node.op, ast.USub) else inner)
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+            left, right = value(node.left, depth + 1), value(node.right, depth + 1)
+            if left is None or right is None or max(abs(left), abs(right)) >= 1 << 64:
+                return None
+            return _OPERATORS[type(node.op)](left, right)
+        return None
+
+    result = value(tree)
+    return None if result is None else result % (1 << 64)
 
 
 async def kill(registry: SessionRegistry, user: str, request: KillRequest) -> None:

@@ -98,7 +98,7 @@ class SlowPath:
             statement, decision = decided.statement, decided.decision
         else:
             sql = payload[1:]
-            request = kill_stmt.parse_kill(sql)
+            request = kill_stmt.parse_kill(sql, s.id)
             if request is not None:
                 await kill_stmt.kill(s.ctx.registry, s.user, request)
                 s.ok()
