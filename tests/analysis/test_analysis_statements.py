@@ -104,6 +104,28 @@ def test_kinds(sql, kind, obj):
         ("UPDATE t1 JOIN t2 ON t1.a = t2.a SET t1.b = t2.b", "s", {"s.t1", "s.t2"}, {"s.t1"}),
         ("UPDATE t SET a = (SELECT max(b) FROM u) WHERE id = 1", "s", {"s.t", "s.u"}, {"s.t"}),
         ("DELETE t1 FROM t1 JOIN t2 ON t1.a = t2.a", "s", {"s.t1", "s.t2"}, {"s.t1"}),
+        # multi-table DELETE names aliases of its FROM/USING tables
+        ("DELETE a FROM t1 a JOIN t2 b ON a.x = b.x", "s", {"s.t1", "s.t2"}, {"s.t1"}),
+        ("DELETE a, b FROM t1 a JOIN x.t2 b ON a.x = b.x", "s", {"s.t1", "x.t2"}, {"s.t1", "x.t2"}),
+        ("DELETE FROM a USING t1 a JOIN t2 b ON a.x = b.x", "s", {"s.t1", "s.t2"}, {"s.t1"}),
+        (
+            "DELETE FROM a, b USING t1 a, t2 b WHERE a.x = b.x",
+            "s",
+            {"s.t1", "s.t2"},
+            {"s.t1", "s.t2"},
+        ),
+        ("DELETE t1 FROM t1, t2 WHERE t1.a = t2.a", "s", {"s.t1", "s.t2"}, {"s.t1"}),
+        ("DELETE nope FROM t1 a", "s", {"s.t1"}, {"s.nope"}),  # the server refuses it
+        # modifiers sqlglot would read as table names (or not parse)
+        ("UPDATE LOW_PRIORITY t SET a = 1 WHERE b = 2", "s", {"s.t"}, {"s.t"}),
+        ("update low_priority ignore t set a = 1", "s", {"s.t"}, {"s.t"}),
+        ("UPDATE IGNORE t1 a, t2 b SET a.x = b.x", "s", {"s.t1", "s.t2"}, {"s.t1"}),
+        ("DELETE LOW_PRIORITY QUICK IGNORE FROM t WHERE a = 1", "s", set(), {"s.t"}),
+        ("DELETE QUICK a FROM t1 a JOIN t2 b ON a.x = b.x", "s", {"s.t1", "s.t2"}, {"s.t1"}),
+        ("INSERT DELAYED IGNORE t (a) VALUES (1)", "s", set(), {"s.t"}),
+        ("INSERT HIGH_PRIORITY INTO t SELECT SQL_CACHE * FROM u", "s", {"s.u"}, {"s.t"}),
+        ("REPLACE LOW_PRIORITY INTO t (a) VALUES (1)", "s", set(), {"s.t"}),
+        ("EXPLAIN UPDATE LOW_PRIORITY t SET a = 1 WHERE b = 2", "s", {"s.t"}, set()),
         ("DELETE FROM t WHERE a IN (SELECT a FROM u)", "s", {"s.u"}, {"s.t"}),
         ("CREATE TABLE t2 AS SELECT * FROM t", "s", {"s.t"}, {"s.t2"}),
         ("CREATE VIEW v AS SELECT * FROM x.t", "s", {"x.t"}, {"s.v"}),
@@ -124,6 +146,21 @@ def test_kinds(sql, kind, obj):
 def test_tables(sql, db, reads, writes):
     statement = one(sql, db)
     assert (names(statement.reads), names(statement.writes)) == (reads, writes)
+
+
+@pytest.mark.parametrize(
+    ("sql", "columns"),
+    [
+        ("SELECT SQL_CACHE email FROM customers", {"shop.customers.email"}),
+        ("SELECT DISTINCT SQL_CACHE a.email FROM customers a", {"shop.customers.email"}),
+        ("SELECT id FROM t WHERE x IN (SELECT SQL_CACHE y FROM u)", {"shop.t.id", "shop.t.x", "shop.u.y"}),
+        ("UPDATE LOW_PRIORITY customers SET email = 'x' WHERE id = 1", {"shop.customers.email", "shop.customers.id"}),
+        # quoted, it is a column
+        ("SELECT `SQL_CACHE` FROM customers", {"shop.customers.SQL_CACHE"}),
+    ],
+)  # fmt: skip
+def test_modifiers_are_not_columns(sql, columns):
+    assert {str(c) for c in one(sql).columns} == columns
 
 
 def test_columns_are_qualified_where_resolvable():

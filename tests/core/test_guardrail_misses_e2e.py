@@ -1,6 +1,7 @@
 """The shipped pack in production against what used to slip through or crash the analysis:
-SET PASSWORD, LOAD_FILE(), MariaDB's SET STATEMENT and LIMIT ROWS EXAMINED, and an UPDATE
-whose target the analysis cannot tell."""
+SET PASSWORD, LOAD_FILE(), MariaDB's SET STATEMENT and LIMIT ROWS EXAMINED, an UPDATE
+whose target the analysis cannot tell, and statement modifiers or multi-table DELETE
+aliases that hid the table written."""
 
 from __future__ import annotations
 
@@ -176,4 +177,35 @@ def test_update_with_an_unresolvable_target_is_decided_not_an_internal_error(pro
         cur.execute(
             "UPDATE orders LEFT JOIN customers USING(id) SET status = status WHERE orders.id = 1"
         )
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        f"UPDATE LOW_PRIORITY global_priv SET Priv = Priv WHERE User = '{VICTIM}'",
+        f"update low_priority ignore global_priv set Priv = Priv where User = '{VICTIM}'",
+        f"DELETE QUICK FROM global_priv WHERE User = '{VICTIM}' AND 1 = 0",
+        f"DELETE g FROM global_priv g WHERE g.User = '{VICTIM}' AND 1 = 0",
+        f"DELETE FROM g USING global_priv g WHERE g.User = '{VICTIM}' AND 1 = 0",
+    ],
+)
+def test_modifiers_and_delete_aliases_do_not_hide_a_privilege_table(prod, victim, sql):
+    # Before: read as writes to tables named LOW_PRIORITY, QUICK or g, and let through.
+    conn = connect(prod)
+    with conn.cursor() as cur:
+        cur.execute("USE mysql")
+        assert "rule 'no-privilege-changes'" in refused_by(cur, sql)
+    conn.close()
+
+
+def test_statements_with_modifiers_run(prod, mariadb):
+    # Before: UPDATE IGNORE and INSERT DELAYED could not be analysed, so refused in production.
+    conn = connect(prod)
+    with conn.cursor() as cur:
+        cur.execute("UPDATE IGNORE orders SET quantity = quantity WHERE id = 3")
+        cur.execute("UPDATE LOW_PRIORITY orders SET status = status WHERE id = 3")
+        cur.execute("DELETE LOW_PRIORITY QUICK IGNORE FROM orders WHERE id = 0")
+        cur.execute("SELECT SQL_CACHE COUNT(*) FROM orders")
+        assert cur.fetchone() == (9,)
     conn.close()

@@ -136,6 +136,10 @@ CASES: list[tuple[str, list[str], set[str]]] = [
     ("SELECT CONCAT(?, name) FROM customers WHERE id IN (?, ?)", ["name"], set()),
     ("SELECT id FROM customers WHERE email = ?", ["-"], {"predicate", "error echo"}),
     ("PREPARE s FROM 'SELECT ssn FROM customers WHERE id = ?'", ["ssn"], set()),
+    # MariaDB's modifiers (sqlglot reads SQL_CACHE as a column named by what follows)
+    ("SELECT SQL_CACHE email FROM customers", ["email"], set()),
+    ("SELECT SQL_CACHE id, ssn FROM customers", ["-", "ssn"], set()),
+    ("UPDATE LOW_PRIORITY customers SET name = email WHERE ssn = '1'", [], {"predicate", "copy"}),
     # probes and leaks
     ("SELECT id FROM customers WHERE ssn LIKE '123%'", ["-"], {"predicate"}),
     ("SELECT id FROM customers ORDER BY ssn", ["-"], {"predicate"}),

@@ -10,6 +10,7 @@ from myguard.analysis.extract import Extract
 from myguard.analysis.kinds import FILE_ACCESS, names_for
 from myguard.analysis.lexer import LexError, Token, render, split, tokenize
 from myguard.analysis.model import UNPARSED, Statement, TableName
+from myguard.analysis.modifiers import without_modifiers
 from myguard.analysis.shrink import shrink_literals
 from myguard.analysis.sqlglot_path import Unparseable, analyse, query_kind
 
@@ -284,7 +285,7 @@ def _from_extract(sql: str, kind: str, found: Extract, **fields: object) -> Stat
 
 def _query(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
     """SELECT / WITH / TABLE / VALUES / INSERT / UPDATE / DELETE, including SELECT ... INTO."""
-    into, tokens = _strip_into(tokens)
+    into, tokens = _strip_into(without_modifiers(tokens))
     try:
         tree, found = analyse(render(tokens), current_db)
     except Unparseable as exc:

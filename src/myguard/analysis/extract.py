@@ -10,6 +10,7 @@ from myguard.analysis.model import ColumnName, TableName
 from myguard.analysis.tautology import is_tautology
 
 _QUERY_NODES = (exp.Select, exp.Update, exp.Delete)
+_DML = (exp.Update, exp.Delete)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,7 @@ def table_name(table: exp.Table, current_db: str | None) -> TableName:
 def extract(tree: exp.Expression, current_db: str | None) -> Extract:
     """Everything the rules need from one parsed statement."""
     targets = _write_targets(tree)
+    named = _delete_named(tree)  # written through the names the FROM/USING clause gives
     writes = set()
     reads = set()
     # One walk of the tree instead of one per node type: extraction is a third of the cost.
@@ -43,11 +45,16 @@ def extract(tree: exp.Expression, current_db: str | None) -> Extract:
         elif isinstance(node, exp.Select):
             selects.append(node)
     for table in tables:
-        if not table.name or _is_cte(table) or _is_dual(table):
+        if not table.name or _is_cte(table) or _is_dual(table) or table in named:
             continue
         name = table_name(table, current_db)
         (writes if id(table) in targets else reads).add(name)
     resolver = _Resolver(current_db, next(iter(writes)) if len(writes) == 1 else None)
+    if named:
+        sources = resolver.sources(tree)
+        for table in named:
+            owner = None if table.db else sources.get(table.name.lower())
+            writes.add(owner or table_name(table, current_db))
     if isinstance(tree, exp.Update):
         writes.update(_update_targets(tree, resolver))
         if not writes:
@@ -103,8 +110,8 @@ def _write_targets(tree: exp.Expression) -> set[int]:
     nodes: list[exp.Expression | None] = []
     if isinstance(tree, exp.Insert):
         nodes.append(tree.this)
-    elif isinstance(tree, exp.Delete):
-        nodes.extend(tree.args.get("tables") or [tree.this])
+    elif isinstance(tree, exp.Delete) and not (tree.args.get("tables") or tree.args.get("using")):
+        nodes.append(tree.this)  # the multi-table forms name theirs (_delete_named)
     elif isinstance(tree, (exp.Create, exp.Alter)):
         target = tree.this
         nodes.append(target.args.get("table") if isinstance(target, exp.Index) else target)
@@ -117,6 +124,18 @@ def _write_targets(tree: exp.Expression) -> set[int]:
         if isinstance(node, exp.Table):
             result.add(id(node))
     return result
+
+
+def _delete_named(tree: exp.Expression) -> list[exp.Table]:
+    """The tables a multi-table DELETE names as its targets: ``DELETE a, b FROM ...`` and
+    ``DELETE FROM a, b USING ...`` name aliases (or tables) of the FROM/USING clause."""
+    if not isinstance(tree, exp.Delete):
+        return []
+    named = tree.args.get("tables")
+    if not named and tree.args.get("using") and tree.this is not None:
+        # sqlglot reads the list before USING as a table with joins
+        named = [tree.this, *(j.this for j in tree.this.args.get("joins") or [])]
+    return [t for t in named or () if isinstance(t, exp.Table)]
 
 
 def _update_targets(tree: exp.Update, resolver: _Resolver) -> set[TableName]:
@@ -152,9 +171,11 @@ class _Resolver:
         from_ = query.args.get("from_") or query.args.get("from")
         if from_ is not None:
             items.append(from_.this)
-        if isinstance(query, (exp.Update, exp.Delete)) and query.this is not None:
-            items.append(query.this)
-            items.extend(j.this for j in query.this.args.get("joins") or [])
+        using = query.args.get("using") if isinstance(query, exp.Delete) else None
+        for item in using or ([query.this] if isinstance(query, _DML) else []):
+            if item is not None:
+                items.append(item)
+                items.extend(j.this for j in item.args.get("joins") or [])
         items.extend(j.this for j in query.args.get("joins") or [])
         for item in items:
             alias = item.alias_or_name.lower()

@@ -1,0 +1,74 @@
+"""MariaDB's statement modifiers, which sqlglot's MySQL dialect reads as names.
+
+sqlglot parses ``UPDATE LOW_PRIORITY t SET ...`` as an update of table ``LOW_PRIORITY``
+aliased ``t``, ``DELETE QUICK FROM t`` as a delete from ``QUICK`` and ``SELECT SQL_CACHE a``
+as column ``SQL_CACHE`` named ``a``, and gives up on ``UPDATE IGNORE`` or ``INSERT DELAYED``:
+a rule on ``t``, or on the tag of ``a``, would not see the statement. The server reads
+these words as modifiers wherever they stand here (they are reserved, or read as the
+modifier first); none changes which tables or columns a statement touches, so they are
+left out of what sqlglot is given.
+"""
+
+from __future__ import annotations
+
+import re
+
+from myguard.analysis.lexer import LexError, Token, render, tokenize
+
+# Modifiers right after the statement's first word (MariaDB's INSERT/REPLACE/UPDATE/DELETE).
+_AFTER_FIRST = {
+    "INSERT": frozenset({"LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "IGNORE"}),
+    "REPLACE": frozenset({"LOW_PRIORITY", "DELAYED"}),
+    "UPDATE": frozenset({"LOW_PRIORITY", "IGNORE"}),
+    "DELETE": frozenset({"LOW_PRIORITY", "QUICK", "IGNORE"}),
+}
+# SELECT's options, which may come in any order before the select list; sqlglot knows all
+# but SQL_CACHE.
+_SELECT_OPTIONS = frozenset(
+    {
+        "ALL", "DISTINCT", "DISTINCTROW", "HIGH_PRIORITY", "STRAIGHT_JOIN", "SQL_SMALL_RESULT",
+        "SQL_BIG_RESULT", "SQL_BUFFER_RESULT", "SQL_CACHE", "SQL_NO_CACHE", "SQL_CALC_FOUND_ROWS",
+    }
+)  # fmt: skip
+WORDS = frozenset().union(*_AFTER_FIRST.values(), {"SQL_CACHE"})
+_MAY_HOLD = re.compile(r"\b(?:" + "|".join(sorted(WORDS)) + r")\b", re.IGNORECASE).search
+
+
+def without_modifiers(tokens: list[Token]) -> list[Token]:
+    """``tokens`` without the modifiers sqlglot misreads (the same list when there are none)."""
+    if not any(t.kind == "word" and t.upper in WORDS for t in tokens):
+        return tokens
+    first = _AFTER_FIRST.get(tokens[0].upper, frozenset()) if tokens[0].kind == "word" else ()
+    index = 1
+    while index < len(tokens) and tokens[index].kind == "word" and tokens[index].upper in first:
+        index += 1
+    kept: list[Token] = [tokens[0]]
+    for token in tokens[index:]:
+        if token.kind == "word" and token.upper == "SQL_CACHE" and _in_select_options(kept):
+            continue
+        kept.append(token)
+    return kept
+
+
+def _in_select_options(before: list[Token]) -> bool:
+    """Do ``before``'s last tokens read SELECT followed by options only?"""
+    for token in reversed(before):
+        if token.kind != "word":
+            return False
+        if token.upper == "SELECT":
+            return True
+        if token.upper not in _SELECT_OPTIONS:
+            return False
+    return False
+
+
+def text_without_modifiers(sql: str) -> str:
+    """One statement's text without them, for sqlglot (unchanged when it has none)."""
+    if _MAY_HOLD(sql) is None:
+        return sql
+    try:
+        tokens = tokenize(sql)
+    except LexError:
+        return sql  # sqlglot fails on it too: unparsed either way
+    stripped = without_modifiers(tokens) if tokens else tokens
+    return sql if stripped is tokens else render(stripped)
