@@ -157,6 +157,11 @@ def test_tables(sql, db, reads, writes):
         ("UPDATE LOW_PRIORITY customers SET email = 'x' WHERE id = 1", {"shop.customers.email", "shop.customers.id"}),
         # quoted, it is a column
         ("SELECT `SQL_CACHE` FROM customers", {"shop.customers.SQL_CACHE"}),
+        ("SELECT SQL_CALC_FOUND_ROWS DISTINCT email FROM customers", {"shop.customers.email"}),
+        (
+            "SELECT STRAIGHT_JOIN c.email FROM customers c STRAIGHT_JOIN orders o ON o.id = c.id",
+            {"shop.customers.email", "shop.customers.id", "shop.orders.id"},
+        ),
     ],
 )  # fmt: skip
 def test_modifiers_are_not_columns(sql, columns):
@@ -258,6 +263,9 @@ def test_prepared_and_opaque():
         "EXECUTE IMMEDIATE CONCAT('a')",
         "CALL p()",
         "BEGIN NOT ATOMIC SELECT 1; END",
+        "l: BEGIN NOT ATOMIC SELECT 1; END l",
+        "FOR i IN 1..2 DO SELECT i; END FOR",
+        "IF @a THEN SELECT 1; END IF",
     ):
         assert one(sql).opaque, sql
     assert one("EXECUTE s").opaque is False
@@ -298,6 +306,56 @@ def test_executable_comments_are_code():
             ],
         ),
         ("CREATE TABLE event (a INT); SELECT 1", ["CREATE TABLE event (a INT)", "SELECT 1"]),
+        # FOR loops in bodies; END FOR UPDATE after a CASE expression is a locking read
+        (
+            "CREATE PROCEDURE p() BEGIN FOR r IN (SELECT a FROM t) DO SELECT r.a; END FOR; "
+            "END; SELECT 2",
+            [
+                "CREATE PROCEDURE p() BEGIN FOR r IN (SELECT a FROM t) DO SELECT r.a; END FOR; END",
+                "SELECT 2",
+            ],
+        ),
+        (
+            "CREATE PROCEDURE p() BEGIN SELECT CASE 1 WHEN 1 THEN 1 END FOR UPDATE; END; DROP TABLE t",
+            [
+                "CREATE PROCEDURE p() BEGIN SELECT CASE 1 WHEN 1 THEN 1 END FOR UPDATE; END",
+                "DROP TABLE t",
+            ],
+        ),
+        # MariaDB's blocks outside stored programs, labelled or not, nested
+        (
+            "FOR i IN 1..2 DO FOR j IN 1..2 DO SELECT j; END FOR; END FOR; DROP TABLE t",
+            ["FOR i IN 1..2 DO FOR j IN 1..2 DO SELECT j; END FOR; END FOR", "DROP TABLE t"],
+        ),
+        (
+            "l: LOOP SELECT 1; LEAVE l; END LOOP l; DROP TABLE t",
+            ["l: LOOP SELECT 1; LEAVE l; END LOOP l", "DROP TABLE t"],
+        ),
+        (
+            "l: BEGIN NOT ATOMIC SELECT 1; END l; DROP TABLE t",
+            ["l: BEGIN NOT ATOMIC SELECT 1; END l", "DROP TABLE t"],
+        ),
+        (
+            "WHILE 0 DO WHILE 0 DO SELECT 1; END WHILE; END WHILE; DROP TABLE t",
+            ["WHILE 0 DO WHILE 0 DO SELECT 1; END WHILE; END WHILE", "DROP TABLE t"],
+        ),
+        (
+            "CASE 1 WHEN 1 THEN SELECT CASE 2 WHEN 2 THEN 3 END; END CASE; DROP TABLE t",
+            ["CASE 1 WHEN 1 THEN SELECT CASE 2 WHEN 2 THEN 3 END; END CASE", "DROP TABLE t"],
+        ),
+        (
+            "REPEAT SELECT 1; UNTIL 1 END REPEAT; IF 1 THEN SELECT 1; ELSE SELECT 2; END IF; DO 1",
+            [
+                "REPEAT SELECT 1; UNTIL 1 END REPEAT",
+                "IF 1 THEN SELECT 1; ELSE SELECT 2; END IF",
+                "DO 1",
+            ],
+        ),
+        # an IF nested in a top-level IF ends it early: the rest is unparsed, never swallowed
+        (
+            "IF 1 THEN IF 2 THEN SELECT 1; END IF; END IF; DROP TABLE t",
+            ["IF 1 THEN IF 2 THEN SELECT 1; END IF", "END IF", "DROP TABLE t"],
+        ),
     ],
 )
 def test_lexer_split(sql, statements):

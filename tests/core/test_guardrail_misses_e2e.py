@@ -209,3 +209,33 @@ def test_statements_with_modifiers_run(prod, mariadb):
         cur.execute("SELECT SQL_CACHE COUNT(*) FROM orders")
         assert cur.fetchone() == (9,)
     conn.close()
+
+
+def test_for_loops_and_blocks_outside_procedures_are_read_as_blocks(private_proxy, mariadb):
+    # Before: END FOR ended the procedure's body early and a top-level FOR was an unknown
+    # statement, so both were refused as unparsed outside development.
+    staging = private_proxy(environment="staging")
+    conn = connect(staging, client_flag=CLIENT.MULTI_STATEMENTS)
+    with conn.cursor() as cur:
+        cur.execute(
+            "CREATE OR REPLACE PROCEDURE shop.count_to(n INT) BEGIN "
+            "FOR i IN 1..n DO SELECT i; END FOR; END"
+        )
+        cur.execute("CALL shop.count_to(2)")
+        assert cur.fetchall() == ((1,),)
+        cur.nextset()
+        assert cur.fetchall() == ((2,),)
+        while cur.nextset():
+            pass
+        cur.execute("FOR i IN 1..2 DO SELECT i * 10; END FOR")
+        assert cur.fetchall() == ((10,),)
+        while cur.nextset():
+            pass
+        cur.execute("DROP PROCEDURE shop.count_to")
+    conn.close()
+    # in production the block is opaque: the pack refuses it
+    prod = private_proxy(environment="production")
+    conn = connect(prod)
+    with conn.cursor() as cur:
+        assert "no-opaque-in-production" in refused_by(cur, "FOR i IN 1..2 DO SELECT i; END FOR")
+    conn.close()

@@ -295,6 +295,11 @@ CASES = [
     ("CALL shop.cleanup(1, 'x')", DEV, STAGE, None, "allow", "default"),
     ("call cleanup", AI, STAGE, "shop", "allow", "default"),
     ("BEGIN NOT ATOMIC DROP TABLE t; END", DEV, PROD, "shop", "block", OPAQUE),
+    # MariaDB's other blocks outside stored programs run statements alike
+    ("IF 1 THEN DROP TABLE t; END IF", DEV, PROD, "shop", "block", OPAQUE),
+    ("FOR i IN 1..3 DO DELETE FROM t; END FOR", DEV, PROD, "shop", "block", OPAQUE),
+    ("l: LOOP DELETE FROM t; LEAVE l; END LOOP l", DEV, PROD, "shop", "block", OPAQUE),
+    ("WHILE 0 DO SELECT 1; END WHILE; DROP TABLE t", DEV, PROD, "shop", "block", OPAQUE),
     ("EXECUTE s USING @a", DEV, PROD, None, "allow", "default"),
     # other DDL
     ("ALTER TABLE orders ADD COLUMN note TEXT", DEV, PROD, "shop", "approve", APPROVE),
@@ -369,7 +374,7 @@ CASES = [
     ("SELECT 'unterminated", DEV, STAGE, None, "block", "unparsed"),
     ("SELECT 1 /* unterminated", DEV, STAGE, None, "block", "unparsed"),
     ("/*!50000 SELECT 1", DEV, STAGE, None, "block", "unparsed"),
-    ("IF 1 THEN DROP TABLE t; END IF", DEV, STAGE, "shop", "block", "unparsed"),
+    ("END IF; DROP TABLE t", DEV, STAGE, "shop", "block", "unparsed"),
     ("FOO BAR", DBA, STAGE, None, "block", "unparsed"),
     # MariaDB syntax that sqlglot does not parse is read around, not refused
     ("SELECT id FROM orders LIMIT ROWS EXAMINED 100", DEV, PROD, "shop", "allow", "default"),

@@ -202,6 +202,12 @@ def _dispatch(tokens: list[Token], current_db: str | None) -> Statement:
     first = tokens[0]
     if first.kind == "op" and first.text == "(":
         return _query(tokens, sql, current_db)
+    if len(tokens) > 2 and tokens[1].text == ":" and first.kind in ("word", "qid"):
+        # label: BEGIN NOT ATOMIC / LOOP / WHILE / REPEAT / FOR ...
+        inner = _dispatch(tokens[2:], current_db)
+        if inner.kind == "compound":
+            return replace(inner, sql=sql)
+        return unparsed(sql, "a label before a statement that is not a block")
     handler = _HANDLERS.get(first.upper) if first.kind == "word" else None
     if handler is not None:
         return handler(tokens, sql, current_db)
@@ -455,6 +461,12 @@ def _begin(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
     return _simple(sql, "begin")
 
 
+def _block(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    # MariaDB's IF / CASE / LOOP / WHILE / REPEAT / FOR outside a stored program: a block
+    # of statements, like BEGIN NOT ATOMIC.
+    return _simple(sql, "compound", opaque=True)
+
+
 def _start(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
     if tk.is_word(tokens, 1, "TRANSACTION"):
         return _simple(sql, "begin")
@@ -602,6 +614,12 @@ _HANDLERS: dict[str, Handler] = {
     "SET": _set,
     "CALL": _call,
     "BEGIN": _begin,
+    "IF": _block,
+    "CASE": _block,
+    "LOOP": _block,
+    "WHILE": _block,
+    "REPEAT": _block,
+    "FOR": _block,
     "START": _start,
     "LOAD": _load,
     "LOCK": _lock,

@@ -39,8 +39,15 @@ _TOKEN_RE = re.compile(
 _ROUTINES = frozenset({"PROCEDURE", "FUNCTION", "TRIGGER", "EVENT"})
 # Words that may sit between CREATE and the routine keyword.
 _ROUTINE_PREFIX = frozenset({"OR", "REPLACE", "DEFINER", "AGGREGATE", "IF", "NOT", "EXISTS"})
-# A bare END after these words closes a block other than BEGIN/CASE, so it does not count.
-_END_SUFFIXES = frozenset({"IF", "LOOP", "WHILE", "REPEAT"})
+# A bare END after these words closes a block other than BEGIN/CASE, so it does not count
+# (END FOR, unless FOR UPDATE follows a CASE expression's END).
+_END_SUFFIXES = frozenset({"IF", "LOOP", "WHILE", "REPEAT", "FOR"})
+# MariaDB runs these blocks outside stored programs too: the statement ends at its END X.
+_TOP_BLOCKS = frozenset({"IF", "LOOP", "WHILE", "REPEAT", "FOR", "CASE"})
+# Blocks of these kinds nest inside one of their own kind without ambiguity (IF and REPEAT
+# are functions too): a top-level one counts them; for the others the first END X ends the
+# statement, which at worst splits a nested block early and leaves an unparsed remainder.
+_NESTING = frozenset({"LOOP", "WHILE", "FOR"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,32 +256,68 @@ def split(tokens: list[Token]) -> list[list[Token]]:
     """Split on ';' except inside stored-program bodies; empty statements are dropped."""
     statements: list[list[Token]] = []
     current: list[Token] = []
-    depth = 0
+    depth = 0  # BEGIN/CASE ... END blocks open
+    block = ""  # a top-level IF/LOOP/WHILE/REPEAT/FOR statement's word
+    nest = 0  # blocks of that kind open
     compound = False
     for index, token in enumerate(tokens):
-        if token.kind == "op" and token.text == ";" and depth == 0:
+        if token.kind == "op" and token.text == ";" and depth == 0 and nest == 0:
             if current:
                 statements.append(current)
-            current, compound = [], False
+            current, compound, block = [], False, ""
             continue
         current.append(token)
         if token.kind != "word":
             continue
         if not compound:
             body = current[_prefix_end(current) :]
+            body = body[2:] if _labelled(body) else body
             compound = bool(body) and _starts_compound(body)
-            # BEGIN NOT ATOMIC: the BEGIN that opened the block went by before we knew.
-            depth = 1 if compound and body[0].upper == "BEGIN" else 0
+            # BEGIN NOT ATOMIC, CASE: the word that opened the block went by before we knew.
+            depth = 1 if compound and body[0].upper in ("BEGIN", "CASE") else 0
+            block = body[0].upper if compound and body[0].upper in _TOP_BLOCKS - {"CASE"} else ""
+            nest = 1 if block else 0
             continue
-        if token.upper in ("BEGIN", "CASE") and not _follows_end(tokens, index):
+        word = token.upper
+        if word in ("BEGIN", "CASE") and not _follows_end(tokens, index):
             depth += 1
-        elif token.upper == "END":
-            following = tokens[index + 1].upper if index + 1 < len(tokens) else ""
-            if following not in _END_SUFFIXES and depth:
-                depth -= 1
+        elif word == "END":
+            if not _closes_other_block(tokens, index):
+                depth = max(depth - 1, 0)
+            elif block and nest and _word_at(tokens, index + 1) == block:
+                nest -= 1
+        elif word == block and block in _NESTING and not _follows_end(tokens, index):
+            if word != "FOR" or _opens_statement(tokens, index):
+                nest += 1
     if current:
         statements.append(current)
     return statements
+
+
+def _word_at(tokens: list[Token], index: int) -> str:
+    return tokens[index].upper if index < len(tokens) and tokens[index].kind == "word" else ""
+
+
+def _closes_other_block(tokens: list[Token], index: int) -> bool:
+    """Does the END at ``index`` close an IF/LOOP/WHILE/REPEAT/FOR block, not BEGIN/CASE?"""
+    following = _word_at(tokens, index + 1)
+    if following == "FOR":  # CASE ... END FOR UPDATE is a locking read
+        return _word_at(tokens, index + 2) != "UPDATE"
+    return following in _END_SUFFIXES
+
+
+def _opens_statement(tokens: list[Token], index: int) -> bool:
+    """Is the word at ``index`` where a statement starts in a block (a FOR loop there, not
+    FOR UPDATE, FOR EACH ROW, CURSOR FOR or HANDLER FOR)?"""
+    previous = tokens[index - 1] if index else None
+    if previous is None or (previous.kind == "op" and previous.text in (";", ":")):
+        return True
+    return previous.kind == "word" and previous.upper in ("DO", "THEN", "ELSE", "BEGIN", "LOOP")
+
+
+def _labelled(body: list[Token]) -> bool:
+    """``label: BEGIN ...`` / ``label: LOOP ...``: a label before a block."""
+    return len(body) > 2 and body[0].kind in ("word", "qid") and body[1].text == ":"
 
 
 def _prefix_end(current: list[Token]) -> int:
@@ -299,6 +342,8 @@ def _starts_compound(current: list[Token]) -> bool:
     first = current[0].upper
     if first == "BEGIN":
         return len(current) > 1 and current[1].upper == "NOT"
+    if first in _TOP_BLOCKS:
+        return True
     if first != "CREATE" or current[-1].upper not in _ROUTINES:
         return False
     # Only CREATE [OR REPLACE] [DEFINER = x] [AGGREGATE] <routine>: any other word means the

@@ -6,7 +6,8 @@ as column ``SQL_CACHE`` named ``a``, and gives up on ``UPDATE IGNORE`` or ``INSE
 a rule on ``t``, or on the tag of ``a``, would not see the statement. The server reads
 these words as modifiers wherever they stand here (they are reserved, or read as the
 modifier first); none changes which tables or columns a statement touches, so they are
-left out of what sqlglot is given.
+left out of what sqlglot is given. (``STRAIGHT_JOIN`` between two tables is a join and
+stays.)
 """
 
 from __future__ import annotations
@@ -22,15 +23,17 @@ _AFTER_FIRST = {
     "UPDATE": frozenset({"LOW_PRIORITY", "IGNORE"}),
     "DELETE": frozenset({"LOW_PRIORITY", "QUICK", "IGNORE"}),
 }
-# SELECT's options, which may come in any order before the select list; sqlglot knows all
-# but SQL_CACHE.
-_SELECT_OPTIONS = frozenset(
+# SELECT's options, which may come in any order before the select list. sqlglot takes
+# SQL_CACHE for a column and fails on others before DISTINCT; only the duplicate-removing
+# ones change the result, and they stay.
+_SELECT_HINTS = frozenset(
     {
-        "ALL", "DISTINCT", "DISTINCTROW", "HIGH_PRIORITY", "STRAIGHT_JOIN", "SQL_SMALL_RESULT",
-        "SQL_BIG_RESULT", "SQL_BUFFER_RESULT", "SQL_CACHE", "SQL_NO_CACHE", "SQL_CALC_FOUND_ROWS",
+        "HIGH_PRIORITY", "STRAIGHT_JOIN", "SQL_SMALL_RESULT", "SQL_BIG_RESULT",
+        "SQL_BUFFER_RESULT", "SQL_CACHE", "SQL_NO_CACHE", "SQL_CALC_FOUND_ROWS",
     }
 )  # fmt: skip
-WORDS = frozenset().union(*_AFTER_FIRST.values(), {"SQL_CACHE"})
+_SELECT_OPTIONS = _SELECT_HINTS | {"ALL", "DISTINCT", "DISTINCTROW"}
+WORDS = frozenset().union(*_AFTER_FIRST.values(), _SELECT_HINTS)
 _MAY_HOLD = re.compile(r"\b(?:" + "|".join(sorted(WORDS)) + r")\b", re.IGNORECASE).search
 
 
@@ -44,7 +47,7 @@ def without_modifiers(tokens: list[Token]) -> list[Token]:
         index += 1
     kept: list[Token] = [tokens[0]]
     for token in tokens[index:]:
-        if token.kind == "word" and token.upper == "SQL_CACHE" and _in_select_options(kept):
+        if token.kind == "word" and token.upper in _SELECT_HINTS and _in_select_options(kept):
             continue
         kept.append(token)
     return kept
