@@ -131,6 +131,7 @@ def test_kinds(sql, kind, obj):
         ("CREATE VIEW v AS SELECT * FROM x.t", "s", {"x.t"}, {"s.v"}),
         ("ALTER TABLE db2.t ADD c INT", "s", set(), {"db2.t"}),
         ("DROP TABLE IF EXISTS a, db2.b", "s", set(), {"s.a", "db2.b"}),
+        ("DROP TABLES a, db2.b", "s", set(), {"s.a", "db2.b"}),
         ("DROP DATABASE IF EXISTS old", "s", set(), {"old.*"}),
         ("DROP INDEX i ON t", "s", set(), {"s.t"}),
         ("TRUNCATE TABLE x.t", "s", set(), {"x.t"}),

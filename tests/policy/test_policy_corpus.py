@@ -69,6 +69,7 @@ CASES = [
     ("DROP TABLE orders", DEV, PROD, "shop", "block", DROP),
     ("drop table orders", DBA, PROD, "shop", "block", DROP),
     ("DROP TABLE IF EXISTS a, b", DEV, PROD, "shop", "block", DROP),
+    ("DROP TABLES a, b", DEV, PROD, "shop", "block", DROP),
     ("DROP TABLE `shop`.`orders`", DEV, PROD, None, "block", DROP),
     ("DROP TEMPORARY TABLE tmp", DEV, PROD, "shop", "block", DROP),
     ("DROP DATABASE shop", DEV, PROD, None, "block", DROP),

@@ -42,6 +42,7 @@ _DDL_SKIP = frozenset(
 )
 _OBJECTS = {
     "TABLE": "table",
+    "TABLES": "table",  # DROP TABLES a, b (MariaDB takes the plural too)
     "DATABASE": "database",
     "SCHEMA": "database",
     "VIEW": "view",
