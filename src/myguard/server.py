@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -127,6 +128,9 @@ class Server:
             )
             return False
         self.ctx.policy = policy
+        # The old rules were frozen with the rest at start (serve): back under the
+        # collector, so that what of them is cyclic is freed once sessions let go.
+        gc.unfreeze()
         event(logging.INFO, "reloaded", file=str(path), rules=len(policy.rules))
         return True
 
@@ -271,6 +275,10 @@ class Server:
 async def serve(config: Config, worker: int | None = None) -> None:
     server = Server(config, worker)
     await server.start()
+    # What start() loaded (rules, sqlglot, pools, caches) lives as long as the process: out
+    # of the collector's generations, the collections that sessions' allocations trigger
+    # no longer walk it (≈ 4 % of a login's CPU, benchmarks/README.md).
+    gc.freeze()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(server.drain()))

@@ -146,3 +146,59 @@ def test_statements_the_core_forwards_itself_are_audited_in_full(private_proxy):
         for r in group:
             assert r["user"] == "alice" and r["database"] == "shop" and r["decision"] == "allow"
             assert r["duration"] >= 0 and r["started_at"] > 0 and r["session_id"]
+
+
+def test_a_verdict_one_session_taught_serves_only_sessions_of_its_identity_context(
+    private_proxy, tmp_path, other_orders, mariadb
+):
+    """Connections opened per request send each shape once: the core forwards a shape
+    another session with an equal identity context taught (same user, groups, database,
+    policy...). Never across identity contexts: another database, or a user whose results
+    are masked, is decided for itself."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        RULES
+        + '\n[tags]\npii = ["shop.customers.email"]\n'
+        + '[[rules]]\nname = "mask-bob"\naction = "mask"\n'
+        + '[rules.when]\nusers = ["bob"]\ntags = ["pii"]\n[rules.mask]\npii = "redact"\n'
+    )
+    p = private_proxy(rules_file=rules)
+    (email,) = mariadb.sql("SELECT email FROM shop.customers WHERE id = 1").split()
+    for n in range(4):  # taught by the first, forwarded by the core for the others
+        conn = connect(p, "repeat_other")
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM orders WHERE id > {n}")
+            assert cur.fetchone() == (3 - n,)
+            cur.execute("SELECT email FROM shop.customers WHERE id = 1 AND 1 = 1")
+            assert cur.fetchone() == (email,)
+        conn.close()
+    conn = connect(p, "shop")  # the same user in another database
+    with conn.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as err:
+        cur.execute("SELECT COUNT(*) FROM orders WHERE id > 5")
+    assert err.value.args[0] == BLOCKED
+    conn.close()
+    bob = pymysql.connect(
+        host="127.0.0.1", port=p.port, user="bob", password="bob-pw-2", database="repeat_other"
+    )
+    with bob.cursor() as cur:
+        cur.execute("SELECT email FROM shop.customers WHERE id = 1 AND 1 = 1")
+        assert cur.fetchone()[0] != email
+    bob.close()
+    deadline = time.monotonic() + 10
+    while True:
+        records = [
+            r for r in iter_records(p.audit_dir)
+            if r.type == "statement" and "FROM orders WHERE id >" in r.get("statement", "")
+        ]  # fmt: skip
+        if len(records) >= 5 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    allowed = records[:4]
+    assert len({r["session_id"] for r in allowed}) == 4
+    assert len({r["fingerprint"] for r in allowed}) == 1
+    for n, r in enumerate(allowed):
+        assert r["statement"] == f"SELECT COUNT(*) FROM orders WHERE id > {n}"
+        assert (r["user"], r["database"], r["decision"], r["rows_returned"]) == (
+            "alice", "repeat_other", "allow", 1,
+        )  # fmt: skip
+    assert records[4]["error_code"] == BLOCKED

@@ -413,7 +413,7 @@ class Session:
 
     def __init__(self) -> None:
         self.ctx = type("Ctx", (), {"policy": object(), "draining": False})()
-        self.guard = type("Guard", (), {"context": object()})()
+        self.guard = type("Guard", (), {"context": object(), "taught": None})()
         self.trail = Trail()
         self.reading = type("Reading", (), {"no_backslash_escapes": False})()
         self.database = "shop"
@@ -489,6 +489,51 @@ def test_taught_verdicts_forward_without_asking_the_handler(impl):
     assert send(query) == (True, ["repeat_ended"])
     session.prepared[9] = object()  # closed and prepared again under the same id
     assert send(b"\x17\x09\x00\x00\x00\x00\x01\x00\x00\x00") == asked
+
+
+@pytest.mark.parametrize("impl", [compiled, python], ids=["compiled", "twin"])
+def test_verdicts_another_session_taught_forward_from_the_first_query(impl):
+    """A shape this session has no verdict for, but another session of its identity
+    context taught (``session.guard.taught``), goes to the backend without ``command``
+    under the policy it was decided under; its end goes to ``repeat_ended`` (no head). A
+    verdict of the session's own comes first and must match its guard context."""
+    fingerprints = {compiled: compiled_fingerprint, python: twin("fingerprint")}[impl]
+    handler = TeachingHandler([1] * 8)
+    session = handler.session
+    core, client, backend, _ = attached(impl, handler)
+    core.serve()
+    session.trail.audit_on()
+    query = b"\x03SET autocommit = 0"
+    fingerprint = fingerprints.fingerprint_hash(query[1:])
+    shared = impl.Repeat("allow", session.ctx.policy, None, quiet=True)
+    ok = frame([OK], 1)
+
+    def send(payload: bytes) -> tuple:
+        backend.written.clear()
+        handler.events.clear()
+        client.protocol.data_received(frame([payload], 0))
+        forwarded = bytes(backend.written) == frame([payload], 0)
+        backend.protocol.data_received(ok)
+        return forwarded, [e[0] for e in handler.events]
+
+    asked = (True, ["command", "ended"])
+    assert send(query) == asked  # nothing taught anywhere
+    session.guard.taught = {fingerprint: shared}
+    assert send(b"\x03set AUTOCOMMIT = 1") == (True, ["repeat_ended"])
+    assert handler.events[0][1:4] == (shared, "set AUTOCOMMIT = 1", fingerprint)
+    assert not session.trail.records  # the handler records it
+    session.ctx.policy = object()  # a reload
+    assert send(query) == asked
+    session.ctx.policy = shared.policy
+    session.guard.taught = None  # USE another database: the guard drops them
+    assert send(query) == asked
+    session.guard.taught = {fingerprint: shared}
+    core.repeats[fingerprint] = impl.Repeat("allow", session.ctx.policy, object())
+    assert send(query) == asked  # its own verdict, taught under another guard context
+    own = core.repeats[fingerprint] = impl.Repeat(
+        "allow", session.ctx.policy, session.guard.context
+    )
+    assert send(query) == (True, ["repeat_ended"]) and handler.events[0][1] is own
 
 
 @pytest.mark.parametrize("impl", [compiled, python], ids=["compiled", "twin"])

@@ -311,7 +311,7 @@ cdef class ProxyCore:
         if n == 0 or session is None:
             return False
         if p[0] == _COM_QUERY:
-            if not self.repeats:
+            if not self.repeats and session.guard.taught is None:
                 return False
             for i in range(1, n):
                 c = p[i]
@@ -321,8 +321,13 @@ cdef class ProxyCore:
                 return False
             fingerprint = fingerprint_hash(payload[1:])
             entry = self.repeats.get(fingerprint)
-            if (entry is None or entry.policy is not session.ctx.policy
-                    or entry.context is not session.guard.context):
+            if entry is not None:
+                if entry.context is not session.guard.context:
+                    return False
+            else:  # one another session of this identity context taught (see the twin)
+                taught = session.guard.taught
+                entry = taught.get(fingerprint) if taught is not None else None
+            if entry is None or entry.policy is not session.ctx.policy:
                 return False
             text = PyUnicode_DecodeASCII(<const char*>p + 1, n - 1, NULL)
         elif p[0] == _COM_STMT_EXECUTE:

@@ -19,7 +19,9 @@ COM_QUERY, or in ``executes``, by statement id, for COM_STMT_EXECUTE) lets the c
 a command without asking: a query whose fingerprint is taught, whose text has no double
 quote, backslash or non-ASCII byte (so the session's sql_mode and character set cannot
 change how it reads) and whose session still has the policy and guard context it was
-decided under; an execution (without a cursor) of a taught prepared statement the session
+decided under, or, not taught here, whose verdict another session with an equal identity
+context taught under the current policy (``session.guard.taught``, by fingerprint: a
+``Repeat`` without a context or head, so its end goes to ``repeat_ended``); an execution (without a cursor) of a taught prepared statement the session
 still has. Not a query that mentions ``sql_mode`` (its end may change how later texts
 read), nor while the proxy drains or the audit trail cannot be written: the handler
 answers those. The core marks the session busy with the statement's text. When the
@@ -337,17 +339,21 @@ class ProxyCore:
         if not payload or session is None:
             return False
         if payload[0] == _COM_QUERY:
-            if not self.repeats or not _UNCLEAR.isdisjoint(payload[1:]):
+            if not self.repeats and session.guard.taught is None:
+                return False
+            if not _UNCLEAR.isdisjoint(payload[1:]):
                 return False
             if b"sql_mode" in payload.lower():  # its end may change how texts read (handler)
                 return False
             fingerprint = fingerprint_hash(payload[1:])
             entry = self.repeats.get(fingerprint)
-            if (
-                entry is None
-                or entry.policy is not session.ctx.policy
-                or entry.context is not session.guard.context
-            ):
+            if entry is not None:
+                if entry.context is not session.guard.context:
+                    return False
+            else:  # one another session of this identity context taught
+                taught = session.guard.taught
+                entry = taught.get(fingerprint) if taught is not None else None
+            if entry is None or entry.policy is not session.ctx.policy:
                 return False
             text = payload[1:].decode("ascii")
         elif payload[0] == _COM_STMT_EXECUTE:

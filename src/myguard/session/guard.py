@@ -24,7 +24,10 @@ from myguard.protocol.errors import MySQLError
 class Guard:
     """Builds the request context once per session and asks the current policy."""
 
-    __slots__ = ("context", "session_id", "_masks", "_memo", "_memo_policy", "_shared_key")
+    __slots__ = (
+        "context", "session_id", "taught", "_masks", "_memo", "_memo_policy", "_shared_key",
+        "_key_policy",
+    )  # fmt: skip
 
     def __init__(self, context: RequestContext, session_id: int) -> None:
         self.context = context
@@ -36,6 +39,10 @@ class Guard:
         self._memo: dict[int, tuple[object, Decision]] = {}
         self._memo_policy: Policy | None = None
         self._shared_key: tuple | None = None
+        self._key_policy: Policy | None = None  # what _shared_key was computed for
+        # Verdicts the sessions of this identity context taught the proxy core (by
+        # fingerprint, see taught_verdicts); the core reads it. None until one is taught.
+        self.taught: dict[int, object] | None = None
 
     def use_database(self, database: str | None) -> None:
         if database != self.context.current_db:
@@ -43,6 +50,7 @@ class Guard:
             self._masks = None
             self._memo.clear()
             self._shared_key = None
+            self.taught = None
 
     def _shared(self, policy: Policy) -> dict:
         """The policy's decisions shared by every session with this identity context (one
@@ -51,9 +59,28 @@ class Guard:
         if shared is None:
             _SHARED.clear()  # a reload: the old policy's decisions go
             shared = _SHARED[policy] = {}
-        if self._shared_key is None:
+        if self._shared_key is None or self._key_policy is not policy:
+            # a reload may make rules ask about other connection attributes
             self._shared_key = context_key(self.context, policy)
+            self._key_policy = policy
         return shared
+
+    def taught_verdicts(self, policy: Policy) -> dict[int, object]:
+        """Where a verdict this session teaches the proxy core goes so that every session
+        with an equal identity context under ``policy`` has it: connections opened per
+        request send the same few statements, each once. Sets ``taught``."""
+        self._shared(policy)
+        by_context = _TAUGHT.get(policy)
+        if by_context is None:
+            _TAUGHT.clear()  # a reload: the old policy's verdicts go
+            by_context = _TAUGHT[policy] = {}
+        taught = by_context.get(self._shared_key)
+        if taught is None:
+            if len(by_context) >= _TAUGHT_CONTEXTS:
+                by_context.clear()
+            taught = by_context[self._shared_key] = {}
+        self.taught = taught
+        return taught
 
     def identity_masks(self, policy: Policy) -> tuple[str, tuple] | None:
         if self._masks is None or self._masks[0] is not policy:
@@ -136,6 +163,8 @@ class Guard:
 _MEMO_SIZE = 512
 _SHARED_SIZE = 8192
 _SHARED: dict[Policy, dict] = {}
+_TAUGHT_CONTEXTS = 1024
+_TAUGHT: dict[Policy, dict[tuple, dict[int, object]]] = {}
 
 
 def context_key(context: RequestContext, policy: Policy) -> tuple:

@@ -160,6 +160,7 @@ class StatementHandler:
 
     __slots__ = (
         "session", "core", "_waiter", "_running", "_command_byte", "_perf", "withheld_diagnostics",
+        "_seen",
     )  # fmt: skip
 
     def __init__(self, session: SessionState) -> None:
@@ -172,6 +173,7 @@ class StatementHandler:
         # The backend's diagnostics area (SHOW WARNINGS/ERRORS) holds the texts of a
         # statement that read masked columns: the slow path answers those with them withheld.
         self.withheld_diagnostics = False
+        self._seen: set[int] = set()  # shapes forwarded once on another session's verdict
 
     def wait(self) -> asyncio.Future[tuple[bytes, Decided | None] | None]:
         """What the session task waits for: a command it must run itself (with what was
@@ -263,12 +265,26 @@ class StatementHandler:
             )
             if not error:
                 self._after_success(text, decision)
+            if repeat.context is None and repeat.prepared is None and repeat.quiet:
+                self._shared_seen(fingerprint, repeat)
         except Exception as exc:
             self._end(exc)
             return
         s.busy = False
         if s.ctx.draining:
             self._resolve(None)
+
+    def _shared_seen(self, fingerprint: int, repeat: Any) -> None:
+        """A quiet query (it changed no session state) forwarded on a verdict another
+        session taught: the second one of its shape here gets the session's own, whose
+        ends the core records itself."""
+        seen = self._seen
+        if fingerprint not in seen:
+            if len(seen) >= _MAX_REPEATS:
+                seen.clear()
+            seen.add(fingerprint)
+        elif repeat.policy is self.session.ctx.policy:
+            self._teach(fingerprint, repeat.decision, repeat.policy, repeat.quiet)
 
     def shows_withheld(self, text: str) -> bool:
         """Is ``text`` a SHOW WARNINGS/ERRORS whose texts must be withheld?"""
@@ -440,15 +456,22 @@ class StatementHandler:
             or s.reading.known_ambiguity(statement.text) is not None  # not decided by shape
         ):
             return
+        quiet = _quiet(statement.text, decision)
+        self._teach(statement.fingerprint, decision, policy, quiet)
+        # Without a head or context: the core takes it for any session of this identity
+        # context and leaves its end to repeat_ended, which teaches the session's own.
+        taught = s.guard.taught_verdicts(policy)
+        if len(taught) >= _MAX_REPEATS:
+            taught.clear()
+        taught[statement.fingerprint] = _core.Repeat(decision, policy, None, quiet=quiet)
+
+    def _teach(self, fingerprint: int, decision: Decision, policy: Any, quiet: bool) -> None:
+        s = self.session
         repeats = self.core.repeats
         if len(repeats) >= _MAX_REPEATS:
             repeats.clear()
-        repeats[statement.fingerprint] = _core.Repeat(
-            decision,
-            policy,
-            s.guard.context,
-            head=s.trail.core_head(decision),
-            quiet=_quiet(statement.text, decision),
+        repeats[fingerprint] = _core.Repeat(
+            decision, policy, s.guard.context, head=s.trail.core_head(decision), quiet=quiet
         )
 
     def _query(self, payload: bytes) -> int:
