@@ -126,6 +126,15 @@ def test_kinds(sql, kind, obj):
         ("INSERT HIGH_PRIORITY INTO t SELECT SQL_CACHE * FROM u", "s", {"s.u"}, {"s.t"}),
         ("REPLACE LOW_PRIORITY INTO t (a) VALUES (1)", "s", set(), {"s.t"}),
         ("EXPLAIN UPDATE LOW_PRIORITY t SET a = 1 WHERE b = 2", "s", {"s.t"}, set()),
+        # ODBC escapes (BI tools through ODBC drivers)
+        (
+            "SELECT a FROM t WHERE d > {d '2024-01-31'} AND ts < {ts '2024-02-01 00:00:00'}",
+            "s",
+            {"s.t"},
+            set(),
+        ),
+        ("SELECT t.a FROM {oj t LEFT OUTER JOIN x.u ON u.id = t.id}", "s", {"s.t", "x.u"}, set()),
+        ("DELETE FROM t WHERE d < {d '2020-01-01'}", "s", set(), {"s.t"}),
         ("DELETE FROM t WHERE a IN (SELECT a FROM u)", "s", {"s.u"}, {"s.t"}),
         ("CREATE TABLE t2 AS SELECT * FROM t", "s", {"s.t"}, {"s.t2"}),
         ("CREATE VIEW v AS SELECT * FROM x.t", "s", {"x.t"}, {"s.v"}),

@@ -208,6 +208,12 @@ def test_statements_with_modifiers_run(prod, mariadb):
         cur.execute("DELETE LOW_PRIORITY QUICK IGNORE FROM orders WHERE id = 0")
         cur.execute("SELECT SQL_CACHE COUNT(*) FROM orders")
         assert cur.fetchone() == (9,)
+        # ODBC escapes, as BI tools send them through ODBC drivers
+        cur.execute(
+            "SELECT COUNT(*) FROM {oj orders o LEFT OUTER JOIN customers c ON c.id = o.customer_id}"
+            " WHERE o.ordered_at > {ts '2000-01-01 00:00:00'} AND {d '2000-01-01'} < NOW()"
+        )
+        assert cur.fetchone() == (9,)
     conn.close()
 
 

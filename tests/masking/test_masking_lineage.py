@@ -140,6 +140,10 @@ CASES: list[tuple[str, list[str], set[str]]] = [
     ("SELECT SQL_CACHE email FROM customers", ["email"], set()),
     ("SELECT SQL_CACHE id, ssn FROM customers", ["-", "ssn"], set()),
     ("UPDATE LOW_PRIORITY customers SET name = email WHERE ssn = '1'", [], {"predicate", "copy"}),
+    # ODBC escapes
+    ("SELECT o.item, c.email FROM {oj orders o LEFT OUTER JOIN customers c ON c.id = o.customer_id}",
+     ["-", "email"], set()),
+    ("SELECT email, {d '2024-01-31'} FROM customers", ["email", "-"], set()),
     # probes and leaks
     ("SELECT id FROM customers WHERE ssn LIKE '123%'", ["-"], {"predicate"}),
     ("SELECT id FROM customers ORDER BY ssn", ["-"], {"predicate"}),

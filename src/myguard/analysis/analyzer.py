@@ -9,8 +9,8 @@ from myguard.analysis import tokens as tk
 from myguard.analysis.extract import Extract
 from myguard.analysis.kinds import FILE_ACCESS, names_for
 from myguard.analysis.lexer import LexError, Token, render, split, tokenize
+from myguard.analysis.mariadb_syntax import for_sqlglot
 from myguard.analysis.model import UNPARSED, Statement, TableName
-from myguard.analysis.modifiers import without_modifiers
 from myguard.analysis.shrink import shrink_literals
 from myguard.analysis.sqlglot_path import Unparseable, analyse, query_kind
 
@@ -292,7 +292,7 @@ def _from_extract(sql: str, kind: str, found: Extract, **fields: object) -> Stat
 
 def _query(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
     """SELECT / WITH / TABLE / VALUES / INSERT / UPDATE / DELETE, including SELECT ... INTO."""
-    into, tokens = _strip_into(without_modifiers(tokens))
+    into, tokens = _strip_into(for_sqlglot(tokens))
     try:
         tree, found = analyse(render(tokens), current_db)
     except Unparseable as exc:

@@ -44,7 +44,7 @@ from sqlglot import exp
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, build_scope
 
-from myguard.analysis.modifiers import text_without_modifiers
+from myguard.analysis.mariadb_syntax import text_for_sqlglot
 from myguard.masking.expand import (
     SchemaLookup,
     Unresolvable,
@@ -148,7 +148,7 @@ def analyze(
             return Lineage(None, data_free=True)
         return Lineage(None, (Finding("metadata", f"SHOW {word}", None),))
     try:
-        trees = [t for t in sqlglot.parse(text_without_modifiers(sql), read="mysql") if t]
+        trees = [t for t in sqlglot.parse(text_for_sqlglot(sql), read="mysql") if t]
     except (sqlglot.errors.SqlglotError, ValueError):
         trees = []
     if len(trees) != 1 or isinstance(trees[0], exp.Command):

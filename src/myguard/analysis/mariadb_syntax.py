@@ -1,0 +1,123 @@
+"""MariaDB syntax that sqlglot's MySQL dialect misreads or cannot parse, rewritten to what
+it reads as the server does, for the analysis and the masking lineage.
+
+Statement modifiers: sqlglot parses ``UPDATE LOW_PRIORITY t SET ...`` as an update of table
+``LOW_PRIORITY`` aliased ``t``, ``DELETE QUICK FROM t`` as a delete from ``QUICK`` and
+``SELECT SQL_CACHE a`` as column ``SQL_CACHE`` named ``a``, and gives up on ``UPDATE
+IGNORE`` or ``INSERT DELAYED``: a rule on ``t``, or on the tag of ``a``, would not see the
+statement. The server reads these words as modifiers wherever they stand here (they are
+reserved, or read as the modifier first); none changes which tables or columns a
+statement touches, so they are left out. (``STRAIGHT_JOIN`` between two tables is a join
+and stays.)
+
+ODBC escapes, which BI tools send through ODBC drivers and the server takes as they are:
+``{d '2024-01-31'}``, ``{t ...}``, ``{ts ...}`` become ``DATE '...'`` and the like, and
+``{oj t1 LEFT OUTER JOIN t2 ON ...}`` the join inside.
+"""
+
+from __future__ import annotations
+
+import re
+
+from myguard.analysis.lexer import LexError, Token, render, tokenize
+
+# Modifiers right after the statement's first word (MariaDB's INSERT/REPLACE/UPDATE/DELETE).
+_AFTER_FIRST = {
+    "INSERT": frozenset({"LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "IGNORE"}),
+    "REPLACE": frozenset({"LOW_PRIORITY", "DELAYED"}),
+    "UPDATE": frozenset({"LOW_PRIORITY", "IGNORE"}),
+    "DELETE": frozenset({"LOW_PRIORITY", "QUICK", "IGNORE"}),
+}
+# SELECT's options, which may come in any order before the select list. sqlglot takes
+# SQL_CACHE for a column and fails on others before DISTINCT; only the duplicate-removing
+# ones change the result, and they stay.
+_SELECT_HINTS = frozenset(
+    {
+        "HIGH_PRIORITY", "STRAIGHT_JOIN", "SQL_SMALL_RESULT", "SQL_BIG_RESULT",
+        "SQL_BUFFER_RESULT", "SQL_CACHE", "SQL_NO_CACHE", "SQL_CALC_FOUND_ROWS",
+    }
+)  # fmt: skip
+_SELECT_OPTIONS = _SELECT_HINTS | {"ALL", "DISTINCT", "DISTINCTROW"}
+WORDS = frozenset().union(*_AFTER_FIRST.values(), _SELECT_HINTS)
+_MAY_HOLD = re.compile(r"\b(?:" + "|".join(sorted(WORDS)) + r")\b", re.IGNORECASE).search
+
+
+def for_sqlglot(tokens: list[Token]) -> list[Token]:
+    """One statement's tokens as sqlglot is to get them (the same list when unchanged)."""
+    return _without_escapes(_without_modifiers(tokens))
+
+
+def _without_modifiers(tokens: list[Token]) -> list[Token]:
+    if not any(t.kind == "word" and t.upper in WORDS for t in tokens):
+        return tokens
+    first = _AFTER_FIRST.get(tokens[0].upper, frozenset()) if tokens[0].kind == "word" else ()
+    index = 1
+    while index < len(tokens) and tokens[index].kind == "word" and tokens[index].upper in first:
+        index += 1
+    kept: list[Token] = [tokens[0]]
+    for token in tokens[index:]:
+        if token.kind == "word" and token.upper in _SELECT_HINTS and _in_select_options(kept):
+            continue
+        kept.append(token)
+    return kept
+
+
+def _in_select_options(before: list[Token]) -> bool:
+    """Do ``before``'s last tokens read SELECT followed by options only?"""
+    for token in reversed(before):
+        if token.kind != "word":
+            return False
+        if token.upper == "SELECT":
+            return True
+        if token.upper not in _SELECT_OPTIONS:
+            return False
+    return False
+
+
+def _without_escapes(tokens: list[Token]) -> list[Token]:
+    if not any(t.kind == "op" and t.text == "{" for t in tokens):
+        return tokens
+    out: list[Token] = []
+    closing: list[bool] = []  # per open brace: is it an {oj ...} whose brace goes too
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        if token.text == "{" and token.kind == "op" and following is not None:
+            literal = _LITERALS.get(following.upper) if following.kind == "word" else None
+            if (
+                literal is not None
+                and index + 3 < len(tokens)
+                and tokens[index + 2].kind == "str"
+                and tokens[index + 3].text == "}"
+            ):
+                out += [Token("word", literal, literal, token.gap), tokens[index + 2]]
+                index += 4
+                continue
+            oj = following.kind == "word" and following.upper == "OJ"
+            closing.append(oj)
+            if oj:
+                index += 2
+                continue
+        elif token.text == "}" and token.kind == "op" and closing:
+            if closing.pop():
+                index += 1
+                continue
+        out.append(token)
+        index += 1
+    return out
+
+
+_LITERALS = {"D": "DATE", "T": "TIME", "TS": "TIMESTAMP"}
+
+
+def text_for_sqlglot(sql: str) -> str:
+    """One statement's text as sqlglot is to get it (unchanged when nothing applies)."""
+    if _MAY_HOLD(sql) is None and "{" not in sql:
+        return sql
+    try:
+        tokens = tokenize(sql)
+    except LexError:
+        return sql  # sqlglot fails on it too: unparsed either way
+    rewritten = for_sqlglot(tokens) if tokens else tokens
+    return sql if rewritten is tokens else render(rewritten)
