@@ -361,6 +361,41 @@ def test_executable_comments_are_code():
                 "DO 1",
             ],
         ),
+        # a trigger's or event's body that is one block
+        (
+            "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW IF NEW.a < 0 THEN "
+            "SET NEW.a = 0; END IF; DROP TABLE t",
+            [
+                "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW IF NEW.a < 0 THEN "
+                "SET NEW.a = 0; END IF",
+                "DROP TABLE t",
+            ],
+        ),
+        (
+            "CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW PRECEDES t0 FOR x IN (SELECT 1) "
+            "DO SET @a = 1; END FOR; SELECT 1",
+            [
+                "CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW PRECEDES t0 FOR x IN "
+                "(SELECT 1) DO SET @a = 1; END FOR",
+                "SELECT 1",
+            ],
+        ),
+        (
+            "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO WHILE 0 DO SELECT 1; END WHILE; DO 1",
+            ["CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO WHILE 0 DO SELECT 1; END WHILE", "DO 1"],
+        ),
+        # an expression IF in a one-statement body is no block
+        (
+            "CREATE FUNCTION f() RETURNS INT RETURN IF(1, 2, 3); DROP TABLE t",
+            ["CREATE FUNCTION f() RETURNS INT RETURN IF(1, 2, 3)", "DROP TABLE t"],
+        ),
+        (
+            "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.a = IF(NEW.a, 1, 0); DO 1",
+            [
+                "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.a = IF(NEW.a, 1, 0)",
+                "DO 1",
+            ],
+        ),
         # an IF nested in a top-level IF ends it early: the rest is unparsed, never swallowed
         (
             "IF 1 THEN IF 2 THEN SELECT 1; END IF; END IF; DROP TABLE t",

@@ -218,8 +218,9 @@ def test_statements_with_modifiers_run(prod, mariadb):
 
 
 def test_for_loops_and_blocks_outside_procedures_are_read_as_blocks(private_proxy, mariadb):
-    # Before: END FOR ended the procedure's body early and a top-level FOR was an unknown
-    # statement, so both were refused as unparsed outside development.
+    # Before: END FOR ended the procedure's body early, a top-level FOR was an unknown
+    # statement and a trigger's IF body ended at its first ';', so all were refused as
+    # unparsed outside development.
     staging = private_proxy(environment="staging")
     conn = connect(staging, client_flag=CLIENT.MULTI_STATEMENTS)
     with conn.cursor() as cur:
@@ -237,6 +238,16 @@ def test_for_loops_and_blocks_outside_procedures_are_read_as_blocks(private_prox
         assert cur.fetchall() == ((10,),)
         while cur.nextset():
             pass
+        # a trigger whose body is one IF block, not BEGIN ... END
+        cur.execute("CREATE OR REPLACE TABLE shop.clamped (a INT)")
+        cur.execute(
+            "CREATE TRIGGER shop.clamp BEFORE INSERT ON shop.clamped FOR EACH ROW "
+            "IF NEW.a < 0 THEN SET NEW.a = 0; END IF"
+        )
+        cur.execute("INSERT INTO shop.clamped VALUES (-5), (7)")
+        cur.execute("SELECT a FROM shop.clamped ORDER BY a")
+        assert cur.fetchall() == ((0,), (7,))
+        cur.execute("DROP TABLE shop.clamped")
         cur.execute("DROP PROCEDURE shop.count_to")
     conn.close()
     # in production the block is opaque: the pack refuses it

@@ -279,6 +279,11 @@ def split(tokens: list[Token]) -> list[list[Token]]:
             nest = 1 if block else 0
             continue
         word = token.upper
+        if not block and not depth and word in _TOP_BLOCKS and _trigger_or_event_body(current):
+            # A trigger's or an event's body that is one IF/LOOP/... block, not BEGIN ... END
+            block, nest = (word, 1) if word != "CASE" else ("", 0)
+            depth = 1 if word == "CASE" else 0
+            continue
         if word in ("BEGIN", "CASE") and not _follows_end(tokens, index):
             depth += 1
         elif word == "END":
@@ -313,6 +318,20 @@ def _opens_statement(tokens: list[Token], index: int) -> bool:
     if previous is None or (previous.kind == "op" and previous.text in (";", ":")):
         return True
     return previous.kind == "word" and previous.upper in ("DO", "THEN", "ELSE", "BEGIN", "LOOP")
+
+
+def _trigger_or_event_body(current: list[Token]) -> bool:
+    """Is the last token of ``current`` the first of the body of a CREATE TRIGGER (after
+    FOR EACH ROW [FOLLOWS | PRECEDES name]) or CREATE EVENT (after its DO)? A procedure's
+    or function's header has no such end to find; their blocks need BEGIN ... END here."""
+    words = [t.upper if t.kind == "word" else t.text for t in current[:-1]]
+    if "TRIGGER" in words[:8]:
+        return words[-3:] == ["FOR", "EACH", "ROW"] or (
+            words[-5:-2] == ["FOR", "EACH", "ROW"] and words[-2] in ("FOLLOWS", "PRECEDES")
+        )
+    if "EVENT" in words[:8]:
+        return bool(words) and words[-1] == "DO" and words.count("DO") == 1
+    return False
 
 
 def _labelled(body: list[Token]) -> bool:
