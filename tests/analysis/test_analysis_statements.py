@@ -23,6 +23,8 @@ def names(tables) -> set[str]:
     [
         ("SELECT 1", "select", None),
         ("(SELECT 1)", "select", None),
+        ("SELECT :a, :b", "select", None),  # sql_mode=ORACLE placeholders, not a label
+        ("l: BEGIN NOT ATOMIC SELECT 1; END l", "compound", None),
         ("DROP TABLE t", "drop", "table"),
         ("DROP SCHEMA s", "drop", "database"),
         ("CREATE UNIQUE INDEX i ON t (a)", "create", "index"),

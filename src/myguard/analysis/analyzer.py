@@ -203,7 +203,12 @@ def _dispatch(tokens: list[Token], current_db: str | None) -> Statement:
     first = tokens[0]
     if first.kind == "op" and first.text == "(":
         return _query(tokens, sql, current_db)
-    if len(tokens) > 2 and tokens[1].text == ":" and first.kind in ("word", "qid"):
+    if (
+        len(tokens) > 2
+        and tokens[1].text == ":"
+        and first.kind in ("word", "qid")
+        and tk.is_word(tokens, 2, *_LABELLED)
+    ):
         # label: BEGIN NOT ATOMIC / LOOP / WHILE / REPEAT / FOR ...
         inner = _dispatch(tokens[2:], current_db)
         if inner.kind == "compound":
@@ -597,6 +602,9 @@ def _explain(tokens: list[Token], sql: str, current_db: str | None) -> Statement
         cacheable=inner.cacheable,
     )
 
+
+# What a label may stand before (outside stored programs).
+_LABELLED = ("BEGIN", "LOOP", "WHILE", "REPEAT", "FOR")
 
 _HANDLERS: dict[str, Handler] = {
     "SELECT": _query,
