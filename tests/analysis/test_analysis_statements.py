@@ -128,6 +128,15 @@ def test_kinds(sql, kind, obj):
         ("INSERT HIGH_PRIORITY INTO t SELECT SQL_CACHE * FROM u", "s", {"s.u"}, {"s.t"}),
         ("REPLACE LOW_PRIORITY INTO t (a) VALUES (1)", "s", set(), {"s.t"}),
         ("EXPLAIN UPDATE LOW_PRIORITY t SET a = 1 WHERE b = 2", "s", {"s.t"}, set()),
+        # sequences: NEXTVAL/SETVAL move one, LASTVAL reads it
+        (
+            "SELECT NEXT VALUE FOR q, PREVIOUS VALUE FOR x.r, LASTVAL(`u`)",
+            "s",
+            {"x.r", "s.u"},
+            {"s.q"},
+        ),
+        ("INSERT INTO t (a) VALUES (NEXT VALUE FOR q)", "s", set(), {"s.t", "s.q"}),
+        ("SELECT SETVAL(q, 10)", "s", set(), {"s.q"}),
         # ODBC escapes (BI tools through ODBC drivers)
         (
             "SELECT a FROM t WHERE d > {d '2024-01-31'} AND ts < {ts '2024-02-01 00:00:00'}",
@@ -169,6 +178,9 @@ def test_tables(sql, db, reads, writes):
         ("UPDATE LOW_PRIORITY customers SET email = 'x' WHERE id = 1", {"shop.customers.email", "shop.customers.id"}),
         # quoted, it is a column
         ("SELECT `SQL_CACHE` FROM customers", {"shop.customers.SQL_CACHE"}),
+        # a sequence is no column, and the insert's columns still belong to its table
+        ("INSERT INTO customers (id, email) VALUES (NEXTVAL(q), 'x')",
+         {"shop.customers.id", "shop.customers.email"}),
         ("SELECT SQL_CALC_FOUND_ROWS DISTINCT email FROM customers", {"shop.customers.email"}),
         (
             "SELECT STRAIGHT_JOIN c.email FROM customers c STRAIGHT_JOIN orders o ON o.id = c.id",

@@ -256,3 +256,16 @@ def test_for_loops_and_blocks_outside_procedures_are_read_as_blocks(private_prox
     with conn.cursor() as cur:
         assert "no-opaque-in-production" in refused_by(cur, "FOR i IN 1..2 DO SELECT i; END FOR")
     conn.close()
+
+
+def test_sequences_are_read_not_refused(prod, mariadb):
+    # Before: NEXT VALUE FOR could not be analysed, so refused as unparsed in production.
+    mariadb.sql("CREATE OR REPLACE SEQUENCE shop.order_numbers START WITH 100")
+    conn = connect(prod)
+    with conn.cursor() as cur:
+        cur.execute("SELECT NEXT VALUE FOR order_numbers, PREVIOUS VALUE FOR order_numbers")
+        assert cur.fetchone() == (100, 100)
+        cur.execute("SELECT NEXTVAL(order_numbers)")
+        assert cur.fetchone() == (101,)
+    conn.close()
+    mariadb.sql("DROP SEQUENCE shop.order_numbers")

@@ -36,7 +36,7 @@ def extract(tree: exp.Expression, current_db: str | None) -> Extract:
     writes = set()
     reads = set()
     # One walk of the tree instead of one per node type: extraction is a third of the cost.
-    tables, column_nodes, selects = [], [], []
+    tables, column_nodes, selects, sequences = [], [], [], []
     for node in tree.walk():
         if isinstance(node, exp.Table):
             tables.append(node)
@@ -44,6 +44,17 @@ def extract(tree: exp.Expression, current_db: str | None) -> Extract:
             column_nodes.append(node)
         elif isinstance(node, exp.Select):
             selects.append(node)
+        elif isinstance(node, exp.Anonymous) and str(node.this).upper() in _SEQUENCE_FUNCTIONS:
+            sequences.append(node)
+    named_sequences, sequence_reads, sequence_writes = set(), set(), set()
+    for call in sequences:  # NEXTVAL(s) takes a sequence (a table), not a column
+        first = (call.expressions or [None])[0]
+        if isinstance(first, exp.Column) and not first.args.get("catalog"):
+            named_sequences.add(id(first))
+            name = TableName(first.table or current_db, first.name)
+            lastval = str(call.this).upper() == "LASTVAL"
+            (sequence_reads if lastval else sequence_writes).add(name)
+    column_nodes = [c for c in column_nodes if id(c) not in named_sequences]
     for table in tables:
         if not table.name or _is_cte(table) or _is_dual(table) or table in named:
             continue
@@ -75,14 +86,18 @@ def extract(tree: exp.Expression, current_db: str | None) -> Extract:
     columns = {c for c in columns if c.name != "*"}
     where = tree.args.get("where") if isinstance(tree, (exp.Update, exp.Delete)) else None
     return Extract(
-        reads=frozenset(reads),
-        writes=frozenset(writes),
+        reads=frozenset(reads | sequence_reads),
+        writes=frozenset(writes | sequence_writes),
         columns=frozenset(columns),
         star_tables=frozenset(stars),
         has_where=where is not None,
         where_tautology=where is not None and is_tautology(where.this),
         has_limit=tree.args.get("limit") is not None,
     )
+
+
+# Sequence functions: NEXTVAL and SETVAL move the sequence, LASTVAL reads this session's.
+_SEQUENCE_FUNCTIONS = frozenset({"NEXTVAL", "LASTVAL", "SETVAL"})
 
 
 def _is_dual(table: exp.Table) -> bool:

@@ -10,6 +10,9 @@ reserved, or read as the modifier first); none changes which tables or columns a
 statement touches, so they are left out. (``STRAIGHT_JOIN`` between two tables is a join
 and stays.)
 
+Sequences: ``NEXT VALUE FOR s`` and ``PREVIOUS VALUE FOR s`` become the ``NEXTVAL(s)`` and
+``LASTVAL(s)`` they mean.
+
 ODBC escapes, which BI tools send through ODBC drivers and the server takes as they are:
 ``{d '2024-01-31'}``, ``{t ...}``, ``{ts ...}`` become ``DATE '...'`` and the like, and
 ``{oj t1 LEFT OUTER JOIN t2 ON ...}`` the join inside.
@@ -44,7 +47,39 @@ _MAY_HOLD = re.compile(r"\b(?:" + "|".join(sorted(WORDS)) + r")\b", re.IGNORECAS
 
 def for_sqlglot(tokens: list[Token]) -> list[Token]:
     """One statement's tokens as sqlglot is to get them (the same list when unchanged)."""
-    return _without_escapes(_without_modifiers(tokens))
+    return _sequence_calls(_without_escapes(_without_modifiers(tokens)))
+
+
+def _sequence_calls(tokens: list[Token]) -> list[Token]:
+    """``NEXT VALUE FOR s`` / ``PREVIOUS VALUE FOR s`` as the ``NEXTVAL(s)`` / ``LASTVAL(s)``
+    they are (extract reads the sequence from those)."""
+    if not any(t.kind == "word" and t.upper == "VALUE" for t in tokens):
+        return tokens
+    out: list[Token] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        call = _SEQUENCE_CALLS.get(token.upper) if token.kind == "word" else None
+        words = [t.upper for t in tokens[index + 1 : index + 3]]
+        if call is not None and words == ["VALUE", "FOR"]:
+            name_end = index + 4
+            while (
+                name_end + 1 < len(tokens)
+                and tokens[name_end].text == "."
+                and tokens[name_end + 1].kind in ("word", "qid")
+            ):
+                name_end += 2
+            if index + 3 < len(tokens) and tokens[index + 3].kind in ("word", "qid"):
+                out += [Token("word", call, call, token.gap), Token("op", "(", "(", False)]
+                out += tokens[index + 3 : name_end] + [Token("op", ")", ")", False)]
+                index = name_end
+                continue
+        out.append(token)
+        index += 1
+    return out
+
+
+_SEQUENCE_CALLS = {"NEXT": "NEXTVAL", "PREVIOUS": "LASTVAL"}
 
 
 def _without_modifiers(tokens: list[Token]) -> list[Token]:
@@ -113,7 +148,7 @@ _LITERALS = {"D": "DATE", "T": "TIME", "TS": "TIMESTAMP"}
 
 def text_for_sqlglot(sql: str) -> str:
     """One statement's text as sqlglot is to get it (unchanged when nothing applies)."""
-    if _MAY_HOLD(sql) is None and "{" not in sql:
+    if _MAY_HOLD(sql) is None and "{" not in sql and "value" not in sql.lower():
         return sql
     try:
         tokens = tokenize(sql)
