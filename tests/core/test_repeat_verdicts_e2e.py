@@ -45,6 +45,19 @@ def connect(proxy, database: str):
     )  # fmt: skip
 
 
+def statement_records(proxy, text: str, count: int) -> list:
+    """The statement records whose text holds ``text``, once ``count`` are written (or 10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        records = [
+            r for r in iter_records(proxy.audit_dir)
+            if r.type == "statement" and text in r.get("statement", "")
+        ]  # fmt: skip
+        if len(records) >= count or time.monotonic() > deadline:
+            return records
+        time.sleep(0.05)
+
+
 def test_the_same_shape_in_another_database_is_decided_again(private_proxy, tmp_path, other_orders):
     rules = tmp_path / "rules.toml"
     rules.write_text(RULES)
@@ -125,15 +138,7 @@ def test_statements_the_core_forwards_itself_are_audited_in_full(private_proxy):
     cur.execute("SELECT id FROM orders WHERE id = ?", (999,))
     assert cur.fetchall() == []
     ps.close()
-    deadline = time.monotonic() + 10
-    while True:
-        records = [
-            r for r in iter_records(p.audit_dir)
-            if r.type == "statement" and "FROM orders WHERE id" in r.get("statement", "")
-        ]  # fmt: skip
-        if len(records) >= 9 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    records = statement_records(p, "FROM orders WHERE id", 9)
     text, prepared = records[:4], records[4:]
     assert [r["statement"] for r in text] == [
         f"SELECT id FROM orders WHERE id <= {n}" for n in range(1, 5)
@@ -184,15 +189,7 @@ def test_a_verdict_one_session_taught_serves_only_sessions_of_its_identity_conte
         cur.execute("SELECT email FROM shop.customers WHERE id = 1 AND 1 = 1")
         assert cur.fetchone()[0] != email
     bob.close()
-    deadline = time.monotonic() + 10
-    while True:
-        records = [
-            r for r in iter_records(p.audit_dir)
-            if r.type == "statement" and "FROM orders WHERE id >" in r.get("statement", "")
-        ]  # fmt: skip
-        if len(records) >= 5 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    records = statement_records(p, "FROM orders WHERE id >", 5)
     allowed = records[:4]
     assert len({r["session_id"] for r in allowed}) == 4
     assert len({r["fingerprint"] for r in allowed}) == 1

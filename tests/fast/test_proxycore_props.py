@@ -435,6 +435,21 @@ class TeachingHandler(Handler):
         self.session.busy = False
 
 
+def sender(client, backend, handler):
+    """Send one command and answer it with OK: (forwarded as sent, the handler's calls)."""
+    ok = frame([OK], 1)
+
+    def send(payload: bytes) -> tuple:
+        backend.written.clear()
+        handler.events.clear()
+        client.protocol.data_received(frame([payload], 0))
+        forwarded = bytes(backend.written) == frame([payload], 0)
+        backend.protocol.data_received(ok)
+        return forwarded, [e[0] for e in handler.events]
+
+    return send
+
+
 @pytest.mark.parametrize("impl", [compiled, python], ids=["compiled", "twin"])
 def test_taught_verdicts_forward_without_asking_the_handler(impl):
     """A taught query shape, and an execution of a taught prepared statement, go to the
@@ -452,15 +467,7 @@ def test_taught_verdicts_forward_without_asking_the_handler(impl):
     prepared = object()
     session.prepared[9] = prepared
     core.executes[9] = impl.Repeat("allow", None, None, 42, "SELECT 1", prepared)
-    ok = frame([OK], 1)
-
-    def send(payload: bytes) -> tuple:
-        backend.written.clear()
-        handler.events.clear()
-        client.protocol.data_received(frame([payload], 0))
-        forwarded = bytes(backend.written) == frame([payload], 0)
-        backend.protocol.data_received(ok)
-        return forwarded, [e[0] for e in handler.events]
+    send = sender(client, backend, handler)
 
     assert send(b"\x03select c from t where id = 8") == (True, ["repeat_ended"])
     assert handler.events[0][1:4] == (repeat, "select c from t where id = 8", fingerprint)
@@ -506,15 +513,7 @@ def test_verdicts_another_session_taught_forward_from_the_first_query(impl):
     query = b"\x03SET autocommit = 0"
     fingerprint = fingerprints.fingerprint_hash(query[1:])
     shared = impl.Repeat("allow", session.ctx.policy, None, quiet=True)
-    ok = frame([OK], 1)
-
-    def send(payload: bytes) -> tuple:
-        backend.written.clear()
-        handler.events.clear()
-        client.protocol.data_received(frame([payload], 0))
-        forwarded = bytes(backend.written) == frame([payload], 0)
-        backend.protocol.data_received(ok)
-        return forwarded, [e[0] for e in handler.events]
+    send = sender(client, backend, handler)
 
     asked = (True, ["command", "ended"])
     assert send(query) == asked  # nothing taught anywhere
