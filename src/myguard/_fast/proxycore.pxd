@@ -13,6 +13,14 @@ cdef class Repeat:
     cdef readonly bint quiet
 
 
+cdef class Sender:
+    cdef object transport, tls
+    cdef readonly int fd
+    cdef bint buffered
+
+    cpdef write(self, data)
+
+
 cdef class ProxyCore:
     cdef readonly object handler
     cdef readonly dict repeats
@@ -30,6 +38,7 @@ cdef class ProxyCore:
     cdef int _state
     cdef object _client_transport, _client_tls, _backend_transport, _backend_tls
     cdef object _client_stream, _backend_stream
+    cdef Sender _client_sender, _backend_sender
     cdef bytes _pending
     cdef int _infile_seq
     cdef object _client_lost, _backend_lost

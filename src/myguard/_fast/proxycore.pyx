@@ -45,6 +45,52 @@ cdef enum:
     _COM_STMT_EXECUTE = 0x17
 
 
+cdef extern from "sys/socket.h" nogil:
+    ssize_t send(int fd, const void *buf, size_t n, int flags)
+    int MSG_DONTWAIT
+    int MSG_NOSIGNAL
+
+
+cdef class Sender:
+    """Writes one side's bytes (see the twin): straight to the socket while the transport
+    holds nothing unsent, else through the transport; never once it is closing."""
+
+    def __init__(self, transport, tls):
+        self.transport = transport
+        self.tls = tls
+        self.fd = socket_fd(transport) if tls is None else -1
+        self.buffered = True  # written before the core took over may still be unsent
+
+    cpdef write(self, data):
+        cdef Py_ssize_t size, sent
+        if self.tls is not None:
+            self.tls.write(data)
+            return
+        transport = self.transport
+        if self.fd >= 0 and type(data) is bytes:
+            if self.buffered and transport.get_write_buffer_size() == 0:
+                self.buffered = False
+            if not self.buffered and not transport.is_closing():
+                size = PyBytes_GET_SIZE(data)
+                sent = send(self.fd, PyBytes_AS_STRING(data), size, MSG_DONTWAIT | MSG_NOSIGNAL)
+                if sent == size:
+                    return
+                if sent > 0:
+                    data = data[sent:]
+                self.buffered = True  # the rest, or an error to report, is the transport's
+        transport.write(data)
+
+
+def socket_fd(transport):
+    """The transport's socket descriptor, or -1 when it has none to write to directly."""
+    get = getattr(transport, "get_extra_info", None)
+    sock = get("socket") if get is not None else None
+    try:
+        return sock.fileno() if sock is not None else -1
+    except (AttributeError, OSError):
+        return -1
+
+
 cdef inline double _clock(int which) noexcept:
     cdef timespec ts
     clock_gettime(which, &ts)
@@ -174,11 +220,13 @@ cdef class ProxyCore:
         self._repeat = None
         transport, tls, unread, blocked = client_stream.hand_over()
         self._client_transport, self._client_tls, self._client_blocked = transport, tls, blocked
+        self._client_sender = Sender(transport, tls)
         transport.set_protocol(self.client_side)
         if unread:
             self.requests.feed(unread)
         transport, tls, unread, blocked = backend_stream.hand_over()
         self._backend_transport, self._backend_tls, self._backend_blocked = transport, tls, blocked
+        self._backend_sender = Sender(transport, tls)
         transport.set_protocol(self.backend_side)
         if unread:
             self._pending += unread
@@ -234,10 +282,7 @@ cdef class ProxyCore:
 
     cpdef write_client(self, data):
         if self._client_lost is None:
-            if self._client_tls is None:
-                self._client_transport.write(data)
-            else:
-                self._client_tls.write(data)
+            self._client_sender.write(data)
 
     cpdef answer(self, list payloads):
         """Send packets of myguard's own as the response to the current command."""
@@ -248,10 +293,7 @@ cdef class ProxyCore:
 
     cdef _write_backend(self, bytes data):
         self.counts.bytes_to_backend += PyBytes_GET_SIZE(data)
-        if self._backend_tls is None:
-            self._backend_transport.write(data)
-        else:
-            self._backend_tls.write(data)
+        self._backend_sender.write(data)
 
     # -- the client side ---------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ Handler methods (all synchronous, none may raise):
 
 from __future__ import annotations
 
+import os
 import ssl
 import time
 from typing import Any
@@ -160,6 +161,49 @@ class BackendSide:
         self.core.backend_writable(True)
 
 
+class Sender:
+    """Writes one side's bytes: straight to the socket while the transport holds nothing
+    unsent (the event loop's write path costs about what the system call does), else
+    through the transport, which then keeps them in order and reports a failure. Never
+    once the transport is closing: its descriptor may already belong to another connection.
+    Through the TLS layer when there is one."""
+
+    def __init__(self, transport: Any, tls: Any) -> None:
+        self.transport = transport
+        self.tls = tls
+        self.fd = socket_fd(transport) if tls is None else -1
+        self.buffered = True  # written before the core took over may still be unsent
+
+    def write(self, data: bytes) -> None:
+        if self.tls is not None:
+            self.tls.write(data)
+            return
+        transport = self.transport
+        if self.fd >= 0 and type(data) is bytes:
+            if self.buffered and transport.get_write_buffer_size() == 0:
+                self.buffered = False
+            if not self.buffered and not transport.is_closing():
+                try:
+                    sent = os.write(self.fd, data)
+                except OSError:  # full (EAGAIN) or failed: the transport's to handle
+                    sent = 0
+                if sent == len(data):
+                    return
+                data = data[sent:]
+                self.buffered = True
+        transport.write(data)
+
+
+def socket_fd(transport: Any) -> int:
+    """The transport's socket descriptor, or -1 when it has none to write to directly."""
+    get = getattr(transport, "get_extra_info", None)
+    sock = get("socket") if get is not None else None
+    try:
+        return sock.fileno() if sock is not None else -1
+    except (AttributeError, OSError):
+        return -1
+
+
 class ProxyCore:
     """Relays one session's commands and responses between two transports."""
 
@@ -204,11 +248,13 @@ class ProxyCore:
         self._repeat = None
         transport, tls, unread, self._client_blocked = client_stream.hand_over()
         self._client = (transport, tls)
+        self._client_sender = Sender(transport, tls)
         transport.set_protocol(self.client_side)
         if unread:
             self.requests.feed(unread)
         transport, tls, unread, self._backend_blocked = backend_stream.hand_over()
         self._backend = (transport, tls)
+        self._backend_sender = Sender(transport, tls)
         transport.set_protocol(self.backend_side)
         if unread:
             self._pending += unread
@@ -260,12 +306,8 @@ class ProxyCore:
     # -- writing -----------------------------------------------------------------------------
 
     def write_client(self, data: bytes) -> None:
-        transport, tls = self._client
         if self._client_lost is None:
-            if tls is None:
-                transport.write(data)
-            else:
-                tls.write(data)
+            self._client_sender.write(data)
 
     def answer(self, payloads: list[bytes]) -> None:
         """Send packets of myguard's own as the response to the current command."""
@@ -275,12 +317,8 @@ class ProxyCore:
             self.write_client(data)
 
     def _write_backend(self, data: bytes) -> None:
-        transport, tls = self._backend
         self.counts.bytes_to_backend += len(data)
-        if tls is None:
-            transport.write(data)
-        else:
-            tls.write(data)
+        self._backend_sender.write(data)
 
     # -- the client side ---------------------------------------------------------------------
 
