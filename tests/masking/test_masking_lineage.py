@@ -140,6 +140,9 @@ CASES: list[tuple[str, list[str], set[str]]] = [
     ("SELECT SQL_CACHE email FROM customers", ["email"], set()),
     ("SELECT SQL_CACHE id, ssn FROM customers", ["-", "ssn"], set()),
     ("UPDATE LOW_PRIORITY customers SET name = email WHERE ssn = '1'", [], {"predicate", "copy"}),
+    # sequences: a value of one derives from no column, what SETVAL is given does
+    ("SELECT NEXT VALUE FOR s, NEXTVAL(shop.s), LASTVAL(s)", ["-", "-", "-"], set()),
+    ("SELECT SETVAL(s, (SELECT LENGTH(ssn) FROM customers LIMIT 1))", ["ssn"], set()),
     # ODBC escapes
     ("SELECT o.item, c.email FROM {oj orders o LEFT OUTER JOIN customers c ON c.id = o.customer_id}",
      ["-", "email"], set()),

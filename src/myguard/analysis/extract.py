@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from myguard.analysis.mariadb_syntax import SEQUENCE_FUNCTIONS
 from myguard.analysis.model import ColumnName, TableName
 from myguard.analysis.tautology import is_tautology
 
@@ -44,7 +45,7 @@ def extract(tree: exp.Expression, current_db: str | None) -> Extract:
             column_nodes.append(node)
         elif isinstance(node, exp.Select):
             selects.append(node)
-        elif isinstance(node, exp.Anonymous) and str(node.this).upper() in _SEQUENCE_FUNCTIONS:
+        elif isinstance(node, exp.Anonymous) and str(node.this).upper() in SEQUENCE_FUNCTIONS:
             sequences.append(node)
     named_sequences, sequence_reads, sequence_writes = set(), set(), set()
     for call in sequences:  # NEXTVAL(s) takes a sequence (a table), not a column
@@ -94,10 +95,6 @@ def extract(tree: exp.Expression, current_db: str | None) -> Extract:
         where_tautology=where is not None and is_tautology(where.this),
         has_limit=tree.args.get("limit") is not None,
     )
-
-
-# Sequence functions: NEXTVAL and SETVAL move the sequence, LASTVAL reads this session's.
-_SEQUENCE_FUNCTIONS = frozenset({"NEXTVAL", "LASTVAL", "SETVAL"})
 
 
 def _is_dual(table: exp.Table) -> bool:

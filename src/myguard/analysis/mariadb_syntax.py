@@ -80,6 +80,9 @@ def _sequence_calls(tokens: list[Token]) -> list[Token]:
 
 
 _SEQUENCE_CALLS = {"NEXT": "NEXTVAL", "PREVIOUS": "LASTVAL"}
+# The functions whose first argument names a sequence (a table), not a column: NEXTVAL and
+# SETVAL move it, LASTVAL reads this session's last value.
+SEQUENCE_FUNCTIONS = frozenset({"NEXTVAL", "LASTVAL", "SETVAL"})
 
 
 def _without_modifiers(tokens: list[Token]) -> list[Token]:
