@@ -542,9 +542,9 @@ cdef class ProxyCore:
     cdef _send(self, run, list runs):
         if run is not None:
             self.write_client(run)
-        elif runs is not None:
-            for run in runs:
-                self.write_client(run)
+        elif runs:
+            # one write (a system call) for the runs of one received chunk
+            self.write_client(runs[0] if len(runs) == 1 else b"".join(runs))
 
     cdef Py_ssize_t _relay_masked(self, bytes data, list out) except -1:
         """Scan ``data`` one result-set boundary at a time, adding what the client gets to

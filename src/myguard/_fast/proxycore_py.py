@@ -547,16 +547,19 @@ class ProxyCore:
             self._ended()
             if self._masked and scanner.error_code and out:
                 out[-1] = self.handler.masked_error(out[-1])  # the ERR is its last packet
-            for run in out:
-                self.write_client(run)
+            self._send(out)
             self._serve()
             return
-        for run in out:
-            self.write_client(run)
+        self._send(out)
         if scanner.local_infile:
             self._state = _INFILE
             self._infile_seq = (scanner.last_seq + 1) & 0xFF
             self._infile()
+
+    def _send(self, runs: list[bytes]) -> None:
+        """One write (a system call) for the runs of one received chunk."""
+        if runs:
+            self.write_client(runs[0] if len(runs) == 1 else b"".join(runs))
 
     def _relay_masked(self, data: bytes, out: list[bytes]) -> int:
         """Scan ``data`` one result-set boundary at a time, adding what the client gets to
