@@ -21,8 +21,8 @@ quote, backslash or non-ASCII byte (so the session's sql_mode and character set 
 change how it reads) and whose session still has the policy and guard context it was
 decided under, or, not taught here, whose verdict another session with an equal identity
 context taught under the current policy (``session.guard.taught``, by fingerprint: a
-``Repeat`` without a context or head, so its end goes to ``repeat_ended``); an execution (without a cursor) of a taught prepared statement the session
-still has. Not a query that mentions ``sql_mode`` (its end may change how later texts
+``Repeat`` without a context or head, so its end goes to ``repeat_ended``); an execution
+(without a cursor) of a taught prepared statement the session still has. Not a query that mentions ``sql_mode`` (its end may change how later texts
 read), nor while the proxy drains or the audit trail cannot be written: the handler
 answers those. The core marks the session busy with the statement's text. When the
 response has ended, a ``quiet`` verdict's end (one that changes no session state: the

@@ -8,7 +8,7 @@ from dataclasses import replace
 from myguard.analysis import tokens as tk
 from myguard.analysis.extract import Extract
 from myguard.analysis.kinds import FILE_ACCESS, names_for
-from myguard.analysis.lexer import LexError, Token, render, split, tokenize
+from myguard.analysis.lexer import LexError, Token, labelled, render, split, tokenize
 from myguard.analysis.mariadb_syntax import for_sqlglot
 from myguard.analysis.model import UNPARSED, Statement, TableName
 from myguard.analysis.shrink import shrink_literals
@@ -203,13 +203,7 @@ def _dispatch(tokens: list[Token], current_db: str | None) -> Statement:
     first = tokens[0]
     if first.kind == "op" and first.text == "(":
         return _query(tokens, sql, current_db)
-    if (
-        len(tokens) > 2
-        and tokens[1].text == ":"
-        and first.kind in ("word", "qid")
-        and tk.is_word(tokens, 2, *_LABELLED)
-    ):
-        # label: BEGIN NOT ATOMIC / LOOP / WHILE / REPEAT / FOR ...
+    if labelled(tokens):  # label: BEGIN NOT ATOMIC / LOOP / WHILE / REPEAT / FOR ...
         inner = _dispatch(tokens[2:], current_db)
         if inner.kind == "compound":
             return replace(inner, sql=sql)
@@ -602,9 +596,6 @@ def _explain(tokens: list[Token], sql: str, current_db: str | None) -> Statement
         cacheable=inner.cacheable,
     )
 
-
-# What a label may stand before (outside stored programs).
-_LABELLED = ("BEGIN", "LOOP", "WHILE", "REPEAT", "FOR")
 
 _HANDLERS: dict[str, Handler] = {
     "SELECT": _query,

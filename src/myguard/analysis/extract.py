@@ -45,7 +45,7 @@ def extract(tree: exp.Expression, current_db: str | None) -> Extract:
             column_nodes.append(node)
         elif isinstance(node, exp.Select):
             selects.append(node)
-        elif isinstance(node, exp.Anonymous) and str(node.this).upper() in SEQUENCE_FUNCTIONS:
+        elif isinstance(node, exp.Anonymous) and node.name.upper() in SEQUENCE_FUNCTIONS:
             sequences.append(node)
     named_sequences, sequence_reads, sequence_writes = set(), set(), set()
     for call in sequences:  # NEXTVAL(s) takes a sequence (a table), not a column
@@ -53,7 +53,7 @@ def extract(tree: exp.Expression, current_db: str | None) -> Extract:
         if isinstance(first, exp.Column) and not first.args.get("catalog"):
             named_sequences.add(id(first))
             name = TableName(first.table or current_db, first.name)
-            lastval = str(call.this).upper() == "LASTVAL"
+            lastval = call.name.upper() == "LASTVAL"
             (sequence_reads if lastval else sequence_writes).add(name)
     column_nodes = [c for c in column_nodes if id(c) not in named_sequences]
     for table in tables:

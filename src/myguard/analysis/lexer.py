@@ -44,6 +44,9 @@ _ROUTINE_PREFIX = frozenset({"OR", "REPLACE", "DEFINER", "AGGREGATE", "IF", "NOT
 _END_SUFFIXES = frozenset({"IF", "LOOP", "WHILE", "REPEAT", "FOR"})
 # MariaDB runs these blocks outside stored programs too: the statement ends at its END X.
 _TOP_BLOCKS = frozenset({"IF", "LOOP", "WHILE", "REPEAT", "FOR", "CASE"})
+_LOOP_BLOCKS = _TOP_BLOCKS - {"CASE"}  # CASE ... END CASE counts as BEGIN ... END does
+# What a label may stand before (outside stored programs).
+LABELLED = ("BEGIN", "LOOP", "WHILE", "REPEAT", "FOR")
 # Blocks of these kinds nest inside one of their own kind without ambiguity (IF and REPEAT
 # are functions too): a top-level one counts them; for the others the first END X ends the
 # statement, which at worst splits a nested block early and leaves an unparsed remainder.
@@ -271,18 +274,20 @@ def split(tokens: list[Token]) -> list[list[Token]]:
             continue
         if not compound:
             body = current[_prefix_end(current) :]
-            body = body[2:] if _labelled(body) else body
+            body = body[2:] if labelled(body) else body
             compound = bool(body) and _starts_compound(body)
             # BEGIN NOT ATOMIC, CASE: the word that opened the block went by before we knew.
             depth = 1 if compound and body[0].upper in ("BEGIN", "CASE") else 0
-            block = body[0].upper if compound and body[0].upper in _TOP_BLOCKS - {"CASE"} else ""
+            block = body[0].upper if compound and body[0].upper in _LOOP_BLOCKS else ""
             nest = 1 if block else 0
             continue
         word = token.upper
         if not block and not depth and word in _TOP_BLOCKS and _trigger_or_event_body(current):
             # A trigger's or an event's body that is one IF/LOOP/... block, not BEGIN ... END
-            block, nest = (word, 1) if word != "CASE" else ("", 0)
-            depth = 1 if word == "CASE" else 0
+            if word == "CASE":
+                depth = 1
+            else:
+                block, nest = word, 1
             continue
         if word in ("BEGIN", "CASE") and not _follows_end(tokens, index):
             depth += 1
@@ -334,9 +339,16 @@ def _trigger_or_event_body(current: list[Token]) -> bool:
     return False
 
 
-def _labelled(body: list[Token]) -> bool:
-    """``label: BEGIN ...`` / ``label: LOOP ...``: a label before a block."""
-    return len(body) > 2 and body[0].kind in ("word", "qid") and body[1].text == ":"
+def labelled(tokens: list[Token]) -> bool:
+    """``label: BEGIN ...`` / ``label: LOOP ...``: a label before a block (a word and a
+    colon before anything else is no label: ``SELECT :a`` under sql_mode=ORACLE)."""
+    return (
+        len(tokens) > 2
+        and tokens[0].kind in ("word", "qid")
+        and tokens[1].text == ":"
+        and tokens[2].kind == "word"
+        and tokens[2].upper in LABELLED
+    )
 
 
 def _prefix_end(current: list[Token]) -> int:

@@ -41,8 +41,11 @@ _SELECT_HINTS = frozenset(
     }
 )  # fmt: skip
 _SELECT_OPTIONS = _SELECT_HINTS | {"ALL", "DISTINCT", "DISTINCTROW"}
-WORDS = frozenset().union(*_AFTER_FIRST.values(), _SELECT_HINTS)
-_MAY_HOLD = re.compile(r"\b(?:" + "|".join(sorted(WORDS)) + r")\b", re.IGNORECASE).search
+_WORDS = frozenset().union(*_AFTER_FIRST.values(), _SELECT_HINTS)
+# Text that may hold something to rewrite: a modifier, a sequence call or an ODBC escape.
+_MAY_HOLD = re.compile(
+    r"\b(?:" + "|".join(sorted(_WORDS | {"VALUE"})) + r")\b|\{", re.IGNORECASE
+).search
 
 
 def for_sqlglot(tokens: list[Token]) -> list[Token]:
@@ -86,7 +89,7 @@ SEQUENCE_FUNCTIONS = frozenset({"NEXTVAL", "LASTVAL", "SETVAL"})
 
 
 def _without_modifiers(tokens: list[Token]) -> list[Token]:
-    if not any(t.kind == "word" and t.upper in WORDS for t in tokens):
+    if not any(t.kind == "word" and t.upper in _WORDS for t in tokens):
         return tokens
     first = _AFTER_FIRST.get(tokens[0].upper, frozenset()) if tokens[0].kind == "word" else ()
     index = 1
@@ -151,7 +154,7 @@ _LITERALS = {"D": "DATE", "T": "TIME", "TS": "TIMESTAMP"}
 
 def text_for_sqlglot(sql: str) -> str:
     """One statement's text as sqlglot is to get it (unchanged when nothing applies)."""
-    if _MAY_HOLD(sql) is None and "{" not in sql and "value" not in sql.lower():
+    if _MAY_HOLD(sql) is None:
         return sql
     try:
         tokens = tokenize(sql)

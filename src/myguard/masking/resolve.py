@@ -16,6 +16,7 @@ from sqlglot import exp
 from sqlglot.optimizer.scope import Scope
 
 from myguard.analysis.mariadb_syntax import SEQUENCE_FUNCTIONS
+from myguard.masking.functions import name_of
 
 Sources = frozenset["SourceColumn"] | None
 MAX_FIXPOINT_ROUNDS = 32
@@ -174,7 +175,7 @@ class Resolver:
                 parts.append(self._column_or_alias(scope, n) if aliases else self.column(scope, n))
             elif isinstance(n, exp.Count) and _plain_count(n):
                 continue
-            elif isinstance(n, exp.Anonymous) and n.name.upper() in SEQUENCE_FUNCTIONS:
+            elif name_of(n) in SEQUENCE_FUNCTIONS:
                 stack.extend(n.expressions[1:])  # the first names a sequence: no column
             elif isinstance(n, exp.Star):
                 parts.append(None)

@@ -55,10 +55,7 @@ class Guard:
     def _shared(self, policy: Policy) -> dict:
         """The policy's decisions shared by every session with this identity context (one
         connection per request asks the same few statements with the same context)."""
-        shared = _SHARED.get(policy)
-        if shared is None:
-            _SHARED.clear()  # a reload: the old policy's decisions go
-            shared = _SHARED[policy] = {}
+        shared = _for_policy(_SHARED, policy)
         if self._shared_key is None or self._key_policy is not policy:
             # a reload may make rules ask about other connection attributes
             self._shared_key = context_key(self.context, policy)
@@ -70,10 +67,7 @@ class Guard:
         with an equal identity context under ``policy`` has it: connections opened per
         request send the same few statements, each once. Sets ``taught``."""
         self._shared(policy)
-        by_context = _TAUGHT.get(policy)
-        if by_context is None:
-            _TAUGHT.clear()  # a reload: the old policy's verdicts go
-            by_context = _TAUGHT[policy] = {}
+        by_context = _for_policy(_TAUGHT, policy)
         taught = by_context.get(self._shared_key)
         if taught is None:
             if len(by_context) >= _TAUGHT_CONTEXTS:
@@ -165,6 +159,15 @@ _SHARED_SIZE = 8192
 _SHARED: dict[Policy, dict] = {}
 _TAUGHT_CONTEXTS = 1024
 _TAUGHT: dict[Policy, dict[tuple, dict[int, object]]] = {}
+
+
+def _for_policy(store: dict, policy: Policy) -> dict:
+    """``store``'s entries for ``policy``; after a reload the old policy's go."""
+    found = store.get(policy)
+    if found is None:
+        store.clear()
+        found = store[policy] = {}
+    return found
 
 
 def context_key(context: RequestContext, policy: Policy) -> tuple:

@@ -173,7 +173,7 @@ class StatementHandler:
         # The backend's diagnostics area (SHOW WARNINGS/ERRORS) holds the texts of a
         # statement that read masked columns: the slow path answers those with them withheld.
         self.withheld_diagnostics = False
-        self._seen: set[int] = set()  # shapes forwarded once on another session's verdict
+        self._seen: dict[int, bool] = {}  # shapes forwarded once on another session's verdict
 
     def wait(self) -> asyncio.Future[tuple[bytes, Decided | None] | None]:
         """What the session task waits for: a command it must run itself (with what was
@@ -278,11 +278,8 @@ class StatementHandler:
         """A quiet query (it changed no session state) forwarded on a verdict another
         session taught: the second one of its shape here gets the session's own, whose
         ends the core records itself."""
-        seen = self._seen
-        if fingerprint not in seen:
-            if len(seen) >= _MAX_REPEATS:
-                seen.clear()
-            seen.add(fingerprint)
+        if fingerprint not in self._seen:
+            _put(self._seen, fingerprint, True)
         elif repeat.policy is self.session.ctx.policy:
             self._teach(fingerprint, repeat.decision, repeat.policy, repeat.quiet)
 
@@ -460,19 +457,15 @@ class StatementHandler:
         self._teach(statement.fingerprint, decision, policy, quiet)
         # Without a head or context: the core takes it for any session of this identity
         # context and leaves its end to repeat_ended, which teaches the session's own.
-        taught = s.guard.taught_verdicts(policy)
-        if len(taught) >= _MAX_REPEATS:
-            taught.clear()
-        taught[statement.fingerprint] = _core.Repeat(decision, policy, None, quiet=quiet)
+        shared = _core.Repeat(decision, policy, None, quiet=quiet)
+        _put(s.guard.taught_verdicts(policy), statement.fingerprint, shared)
 
     def _teach(self, fingerprint: int, decision: Decision, policy: Any, quiet: bool) -> None:
         s = self.session
-        repeats = self.core.repeats
-        if len(repeats) >= _MAX_REPEATS:
-            repeats.clear()
-        repeats[fingerprint] = _core.Repeat(
+        repeat = _core.Repeat(
             decision, policy, s.guard.context, head=s.trail.core_head(decision), quiet=quiet
         )
+        _put(self.core.repeats, fingerprint, repeat)
 
     def _query(self, payload: bytes) -> int:
         s = self.session
@@ -600,18 +593,19 @@ class StatementHandler:
                     # Its executions go straight through (_execute): the core sends them
                     # itself, without following their parameter types, which only the slow
                     # path reads, and it never runs this statement's executions.
-                    executes = self.core.executes
-                    if len(executes) >= _MAX_REPEATS:
-                        executes.clear()
-                    executes[scanner.stmt_id] = _core.Repeat(
-                        decision,
-                        None,
-                        None,
-                        statement.fingerprint,
-                        statement.text,
-                        prepared,
-                        head=s.trail.core_head(decision),
-                        quiet=_quiet(statement.text, decision),
+                    _put(
+                        self.core.executes,
+                        scanner.stmt_id,
+                        _core.Repeat(
+                            decision,
+                            None,
+                            None,
+                            statement.fingerprint,
+                            statement.text,
+                            prepared,
+                            head=s.trail.core_head(decision),
+                            quiet=_quiet(statement.text, decision),
+                        ),
                     )
             return
         if command == _FETCH:
@@ -673,6 +667,13 @@ class StatementHandler:
 
 
 _PROFILING = re.compile(r"profiling", re.IGNORECASE).search
+
+
+def _put(table: dict, key: int, value: Any) -> None:
+    """``table[key] = value`` in a table of at most _MAX_REPEATS entries (emptied when full)."""
+    if len(table) >= _MAX_REPEATS:
+        table.clear()
+    table[key] = value
 
 
 def _quiet(text: str, decision: Decision) -> bool:
