@@ -10,7 +10,7 @@ import signal
 import time
 from pathlib import Path
 
-from myguard import metrics
+from myguard import heap, metrics
 from myguard.admin import AdminServer
 from myguard.admin_api import (
     admin_tls,
@@ -290,6 +290,7 @@ async def serve(config: Config, worker: int | None = None) -> None:
 def run(config: Config, worker: int | None = None) -> None:
     import uvloop
 
+    heap.keep_freed_memory()
     # A worker shares the locks its supervisor took (inherited descriptors).
     locks = [] if worker is not None else lock_listen_addresses(b.listen for b in config.backends)
     try:
