@@ -8,7 +8,9 @@ without a Python call (``hash`` with OpenSSL's HMAC); other cell functions are c
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdlib cimport calloc, free, malloc, realloc
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_XDECREF
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
 from myguard._fast.openssl cimport (
@@ -46,6 +48,12 @@ if (cell_ops.CONSTANT, cell_ops.REPLACE, cell_ops.PARTIAL, cell_ops.EMAIL, cell_
     cell_ops.TEXT_UTF8, cell_ops.TEXT_BYTES, cell_ops.TEXT_CP1252, cell_ops.TEXT_ASCII
 ) != (1, 2, 3, 4):
     raise ImportError("myguard._fast.cell_ops and rowmask.pyx disagree: rebuild the extension")
+
+cdef extern from "Python.h":
+    # A bytes object the caller owns while it is written and resized in place.
+    PyObject* _new_bytes "PyBytes_FromStringAndSize"(const char* s, Py_ssize_t n)
+    char* _bytes_data "PyBytes_AS_STRING"(PyObject* b)
+    int _resize_bytes "_PyBytes_Resize"(PyObject** b, Py_ssize_t n)
 
 cdef bytes _REDACTED = b"****"
 cdef const char* _HEX = b"0123456789abcdef"
@@ -169,11 +177,22 @@ cdef Py_ssize_t _text_chars(const unsigned char* s, Py_ssize_t n, int mode):
     return chars
 
 
-cdef object _partial(const unsigned char* s, Py_ssize_t n, Py_ssize_t keep, int mode):
-    """strategies' partial(keep) on valid text; None when s is not valid text."""
+cdef Py_ssize_t _stars(const unsigned char* s, Py_ssize_t n, int op, Py_ssize_t keep,
+                       int mode, Py_ssize_t* suffix) noexcept:
+    """strategies' partial(keep) and email on valid text: the masked value is this many
+    asterisks followed by s[suffix:]; -1 when s is not valid text in ``mode``, -2 for an
+    email without "@" (redacted whole)."""
     cdef Py_ssize_t chars = _text_chars(s, n, mode), tail = n, kept = 0
     if chars < 0:
-        return None
+        return -1
+    if op == _EMAIL:
+        tail = n - 1
+        while tail >= 0 and s[tail] != ord("@"):
+            tail -= 1
+        if tail < 0:
+            return -2
+        suffix[0] = tail
+        return 4  # len(_REDACTED)
     if keep and chars > keep:
         if mode == _TEXT_UTF8:
             while kept < keep:
@@ -183,27 +202,18 @@ cdef object _partial(const unsigned char* s, Py_ssize_t n, Py_ssize_t keep, int 
         else:
             tail = n - keep
             kept = keep
-    out = PyBytes_FromStringAndSize(NULL, chars - kept + n - tail)
-    cdef char* o = PyBytes_AS_STRING(out)
-    memset(o, ord("*"), chars - kept)
-    memcpy(o + chars - kept, s + tail, n - tail)
-    return out
+    suffix[0] = tail
+    return chars - kept
 
 
-cdef object _email(const unsigned char* s, Py_ssize_t n, int mode):
-    """strategies' email on valid text; None when s is not valid text."""
-    if _text_chars(s, n, mode) < 0:
-        return None
-    cdef Py_ssize_t at = n - 1
-    while at >= 0 and s[at] != ord("@"):
-        at -= 1
-    if at < 0:
-        return _REDACTED
-    out = PyBytes_FromStringAndSize(NULL, 4 + n - at)
-    cdef char* o = PyBytes_AS_STRING(out)
-    memcpy(o, PyBytes_AS_STRING(_REDACTED), 4)
-    memcpy(o + 4, s + at, n - at)
-    return out
+cdef inline Py_ssize_t _put_starred(unsigned char* o, const unsigned char* p, Py_ssize_t stars,
+                                    Py_ssize_t suffix, Py_ssize_t end) noexcept:
+    """At o, the length-encoded cell of ``stars`` asterisks and p[suffix:end]; its size."""
+    cdef Py_ssize_t n = stars + end - suffix
+    cdef Py_ssize_t w = _put_lenenc(o, n)
+    memset(o + w, ord("*"), stars)
+    memcpy(o + w + stars, p + suffix, end - suffix)
+    return w + n
 
 
 cdef object _hash_hex(HmacSha256* mac, const unsigned char* s, Py_ssize_t n):
@@ -235,6 +245,10 @@ cdef class RowMasker:
     cdef HmacSha256** macs  # HASH columns' keyed HMACs
     cdef Py_ssize_t* starts  # where each cell begins
     cdef Py_ssize_t* ends  # where each cell ends
+    # partial/email cells of the row in hand written without a bytes object: asterisks
+    # (-1: the cell's value is in results) and where the kept suffix starts
+    cdef Py_ssize_t* stars
+    cdef Py_ssize_t* suffixes
 
     def __cinit__(self, types, cells):
         n = max(len(types), 1)
@@ -245,9 +259,11 @@ cdef class RowMasker:
         self.macs = <HmacSha256**>calloc(n, sizeof(HmacSha256*))
         self.starts = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
         self.ends = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
+        self.stars = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
+        self.suffixes = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
         if (self.layouts == NULL or self.ops == NULL or self.texts == NULL
                 or self.keeps == NULL or self.macs == NULL or self.starts == NULL
-                or self.ends == NULL):
+                or self.ends == NULL or self.stars == NULL or self.suffixes == NULL):
             raise MemoryError()
 
     def __dealloc__(self):
@@ -261,6 +277,8 @@ cdef class RowMasker:
         free(self.keeps)
         free(self.starts)
         free(self.ends)
+        free(self.stars)
+        free(self.suffixes)
 
     def __init__(self, types, cells):
         if len(types) != len(cells):
@@ -310,6 +328,7 @@ cdef class RowMasker:
                       bint null):
         """The masked value of cell i (None: NULL)."""
         cdef int op = self.ops[i]
+        cdef Py_ssize_t stars, suffix
         if op == _CONSTANT:
             return self.args[i]
         if null:
@@ -318,15 +337,31 @@ cdef class RowMasker:
             return self.args[i]
         if op == _HASH:
             return _hash_hex(self.macs[i], p + start, end - start)
-        if op == _PARTIAL:
-            new = _partial(p + start, end - start, self.keeps[i], self.texts[i])
-            if new is not None:
-                return new
-        elif op == _EMAIL:
-            new = _email(p + start, end - start, self.texts[i])
-            if new is not None:
+        if op == _PARTIAL or op == _EMAIL:
+            stars = _stars(p + start, end - start, op, self.keeps[i], self.texts[i], &suffix)
+            if stars == -2:
+                return _REDACTED
+            if stars >= 0:
+                new = PyBytes_FromStringAndSize(NULL, stars + end - start - suffix)
+                memset(PyBytes_AS_STRING(new), ord("*"), stars)
+                memcpy(PyBytes_AS_STRING(new) + stars, p + start + suffix, end - start - suffix)
                 return new
         return self.cells[i](PyBytes_FromStringAndSize(<const char*>p + start, end - start))
+
+    cdef inline Py_ssize_t _starred(self, int i, const unsigned char* p, Py_ssize_t start,
+                                    Py_ssize_t end) noexcept:
+        """The size of cell i's partial/email value when it is written without a bytes
+        object (noted in stars and suffixes), else -1 (``_mask`` computes the value)."""
+        cdef Py_ssize_t stars, suffix
+        cdef int op = self.ops[i]
+        if op != _PARTIAL and op != _EMAIL:
+            return -1
+        stars = _stars(p + start, end - start, op, self.keeps[i], self.texts[i], &suffix)
+        if stars < 0:
+            return -1
+        self.stars[i] = stars
+        self.suffixes[i] = start + suffix
+        return stars + end - start - suffix
 
     cdef Py_ssize_t _scan_text(self, const unsigned char* p, Py_ssize_t size) except -1:
         """Find the cells of a text row and mask into self.results; the new row's size."""
@@ -344,6 +379,11 @@ cdef class RowMasker:
             self.ends[i] = pos
             if self.ops[i] == _UNTOUCHED:
                 continue
+            n = -1 if null else self._starred(i, p, value_start, pos)
+            if n >= 0:
+                total += _lenenc_size(n) + n - (pos - self.starts[i])
+                continue
+            self.stars[i] = -1
             new = self._mask(i, p, value_start, pos, null)
             results[i] = new
             if new is None:
@@ -366,6 +406,10 @@ cdef class RowMasker:
             run = self.starts[i] - copied
             memcpy(o + w, p + copied, run)
             w += run
+            copied = self.ends[i]
+            if self.stars[i] >= 0:
+                w += _put_starred(o + w, p, self.stars[i], self.suffixes[i], copied)
+                continue
             new = results[i]
             results[i] = None
             if new is None:
@@ -376,7 +420,6 @@ cdef class RowMasker:
                 w += _put_lenenc(o + w, n)
                 memcpy(o + w, PyBytes_AS_STRING(new), n)
                 w += n
-            copied = self.ends[i]
         memcpy(o + w, p + copied, size - copied)
 
     cdef Py_ssize_t _scan_binary(self, const unsigned char* p, Py_ssize_t size) except -1:
@@ -411,6 +454,11 @@ cdef class RowMasker:
             self.ends[i] = pos
             if self.ops[i] == _UNTOUCHED:
                 continue
+            n = -1 if null or layout != _LENENC else self._starred(i, p, value_start, pos)
+            if n >= 0:
+                total += _lenenc_size(n) + n - (pos - start)
+                continue
+            self.stars[i] = -1
             new = self._mask(i, p, value_start, pos, null)
             if new is not None:
                 n = PyBytes_GET_SIZE(new)
@@ -444,6 +492,9 @@ cdef class RowMasker:
             memcpy(o + w, p + copied, run)
             w += run
             copied = self.ends[i]
+            if self.stars[i] >= 0:  # a non-NULL cell that stays one
+                w += _put_starred(o + w, p, self.stars[i], self.suffixes[i], copied)
+                continue
             new = results[i]
             results[i] = None
             bit = i + 2
@@ -502,11 +553,13 @@ cdef class RowMasker:
         cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(buf)
         cdef Py_ssize_t size = PyBytes_GET_SIZE(buf), pos = 0, length, end, n, w = 0
         cdef Py_ssize_t capacity = size + (size >> 2) + 64
-        cdef unsigned char* o = <unsigned char*>malloc(capacity)
-        cdef unsigned char* grown
+        # Written in place into the bytes object returned, shrunk to size at the end.
+        cdef PyObject* out = _new_bytes(NULL, capacity)
+        cdef unsigned char* o
         cdef bint row
-        if o == NULL:
+        if out == NULL:
             raise MemoryError()
+        o = <unsigned char*>_bytes_data(out)
         try:
             while pos < size:
                 if size - pos < 4:
@@ -523,10 +576,9 @@ cdef class RowMasker:
                     raise ProtocolError("a masked row would reach 16 MiB; not supported")
                 if w + n > capacity:
                     capacity = 2 * (w + n)
-                    grown = <unsigned char*>realloc(o, capacity)
-                    if grown == NULL:
+                    if _resize_bytes(&out, capacity) < 0:  # out is NULL, freed
                         raise MemoryError()
-                    o = grown
+                    o = <unsigned char*>_bytes_data(out)
                 if row:
                     o[w] = (n - 4) & 0xFF
                     o[w + 1] = ((n - 4) >> 8) & 0xFF
@@ -537,6 +589,8 @@ cdef class RowMasker:
                     memcpy(o + w, p + pos, n)
                 w += n
                 pos = end
-            return PyBytes_FromStringAndSize(<const char*>o, w)
+            if _resize_bytes(&out, w) < 0:
+                raise MemoryError()
+            return <object>out
         finally:
-            free(o)
+            Py_XDECREF(out)
