@@ -8,6 +8,7 @@ import sys
 import time
 
 log = logging.getLogger("myguard")
+_root = logging.getLogger()
 
 
 _NEEDS_QUOTES = re.compile('[ "=\n]').search
@@ -25,7 +26,12 @@ def event(level: int, name: str, **fields: object) -> None:
     if log.isEnabledFor(level):
         parts = [f"event={name}"]
         parts.extend(f"{k}={_value(v)}" for k, v in fields.items() if v is not None)
-        log.log(level, " ".join(parts))
+        message = " ".join(parts)
+        handler = _Handler.installed
+        if handler is not None and handler.alone():
+            handler.line(level, message)
+        else:
+            log.log(level, message)
 
 
 class _Formatter(logging.Formatter):
@@ -37,11 +43,48 @@ class _Formatter(logging.Formatter):
         self._stamp = ""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
-        second = int(record.created)
+        return self.stamp(record.created, record.msecs)
+
+    def stamp(self, created: float, msecs: float) -> str:
+        second = int(created)
         if second != self._second:
             self._stamp = time.strftime(self.default_time_format, self.converter(second))
             self._second = second
-        return self.default_msec_format % (self._stamp, record.msecs)
+        return self.default_msec_format % (self._stamp, msecs)
+
+
+class _Handler(logging.StreamHandler):
+    """The handler ``setup`` installs. ``line`` writes an event's line as the formatter
+    would, without a LogRecord and the logging module's dispatch: a login logs two lines,
+    and that machinery cost 6 % of a login's CPU (benchmarks/README.md). Used only while
+    nothing else listens (``alone``): a filter or another handler gets the records."""
+
+    installed: _Handler | None = None
+
+    def __init__(self, stream: object) -> None:
+        super().__init__(stream)
+        self.formatter = self._format = _Formatter()
+
+    def alone(self) -> bool:
+        return (
+            not log.handlers
+            and not log.filters
+            and log.propagate
+            and _root.handlers == [self]
+            and not _root.filters
+            and not self.filters
+        )
+
+    def line(self, level: int, message: str) -> None:
+        created = time.time()
+        msecs = int((created - int(created)) * 1000) + 0.0  # as LogRecord computes it
+        text = f"{self._format.stamp(created, msecs)} {logging.getLevelName(level)} {log.name} {message}{self.terminator}"
+        with self.lock:
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except (OSError, ValueError):  # a closed or broken stream: as emit, never raise
+                pass
 
 
 def setup(level: str = "INFO") -> None:
@@ -51,8 +94,7 @@ def setup(level: str = "INFO") -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+    handler = _Handler(sys.stderr)
+    _root.handlers[:] = [handler]
+    _root.setLevel(level)
+    _Handler.installed = handler
