@@ -272,3 +272,28 @@ def test_compiled_ops_call_the_definition_only_for_text_they_cannot_vouch_for():
     hashed = compiled.RowMasker([ct.MYSQL_TYPE_VAR_STRING], [CellOp(HASH, refuse, b"k", TEXT_UTF8)])
     expected = hmac.new(b"k", b"x\xff", hashlib.sha256).hexdigest()[:16].encode()
     assert hashed.rewrite_text_row(lenenc_str(b"x\xff")) == lenenc_str(expected)
+
+
+@pytest.mark.parametrize("spec", ["partial(0)", "partial(4)", "email"])
+@pytest.mark.parametrize("collation", [45, 8])  # utf8mb4, latin1
+@pytest.mark.parametrize("size", [249, 250, 251, 252, 65534, 65535, 65536, 70000])
+def test_long_cells_written_in_place_agree_with_the_definitions(spec, collation, size):
+    # partial and email cells are written straight into the row; their masked length
+    # crosses the 1-, 3- and 4-byte length headers where the value's does, or one later.
+    accents = size // 4
+    value = ("é" * accents).encode() + b"@" + b"x" * (size - 2 * accents - 1)  # valid text
+    assert len(value) == size
+    columns = [ColumnDefinition(type=ct.MYSQL_TYPE_VAR_STRING, character_set=collation)] * 2
+    for binary in (False, True):
+        make = binary_cell if binary else text_cell
+        cells = [make(MaskSpec.parse(spec), column, b"k") for column in columns]
+        types = [ct.MYSQL_TYPE_VAR_STRING] * 2
+        fast, slow = compiled.RowMasker(types, cells), pure.RowMasker(types, cells)
+        cells_bytes = lenenc_str(value) + lenenc_str(b"a@b")
+        row = b"\0\0" + cells_bytes if binary else cells_bytes
+        rewrite = "rewrite_binary_row" if binary else "rewrite_text_row"
+        expected = getattr(slow, rewrite)(row)
+        assert getattr(fast, rewrite)(row) == expected
+        assert expected != row
+        packet = len(row).to_bytes(3, "little") + b"\x07" + row
+        assert fast.rewrite_packets(packet * 3, binary) == slow.rewrite_packets(packet * 3, binary)
