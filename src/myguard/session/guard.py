@@ -41,7 +41,7 @@ class Guard:
         self._shared_key: tuple | None = None
         self._key_policy: Policy | None = None  # what _shared_key was computed for
         # Verdicts the sessions of this identity context taught the proxy core (by
-        # fingerprint, see taught_verdicts); the core reads it. None until one is taught.
+        # fingerprint, see taught_verdicts); the core reads it. None while none is known.
         self.taught: dict[int, object] | None = None
 
     def use_database(self, database: str | None) -> None:
@@ -62,12 +62,17 @@ class Guard:
             self._key_policy = policy
         return shared
 
+    def find_taught(self, policy: Policy) -> None:
+        """Take up what sessions with an equal identity context taught the proxy core
+        under ``policy`` (``taught``): a login's first statements, which every connection
+        opened per request sends, then go through the core like its later ones."""
+        self.taught = self._taught_by_context(policy).get(self._shared_key)
+
     def taught_verdicts(self, policy: Policy) -> dict[int, object]:
         """Where a verdict this session teaches the proxy core goes so that every session
         with an equal identity context under ``policy`` has it: connections opened per
         request send the same few statements, each once. Sets ``taught``."""
-        self._shared(policy)
-        by_context = _for_policy(_TAUGHT, policy)
+        by_context = self._taught_by_context(policy)
         taught = by_context.get(self._shared_key)
         if taught is None:
             if len(by_context) >= _TAUGHT_CONTEXTS:
@@ -75,6 +80,10 @@ class Guard:
             taught = by_context[self._shared_key] = {}
         self.taught = taught
         return taught
+
+    def _taught_by_context(self, policy: Policy) -> dict:
+        self._shared(policy)  # sets _shared_key
+        return _for_policy(_TAUGHT, policy)
 
     def identity_masks(self, policy: Policy) -> tuple[str, tuple] | None:
         if self._masks is None or self._masks[0] is not policy:

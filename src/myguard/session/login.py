@@ -107,6 +107,7 @@ class LoginPhase:
             ),
             self.id,
         )
+        self.guard.find_taught(self.ctx.policy)
         self.trail.login(True, self.user, plugin=result.plugin, method=result.method)
         self.client.write_packet(ok_packet(status=self.backend.status))
         await self.client.drain()
@@ -239,6 +240,7 @@ class LoginPhase:
             ),
             self.id,
         )
+        self.guard.find_taught(self.ctx.policy)
         self.trail.login(True, self.user, plugin=result.plugin, method=result.method)
         self.ok()
         await self.client.drain()
