@@ -62,8 +62,12 @@ class PayloadReader:
         return _U64.unpack(self._take(8))[0]
 
     def lenenc_int(self) -> int:
-        first = self.int1()
-        if first < 0xFB:
+        pos = self.pos
+        if pos >= len(self.data):
+            raise ProtocolError("malformed packet: truncated field")
+        first = self.data[pos]
+        self.pos = pos + 1
+        if first < 0xFB:  # the usual one-byte length, read without a slice
             return first
         if first == 0xFC:
             return self.int2()
