@@ -57,6 +57,22 @@ def test_double_quoted_names_under_ansi_quotes_are_refused_not_unmasked(proxy, f
     conn.close()
 
 
+def test_double_quotes_inside_strings_run_under_ansi_quotes_and_stay_masked(proxy, first_email):
+    conn = connect(proxy)
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION sql_mode = 'ANSI'")  # ANSI_QUOTES among others
+        # PyMySQL escapes the quotes of a parameter as \"
+        cur.execute("SELECT %s, `email` FROM customers ORDER BY id LIMIT 1", ('say "hi"',))
+        text, masked = cur.fetchone()
+        assert text == 'say "hi"'
+        assert masked != first_email and masked.endswith(first_email.split("@")[1])
+        cur.execute("""SELECT JSON_VALUE('{"email": "x@y"}', '$.email')""")
+        assert cur.fetchone() == ("x@y",)
+        message = refused(cur, """SELECT 'say "hi"' "email" FROM customers LIMIT 1""")
+        assert "ANSI_QUOTES" in message
+    conn.close()
+
+
 def test_backslashes_under_no_backslash_escapes_are_refused_not_unmasked(proxy, first_email):
     conn = connect(proxy)
     hidden = r"SELECT 'a\', email FROM customers ORDER BY id LIMIT 1 -- '"

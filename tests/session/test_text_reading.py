@@ -83,6 +83,41 @@ def test_ansi_quotes_refuses_double_quotes(mode):
     assert ambiguity(reading, "SELECT `email` FROM customers", backend) is None
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        """SELECT 'say "hi"', `email` FROM customers""",
+        r"""SELECT 'say \"hi\"', email FROM customers""",  # a driver's escape
+        """INSERT INTO t (doc) VALUES ('{"email": 1}')""",
+        """SELECT 'it''s "x"' FROM customers""",
+        """SELECT `odd"name` FROM customers""",
+        """SELECT email FROM customers -- "email\n""",
+        """SELECT email /* "email" */ FROM customers""",
+        """SELECT email FROM customers # "email\n""",
+    ],
+)
+def test_double_quotes_in_strings_names_and_comments_read_alike_under_ansi_quotes(sql):
+    reading, backend = TextReading(AUTOCOMMIT), Backend("ANSI_QUOTES")
+    assert ambiguity(reading, sql, backend) is None
+    assert backend.asked == 0  # the same in every mode: nothing to ask
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        """SELECT 'x' "email" FROM customers""",  # an alias under ANSI_QUOTES
+        """SELECT 1 /*! , "email" */ FROM customers""",  # an executable comment is code
+        """SELECT @"email" FROM customers""",
+        """SELECT "a\" , email FROM customers -- " """,  # where it ends depends on the mode
+        """SELECT 'a"' , "email""",
+        """SELECT "unterminated""",
+    ],
+)
+def test_double_quotes_in_code_are_refused_under_ansi_quotes(sql):
+    reading, backend = TextReading(AUTOCOMMIT), Backend("ANSI_QUOTES")
+    assert ambiguity(reading, sql, backend) == ANSI_QUOTES_REASON
+
+
 def test_a_mode_that_only_looks_alike_is_not_ansi_quotes():
     reading, backend = TextReading(AUTOCOMMIT), Backend("NO_ANSI_QUOTES_HERE,ANSI_QUOTESX")
     assert ambiguity(reading, 'SELECT "x"', backend) is None

@@ -122,6 +122,20 @@ def tokenize(sql: str) -> list[Token]:
     return tokens
 
 
+def double_quote_in_code(sql: str) -> bool:
+    """Is there a double quote in ``sql`` outside single-quoted strings, backtick names and
+    comments? Only such a one reads differently under ANSI_QUOTES (a name, not a string,
+    with no backslash escapes): up to it, both modes split the text alike."""
+    for match in _TOKEN_RE.finditer(sql):
+        kind = match.lastgroup
+        if kind == "str" or kind == "bad":
+            if match.group()[0] == '"':
+                return True
+        elif kind == "var" and match.group().lstrip("@")[:1] == '"':
+            return True
+    return False
+
+
 def code_tokens(sql: str) -> list[re.Match[str]]:
     """The lexemes of ``sql`` that are code (no whitespace, no comments), with their spans:
     for rewriting a statement in place."""

@@ -3,7 +3,8 @@
 myguard analyses SQL as MySQL reads UTF-8 text in the default sql_mode. Three session
 settings move where strings and names end:
 
-* ``ANSI_QUOTES`` (sql_mode): ``"name"`` is an identifier, not a string;
+* ``ANSI_QUOTES`` (sql_mode): ``"name"`` is an identifier, not a string (a double quote
+  inside a single-quoted string or a comment is read alike in both modes);
 * ``NO_BACKSLASH_ESCAPES`` (sql_mode): a backslash does not escape a quote;
 * a client character set (big5, cp932, gbk, sjis) in which a backslash or a backtick can
   be the second byte of a two-byte character: ``0xBF 0x5C`` is one character to the
@@ -25,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable
 
+from myguard.analysis.lexer import double_quote_in_code
 from myguard.analysis.model import Statement
 from myguard.protocol.constants import ServerStatus
 from myguard.protocol.errors import MySQLError
@@ -108,7 +110,9 @@ class TextReading:
         when that depends on settings not asked for yet (``ambiguity`` asks)."""
         if self.no_backslash_escapes and "\\" in sql:
             return BACKSLASH_REASON
-        quotes = '"' in sql
+        # A double quote inside a single-quoted string (JSON, a driver's \" escape) reads
+        # the same under ANSI_QUOTES; only one in code is a name there.
+        quotes = '"' in sql and double_quote_in_code(sql)
         hazard = not sql.isascii() and _TRAIL_HAZARD(sql) is not None
         if not quotes and not hazard:
             return None
