@@ -12,6 +12,7 @@ import pymysql
 import pytest
 
 from mariadb_server import ROOT_PASSWORD
+from myguard.audit import iter_records
 
 
 def connect(proxy, user="alice", password="alice-pw-1"):
@@ -252,3 +253,124 @@ def test_kill_by_backend_thread_id_reaches_another_worker(private_proxy, mariadb
     assert not t.is_alive() and time.monotonic() - started < 10
     # The backend ends the killed SLEEP with 1 or with 1317 (interrupted) after its metadata.
     assert outcome in ([((1,),)], [1317])
+
+
+def _backend_thread_of(mariadb, info: str) -> int:
+    root = pymysql.connect(host="127.0.0.1", port=mariadb.port, user="root", password=ROOT_PASSWORD)
+    with root.cursor() as cur:
+        cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO = %s", (info,))
+        (thread,) = cur.fetchone()
+    root.close()
+    return thread
+
+
+def _audited(proxy, text: str) -> dict:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for record in iter_records(proxy.audit_dir):
+            if record.type == "statement" and record["statement"] == text:
+                return record
+        time.sleep(0.05)
+    raise AssertionError(f"no audit record of {text!r}")
+
+
+def test_a_kill_that_would_run_on_the_backend_is_refused(proxy, mariadb):
+    """Inside a multi-statement text, an executable comment, dynamic SQL, a compound
+    statement, a stored program or a COM_STMT_PREPARE, KILL would run on the backend, where
+    its id is a backend thread of any user: all refused, and the victim's query runs on."""
+    victim = connect(proxy)
+    outcome: list[object] = []
+    t = threading.Thread(target=lambda: outcome.append(victim.cursor().execute("SELECT SLEEP(4)")))
+    t.start()
+    time.sleep(0.5)
+    thread = _backend_thread_of(mariadb, "SELECT SLEEP(4)")
+    bob = pymysql.connect(
+        host="127.0.0.1", port=proxy.port, user="bob", password="bob-pw-2", database="test",
+        autocommit=True, client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS,
+    )  # fmt: skip
+    forms = [
+        f"SELECT 1; KILL {thread}",
+        f"DO 1; KILL QUERY {thread}",
+        f"/*!KILL {thread}*/",
+        f"EXECUTE IMMEDIATE 'KILL {thread}'",
+        f"PREPARE s FROM 'KILL {thread}'",
+        f"EXECUTE IMMEDIATE CONCAT('KILL ', {thread})",
+        f"BEGIN NOT ATOMIC KILL {thread}; END",
+        f"CREATE PROCEDURE test.kill_it() KILL {thread}",
+    ]
+    for sql in forms:
+        with bob.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as err:
+            cur.execute(sql)
+        assert err.value.args[0] == 1095 and "statement of its own" in err.value.args[1], sql
+    prepared = mysql.connector.connect(
+        host="127.0.0.1", port=proxy.port, user="bob", password="bob-pw-2", use_pure=True
+    )
+    with pytest.raises(mysql.connector.Error) as err:
+        prepared.cursor(prepared=True).execute(f"KILL {thread}")
+    assert err.value.errno == 1095
+    prepared.close()
+    t.join(10)
+    assert outcome == [1]  # the SLEEP ran to its end: no KILL reached its thread
+    record = _audited(proxy, f"SELECT 1; KILL {thread}")
+    assert record["user"] == "bob" and record["error_code"] == 1095
+    bob.close()
+    victim.close()
+
+
+def test_a_kill_myguard_runs_is_decided_by_the_rules_and_audited(proxy, private_proxy):
+    alice, other = connect(proxy), connect(proxy)
+    with alice.cursor() as cur:
+        cur.execute(f"KILL CONNECTION {other.thread_id()}")
+        with pytest.raises(pymysql.err.MySQLError) as err:
+            cur.execute("KILL 424242")
+        assert err.value.args[0] == 1094
+    killed = _audited(proxy, f"KILL CONNECTION {other.thread_id()}")
+    assert killed["decision"] == "allow" and killed.get("error_code") is None
+    assert _audited(proxy, "KILL 424242")["error_code"] == 1094
+    alice.close()
+    # The shipped pack keeps AI agents to reads in production: KILL included.
+    prod = private_proxy(environment="production")
+    bot, target = connect(prod, "bot", "bot-pw-9"), connect(prod, "bot", "bot-pw-9")
+    with bot.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as err:
+        cur.execute(f"KILL {target.thread_id()}")
+    assert err.value.args[0] == 4700
+    with target.cursor() as cur:
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
+    assert _audited(prod, f"KILL {target.thread_id()}")["decision"] == "block"
+    bot.close()
+    target.close()
+
+
+def test_a_kill_a_rule_holds_for_approval_runs_once_approved(private_proxy, tmp_path):
+    rules = tmp_path / "kill-rules.toml"
+    rules.write_text(
+        '[defaults]\naction = "allow"\n\n[[rules]]\nname = "approve-kills"\naction = "approve"\n'
+        '[rules.when]\nkinds = ["kill"]\n[rules.approval]\napprover_groups = ["dba"]\n'
+    )
+    p = private_proxy(rules_file=rules)
+    bob, target = connect(p, "bob", "bob-pw-2"), connect(p, "bob", "bob-pw-2")
+    done: list[object] = []
+    killer = threading.Thread(
+        target=lambda: done.append(bob.cursor().execute(f"KILL {target.thread_id()}"))
+    )
+    killer.start()
+    alice = connect(p)
+    with alice.cursor() as cur:
+        deadline = time.monotonic() + 10
+        rows: tuple = ()
+        while not rows and time.monotonic() < deadline:
+            cur.execute("MYGUARD APPROVALS")
+            rows = cur.fetchall()
+            time.sleep(0.05)
+        assert rows and f"KILL {target.thread_id()}" in rows[-1]
+        assert killer.is_alive()  # held
+        cur.execute(f"MYGUARD APPROVE {rows[-1][0]} REASON 'stuck session'")
+    killer.join(10)
+    assert done == [0]
+    with pytest.raises(pymysql.err.OperationalError):
+        target.cursor().execute("SELECT 1")
+    record = _audited(p, f"KILL {target.thread_id()}")
+    assert record["decision"] == "approve" and record.get("approval_id")
+    alice.close()
+    bob.close()

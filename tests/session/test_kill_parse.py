@@ -2,8 +2,9 @@
 
 import pytest
 
-from myguard.protocol.errors import MySQLError
-from myguard.session.kill import KillRequest, parse_kill
+from myguard.analysis import analyze
+from myguard.protocol.errors import ER_KILL_DENIED_ERROR, MySQLError
+from myguard.session.kill import KillRequest, on_backend, parse_kill
 
 
 @pytest.mark.parametrize(
@@ -47,3 +48,41 @@ def test_other_forms_are_refused(sql):
 def test_not_a_kill():
     assert parse_kill(b"SELECT 1", 77) is None
     assert parse_kill(b"KILLER", 77) is None
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1; KILL 304",
+        "DO 1; KILL QUERY CONNECTION_ID()",
+        "/*!KILL 304*/",
+        "KILL 304",  # as a COM_STMT_PREPARE: the backend would run it
+        "EXECUTE IMMEDIATE 'KILL 304'",
+        "PREPARE s FROM 'KILL 304'",
+        "EXECUTE IMMEDIATE CONCAT('KILL ', 304)",
+        "BEGIN NOT ATOMIC KILL 304; END",
+        "CREATE PROCEDURE p() KILL 304",
+        "CREATE DEFINER = CURRENT_USER FUNCTION f() RETURNS INT BEGIN KILL 3; RETURN 1; END",
+        "CREATE TRIGGER t BEFORE INSERT ON t1 FOR EACH ROW KILL 3",
+        "CREATE EVENT e ON SCHEDULE EVERY 1 HOUR DO KILL 3",
+        "ALTER EVENT e DO kill 3",
+    ],
+)
+def test_a_kill_the_backend_would_run_is_refused(sql):
+    refused = on_backend(analyze(sql, "test"))
+    assert refused is not None and refused.code == ER_KILL_DENIED_ERROR
+    assert "statement of its own" in refused.message
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 'kill' AS word",
+        "SELECT kill_count FROM t WHERE note = 'kill'",
+        "CREATE PROCEDURE p() SELECT skill FROM t",
+        "CALL p()",
+        "EXECUTE IMMEDIATE CONCAT('SELECT ', 1)",
+    ],
+)
+def test_kill_as_a_word_elsewhere_is_no_kill(sql):
+    assert on_backend(analyze(sql, "test")) is None

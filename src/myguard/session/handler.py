@@ -372,12 +372,19 @@ class StatementHandler:
                 return None
         return self.checked(statement, decision)
 
-    def checked(self, statement: StatementText, decision: Decision) -> Decision:
-        """``decision`` when the statement may go on; raises (and audits) the refusal."""
+    def checked(
+        self, statement: StatementText, decision: Decision, *, runs_here: bool = False
+    ) -> Decision:
+        """``decision`` when the statement may go on; raises (and audits) the refusal.
+        ``runs_here``: myguard runs the statement itself (a KILL of its own sessions)."""
         s = self.session
         if decision.blocked:
             s.trail.refused(statement, decision, decision.error_code)
             raise blocked_error(decision)
+        refused = None if runs_here else kill_stmt.on_backend(decision.statements)
+        if refused is not None:
+            s.trail.refused(statement, decision, refused.code)
+            raise refused
         s.trail.require()
         if not s.backend_config.local_infile and any(
             st.kind == "load_data" and st.local for st in decision.statements
@@ -478,7 +485,7 @@ class StatementHandler:
             return _scan.RESPONSE_QUERY
         words = text.lower()  # one copy for the cheap tests of what else it may be
         if (
-            ("kill" in words and kill_stmt.parse_kill(payload[1:], self.session.id) is not None)
+            ("kill" in words and kill_stmt.is_kill(payload[1:]))
             or ("myguard" in words and is_myguard_command(text))
             or ("prepare" in words and dynamic_sql.source_variable(text) is not None)
         ):

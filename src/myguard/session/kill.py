@@ -9,9 +9,11 @@ import json
 import operator
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from myguard.analysis import Statement
 from myguard.protocol.errors import ER_KILL_DENIED_ERROR, ER_NO_SUCH_THREAD, MySQLError
 from myguard.session import process_list
 from myguard.session.registry import SessionRegistry
@@ -30,12 +32,40 @@ _OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.m
 # Set by the supervisor: where its workers' unix sockets live.
 RUNTIME_DIR_ENV = "MYGUARD_RUNTIME_DIR"
 _KILL_ANY = re.compile(rb"^\s*KILL\b", re.IGNORECASE)
+_KILL_WORD = re.compile(r"\bKILL\b", re.IGNORECASE).search
+# Statements whose text runs later or out of the analysis' sight: a program's body.
+_PROGRAMS = frozenset({"procedure", "function", "trigger", "event"})
+_ON_BACKEND = (
+    "myguard: KILL runs only as a statement of its own, with a session id from this proxy; "
+    "in a multi-statement text, a prepared statement, dynamic SQL or a stored program it "
+    "would reach the backend's threads, every user's"
+)
+
+
+def on_backend(statements: Iterable[Statement]) -> MySQLError | None:
+    """The refusal for statements that would run a KILL on the backend, or None.
+
+    myguard runs only a KILL sent as a statement of its own (``parse_kill``). Anywhere else
+    the backend would run it, and there the ids are the threads of every user: the service
+    account is shared. So no rule may let through a KILL in a multi-statement text, a
+    COM_STMT_PREPARE or the literal of dynamic SQL, nor the word KILL in text that runs out
+    of the analysis' sight (a compound statement, opaque dynamic SQL, a stored program)."""
+    for st in statements:
+        hidden = st.opaque or (st.kind in ("create", "alter") and st.object_type in _PROGRAMS)
+        if st.kind == "kill" or (hidden and _KILL_WORD(st.sql) is not None):
+            return MySQLError(ER_KILL_DENIED_ERROR, "HY000", _ON_BACKEND)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
 class KillRequest:
     target: int
     query_only: bool
+
+
+def is_kill(sql: bytes) -> bool:
+    """Is ``sql`` a KILL statement, which myguard runs (or refuses) itself?"""
+    return _KILL_ANY.match(sql) is not None
 
 
 def parse_kill(sql: bytes, session_id: int) -> KillRequest | None:
@@ -45,7 +75,7 @@ def parse_kill(sql: bytes, session_id: int) -> KillRequest | None:
     KILL forms myguard cannot map (``KILL USER``, ``KILL QUERY ID``) raise an error rather
     than reaching the backend, where the ids would refer to other users' connections.
     """
-    if not _KILL_ANY.match(sql):
+    if not is_kill(sql):
         return None
     m = _KILL.match(sql)
     target = None if m is None else _evaluate(_CONNECTION_ID.sub(b"%d" % session_id, m[2]))

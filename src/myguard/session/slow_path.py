@@ -86,8 +86,9 @@ class SlowPath:
             if len(payload) < 5:
                 raise ProtocolError("malformed COM_PROCESS_KILL", 1835)
             target = int.from_bytes(payload[1:5], "little")
-            await kill_stmt.kill(s.ctx.registry, s.user, kill_stmt.KillRequest(target, False))
-            s.ok()
+            # Decided and audited as the statement it stands for.
+            statement = StatementText.of(f"KILL {target}")
+            await self._kill(statement, kill_stmt.KillRequest(target, False))
             return None
         name = COMMAND_NAMES.get(command, f"0x{command:02x}")
         raise MySQLError(ER_UNKNOWN_COM_ERROR, "08S01", f"myguard: command {name} is not supported")
@@ -98,13 +99,16 @@ class SlowPath:
             statement, decision = decided.statement, decided.decision
         else:
             sql = payload[1:]
-            request = kill_stmt.parse_kill(sql, s.id)
+            statement = decided.statement if decided else StatementText.received(sql)
+            try:
+                request = kill_stmt.parse_kill(sql, s.id)
+            except MySQLError as exc:  # a KILL form myguard cannot map
+                s.trail.refused(statement, None, exc.code)
+                raise
             if request is not None:
-                await kill_stmt.kill(s.ctx.registry, s.user, request)
-                s.ok()
+                await self._kill(statement, request)
                 await s.client.drain()
                 return None
-            statement = decided.statement if decided else StatementText.received(sql)
             command = myguard_command(statement.text)
             if command is not None:
                 await myguard_sql.run(s, command)
@@ -134,6 +138,21 @@ class SlowPath:
             intent_id=await s.trail.intent(statement.text, decision),
             sent=sent,
         )
+
+    async def _kill(self, statement: StatementText, request: kill_stmt.KillRequest) -> None:
+        """A KILL myguard runs on its own sessions: the rules decide it (an approval
+        included), the trail records it with its outcome."""
+        s = self.state
+        decision = s.guard.decide(s.ctx.policy, statement.text, statement.fingerprint)
+        decision = self.handler.checked(statement, decision, runs_here=True)
+        approval_id = await self._approve(statement, [], decision)
+        try:
+            await kill_stmt.kill(s.ctx.registry, s.user, request)
+        except MySQLError as exc:
+            s.trail.refused(statement, decision, exc.code)
+            raise
+        s.trail.statement(statement, decision, Outcome(), approval_id=approval_id)
+        s.ok()
 
     async def _with_source(self, statement: StatementText) -> StatementText:
         """``PREPARE name FROM @v`` as ``PREPARE name FROM '<what @v holds>'``, the text
