@@ -374,3 +374,23 @@ def test_a_kill_a_rule_holds_for_approval_runs_once_approved(private_proxy, tmp_
     assert record["decision"] == "approve" and record.get("approval_id")
     alice.close()
     bob.close()
+
+
+def test_show_explain_for_a_backend_thread_shows_no_other_users_statement(proxy, mariadb):
+    """SHOW EXPLAIN FOR a backend thread gave the plan and, in a note, the text of whatever
+    statement that thread ran: any user's, on the shared service account."""
+    alice = connect(proxy)
+    t = threading.Thread(
+        target=lambda: alice.cursor().execute("SELECT SLEEP(2), 'a secret literal'")
+    )
+    t.start()
+    time.sleep(0.5)
+    thread = _backend_thread_of(mariadb, "SELECT SLEEP(2), 'a secret literal'")
+    carol = connect(proxy, "carol", "carol-pw-3")
+    for sql in (f"SHOW EXPLAIN FOR {thread}", f"EXPLAIN FORMAT=JSON FOR CONNECTION {thread}"):
+        with carol.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as err:
+            cur.execute(sql)
+        assert err.value.args[0] == 1148 and "other users' statements" in err.value.args[1]
+    t.join(10)
+    carol.close()
+    alice.close()

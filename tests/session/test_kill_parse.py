@@ -3,7 +3,7 @@
 import pytest
 
 from myguard.analysis import analyze
-from myguard.protocol.errors import ER_KILL_DENIED_ERROR, MySQLError
+from myguard.protocol.errors import ER_KILL_DENIED_ERROR, ER_NOT_ALLOWED_COMMAND, MySQLError
 from myguard.session.kill import KillRequest, on_backend, parse_kill
 
 
@@ -85,4 +85,34 @@ def test_a_kill_the_backend_would_run_is_refused(sql):
     ],
 )
 def test_kill_as_a_word_elsewhere_is_no_kill(sql):
+    assert on_backend(analyze(sql, "test")) is None
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SHOW EXPLAIN FOR 10",
+        "show explain format=json for 10",
+        "SHOW ANALYZE FOR 10",
+        "EXPLAIN FOR CONNECTION 10",
+        "EXPLAIN FORMAT=JSON FOR CONNECTION 10",
+        "ANALYZE FORMAT=JSON FOR CONNECTION 10",
+        "DESCRIBE FOR CONNECTION 10",
+        "SELECT 1; SHOW EXPLAIN FOR 10",
+        "EXECUTE IMMEDIATE 'SHOW EXPLAIN FOR 10'",
+        "PREPARE s FROM 'EXPLAIN FOR CONNECTION 10'",
+        "BEGIN NOT ATOMIC SHOW EXPLAIN FOR 10; END",
+    ],
+)
+def test_explaining_a_backend_thread_is_refused(sql):
+    refused = on_backend(analyze(sql, "test"))
+    assert refused is not None and refused.code == ER_NOT_ALLOWED_COMMAND
+    assert "other users' statements" in refused.message
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["EXPLAIN SELECT * FROM t FOR UPDATE", "EXPLAIN SELECT 1", "SELECT 'show explain for 1'"],
+)
+def test_other_explains_are_no_thread(sql):
     assert on_backend(analyze(sql, "test")) is None

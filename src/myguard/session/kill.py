@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from myguard.analysis import Statement
-from myguard.protocol.errors import ER_KILL_DENIED_ERROR, ER_NO_SUCH_THREAD, MySQLError
+from myguard.protocol.errors import (
+    ER_KILL_DENIED_ERROR,
+    ER_NO_SUCH_THREAD,
+    ER_NOT_ALLOWED_COMMAND,
+    MySQLError,
+)
 from myguard.session import process_list
 from myguard.session.registry import SessionRegistry
 
@@ -33,28 +38,46 @@ _OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.m
 RUNTIME_DIR_ENV = "MYGUARD_RUNTIME_DIR"
 _KILL_ANY = re.compile(rb"^\s*KILL\b", re.IGNORECASE)
 _KILL_WORD = re.compile(r"\bKILL\b", re.IGNORECASE).search
+# SHOW EXPLAIN|ANALYZE [FORMAT=x] FOR id and EXPLAIN|ANALYZE|DESCRIBE [FORMAT=x] FOR
+# CONNECTION id show the plan, and in a note the text, of the statement thread ``id`` runs.
+_EXPLAIN_FOR = re.compile(
+    r"\b(?:SHOW\s+(?:EXPLAIN|ANALYZE)(?:\s+FORMAT\s*=\s*\w+)?\s+FOR"
+    r"|(?:EXPLAIN|ANALYZE|DESCRIBE|DESC)(?:\s+FORMAT\s*=\s*\w+)?\s+FOR\s+CONNECTION)\b",
+    re.IGNORECASE,
+).search
 # Statements whose text runs later or out of the analysis' sight: a program's body.
 _PROGRAMS = frozenset({"procedure", "function", "trigger", "event"})
-_ON_BACKEND = (
+_KILL_ON_BACKEND = (
     "myguard: KILL runs only as a statement of its own, with a session id from this proxy; "
     "in a multi-statement text, a prepared statement, dynamic SQL or a stored program it "
     "would reach the backend's threads, every user's"
 )
+_EXPLAIN_ON_BACKEND = (
+    "myguard: SHOW EXPLAIN/ANALYZE FOR and EXPLAIN FOR CONNECTION take a backend thread id, "
+    "and every user's sessions run on the backend as one account: they would show other "
+    "users' statements"
+)
 
 
 def on_backend(statements: Iterable[Statement]) -> MySQLError | None:
-    """The refusal for statements that would run a KILL on the backend, or None.
+    """The refusal for statements that would name a backend thread, or None.
 
-    myguard runs only a KILL sent as a statement of its own (``parse_kill``). Anywhere else
-    the backend would run it, and there the ids are the threads of every user: the service
-    account is shared. So no rule may let through a KILL in a multi-statement text, a
-    COM_STMT_PREPARE or the literal of dynamic SQL, nor the word KILL in text that runs out
-    of the analysis' sight (a compound statement, opaque dynamic SQL, a stored program)."""
+    Every session reaches the backend as the same service account, so a thread id there
+    may be any user's session. myguard runs only a KILL sent as a statement of its own
+    (``parse_kill``), with its own session ids. So no rule may let through a KILL in a
+    multi-statement text, a COM_STMT_PREPARE or the literal of dynamic SQL, nor SHOW
+    EXPLAIN FOR a thread anywhere, nor such words in text that runs out of the analysis'
+    sight (a compound statement, opaque dynamic SQL, a stored program)."""
     for st in statements:
         hidden = st.opaque or (st.kind in ("create", "alter") and st.object_type in _PROGRAMS)
         if st.kind == "kill" or (hidden and _KILL_WORD(st.sql) is not None):
-            return MySQLError(ER_KILL_DENIED_ERROR, "HY000", _ON_BACKEND)
+            return MySQLError(ER_KILL_DENIED_ERROR, "HY000", _KILL_ON_BACKEND)
+        if (hidden or st.kind in _EXPLAINS) and _EXPLAIN_FOR(st.sql) is not None:
+            return MySQLError(ER_NOT_ALLOWED_COMMAND, "42000", _EXPLAIN_ON_BACKEND)
     return None
+
+
+_EXPLAINS = frozenset({"show", "explain", "analyze"})
 
 
 @dataclass(frozen=True, slots=True)
