@@ -1,5 +1,6 @@
 """KILL statements: myguard maps the ids clients see to its own sessions, in any worker;
-and the other workers' sessions for the process list."""
+the other workers' sessions for the process list; and the refusal of statements that would
+name a backend thread, any user's on the shared service account."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ _EXPLAIN_FOR = re.compile(
     r"|(?:EXPLAIN|ANALYZE|DESCRIBE|DESC)(?:\s+FORMAT\s*=\s*\w+)?\s+FOR\s+CONNECTION)\b",
     re.IGNORECASE,
 ).search
+_EXPLAINS = frozenset({"show", "explain", "analyze"})
 # Statements whose text runs later or out of the analysis' sight: a program's body.
 _PROGRAMS = frozenset({"procedure", "function", "trigger", "event"})
 _KILL_ON_BACKEND = (
@@ -75,9 +77,6 @@ def on_backend(statements: Iterable[Statement]) -> MySQLError | None:
         if (hidden or st.kind in _EXPLAINS) and _EXPLAIN_FOR(st.sql) is not None:
             return MySQLError(ER_NOT_ALLOWED_COMMAND, "42000", _EXPLAIN_ON_BACKEND)
     return None
-
-
-_EXPLAINS = frozenset({"show", "explain", "analyze"})
 
 
 @dataclass(frozen=True, slots=True)
