@@ -394,3 +394,21 @@ def test_show_explain_for_a_backend_thread_shows_no_other_users_statement(proxy,
     t.join(10)
     carol.close()
     alice.close()
+
+
+def test_the_backends_views_of_other_sessions_are_for_dba(proxy):
+    """SHOW ENGINE INNODB STATUS and information_schema.INNODB_TRX list what the backend's
+    threads run, every user's: the shipped pack leaves them to dba, as the process list."""
+    carol, alice = connect(proxy, "carol", "carol-pw-3"), connect(proxy)
+    for sql in (
+        "SHOW ENGINE INNODB STATUS",
+        "SELECT trx_mysql_thread_id, trx_query FROM information_schema.INNODB_TRX",
+    ):
+        with carol.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as err:
+            cur.execute(sql)
+        assert err.value.args[0] == 4700 and "for DBAs" in err.value.args[1]
+        with alice.cursor() as cur:
+            cur.execute(sql)
+            cur.fetchall()
+    carol.close()
+    alice.close()

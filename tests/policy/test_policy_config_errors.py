@@ -46,6 +46,7 @@ def rule(body: str, name: str = "r1") -> str:
         (rule(BLOCK + "when = { groups = [1] }"), "rule 'r1': when.groups"),
         (rule(BLOCK + 'when = { kinds = ["drop table"] }'), "rule 'r1': when.kinds"),
         (rule(BLOCK + 'when = { kinds = ["drop:cake"] }'), "rule 'r1': when.kinds"),
+        (rule(BLOCK + 'when = { kinds = ["show:engin"] }'), "rule 'r1': when.kinds"),
         (rule(BLOCK + 'when = { tables = ["customers"] }'), "rule 'r1': when.tables"),
         (rule(BLOCK + 'when = { columns = ["shop.ssn"] }'), "rule 'r1': when.columns"),
         (rule(BLOCK + 'when = { tags = ["pii"] }'), "rule 'r1': when.tags"),

@@ -86,9 +86,9 @@ _PRIVILEGE_TABLES = frozenset(
 _QUERY_START = frozenset({"SELECT", "WITH", "TABLE", "VALUES", "INSERT", "UPDATE", "DELETE"})
 _EXPLAIN_OPTIONS = frozenset({"EXTENDED", "PARTITIONS", "FORMAT", "ANALYZE", "VERBOSE"})
 _ADMIN_TABLE_PREFIX = frozenset({"NO_WRITE_TO_BINLOG", "LOCAL", "TABLE", "TABLES"})
+_SHOW_MODIFIERS = frozenset({"FULL", "GLOBAL", "SESSION", "EXTENDED", "ALL"})
 _WORD_KINDS = {
     "KILL": "kill",
-    "SHOW": "show",
     "COMMIT": "commit",
     "ROLLBACK": "rollback",
     "SAVEPOINT": "savepoint",
@@ -539,6 +539,15 @@ def _dynamic(
     return replace(inner[0], sql=sql, prepared=True, cacheable=False)
 
 
+def _show(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
+    """SHOW: what it shows is its object, for rules (``show:engine``, ``show:grants``)."""
+    index = 1
+    while tk.is_word(tokens, index, *_SHOW_MODIFIERS):
+        index += 1
+    what = tokens[index] if index < len(tokens) and tokens[index].kind == "word" else None
+    return _simple(sql, "show", what.upper.lower() if what is not None else None)
+
+
 def _handler(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
     table, _ = tk.table_at(tokens, 1, current_db)
     reads = frozenset({table}) if table is not None else frozenset()
@@ -627,6 +636,7 @@ _HANDLERS: dict[str, Handler] = {
     "PREPARE": _prepare,
     "EXECUTE": _execute,
     "HANDLER": _handler,
+    "SHOW": _show,
     "DO": _do,
     "ANALYZE": _admin_tables,
     "OPTIMIZE": _admin_tables,

@@ -35,6 +35,19 @@ ADMIN = frozenset(
         "import",
     }
 )
+# What SHOW shows: the first word after SHOW [FULL | GLOBAL | SESSION | EXTENDED | ALL].
+SHOW_OBJECTS = frozenset(
+    {
+        "analyze", "authors", "binary", "binlog", "character", "charset", "client_statistics",
+        "collation", "columns", "contributors", "count", "create", "databases", "engine",
+        "engines", "errors", "events", "explain", "fields", "function", "grants", "index",
+        "indexes", "index_statistics", "keys", "locales", "master", "open", "package",
+        "plugins", "privileges", "procedure", "processlist", "profile", "profiles",
+        "query_response_time", "relaylog", "replica", "replicas", "schemas", "slave", "slaves",
+        "status", "storage", "table", "tables", "table_statistics", "triggers",
+        "user_statistics", "variables", "warnings", "wsrep_membership", "wsrep_status",
+    }
+)  # fmt: skip
 # Objects whose DDL manages accounts, i.e. privileges.
 ACCOUNT_OBJECTS = frozenset({"user", "role"})
 
@@ -121,4 +134,6 @@ def valid_kind_name(name: str) -> bool:
     if name in KNOWN_KINDS or name in EXTRA_NAMES or name in GROUP_NAMES or name == "unparsed":
         return True
     kind, _, obj = name.partition(":")
+    if kind == "show":
+        return obj in SHOW_OBJECTS
     return kind in KNOWN_KINDS and obj in OBJECT_TYPES
