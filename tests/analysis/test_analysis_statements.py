@@ -221,6 +221,33 @@ def test_insert_columns_and_on_duplicate_key_belong_to_target():
     assert {str(c) for c in statement.columns} == {"shop.customers.ssn", "shop.customers.email"}
 
 
+@pytest.mark.parametrize(
+    ("sql", "kind", "writes", "columns"),
+    [
+        # SQLAlchemy's on_duplicate_key_update() qualifies the column in VALUES()
+        (
+            "INSERT INTO customers (id, email) VALUES (1, 'x') ON DUPLICATE KEY UPDATE "
+            "email = IF(customers.id = 0, VALUES(customers.email), customers.email)",
+            "insert",
+            {"shop.customers"},
+            {"shop.customers.id", "shop.customers.email"},
+        ),
+        ("INSERT INTO x.t (a) VALUES (1) ON DUPLICATE KEY UPDATE a = VALUES(x.t.a)", "insert",
+         {"x.t"}, {"x.t.a"}),
+        # table value constructors: a statement, a CTE body (SQLAlchemy's values() in a CTE)
+        ("VALUES (1, 'a'), (2, 'b') ORDER BY 1", "select", set(), set()),
+        ("WITH c (x) AS (VALUES (1), (2)) SELECT c.x, customers.email FROM c, customers",
+         "select", set(), {"x", "shop.customers.email"}),
+        ("SELECT * FROM (VALUES (1, 'a')) AS v WHERE 1 IN (VALUES (1), (2))", "select", set(),
+         set()),
+    ],
+)  # fmt: skip
+def test_values_where_sqlglot_wants_a_name_or_a_query(sql, kind, writes, columns):
+    statement = one(sql)
+    assert (statement.kind, names(statement.writes)) == (kind, writes)
+    assert {str(c) for c in statement.columns} == columns
+
+
 def test_star_tables():
     statement = one("SELECT c.*, o.id FROM customers c JOIN orders o ON o.cid = c.id")
     assert names(statement.star_tables) == {"shop.customers"}

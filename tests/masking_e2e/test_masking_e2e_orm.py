@@ -6,7 +6,20 @@ import datetime
 import decimal
 
 import pytest
-from sqlalchemy import Date, DateTime, Integer, Numeric, String, create_engine, select
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    create_engine,
+    select,
+    text,
+)
+from sqlalchemy.dialects.mysql import insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 
@@ -56,3 +69,35 @@ def test_orm_objects_are_masked_and_typed(driver, proxy, mariadb, leak_scanner):
         assert isinstance(m.email, str) and m.email == "****" + c.email[c.email.rfind("@") :]
         assert isinstance(m.ssn, str) and m.ssn == "*******" + c.ssn[-4:]
         assert m.card_number is None and c.card_number is not None
+
+
+def test_sqlalchemy_values_in_a_cte_and_on_duplicate_key_update(proxy):
+    """What SQLAlchemy writes for values() as a CTE (its test suite's form) and for
+    on_duplicate_key_update(): sqlglot reads neither as written; both were refused as
+    unparsed. The CTE's values are literals, not masked; the customers' emails are."""
+    through = create_engine(f"mysql+pymysql://bob:bob-pw-2@127.0.0.1:{proxy.port}/shop")
+    counts = Table(
+        "counts", MetaData(), Column("k", Integer, primary_key=True), Column("n", Integer),
+        schema="test",
+    )  # fmt: skip
+    try:
+        with through.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "WITH chosen(cid, label) AS (VALUES (1, 'first'), (3, 'third')) "
+                "SELECT chosen.label, customers.email FROM chosen "
+                "JOIN customers ON customers.id = chosen.cid ORDER BY chosen.cid"
+            ).all()
+    finally:
+        through.dispose()
+    writer = create_engine(f"mysql+pymysql://alice:alice-pw-1@127.0.0.1:{proxy.port}/shop")
+    try:
+        with writer.connect() as conn:
+            conn.execute(text("CREATE TEMPORARY TABLE test.counts (k INT PRIMARY KEY, n INT)"))
+            for _ in range(2):
+                stmt = insert(counts).values(k=1, n=1)
+                conn.execute(stmt.on_duplicate_key_update(n=counts.c.n + stmt.inserted.n))
+            assert conn.execute(text("SELECT n FROM test.counts WHERE k = 1")).scalar() == 2
+    finally:
+        writer.dispose()
+    assert [label for label, _ in rows] == ["first", "third"]
+    assert all(email.startswith("****@") for _, email in rows)  # still masked

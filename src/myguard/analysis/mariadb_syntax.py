@@ -16,11 +16,19 @@ Sequences: ``NEXT VALUE FOR s`` and ``PREVIOUS VALUE FOR s`` become the ``NEXTVA
 ODBC escapes, which BI tools send through ODBC drivers and the server takes as they are:
 ``{d '2024-01-31'}``, ``{t ...}``, ``{ts ...}`` become ``DATE '...'`` and the like, and
 ``{oj t1 LEFT OUTER JOIN t2 ON ...}`` the join inside.
+
+Table value constructors wherever a query stands (a statement, a CTE body, a derived table,
+a subquery, after UNION): ``VALUES (a, b), (c, d)`` becomes ``SELECT a, b UNION ALL SELECT
+c, d``, which sqlglot parses everywhere and whose columns the lineage sees as the literals
+they are (ORMs such as SQLAlchemy put ``values()`` in a CTE). In ``ON DUPLICATE KEY UPDATE``, ``VALUES(t.c)``
+becomes ``VALUES(c)``: the column can only be the inserted table's, and sqlglot reads
+only the bare name there.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from myguard.analysis.lexer import LexError, Token, render, tokenize
 
@@ -42,15 +50,119 @@ _SELECT_HINTS = frozenset(
 )  # fmt: skip
 _SELECT_OPTIONS = _SELECT_HINTS | {"ALL", "DISTINCT", "DISTINCTROW"}
 _WORDS = frozenset().union(*_AFTER_FIRST.values(), _SELECT_HINTS)
-# Text that may hold something to rewrite: a modifier, a sequence call or an ODBC escape.
+# Text that may hold something to rewrite: a modifier, a sequence call, VALUES or an ODBC
+# escape.
 _MAY_HOLD = re.compile(
-    r"\b(?:" + "|".join(sorted(_WORDS | {"VALUE"})) + r")\b|\{", re.IGNORECASE
+    r"\b(?:" + "|".join(sorted(_WORDS | {"VALUE", "VALUES"})) + r")\b|\{", re.IGNORECASE
 ).search
 
 
 def for_sqlglot(tokens: list[Token]) -> list[Token]:
     """One statement's tokens as sqlglot is to get them (the same list when unchanged)."""
-    return _sequence_calls(_without_escapes(_without_modifiers(tokens)))
+    return _values(_sequence_calls(_without_escapes(_without_modifiers(tokens))))
+
+
+def _values(tokens: list[Token]) -> list[Token]:
+    """Table value constructors as queries, and ``VALUES(t.c)`` as ``VALUES(c)``."""
+    if not any(t.kind == "word" and t.upper == "VALUES" for t in tokens):
+        return tokens
+    # After ON DUPLICATE KEY UPDATE, VALUES(c) is the function: COALESCE(VALUES(c), 0).
+    update = next(
+        (i for i, t in enumerate(tokens) if t.kind == "word" and t.upper == "DUPLICATE"),
+        len(tokens),
+    )
+    out: list[Token] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token.kind != "word" or token.upper != "VALUES":
+            out.append(token)
+            index += 1
+            continue
+        column = _qualified_column(tokens, index + 1) if index > update else None
+        if column is not None:
+            out += [token, tokens[index + 1], column, tokens[_closing(tokens, index + 1)]]
+            index = _closing(tokens, index + 1) + 1
+            continue
+        rows_end = _rows_end(tokens, index + 1)
+        if rows_end is not None and index < update and _query_position(tokens, index):
+            out += _as_selects(tokens[index + 1 : rows_end], token.gap)
+            index = rows_end
+            continue
+        out.append(token)
+        index += 1
+    return out
+
+
+def _query_position(tokens: list[Token], index: int) -> bool:
+    """Does the VALUES at ``index`` stand where a query does (not an INSERT's rows)?"""
+    before = tokens[index - 1] if index else None
+    if before is None or (before.kind == "op" and before.text == "("):
+        return True
+    if before.kind == "word" and before.upper in ("ALL", "DISTINCT") and index >= 2:
+        before = tokens[index - 2]
+    return before.kind == "word" and before.upper in _SET_OPERATORS
+
+
+def _as_selects(rows: list[Token], gap: bool) -> list[Token]:
+    """``(a, b), (c, d)`` as ``SELECT a, b UNION ALL SELECT c, d``: the columns of a table
+    value constructor are its values, named as a SELECT without aliases names them."""
+    out: list[Token] = []
+    index = 0
+    while index < len(rows):
+        close = _closing(rows, index)
+        if out:
+            out += [Token("word", "UNION", "UNION", True), Token("word", "ALL", "ALL", True)]
+        out.append(Token("word", "SELECT", "SELECT", gap or bool(out)))
+        out += [
+            replace(t, gap=True) if n == 0 else t for n, t in enumerate(rows[index + 1 : close])
+        ]
+        index = close + 2  # past the ``)`` and the ``,`` between rows
+    return out
+
+
+def _qualified_column(tokens: list[Token], start: int) -> Token | None:
+    """The column of ``( name . name [. name] )`` at ``start``, or None."""
+    end = _closing(tokens, start)
+    if end - start < 4 or tokens[start].text != "(":
+        return None
+    names = tokens[start + 1 : end]
+    for position, name in enumerate(names):
+        if (name.text == ".") != (position % 2 == 1) or (
+            position % 2 == 0 and name.kind not in ("word", "qid")
+        ):
+            return None
+    last = names[-1]
+    return Token(last.kind, last.text, last.upper, False)
+
+
+def _closing(tokens: list[Token], start: int) -> int:
+    """The index of the ``)`` that closes the ``(`` at ``start`` (``len(tokens)``: none)."""
+    depth = 0
+    for index in range(start, len(tokens)):
+        if tokens[index].kind == "op" and tokens[index].text == "(":
+            depth += 1
+        elif tokens[index].kind == "op" and tokens[index].text == ")":
+            depth -= 1
+            if depth == 0:
+                return index
+    return len(tokens)
+
+
+def _rows_end(tokens: list[Token], start: int) -> int | None:
+    """Where the rows ``(...), (...)`` starting at ``start`` end; None when none start there."""
+    end = None
+    index = start
+    while index < len(tokens) and tokens[index].kind == "op" and tokens[index].text == "(":
+        close = _closing(tokens, index)
+        if close == len(tokens):
+            return None
+        end = index = close + 1
+        if index < len(tokens) and tokens[index].text == "," and index + 1 < len(tokens):
+            index += 1
+        else:
+            break
+    return end
 
 
 def _sequence_calls(tokens: list[Token]) -> list[Token]:
@@ -150,6 +262,7 @@ def _without_escapes(tokens: list[Token]) -> list[Token]:
 
 
 _LITERALS = {"D": "DATE", "T": "TIME", "TS": "TIMESTAMP"}
+_SET_OPERATORS = frozenset({"UNION", "EXCEPT", "INTERSECT"})
 
 
 def text_for_sqlglot(sql: str) -> str:
