@@ -31,6 +31,7 @@ import re
 from dataclasses import replace
 
 from myguard.analysis.lexer import LexError, Token, render, tokenize
+from myguard.analysis.tokens import is_word
 
 # Modifiers right after the statement's first word (MariaDB's INSERT/REPLACE/UPDATE/DELETE).
 _AFTER_FIRST = {
@@ -68,7 +69,11 @@ def _values(tokens: list[Token]) -> list[Token]:
         return tokens
     # After ON DUPLICATE KEY UPDATE, VALUES(c) is the function: COALESCE(VALUES(c), 0).
     update = next(
-        (i for i, t in enumerate(tokens) if t.kind == "word" and t.upper == "DUPLICATE"),
+        (
+            i
+            for i, t in enumerate(tokens)
+            if t.kind == "word" and t.upper == "DUPLICATE" and is_word(tokens, i + 1, "KEY")
+        ),
         len(tokens),
     )
     out: list[Token] = []
@@ -96,12 +101,10 @@ def _values(tokens: list[Token]) -> list[Token]:
 
 def _query_position(tokens: list[Token], index: int) -> bool:
     """Does the VALUES at ``index`` stand where a query does (not an INSERT's rows)?"""
-    before = tokens[index - 1] if index else None
-    if before is None or (before.kind == "op" and before.text == "("):
+    if index == 0 or (tokens[index - 1].kind == "op" and tokens[index - 1].text == "("):
         return True
-    if before.kind == "word" and before.upper in ("ALL", "DISTINCT") and index >= 2:
-        before = tokens[index - 2]
-    return before.kind == "word" and before.upper in _SET_OPERATORS
+    before = index - 2 if is_word(tokens, index - 1, "ALL", "DISTINCT") else index - 1
+    return before >= 0 and is_word(tokens, before, *_SET_OPERATORS)
 
 
 def _as_selects(rows: list[Token], gap: bool) -> list[Token]:
