@@ -464,3 +464,20 @@ def test_analyze_never_raises_on_odd_input():
     for sql in ["\x00", ";;;", "SELECT \u00e9 FROM \u00fc", "((((", "DROP", "EXPLAIN", "LOAD DATA"]:
         for statement in analyze(sql, None):
             assert statement.kind
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO t (a) VALUES (1) ON DUPLICATE KEY UPDATE a = IF(t.a, VALUES(x.t.a), 0)",
+        "WITH c (x, y) AS (VALUES (1, 'a'), (2, (SELECT 1))) SELECT x FROM c",
+        "SELECT 1 UNION ALL VALUES (2), (3) ORDER BY 1",
+        "SHOW GLOBAL VARIABLES LIKE 'x'",
+        "DELETE VALUE",  # sqlglot leaves False where the table would be
+    ],
+)
+def test_every_prefix_of_a_rewritten_statement_is_analysed_without_error(sql):
+    """A client may send any text: cut short, the rewrites for sqlglot must not fail (an
+    unclosed VALUES(t.c) once raised IndexError, DELETE VALUE an AttributeError)."""
+    for end in range(1, len(sql) + 1):
+        assert analyze(sql[:end], "shop")

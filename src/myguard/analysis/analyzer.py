@@ -541,9 +541,7 @@ def _dynamic(
 
 def _show(tokens: list[Token], sql: str, current_db: str | None) -> Statement:
     """SHOW: what it shows is its object, for rules (``show:engine``, ``show:grants``)."""
-    index = 1
-    while tk.is_word(tokens, index, *_SHOW_MODIFIERS):
-        index += 1
+    index = tk.skip_words(tokens, 1, _SHOW_MODIFIERS)
     what = tokens[index] if index < len(tokens) and tokens[index].kind == "word" else None
     return _simple(sql, "show", what.upper.lower() if what is not None else None)
 

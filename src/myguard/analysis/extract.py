@@ -185,7 +185,7 @@ class _Resolver:
             items.append(from_.this)
         using = query.args.get("using") if isinstance(query, exp.Delete) else None
         for item in using or ([query.this] if isinstance(query, _DML) else []):
-            if item is not None:
+            if isinstance(item, exp.Expression):  # sqlglot leaves False for an odd DELETE
                 items.append(item)
                 items.extend(j.this for j in item.args.get("joins") or [])
         items.extend(j.this for j in query.args.get("joins") or [])

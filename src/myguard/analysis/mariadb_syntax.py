@@ -20,9 +20,9 @@ ODBC escapes, which BI tools send through ODBC drivers and the server takes as t
 Table value constructors wherever a query stands (a statement, a CTE body, a derived table,
 a subquery, after UNION): ``VALUES (a, b), (c, d)`` becomes ``SELECT a, b UNION ALL SELECT
 c, d``, which sqlglot parses everywhere and whose columns the lineage sees as the literals
-they are (ORMs such as SQLAlchemy put ``values()`` in a CTE). In ``ON DUPLICATE KEY UPDATE``, ``VALUES(t.c)``
-becomes ``VALUES(c)``: the column can only be the inserted table's, and sqlglot reads
-only the bare name there.
+they are (ORMs such as SQLAlchemy put ``values()`` in a CTE). In ``ON DUPLICATE KEY
+UPDATE``, ``VALUES(t.c)`` becomes ``VALUES(c)``: the column can only be the inserted
+table's, and sqlglot reads only the bare name there.
 """
 
 from __future__ import annotations
@@ -86,8 +86,9 @@ def _values(tokens: list[Token]) -> list[Token]:
             continue
         column = _qualified_column(tokens, index + 1) if index > update else None
         if column is not None:
-            out += [token, tokens[index + 1], column, tokens[_closing(tokens, index + 1)]]
-            index = _closing(tokens, index + 1) + 1
+            close = _closing(tokens, index + 1)
+            out += [token, tokens[index + 1], column, tokens[close]]
+            index = close + 1
             continue
         rows_end = _rows_end(tokens, index + 1)
         if rows_end is not None and index < update and _query_position(tokens, index):
@@ -126,8 +127,10 @@ def _as_selects(rows: list[Token], gap: bool) -> list[Token]:
 
 def _qualified_column(tokens: list[Token], start: int) -> Token | None:
     """The column of ``( name . name [. name] )`` at ``start``, or None."""
+    if start >= len(tokens) or tokens[start].text != "(":
+        return None
     end = _closing(tokens, start)
-    if end - start < 4 or tokens[start].text != "(":
+    if end == len(tokens) or end - start < 4:
         return None
     names = tokens[start + 1 : end]
     for position, name in enumerate(names):
