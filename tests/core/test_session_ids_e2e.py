@@ -290,6 +290,7 @@ def test_a_kill_that_would_run_on_the_backend_is_refused(proxy, mariadb):
     )  # fmt: skip
     forms = [
         f"SELECT 1; KILL {thread}",
+        f"KILL {thread}; SELECT SLEEP(0.05)",  # node-mysql2's pool test sends this
         f"DO 1; KILL QUERY {thread}",
         f"/*!KILL {thread}*/",
         f"EXECUTE IMMEDIATE 'KILL {thread}'",

@@ -45,6 +45,13 @@ def test_other_forms_are_refused(sql):
     assert exc.value.code == 1095
 
 
+@pytest.mark.parametrize("sql", [b"KILL 5; SELECT SLEEP(0.05)", b"kill query 5 ; DO 1"])
+def test_a_kill_with_statements_after_it_says_it_must_stand_alone(sql):
+    with pytest.raises(MySQLError) as exc:
+        parse_kill(sql, 77)
+    assert exc.value.code == 1095 and "statement of its own" in exc.value.message
+
+
 def test_not_a_kill():
     assert parse_kill(b"SELECT 1", 77) is None
     assert parse_kill(b"KILLER", 77) is None

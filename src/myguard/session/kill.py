@@ -100,6 +100,8 @@ def parse_kill(sql: bytes, session_id: int) -> KillRequest | None:
     if not is_kill(sql):
         return None
     m = _KILL.match(sql)
+    if m is not None and b";" in m[2]:  # KILL n; SELECT ...: other statements follow
+        raise MySQLError(ER_KILL_DENIED_ERROR, "HY000", _KILL_ON_BACKEND)
     target = None if m is None else _evaluate(_CONNECTION_ID.sub(b"%d" % session_id, m[2]))
     if target is None:
         raise MySQLError(
