@@ -48,6 +48,8 @@ SHOW_OBJECTS = frozenset(
         "user_statistics", "variables", "warnings", "wsrep_membership", "wsrep_status",
     }
 )  # fmt: skip
+# Objects whose DDL stores a body of SQL the server runs later (stored programs).
+CODE_OBJECTS = frozenset({"trigger", "event", "function", "procedure"})
 # Objects whose DDL manages accounts, i.e. privileges.
 ACCOUNT_OBJECTS = frozenset({"user", "role"})
 

@@ -25,7 +25,6 @@ from myguard.masking.resolve import SourceColumn, Sources, union
 
 __all__ = ["Created", "body_reads", "parse_created", "split_body"]
 
-CODE_OBJECTS = frozenset({"trigger", "event", "function", "procedure"})
 # Statements a body may hold and still be analysed.
 _PLAIN = (exp.Query, exp.Insert, exp.Update, exp.Delete, exp.Set)
 _UNREAD = (tokens.TokenType.STRING, tokens.TokenType.IDENTIFIER)

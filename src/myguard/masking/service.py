@@ -19,6 +19,7 @@ import os
 from collections import OrderedDict
 
 from myguard.analysis import analyze as analyze_tables
+from myguard.analysis.kinds import CODE_OBJECTS
 from myguard.analysis.model import Statement, TableName
 from myguard.backend.catalog import SchemaCatalog, Table
 from myguard.config import BackendConfig
@@ -26,7 +27,7 @@ from myguard.logs import event
 from myguard.masking.lineage import Finding, Lineage, analyze
 from myguard.masking.plan import MaskRules, refusal_before
 from myguard.masking.resolve import Sources
-from myguard.masking.routines import CODE_OBJECTS, body_reads, parse_created, split_body
+from myguard.masking.routines import body_reads, parse_created, split_body
 from myguard.policy.decision import Decision
 from myguard.policy.engine import Policy
 from myguard.protocol.errors import MySQLError

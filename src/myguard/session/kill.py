@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from myguard.analysis import Statement
+from myguard.analysis.kinds import CODE_OBJECTS
 from myguard.protocol.errors import (
     ER_KILL_DENIED_ERROR,
     ER_NO_SUCH_THREAD,
@@ -47,8 +48,6 @@ _EXPLAIN_FOR = re.compile(
     re.IGNORECASE,
 ).search
 _EXPLAINS = frozenset({"show", "explain", "analyze"})
-# Statements whose text runs later or out of the analysis' sight: a program's body.
-_PROGRAMS = frozenset({"procedure", "function", "trigger", "event"})
 _KILL_ON_BACKEND = (
     "myguard: KILL runs only as a statement of its own, with a session id from this proxy; "
     "in a multi-statement text, a prepared statement, dynamic SQL or a stored program it "
@@ -71,7 +70,7 @@ def on_backend(statements: Iterable[Statement]) -> MySQLError | None:
     EXPLAIN FOR a thread anywhere, nor such words in text that runs out of the analysis'
     sight (a compound statement, opaque dynamic SQL, a stored program)."""
     for st in statements:
-        hidden = st.opaque or (st.kind in ("create", "alter") and st.object_type in _PROGRAMS)
+        hidden = st.opaque or (st.kind in ("create", "alter") and st.object_type in CODE_OBJECTS)
         if st.kind == "kill" or (hidden and _KILL_WORD(st.sql) is not None):
             return MySQLError(ER_KILL_DENIED_ERROR, "HY000", _KILL_ON_BACKEND)
         if (hidden or st.kind in _EXPLAINS) and _EXPLAIN_FOR(st.sql) is not None:
