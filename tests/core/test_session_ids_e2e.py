@@ -377,24 +377,102 @@ def test_a_kill_a_rule_holds_for_approval_runs_once_approved(private_proxy, tmp_
     bob.close()
 
 
-def test_show_explain_for_a_backend_thread_shows_no_other_users_statement(proxy, mariadb):
-    """SHOW EXPLAIN FOR a backend thread gave the plan and, in a note, the text of whatever
-    statement that thread ran: any user's, on the shared service account."""
-    alice = connect(proxy)
-    t = threading.Thread(
-        target=lambda: alice.cursor().execute("SELECT SLEEP(2), 'a secret literal'")
-    )
+def _running(conn, sql: str) -> threading.Thread:
+    """``sql`` running on ``conn`` in a thread, once it has had time to start."""
+    t = threading.Thread(target=lambda: conn.cursor().execute(sql))
     t.start()
     time.sleep(0.5)
-    thread = _backend_thread_of(mariadb, "SELECT SLEEP(2), 'a secret literal'")
-    carol = connect(proxy, "carol", "carol-pw-3")
-    for sql in (f"SHOW EXPLAIN FOR {thread}", f"EXPLAIN FORMAT=JSON FOR CONNECTION {thread}"):
-        with carol.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as err:
-            cur.execute(sql)
-        assert err.value.args[0] == 1148 and "other users' statements" in err.value.args[1]
+    return t
+
+
+def _refused(conn, sql: str) -> tuple[int, str]:
+    with conn.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as err:
+        cur.execute(sql)
+    return err.value.args
+
+
+def test_show_explain_for_takes_a_session_id_of_this_proxy(proxy):
+    """SHOW EXPLAIN FOR and EXPLAIN FOR CONNECTION name a session as the process list shows
+    it: myguard sends them with that session's backend thread. The text the client sent is
+    what the audit trail records."""
+    # A SHOW EXPLAIN wakes the SLEEP it finds running: one short one per row keeps it going.
+    sql = "SELECT SLEEP(0.1), 'a literal' FROM seq_1_to_30"
+    runner, alice = connect(proxy), connect(proxy)
+    t = _running(runner, sql)
+    session = runner.thread_id()
+    with alice.cursor() as cur:
+        for spelling in (
+            f"SHOW EXPLAIN FOR {session}",
+            f"SHOW /* c */ EXPLAIN FOR ({session})",
+            f"DESC FOR CONNECTION {session}",
+        ):
+            cur.execute(spelling)
+            (plan,) = cur.fetchall()
+            assert cur.description[0][0] == "id" and plan[2] == "seq_1_to_30"
+            cur.execute("SHOW WARNINGS")  # the server's note holds the statement's text
+            assert any("'a literal'" in message for _, _, message in cur.fetchall())
+        cur.execute(f"EXPLAIN FORMAT=JSON FOR CONNECTION {session}")
+        assert '"table_name": "seq_1_to_30"' in cur.fetchone()[0]
+    assert _audited(proxy, f"SHOW EXPLAIN FOR {session}")["decision"] == "allow"
     t.join(10)
-    carol.close()
+    # Ids are this proxy's sessions' (a backend thread id reaches none but by chance).
+    t = _running(runner, "SELECT SLEEP(2)")
+    unknown = session + 100_000
+    assert _refused(alice, f"SHOW EXPLAIN FOR {unknown}") == (1094, f"Unknown thread id: {unknown}")
+    code, message = _refused(alice, f"SHOW EXPLAIN FOR {session} + 0")
+    assert code == 1204 and "constant expressions" in message
+    assert _refused(alice, f"SHOW EXPLAIN FOR {session}; SELECT 1")[0] == 1148
+    t.join(10)
+    code, message = _refused(alice, f"SHOW EXPLAIN FOR {session}")  # idle now
+    assert code == 1933 and "query plan" in message
+    runner.close()
     alice.close()
+
+
+def test_show_explain_for_another_users_session_is_for_the_process_list_groups(proxy):
+    """A user explains their own sessions; the process list groups (dba) explain everyone's,
+    except a session with masking, whose plan would show its literals."""
+    alice, carol, carols_other, bob = (
+        connect(proxy),
+        connect(proxy, "carol", "carol-pw-3"),
+        connect(proxy, "carol", "carol-pw-3"),
+        connect(proxy, "bob", "bob-pw-2"),
+    )
+    t = _running(alice, "SELECT SLEEP(2)")
+    code, message = _refused(carol, f"SHOW EXPLAIN FOR {alice.thread_id()}")
+    assert code == 1227 and "process_list_groups" in message
+    t.join(10)
+    t = _running(carols_other, "SELECT SLEEP(0.1) FROM seq_1_to_20")
+    for viewer in (carol, alice):
+        with viewer.cursor() as cur:
+            cur.execute(f"SHOW EXPLAIN FOR {carols_other.thread_id()}")
+            assert cur.fetchall()
+    t.join(10)
+    t = _running(bob, "SELECT SLEEP(2), 'bob@example.com'")
+    code, message = _refused(alice, f"SHOW EXPLAIN FOR {bob.thread_id()}")
+    assert code == 1148 and "has masking" in message
+    t.join(10)
+    for conn in (alice, carol, carols_other, bob):
+        conn.close()
+
+
+def test_show_explain_for_a_session_of_another_worker(private_proxy):
+    p = private_proxy(workers=2)
+    conns = [connect(p) for _ in range(8)]
+    by_worker: dict[int, pymysql.Connection] = {}
+    for conn in conns:
+        by_worker.setdefault(conn.thread_id() >> 24, conn)
+    if len(by_worker) < 2:
+        pytest.skip("the kernel gave every connection to one worker")
+    runner, asker = by_worker[0], by_worker[1]
+    t = _running(runner, "SELECT SLEEP(0.1) FROM seq_1_to_20")
+    with asker.cursor() as cur:
+        cur.execute(f"SHOW EXPLAIN FOR {runner.thread_id()}")
+        assert cur.fetchone()[2] == "seq_1_to_20"
+    assert _refused(asker, f"SHOW EXPLAIN FOR {runner.thread_id() + 1000}")[0] == 1094
+    t.join(10)
+    for conn in conns:
+        conn.close()
 
 
 def test_the_backends_views_of_other_sessions_are_for_dba(proxy):

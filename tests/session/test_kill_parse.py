@@ -1,10 +1,15 @@
-"""Which KILL statements myguard takes, and the id each names."""
+"""Which KILL and SHOW EXPLAIN FOR statements myguard takes, and the id each names."""
 
 import pytest
 
 from myguard.analysis import analyze
-from myguard.protocol.errors import ER_KILL_DENIED_ERROR, ER_NOT_ALLOWED_COMMAND, MySQLError
-from myguard.session.kill import KillRequest, on_backend, parse_kill
+from myguard.protocol.errors import (
+    ER_KILL_DENIED_ERROR,
+    ER_NOT_ALLOWED_COMMAND,
+    ER_SET_CONSTANTS_ONLY,
+    MySQLError,
+)
+from myguard.session.kill import ExplainFor, KillRequest, explain_for, on_backend, parse_kill
 
 
 @pytest.mark.parametrize(
@@ -80,6 +85,8 @@ EXPLAINS_FOR = [
     "EXPLAIN FORMAT=JSON FOR CONNECTION 10",
     "ANALYZE FORMAT=JSON FOR CONNECTION 10",
     "DESCRIBE FOR CONNECTION 10",
+]
+EMBEDDED_EXPLAINS_FOR = [
     "SELECT 1; SHOW EXPLAIN FOR 10",
     "EXECUTE IMMEDIATE 'SHOW EXPLAIN FOR 10'",
     "PREPARE s FROM 'EXPLAIN FOR CONNECTION 10'",
@@ -90,7 +97,10 @@ EXPLAINS_FOR = [
 @pytest.mark.parametrize(
     ("sql", "code", "says"),
     [(sql, ER_KILL_DENIED_ERROR, "statement of its own") for sql in KILLS]
-    + [(sql, ER_NOT_ALLOWED_COMMAND, "other users' statements") for sql in EXPLAINS_FOR],
+    + [
+        (sql, ER_NOT_ALLOWED_COMMAND, "other users' statements")
+        for sql in EXPLAINS_FOR + EMBEDDED_EXPLAINS_FOR
+    ],
 )
 def test_what_would_name_a_backend_thread_is_refused(sql, code, says):
     refused = on_backend(analyze(sql, "test"))
@@ -112,3 +122,52 @@ def test_what_would_name_a_backend_thread_is_refused(sql, code, says):
 )
 def test_the_words_elsewhere_name_no_thread(sql):
     assert on_backend(analyze(sql, "test")) is None
+
+
+@pytest.mark.parametrize(
+    ("sql", "head", "session"),
+    [
+        ("SHOW EXPLAIN FOR 10", "SHOW EXPLAIN FOR ", 10),
+        ("show explain format=json for ( 10 ) ;", "show explain format=json for ", 10),
+        (
+            "SHOW /* c */ ANALYZE FOR /* d */ 16777217",
+            "SHOW /* c */ ANALYZE FOR /* d */ ",
+            16777217,
+        ),
+        ("EXPLAIN FOR CONNECTION 10", "EXPLAIN FOR CONNECTION ", 10),
+        ("EXPLAIN FORMAT=JSON FOR CONNECTION 10", "EXPLAIN FORMAT=JSON FOR CONNECTION ", 10),
+        ("DESC FOR CONNECTION 10", "DESC FOR CONNECTION ", 10),
+    ],
+)
+def test_a_lone_show_explain_for_is_mapped_not_refused(sql, head, session):
+    """Sent as a statement of its own, SHOW EXPLAIN FOR names a session of this proxy: the
+    slow path sends it with that session's backend thread instead."""
+    statements = analyze(sql, "test")
+    found = explain_for(statements, sql)
+    assert found is not None and found.head == head and found.session_id() == session
+    assert found.on_thread(42) == head + "42"
+    assert on_backend(statements, maps_explain=True) is None
+    refused = on_backend(statements)  # a COM_STMT_PREPARE of it, say
+    assert refused is not None and refused.code == ER_NOT_ALLOWED_COMMAND
+
+
+@pytest.mark.parametrize("sql", EMBEDDED_EXPLAINS_FOR)
+def test_show_explain_for_among_other_text_is_refused_even_where_mapped(sql):
+    statements = analyze(sql, "test")
+    assert explain_for(statements, sql) is None
+    refused = on_backend(statements, maps_explain=True)
+    assert refused is not None and refused.code == ER_NOT_ALLOWED_COMMAND
+
+
+@pytest.mark.parametrize("target", ["1+1", "CONNECTION_ID()", "@id", "(SELECT 1)", "-1", "x"])
+def test_show_explain_for_takes_a_number_as_the_server_does(target):
+    with pytest.raises(MySQLError) as exc:
+        ExplainFor("SHOW EXPLAIN FOR ", target).session_id()
+    assert exc.value.code == ER_SET_CONSTANTS_ONLY and "constant expressions" in exc.value.message
+
+
+def test_the_id_is_read_from_the_text_not_from_an_analysis_of_its_shape():
+    """The analysis of a statement is cached by its shape, literals and all: the id of
+    another SHOW EXPLAIN FOR of the same shape is not the one in the analysis."""
+    found = explain_for(analyze("SHOW EXPLAIN FOR 10", "test"), "SHOW EXPLAIN FOR 11")
+    assert found is not None and found.session_id() == 11

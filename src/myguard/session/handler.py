@@ -373,15 +373,25 @@ class StatementHandler:
         return self.checked(statement, decision)
 
     def checked(
-        self, statement: StatementText, decision: Decision, *, runs_here: bool = False
+        self,
+        statement: StatementText,
+        decision: Decision,
+        *,
+        runs_here: bool = False,
+        maps_explain: bool = False,
     ) -> Decision:
         """``decision`` when the statement may go on; raises (and audits) the refusal.
-        ``runs_here``: myguard runs the statement itself (a KILL of its own sessions)."""
+        ``runs_here``: myguard runs the statement itself (a KILL of its own sessions);
+        ``maps_explain``: the caller maps the session id of a lone SHOW EXPLAIN FOR."""
         s = self.session
         if decision.blocked:
             s.trail.refused(statement, decision, decision.error_code)
             raise blocked_error(decision)
-        refused = None if runs_here else kill_stmt.on_backend(decision.statements)
+        refused = (
+            None
+            if runs_here
+            else kill_stmt.on_backend(decision.statements, maps_explain=maps_explain)
+        )
         if refused is not None:
             s.trail.refused(statement, decision, refused.code)
             raise refused
@@ -488,6 +498,7 @@ class StatementHandler:
             ("kill" in words and kill_stmt.is_kill(payload[1:]))
             or ("myguard" in words and is_myguard_command(text))
             or ("prepare" in words and dynamic_sql.source_variable(text) is not None)
+            or ("for" in words and _NAMES_SESSION(words) is not None)
         ):
             self._running = Decided(_QUERY, statement, None)
             return DETACH
@@ -674,6 +685,8 @@ class StatementHandler:
 
 
 _PROFILING = re.compile(r"profiling", re.IGNORECASE).search
+# May be a SHOW EXPLAIN FOR, whose session id the slow path maps (lowercased text).
+_NAMES_SESSION = re.compile(r"\b(?:explain|analyze)\b.*\bfor\b|\bfor\s+connection\b", re.S).search
 
 
 def _put(table: dict, key: int, value: Any) -> None:

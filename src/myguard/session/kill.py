@@ -1,6 +1,7 @@
-"""KILL statements: myguard maps the ids clients see to its own sessions, in any worker;
-the other workers' sessions for the process list; and the refusal of statements that would
-name a backend thread, any user's on the shared service account."""
+"""Statements that name a session: myguard maps the ids clients see to its own sessions,
+in any worker, for KILL (run here) and SHOW EXPLAIN FOR (sent with the session's backend
+thread id); the other workers' sessions for the process list; and the refusal of
+statements that would name a backend thread, any user's on the shared service account."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from pathlib import Path
 
 from myguard.analysis import Statement
 from myguard.analysis.kinds import CODE_OBJECTS
+from myguard.analysis.lexer import code_tokens
 from myguard.protocol.errors import (
     ER_KILL_DENIED_ERROR,
     ER_NO_SUCH_THREAD,
     ER_NOT_ALLOWED_COMMAND,
+    ER_SET_CONSTANTS_ONLY,
+    ER_SPECIFIC_ACCESS_DENIED_ERROR,
     MySQLError,
 )
 from myguard.session import process_list
@@ -48,6 +52,13 @@ _EXPLAIN_FOR = re.compile(
     re.IGNORECASE,
 ).search
 _EXPLAINS = frozenset({"show", "explain", "analyze"})
+# The same statement standing alone, as the analysis gives it (comments gone).
+_LONE_EXPLAIN_FOR = re.compile(
+    r"\s*(?:SHOW\s+(?:EXPLAIN|ANALYZE)(?:\s+FORMAT\s*=\s*\w+)?\s+FOR"
+    r"|(?:EXPLAIN|ANALYZE|DESCRIBE|DESC)(?:\s+FORMAT\s*=\s*\w+)?\s+FOR\s+CONNECTION)\s+"
+    r"(.+?)\s*;?\s*",
+    re.IGNORECASE | re.DOTALL,
+).fullmatch
 _KILL_ON_BACKEND = (
     "myguard: KILL runs only as a statement of its own, with a session id from this proxy; "
     "in a multi-statement text, a prepared statement, dynamic SQL or a stored program it "
@@ -60,15 +71,20 @@ _EXPLAIN_ON_BACKEND = (
 )
 
 
-def on_backend(statements: Iterable[Statement]) -> MySQLError | None:
+def on_backend(statements: Iterable[Statement], *, maps_explain: bool = False) -> MySQLError | None:
     """The refusal for statements that would name a backend thread, or None.
+    ``maps_explain``: the caller maps a lone SHOW EXPLAIN FOR (``explain_for``) itself.
 
     Every session reaches the backend as the same service account, so a thread id there
     may be any user's session. myguard runs only a KILL sent as a statement of its own
-    (``parse_kill``), with its own session ids. So no rule may let through a KILL in a
+    (``parse_kill``), with its own session ids, and maps the id of a SHOW EXPLAIN FOR sent
+    as a statement of its own (``explain_for``). So no rule may let through a KILL in a
     multi-statement text, a COM_STMT_PREPARE or the literal of dynamic SQL, nor SHOW
     EXPLAIN FOR a thread anywhere, nor such words in text that runs out of the analysis'
     sight (a compound statement, opaque dynamic SQL, a stored program)."""
+    statements = list(statements)
+    if maps_explain and len(statements) == 1 and _lone_explain_for(statements[0]):
+        return None
     for st in statements:
         hidden = st.opaque or (st.kind in ("create", "alter") and st.object_type in CODE_OBJECTS)
         if st.kind == "kill" or (hidden and _KILL_WORD(st.sql) is not None):
@@ -82,6 +98,51 @@ def on_backend(statements: Iterable[Statement]) -> MySQLError | None:
 class KillRequest:
     target: int
     query_only: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainFor:
+    """A lone SHOW EXPLAIN/ANALYZE FOR or EXPLAIN FOR CONNECTION: ``head`` is the client's
+    text up to the id, ``target`` the id as the client wrote it."""
+
+    head: str
+    target: str
+
+    def session_id(self) -> int:
+        """The session it names: a number, in parentheses or not, as the server takes it."""
+        digits = re.sub(r"[()\s]", "", self.target)
+        if not digits.isascii() or not digits.isdigit():
+            raise MySQLError(
+                ER_SET_CONSTANTS_ONLY,
+                "HY000",
+                "You may only use constant expressions in this statement",
+            )
+        return int(digits)
+
+    def on_thread(self, thread_id: int) -> str:
+        """The statement as the backend gets it: naming the session's backend thread."""
+        return f"{self.head}{thread_id}"
+
+
+def _lone_explain_for(st: Statement) -> bool:
+    found = None if st.opaque or st.kind not in _EXPLAINS else _LONE_EXPLAIN_FOR(st.sql)
+    return found is not None and ";" not in found[1]
+
+
+def explain_for(statements: list[Statement], text: str) -> ExplainFor | None:
+    """The SHOW EXPLAIN FOR that ``text`` is, when its ``statements`` are one and nothing
+    else. The analysis may be the cached one of another text of the same shape: the id is
+    read from ``text`` itself, after its last FOR or CONNECTION."""
+    if len(statements) != 1 or not _lone_explain_for(statements[0]):
+        return None
+    tokens = code_tokens(text)
+    while tokens and tokens[-1].group() == ";":
+        tokens.pop()
+    words = [i for i, m in enumerate(tokens) if m.group().upper() in ("FOR", "CONNECTION")]
+    if not words or words[-1] + 1 == len(tokens):
+        return None
+    first, last = tokens[words[-1] + 1], tokens[-1]
+    return ExplainFor(text[: first.start()], text[first.start() : last.end()])
 
 
 def is_kill(sql: bytes) -> bool:
@@ -180,13 +241,52 @@ async def _request(path: Path, message: dict[str, object]) -> dict[str, object] 
         writer.close()
 
 
-async def _ask(path: Path, user: str, request: KillRequest) -> None:
-    message = {"user": user, "target": request.target, "query_only": request.query_only}
+async def _ask(path: Path, target: int, message: dict[str, object]) -> dict[str, object]:
+    """The reply of the worker behind ``path`` about session ``target``; its error raised."""
     reply = await _request(path, message)
     if reply is None:  # no such worker: the id names no live session
-        raise MySQLError(ER_NO_SUCH_THREAD, "HY000", f"Unknown thread id: {request.target}")
+        raise MySQLError(ER_NO_SUCH_THREAD, "HY000", f"Unknown thread id: {target}")
     if "code" in reply:
         raise MySQLError(reply["code"], reply["sqlstate"], reply["message"])
+    return reply
+
+
+async def backend_thread(
+    registry: SessionRegistry, user: str, sees_all: bool, target: int
+) -> tuple[str, int | None]:
+    """The backend and backend thread of session ``target``, in any worker, for SHOW
+    EXPLAIN FOR by ``user`` (``sees_all``: a member of the process list groups)."""
+    runtime = os.environ.get(RUNTIME_DIR_ENV)
+    worker = SessionRegistry.worker_of(target)
+    if not runtime or worker == registry.worker:
+        return _thread_local(registry, user, sees_all, target)
+    path = Path(runtime) / f"worker-{worker}.sock"
+    reply = await _ask(path, target, {"explain": target, "user": user, "all": sees_all})
+    thread = reply["thread"]
+    return str(reply["backend"]), None if thread is None else int(thread)
+
+
+def _thread_local(
+    registry: SessionRegistry, user: str, sees_all: bool, target: int
+) -> tuple[str, int | None]:
+    session = registry.get(target)
+    if session is None:
+        raise MySQLError(ER_NO_SUCH_THREAD, "HY000", f"Unknown thread id: {target}")
+    if session.user != user and not sees_all:
+        raise MySQLError(
+            ER_SPECIFIC_ACCESS_DENIED_ERROR,
+            "42000",
+            "myguard: SHOW EXPLAIN FOR another user's session is for the groups that see the"
+            " process list (process_list_groups)",
+        )
+    if session.masks_literals:  # as in the process list, whoever asks
+        raise MySQLError(
+            ER_NOT_ALLOWED_COMMAND,
+            "42000",
+            f"myguard: session {target} has masking; the plan of its statement would show"
+            " the statement's literals",
+        )
+    return session.backend_config.name, session.backend_thread_id
 
 
 async def list_sessions(
@@ -226,7 +326,8 @@ async def kill_in_workers(
         if path == mine:
             continue
         try:
-            await _ask(path, user, request)
+            message = {"user": user, "target": request.target, "query_only": request.query_only}
+            await _ask(path, request.target, message)
             return
         except MySQLError as exc:
             if exc.code != ER_NO_SUCH_THREAD:
@@ -242,7 +343,8 @@ def _local_rows(
 
 
 async def serve_kill_requests(registry: SessionRegistry, path: Path) -> asyncio.Server:
-    """Answer other workers' KILL and process-list requests for this worker's sessions."""
+    """Answer other workers' KILL, process-list and SHOW EXPLAIN FOR requests for this
+    worker's sessions."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -255,6 +357,11 @@ async def serve_kill_requests(registry: SessionRegistry, path: Path) -> asyncio.
                     bool(message.get("details")),
                 )
                 reply: dict[str, object] = {"rows": rows}
+            elif "explain" in message:
+                backend, thread = _thread_local(
+                    registry, str(message["user"]), bool(message["all"]), int(message["explain"])
+                )
+                reply = {"backend": backend, "thread": thread}
             else:
                 request = KillRequest(int(message["target"]), bool(message["query_only"]))
                 await kill_local(registry, str(message["user"]), request)
@@ -265,7 +372,7 @@ async def serve_kill_requests(registry: SessionRegistry, path: Path) -> asyncio.
             reply = {
                 "code": ER_KILL_DENIED_ERROR,
                 "sqlstate": "HY000",
-                "message": "malformed KILL request",
+                "message": "malformed request between workers",
             }
         writer.write(json.dumps(reply).encode() + b"\n")
         await writer.drain()

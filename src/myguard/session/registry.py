@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Killable(Protocol):
     id: int
     user: str
     backend_thread_id: int | None
+    backend_config: Any  # its ``name`` is the backend's
+    masks_literals: bool
 
     async def kill(self, query_only: bool) -> None: ...
 

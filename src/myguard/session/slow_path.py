@@ -22,7 +22,13 @@ from myguard.protocol.column_types import (
     UNSIGNED_FLAG,
 )
 from myguard.protocol.constants import Capability, Command
-from myguard.protocol.errors import ER_UNKNOWN_COM_ERROR, MySQLError, ProtocolError
+from myguard.protocol.errors import (
+    ER_NOT_ALLOWED_COMMAND,
+    ER_TARGET_NOT_EXPLAINABLE,
+    ER_UNKNOWN_COM_ERROR,
+    MySQLError,
+    ProtocolError,
+)
 from myguard.protocol.prepared_statements import parse_execute_params
 from myguard.protocol.resultset import Column, text_resultset
 from myguard.session import approval_hold, dynamic_sql, myguard_sql, process_list
@@ -41,6 +47,7 @@ from myguard.session.statement_text import StatementText
 # A statement EXPLAIN cannot estimate counts as this many rows: an impact rule then errs
 # on the side of holding it.
 _UNKNOWN_ROWS = 1 << 62
+_NOT_EXPLAINABLE = "Target is not executing an operation with a query plan"
 
 
 def myguard_command(text: str) -> MyguardCommand | None:
@@ -115,14 +122,17 @@ class SlowPath:
                 await s.client.drain()
                 return None
             statement = await self._with_source(statement)
-            decision = await self._decide(statement)
+            decision = await self._decide(statement, maps_explain=True)
+        sent = None
+        explain = kill_stmt.explain_for(decision.statements, statement.text)
+        if explain is not None:
+            sent = await self._explain_for(statement, decision, explain)
         if self.handler.shows_withheld(statement.text):
             await self._withheld_diagnostics(statement, decision)
             return None
         if shows_status(statement.text):
             await self._session_status(statement, decision)
             return None
-        sent = None
         if process_list.mentions(statement.text.lower()):
             sent = await self._process_list(statement, decision)
             if sent is None:
@@ -180,8 +190,7 @@ class SlowPath:
         if refused is not None:
             s.trail.refused(statement, decision, refused.code)
             raise refused
-        sees_all = bool(s.identity.groups & s.ctx.config.process_list_groups)
-        rows = await kill_stmt.list_sessions(s.ctx.registry, s.user, sees_all)
+        rows = await kill_stmt.list_sessions(s.ctx.registry, s.user, self._sees_all())
         full = process_list.show_full(statement.text)
         if full is None:
             sql = process_list.with_rows(statement.text, rows, s.database)
@@ -190,6 +199,37 @@ class SlowPath:
         self._answer(process_list.SHOW_COLUMNS, answer)
         s.trail.statement(statement, decision, Outcome(rows=len(answer)))
         return None
+
+    def _sees_all(self) -> bool:
+        """Does the user see every session (a member of the process list groups)?"""
+        s = self.state
+        return bool(s.identity.groups & s.ctx.config.process_list_groups)
+
+    async def _explain_for(
+        self, statement: StatementText, decision: Decision, explain: kill_stmt.ExplainFor
+    ) -> bytes:
+        """The COM_QUERY to send for SHOW EXPLAIN FOR a session of this proxy: naming its
+        backend thread, on the same backend."""
+        s = self.state
+        try:
+            target = explain.session_id()
+            backend, thread = await kill_stmt.backend_thread(
+                s.ctx.registry, s.user, self._sees_all(), target
+            )
+            if backend != s.backend_config.name:
+                raise MySQLError(
+                    ER_NOT_ALLOWED_COMMAND,
+                    "42000",
+                    f"myguard: session {target} runs on backend '{backend}', this session on"
+                    f" '{s.backend_config.name}'",
+                )
+            if thread is None:  # still logging in: the server's answer for an idle thread
+                raise MySQLError(ER_TARGET_NOT_EXPLAINABLE, "HY000", _NOT_EXPLAINABLE)
+        except MySQLError as exc:
+            s.trail.refused(statement, decision, exc.code)
+            raise
+        sql = explain.on_thread(thread)
+        return bytes((Command.COM_QUERY,)) + sql.encode("utf-8", "surrogateescape")
 
     async def _session_status(self, statement: StatementText, decision: Decision) -> None:
         """SHOW [SESSION] STATUS with the TLS variables of the client's leg (the backend
@@ -261,8 +301,9 @@ class SlowPath:
 
     # -- deciding with I/O -----------------------------------------------------------------
 
-    async def _decide(self, statement: StatementText) -> Decision:
-        """As ``StatementHandler.decide_now``, asking the backend what that cannot know."""
+    async def _decide(self, statement: StatementText, *, maps_explain: bool = False) -> Decision:
+        """As ``StatementHandler.decide_now``, asking the backend what that cannot know;
+        ``maps_explain``: as for ``StatementHandler.checked``."""
         s = self.state
         policy = s.ctx.policy
         text, fingerprint = statement.text, statement.fingerprint
@@ -274,7 +315,7 @@ class SlowPath:
             if decision.wants_estimate:
                 estimates = await self._estimate_rows(decision)
                 decision = s.guard.decide(policy, text, fingerprint, estimates)
-        return self.handler.checked(statement, decision)
+        return self.handler.checked(statement, decision, maps_explain=maps_explain)
 
     async def _mask_plan(
         self, statement: StatementText, decision: Decision
