@@ -303,6 +303,29 @@ def test_a_kill_that_would_run_on_the_backend_is_refused(proxy, mariadb):
         with bob.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as err:
             cur.execute(sql)
         assert err.value.args[0] == 1095 and "statement of its own" in err.value.args[1], sql
+    # Analyses are cached by shape, literals erased: a harmless statement of the same shape
+    # sent first must not let its text stand for the KILL's. (carol: no masking, which
+    # refuses opaque statements before this check.)
+    carol = connect(proxy, "carol", "carol-pw-3")
+    pairs = [
+        ("EXECUTE IMMEDIATE CONCAT('SELECT ', 1)", f"EXECUTE IMMEDIATE CONCAT('KILL ', {thread})"),
+        (
+            "BEGIN NOT ATOMIC EXECUTE IMMEDIATE 'SELECT 1'; END",
+            f"BEGIN NOT ATOMIC EXECUTE IMMEDIATE 'KILL {thread}'; END",
+        ),
+        (
+            "EXECUTE IMMEDIATE CONCAT('SELECT ', 2)",
+            f"EXECUTE IMMEDIATE CONCAT('SHOW EXPLAIN FOR ', {thread})",
+        ),
+    ]
+    for harmless, sql in pairs:
+        with carol.cursor() as cur:
+            cur.execute(harmless)
+            cur.fetchall()
+            with pytest.raises(pymysql.err.MySQLError) as err:
+                cur.execute(sql)
+        assert err.value.args[0] in (1095, 1148) and "myguard" in err.value.args[1], sql
+    carol.close()
     prepared = mysql.connector.connect(
         host="127.0.0.1", port=proxy.port, user="bob", password="bob-pw-2", use_pure=True
     )

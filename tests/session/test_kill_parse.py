@@ -103,7 +103,7 @@ EMBEDDED_EXPLAINS_FOR = [
     ],
 )
 def test_what_would_name_a_backend_thread_is_refused(sql, code, says):
-    refused = on_backend(analyze(sql, "test"))
+    refused = on_backend(analyze(sql, "test"), sql)
     assert refused is not None and refused.code == code and says in refused.message
 
 
@@ -121,7 +121,7 @@ def test_what_would_name_a_backend_thread_is_refused(sql, code, says):
     ],
 )
 def test_the_words_elsewhere_name_no_thread(sql):
-    assert on_backend(analyze(sql, "test")) is None
+    assert on_backend(analyze(sql, "test"), sql) is None
 
 
 @pytest.mark.parametrize(
@@ -146,8 +146,8 @@ def test_a_lone_show_explain_for_is_mapped_not_refused(sql, head, session):
     found = explain_for(statements, sql)
     assert found is not None and found.head == head and found.session_id() == session
     assert found.on_thread(42) == head + "42"
-    assert on_backend(statements, maps_explain=True) is None
-    refused = on_backend(statements)  # a COM_STMT_PREPARE of it, say
+    assert on_backend(statements, sql, maps_explain=True) is None
+    refused = on_backend(statements, sql)  # a COM_STMT_PREPARE of it, say
     assert refused is not None and refused.code == ER_NOT_ALLOWED_COMMAND
 
 
@@ -155,7 +155,7 @@ def test_a_lone_show_explain_for_is_mapped_not_refused(sql, head, session):
 def test_show_explain_for_among_other_text_is_refused_even_where_mapped(sql):
     statements = analyze(sql, "test")
     assert explain_for(statements, sql) is None
-    refused = on_backend(statements, maps_explain=True)
+    refused = on_backend(statements, sql, maps_explain=True)
     assert refused is not None and refused.code == ER_NOT_ALLOWED_COMMAND
 
 
@@ -171,3 +171,29 @@ def test_the_id_is_read_from_the_text_not_from_an_analysis_of_its_shape():
     another SHOW EXPLAIN FOR of the same shape is not the one in the analysis."""
     found = explain_for(analyze("SHOW EXPLAIN FOR 10", "test"), "SHOW EXPLAIN FOR 11")
     assert found is not None and found.session_id() == 11
+
+
+@pytest.mark.parametrize(
+    ("shape", "sql"),
+    [
+        ("EXECUTE IMMEDIATE CONCAT('SELECT ', 1)", "EXECUTE IMMEDIATE CONCAT('KILL ', 5)"),
+        (
+            "BEGIN NOT ATOMIC EXECUTE IMMEDIATE 'SELECT 1'; END",
+            "BEGIN NOT ATOMIC EXECUTE IMMEDIATE 'KILL 5'; END",
+        ),
+        (
+            "EXECUTE IMMEDIATE CONCAT('SELECT ', 1)",
+            "EXECUTE IMMEDIATE CONCAT('SHOW EXPLAIN FOR ', 5)",
+        ),
+    ],
+)
+def test_hidden_words_are_read_in_the_text_not_in_an_analysis_of_its_shape(shape, sql):
+    """The analysis cached for a harmless text of the same shape stands for ``sql``."""
+    assert on_backend(analyze(shape, "test"), shape) is None
+    refused = on_backend(analyze(shape, "test"), sql)
+    assert refused is not None and refused.code in (ER_KILL_DENIED_ERROR, ER_NOT_ALLOWED_COMMAND)
+
+
+def test_a_kill_in_a_comment_of_hidden_text_is_no_kill():
+    sql = "BEGIN NOT ATOMIC /* kill it */ SELECT 1; END"
+    assert on_backend(analyze(sql, "test"), sql) is None

@@ -390,7 +390,9 @@ class StatementHandler:
         refused = (
             None
             if runs_here
-            else kill_stmt.on_backend(decision.statements, maps_explain=maps_explain)
+            else kill_stmt.on_backend(
+                decision.statements, statement.text, maps_explain=maps_explain
+            )
         )
         if refused is not None:
             s.trail.refused(statement, decision, refused.code)
@@ -468,6 +470,7 @@ class StatementHandler:
             decision.observed  # each one is logged
             or policy.cache_misses != misses
             or s.reading.known_ambiguity(statement.text) is not None  # not decided by shape
+            or kill_stmt.reads_literals(decision.statements)  # a KILL may hide in a literal
         ):
             return
         quiet = _quiet(statement.text, decision)

@@ -71,9 +71,12 @@ _EXPLAIN_ON_BACKEND = (
 )
 
 
-def on_backend(statements: Iterable[Statement], *, maps_explain: bool = False) -> MySQLError | None:
-    """The refusal for statements that would name a backend thread, or None.
-    ``maps_explain``: the caller maps a lone SHOW EXPLAIN FOR (``explain_for``) itself.
+def on_backend(
+    statements: Iterable[Statement], text: str, *, maps_explain: bool = False
+) -> MySQLError | None:
+    """The refusal for ``text`` (analysed as ``statements``) when it would name a backend
+    thread, or None. ``maps_explain``: the caller maps a lone SHOW EXPLAIN FOR
+    (``explain_for``) itself.
 
     Every session reaches the backend as the same service account, so a thread id there
     may be any user's session. myguard runs only a KILL sent as a statement of its own
@@ -81,15 +84,25 @@ def on_backend(statements: Iterable[Statement], *, maps_explain: bool = False) -
     as a statement of its own (``explain_for``). So no rule may let through a KILL in a
     multi-statement text, a COM_STMT_PREPARE or the literal of dynamic SQL, nor SHOW
     EXPLAIN FOR a thread anywhere, nor such words in text that runs out of the analysis'
-    sight (a compound statement, opaque dynamic SQL, a stored program)."""
+    sight (a compound statement, opaque dynamic SQL, a stored program).
+
+    The analysis may be the cached one of another text of the same shape, literals and
+    all: words in hidden text are looked for in ``text`` itself (its code, not comments)."""
     statements = list(statements)
     if maps_explain and len(statements) == 1 and _lone_explain_for(statements[0]):
         return None
+    code = None
     for st in statements:
-        hidden = st.opaque or (st.kind in ("create", "alter") and st.object_type in CODE_OBJECTS)
-        if st.kind == "kill" or (hidden and _KILL_WORD(st.sql) is not None):
+        if st.kind == "kill":
             return MySQLError(ER_KILL_DENIED_ERROR, "HY000", _KILL_ON_BACKEND)
-        if (hidden or st.kind in _EXPLAINS) and _EXPLAIN_FOR(st.sql) is not None:
+        if _hidden(st):
+            if code is None:
+                code = " ".join(m.group() for m in code_tokens(text))
+            if _KILL_WORD(code) is not None:
+                return MySQLError(ER_KILL_DENIED_ERROR, "HY000", _KILL_ON_BACKEND)
+            if _EXPLAIN_FOR(code) is not None:
+                return MySQLError(ER_NOT_ALLOWED_COMMAND, "42000", _EXPLAIN_ON_BACKEND)
+        elif st.kind in _EXPLAINS and _EXPLAIN_FOR(st.sql) is not None:  # shown in its shape
             return MySQLError(ER_NOT_ALLOWED_COMMAND, "42000", _EXPLAIN_ON_BACKEND)
     return None
 
@@ -122,6 +135,17 @@ class ExplainFor:
     def on_thread(self, thread_id: int) -> str:
         """The statement as the backend gets it: naming the session's backend thread."""
         return f"{self.head}{thread_id}"
+
+
+def _hidden(st: Statement) -> bool:
+    """Does ``st`` hold text the analysis does not see into (opaque or a stored program)?"""
+    return st.opaque or (st.kind in ("create", "alter") and st.object_type in CODE_OBJECTS)
+
+
+def reads_literals(statements: Iterable[Statement]) -> bool:
+    """Does ``on_backend`` read these statements' literals (text the analysis does not see
+    into)? Then its answer holds for this text only, not for every text of its shape."""
+    return any(_hidden(st) for st in statements)
 
 
 def _lone_explain_for(st: Statement) -> bool:

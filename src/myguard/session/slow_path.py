@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from myguard.analysis import analyze
 from myguard.approvals.errors import MyguardCommandSyntax
 from myguard.approvals.sql_command import MyguardCommand, parse_myguard_command
 from myguard.backend.query import text_query
@@ -313,7 +314,7 @@ class SlowPath:
         else:
             decision = s.guard.decide(policy, text, fingerprint)
             if decision.wants_estimate:
-                estimates = await self._estimate_rows(decision)
+                estimates = await self._estimate_rows(text)
                 decision = s.guard.decide(policy, text, fingerprint, estimates)
         return self.handler.checked(statement, decision, maps_explain=maps_explain)
 
@@ -349,10 +350,12 @@ class SlowPath:
             self.state.trail.refused(statement, decision, exc.code)
             raise
 
-    async def _estimate_rows(self, decision: Decision) -> list[int]:
-        """Rows the backend expects each statement to touch (EXPLAIN)."""
+    async def _estimate_rows(self, text: str) -> list[int]:
+        """Rows the backend expects each statement of ``text`` to touch (EXPLAIN). From
+        this text's own analysis: the cached one is of another text of its shape, whose
+        literals may select other rows."""
         estimates = []
-        for statement in decision.statements:
+        for statement in analyze(text, self.state.guard.context.current_db):
             try:
                 names, rows = await self._ask_backend(f"EXPLAIN {statement.sql}")
                 column = names.index("rows")
