@@ -219,15 +219,21 @@ def test_nobody_kills_another_users_session_by_its_backend_thread_id(proxy, mari
     t.join(10)
 
 
-def test_kill_by_backend_thread_id_reaches_another_worker(private_proxy, mariadb):
-    p = private_proxy(workers=2)
+def _one_in_each_worker(
+    p,
+) -> tuple[list[pymysql.Connection], pymysql.Connection, pymysql.Connection]:
+    """Eight connections to a two-worker myguard, and one of them in each worker."""
     conns = [connect(p) for _ in range(8)]
     by_worker: dict[int, pymysql.Connection] = {}
     for conn in conns:
         by_worker.setdefault(conn.thread_id() >> 24, conn)
     if len(by_worker) < 2:
         pytest.skip("the kernel gave every connection to one worker")
-    victim, killer = by_worker[0], by_worker[1]
+    return conns, by_worker[0], by_worker[1]
+
+
+def test_kill_by_backend_thread_id_reaches_another_worker(private_proxy, mariadb):
+    _, victim, killer = _one_in_each_worker(private_proxy(workers=2))
     outcome: list[object] = []
 
     def sleep() -> None:
@@ -480,14 +486,7 @@ def test_show_explain_for_another_users_session_is_for_the_process_list_groups(p
 
 
 def test_show_explain_for_a_session_of_another_worker(private_proxy):
-    p = private_proxy(workers=2)
-    conns = [connect(p) for _ in range(8)]
-    by_worker: dict[int, pymysql.Connection] = {}
-    for conn in conns:
-        by_worker.setdefault(conn.thread_id() >> 24, conn)
-    if len(by_worker) < 2:
-        pytest.skip("the kernel gave every connection to one worker")
-    runner, asker = by_worker[0], by_worker[1]
+    conns, runner, asker = _one_in_each_worker(private_proxy(workers=2))
     t = _running(runner, "SELECT SLEEP(0.1) FROM seq_1_to_20")
     with asker.cursor() as cur:
         cur.execute(f"SHOW EXPLAIN FOR {runner.thread_id()}")
