@@ -195,6 +195,33 @@ def test_ssl_status_describes_the_clients_leg(proxy):
     plain.close()
 
 
+def test_ssl_status_answer_carries_the_sessions_status_and_the_servers_columns(proxy):
+    """myguard answers SHOW STATUS itself: with the session's autocommit and transaction
+    flags as they stand (an OK of SET autocommit=0 reports 0, an error reports none), and
+    columns typed as the server types them (NOT NULL: drivers read it)."""
+    # mysql.connector's last word at login is SET @@session.autocommit = OFF.
+    connector = mysql.connector.connect(
+        host="127.0.0.1", port=proxy.port, user="carol", password="carol-pw-3", use_pure=True
+    )
+    answer = connector.cmd_query("SHOW STATUS LIKE 'Ssl_version'")
+    connector.get_rows()
+    assert answer["eof"]["status_flag"] == 0  # neither autocommit nor a transaction
+    assert [column[7] for column in answer["columns"]] == [4097, 4097]  # flags
+    connector.close()
+    conn = pymysql.connect(
+        host="127.0.0.1", port=proxy.port, user="carol", password="carol-pw-3", autocommit=True
+    )
+    with conn.cursor() as cur:
+        cur.execute("SET autocommit = 0")
+        cur.execute("START TRANSACTION")
+        with pytest.raises(pymysql.err.MySQLError):
+            cur.execute("SELECT * FROM no_such_table")
+        cur.execute("SHOW STATUS LIKE 'Ssl_version'")
+        assert conn.server_status & 1  # SERVER_STATUS_IN_TRANS
+        cur.execute("ROLLBACK")
+    conn.close()
+
+
 def test_prepare_from_a_variable_is_decided_on_what_the_variable_holds(listed):
     """``PREPARE s FROM @v`` is decided on the text in ``@v`` (read from the session's
     backend connection first): the process list cannot hide in a variable, the rules see

@@ -31,7 +31,8 @@ MAX = 0xFFFFFF
 MORE = 0x0008
 CURSOR = 0x0040
 ATTRS = (
-    "done", "rows", "result_sets", "affected_rows", "last_insert_id", "status", "warnings",
+    "done", "rows", "result_sets", "affected_rows", "last_insert_id", "status", "known_status",
+    "warnings",
     "error_code", "local_infile", "stmt_id", "num_params", "num_columns", "last_seq",
     "deprecate_eof", "kind", "state", "stream_rows", "stop_at_rows", "at_rows",
 )  # fmt: skip

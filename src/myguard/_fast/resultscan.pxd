@@ -14,6 +14,7 @@ cdef class ResponseScanner:
     cdef public unsigned long long affected_rows
     cdef public unsigned long long last_insert_id
     cdef public long long status
+    cdef public long long known_status
     cdef public long long warnings
     cdef public long long error_code
     cdef public unsigned long long stmt_id
@@ -41,6 +42,8 @@ cdef class ResponseScanner:
                           Py_ssize_t length) except -1
     cdef long long _terminator_status(self, const unsigned char* p, Py_ssize_t end,
                                       Py_ssize_t body, Py_ssize_t length) except? -1
+    cdef inline long long _eof(self, const unsigned char* p, Py_ssize_t body,
+                               Py_ssize_t length)
     cdef int _ok(self, const unsigned char* p, Py_ssize_t end, Py_ssize_t body) except -1
     cdef int _error(self, const unsigned char* p, Py_ssize_t end, Py_ssize_t body) except -1
     cdef inline void _finish(self, long long status)

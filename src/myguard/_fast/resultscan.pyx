@@ -80,6 +80,7 @@ cdef class ResponseScanner:
 
     def __init__(self, deprecate_eof):
         self.deprecate_eof = deprecate_eof
+        self.known_status = -1
         self.start(RESPONSE_SIMPLE)
 
     cpdef start(self, long long kind, bint stream_rows=False, bint stop_at_rows=False):
@@ -219,7 +220,7 @@ cdef class ResponseScanner:
                 else:
                     self.state = _COLUMNS_EOF
         elif state == _COLUMNS_EOF:
-            status = _eof_status(p, body, length)
+            status = self._eof(p, body, length)
             self.at_rows = self.stop_at_rows
             if (self.kind == _KIND_EXECUTE and status & _CURSOR_EXISTS
                     and not status & _MORE_RESULTS):
@@ -306,11 +307,16 @@ cdef class ResponseScanner:
     cdef long long _terminator_status(self, const unsigned char* p, Py_ssize_t end,
                                       Py_ssize_t body, Py_ssize_t length) except? -1:
         if length < 9 and not self.deprecate_eof:
-            return _eof_status(p, body, length)
+            return self._eof(p, body, length)
         if self.deprecate_eof and length >= 7:
             self._ok(p, end, body)
             return self.status
-        return _eof_status(p, body, length)
+        return self._eof(p, body, length)
+
+    cdef inline long long _eof(self, const unsigned char* p, Py_ssize_t body,
+                               Py_ssize_t length):
+        self.known_status = _eof_status(p, body, length)
+        return self.known_status
 
     cdef int _ok(self, const unsigned char* p, Py_ssize_t end, Py_ssize_t body) except -1:
         cdef unsigned long long affected, insert_id
@@ -319,6 +325,7 @@ cdef class ResponseScanner:
         self.affected_rows = affected
         self.last_insert_id = insert_id
         self.status = _at(p, end, pos) | (_at(p, end, pos + 1) << 8)
+        self.known_status = self.status
         self.warnings = _at(p, end, pos + 2) | (_at(p, end, pos + 3) << 8)
         return 0
 

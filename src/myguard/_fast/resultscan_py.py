@@ -51,6 +51,10 @@ class ResponseScanner:
 
     def __init__(self, deprecate_eof: bool) -> None:
         self.deprecate_eof = deprecate_eof
+        # The status of the last OK or EOF of any response (-1: none yet), kept across
+        # responses: an error or a COM_STMT_PREPARE answer reports none, and the session's
+        # own answers must still tell the client its autocommit and transaction state.
+        self.known_status = -1
         self.start(RESPONSE_SIMPLE)
 
     def start(self, kind: int, stream_rows: bool = False, stop_at_rows: bool = False) -> None:
@@ -184,7 +188,7 @@ class ResponseScanner:
                 else:
                     self.state = _COLUMNS_EOF
         elif state == _COLUMNS_EOF:
-            status = _eof_status(buf, body, length)
+            status = self._eof(buf, body, length)
             self.at_rows = self.stop_at_rows
             if (
                 self.kind == RESPONSE_EXECUTE
@@ -267,11 +271,15 @@ class ResponseScanner:
 
     def _terminator_status(self, buf: bytes | bytearray, body: int, length: int) -> int:
         if length < 9 and not self.deprecate_eof:
-            return _eof_status(buf, body, length)
+            return self._eof(buf, body, length)
         if self.deprecate_eof and length >= 7:
             self._ok(buf, body)
             return self.status
-        return _eof_status(buf, body, length)
+        return self._eof(buf, body, length)
+
+    def _eof(self, buf: bytes | bytearray, body: int, length: int) -> int:
+        self.known_status = _eof_status(buf, body, length)
+        return self.known_status
 
     def _ok(self, buf: bytes | bytearray, body: int) -> None:
         affected, pos = _lenenc(buf, body + 1)
@@ -279,6 +287,7 @@ class ResponseScanner:
         self.affected_rows = affected
         self.last_insert_id = insert_id
         self.status = buf[pos] | (buf[pos + 1] << 8)
+        self.known_status = self.status
         self.warnings = buf[pos + 2] | (buf[pos + 3] << 8)
 
     def _error(self, buf: bytes | bytearray, body: int) -> None:

@@ -19,6 +19,7 @@ from myguard.policy.decision import APPROVE, Decision
 from myguard.protocol.column_types import (
     BINARY_FLAG,
     MYSQL_TYPE_LONG,
+    NO_DEFAULT_VALUE_FLAG,
     NOT_NULL_FLAG,
     UNSIGNED_FLAG,
 )
@@ -64,6 +65,12 @@ _DIAGNOSTIC_COLUMNS = {
     "Level": Column("Level", length=28, flags=NOT_NULL_FLAG),
     "Code": Column("Code", MYSQL_TYPE_LONG, 4, NOT_NULL_FLAG | UNSIGNED_FLAG | BINARY_FLAG),
     "Message": Column("Message", length=2048, flags=NOT_NULL_FLAG),
+}
+
+# SHOW STATUS's columns as the server types them (information_schema.SESSION_STATUS).
+_STATUS_COLUMNS = {
+    name: Column(name, length=length, flags=NOT_NULL_FLAG | NO_DEFAULT_VALUE_FLAG)
+    for name, length in (("Variable_name", 256), ("Value", 16384))
 }
 
 
@@ -242,7 +249,7 @@ class SlowPath:
             "ssl_version": s.client.tls_version or "",
         }
         rows = [[row[0], client_leg.get((row[0] or "").lower(), row[1]), *row[2:]] for row in rows]
-        self._answer(names, rows)
+        self._answer([_STATUS_COLUMNS.get(n, n) for n in names], rows)
         s.trail.statement(statement, decision, Outcome(rows=len(rows)))
 
     def _answer(self, names: list[str], rows: list[list[str | None]]) -> None:

@@ -94,9 +94,8 @@ class SessionState:
 
     def status(self) -> int:
         """Server status flags for packets myguard answers itself (autocommit, transaction)."""
-        status = (
-            self.scanner.status if self.scanner and self.scanner.status else self.backend.status
-        )
+        known = self.scanner.known_status if self.scanner is not None else -1
+        status = known if known >= 0 else self.backend.status
         return status & ~ServerStatus.SERVER_MORE_RESULTS_EXISTS
 
     def ok(self) -> None:
