@@ -25,6 +25,7 @@ from myguard.protocol.constants import (
     ServerStatus,
 )
 from myguard.protocol.errors import (
+    ER_HANDSHAKE_ERROR,
     ER_MYGUARD_IDENTITY_UNAVAILABLE,
     ER_SECURE_TRANSPORT_REQUIRED,
     MySQLError,
@@ -79,6 +80,16 @@ class LoginPhase:
                 raise ProtocolError("Bad handshake: TLS requested but not offered")
             await self.client.start_tls(self.ctx.tls, server_side=True)
             response = parse_handshake_response(await self.client.read_packet())
+        if response.capabilities & ~offered & Capability.CLIENT_COMPRESS:
+            # Not offered, asked for anyway: such a client (mysql.connector's pure Python
+            # one) compresses what it sends next, which would read as garbage; say why.
+            raise MySQLError(
+                ER_HANDSHAKE_ERROR,
+                "08S01",
+                "myguard does not support the compressed protocol: connect without"
+                " compression (e.g. compress=False)",
+                fatal=True,
+            )
         self.capabilities = response.capabilities & offered
         self.user = response.user
         self.attributes = response.attributes
