@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import mysql.connector
 import pymysql
 import pytest
 
+from myguard.audit import iter_records
 from myguard.identity.users_file import read_users, write_user
 from raw_client import RawClient
 
@@ -17,6 +19,18 @@ def query_user(conn) -> str:
     with conn.cursor() as cur:
         cur.execute("SELECT 1")
         return cur.fetchone()[0]
+
+
+def failed_login(proxy, reason: str) -> dict:
+    """The audit record of a refused login with this reason (waiting for it a little)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for record in iter_records(proxy.audit_dir):
+            if record.type == "login" and record.get("reason") == reason:
+                assert record["success"] is False
+                return record
+        time.sleep(0.05)
+    raise AssertionError(f"no audited login refused for {reason!r}")
 
 
 def connect(port, user="alice", password="alice-pw-1", **kw):
@@ -140,6 +154,7 @@ def test_require_tls(private_proxy):
     with pytest.raises(pymysql.err.OperationalError) as err:
         connect(p.port, ssl_disabled=True)
     assert err.value.args[0] == 3159
+    assert failed_login(p, "TLS required")["user"] == "alice"
     conn = connect(p.port, ssl={"ca": str(p.cert)})
     assert query_user(conn) == 1
 
@@ -153,6 +168,7 @@ def test_a_client_that_compresses_unasked_gets_a_clear_refusal(proxy):
     with pytest.raises(mysql.connector.Error) as err:
         mysql.connector.connect(use_pure=True, compress=True, read_timeout=10, **kw)
     assert err.value.errno == 1043 and "compressed protocol" in err.value.msg
+    assert failed_login(proxy, "compressed protocol asked for")["user"] == "alice"
     conn = mysql.connector.connect(use_pure=False, compress=True, **kw)
     cur = conn.cursor()
     cur.execute("SELECT 1")

@@ -80,26 +80,33 @@ class LoginPhase:
                 raise ProtocolError("Bad handshake: TLS requested but not offered")
             await self.client.start_tls(self.ctx.tls, server_side=True)
             response = parse_handshake_response(await self.client.read_packet())
-        if response.capabilities & ~offered & Capability.CLIENT_COMPRESS:
-            # Not offered, asked for anyway: such a client (mysql.connector's pure Python
-            # one) compresses what it sends next, which would read as garbage; say why.
-            raise MySQLError(
-                ER_HANDSHAKE_ERROR,
-                "08S01",
-                "myguard does not support the compressed protocol: connect without"
-                " compression (e.g. compress=False)",
-                fatal=True,
-            )
         self.capabilities = response.capabilities & offered
         self.user = response.user
         self.attributes = response.attributes
         self.database = response.database
+        if response.capabilities & ~offered & Capability.CLIENT_COMPRESS:
+            # Not offered, asked for anyway: such a client (mysql.connector's pure Python
+            # one) compresses what it sends next, which would read as garbage; say why.
+            raise self._refused(
+                "compressed protocol asked for",
+                MySQLError(
+                    ER_HANDSHAKE_ERROR,
+                    "08S01",
+                    "myguard does not support the compressed protocol: connect without"
+                    " compression (e.g. compress=False)",
+                    fatal=True,
+                ),
+            )
         if cfg.require_tls and not self.client.tls:
-            raise MySQLError(
-                ER_SECURE_TRANSPORT_REQUIRED,
-                "08004",
-                "Connections using insecure transport are prohibited while --require_secure_transport=ON.",
-                fatal=True,
+            raise self._refused(
+                "TLS required",
+                MySQLError(
+                    ER_SECURE_TRANSPORT_REQUIRED,
+                    "08004",
+                    "Connections using insecure transport are prohibited while"
+                    " --require_secure_transport=ON.",
+                    fatal=True,
+                ),
             )
         result = await self._authenticate(
             response.user, self._plugin(response.auth_plugin), response.auth_response
@@ -137,6 +144,21 @@ class LoginPhase:
             backend=self.backend_config.name,
             backend_thread=self.backend.thread_id,
         )
+
+    def _refused(self, reason: str, error: MySQLError) -> MySQLError:
+        """``error``, for a login refused before authentication: logged and audited as
+        a failed login of the user the client named."""
+        metrics.login(self.backend_config.name, "denied")
+        event(
+            logging.WARNING,
+            "login_failed",
+            session=self.id,
+            user=self.user,
+            source=self.source_ip,
+            reason=reason,
+        )
+        self.trail.login(False, self.user, reason)
+        return error
 
     def _plugin(self, plugin: str) -> str:
         if self.capabilities & Capability.CLIENT_PLUGIN_AUTH and plugin:
