@@ -38,9 +38,9 @@ from myguard.net.packet_stream import PacketStream
 from myguard.policy.engine import Policy
 from myguard.protocol.errors import ER_CON_COUNT_ERROR, MySQLError
 from myguard.protocol.generic_response import err_packet
-from myguard.session.kill import RUNTIME_DIR_ENV, serve_kill_requests
 from myguard.session.registry import SessionRegistry
 from myguard.session.session import Session
+from myguard.session.workers import RUNTIME_DIR_ENV, serve_requests
 from myguard.tls import load_or_create_rsa_key, server_context
 
 ER_CLIENT_INTERACTION_TIMEOUT = 4031
@@ -183,7 +183,7 @@ class Server:
         runtime = os.environ.get(RUNTIME_DIR_ENV)
         if self.worker is not None and runtime:
             path = Path(runtime) / f"worker-{self.worker}.sock"
-            self._servers.append(await serve_kill_requests(self.ctx.registry, path))
+            self._servers.append(await serve_requests(self.ctx.registry, path))
         for pool in self.ctx.pools.values():
             pool.start()
             metrics.watch_pool(pool)

@@ -37,7 +37,7 @@ from myguard.identity.throttle import LoginThrottle
 from myguard.listen_lock import lock_listen_addresses
 from myguard.logs import event
 from myguard.policy.engine import Policy
-from myguard.session.kill import RUNTIME_DIR_ENV
+from myguard.session.workers import RUNTIME_DIR_ENV
 
 _BACKOFF_MAX = 30.0
 _STABLE = 60.0  # a worker that lived this long resets the restart backoff

@@ -12,8 +12,9 @@ import abc
 from pathlib import Path
 
 from myguard.session import process_list
-from myguard.session.kill import KillRequest, kill_in_workers, kill_local, worker_sessions
+from myguard.session.kill import KillRequest
 from myguard.session.registry import SessionRegistry
+from myguard.session.workers import kill_in_workers, kill_local, worker_sessions
 
 
 class SessionsView(abc.ABC):

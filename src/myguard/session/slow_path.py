@@ -33,7 +33,7 @@ from myguard.protocol.errors import (
 )
 from myguard.protocol.prepared_statements import parse_execute_params
 from myguard.protocol.resultset import Column, text_resultset
-from myguard.session import approval_hold, dynamic_sql, myguard_sql, process_list
+from myguard.session import approval_hold, dynamic_sql, myguard_sql, process_list, workers
 from myguard.session import kill as kill_stmt
 from myguard.session.audit_trail import Outcome
 from myguard.session.handler import (
@@ -165,7 +165,7 @@ class SlowPath:
         decision = self.handler.checked(statement, decision, runs_here=True)
         approval_id = await self._approve(statement, [], decision)
         try:
-            await kill_stmt.kill(s.ctx.registry, s.user, request)
+            await workers.kill(s.ctx.registry, s.user, request)
         except MySQLError as exc:
             s.trail.refused(statement, decision, exc.code)
             raise
@@ -198,7 +198,7 @@ class SlowPath:
         if refused is not None:
             s.trail.refused(statement, decision, refused.code)
             raise refused
-        rows = await kill_stmt.list_sessions(s.ctx.registry, s.user, self._sees_all())
+        rows = await workers.list_sessions(s.ctx.registry, s.user, self._sees_all())
         full = process_list.show_full(statement.text)
         if full is None:
             sql = process_list.with_rows(statement.text, rows, s.database)
@@ -221,7 +221,7 @@ class SlowPath:
         s = self.state
         try:
             target = explain.session_id()
-            backend, thread = await kill_stmt.backend_thread(
+            backend, thread = await workers.backend_thread(
                 s.ctx.registry, s.user, self._sees_all(), target
             )
             if backend != s.backend_config.name:
