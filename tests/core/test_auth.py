@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -180,6 +181,30 @@ def test_a_client_that_compresses_unasked_gets_a_clear_refusal(proxy):
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert cli.returncode == 0 and cli.stdout.split() == ["2", "2"], cli.stderr
+
+
+def test_a_changed_users_file_password_ends_the_old_one_at_once(private_proxy):
+    """The users file keeps its own verifiers: a full authentication (the clear password
+    over TLS) leaves nothing cached that would let the old password in after a change,
+    and a scramble that does not match is refused at once (1045) without asking a client
+    on plain TCP for an RSA exchange."""
+    p = private_proxy()
+    cli = ["mariadb", "--no-defaults", "-h127.0.0.1", f"-P{p.port}", "-ucarol", "-N"]
+    clear = subprocess.run(
+        [*cli, "-pcarol-pw-3", "--default-auth=mysql_clear_password", f"--ssl-ca={p.cert}",
+         "-e", "SELECT 7"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert clear.returncode == 0 and clear.stdout.strip() == "7", clear.stderr
+    write_user(p.users_file, "carol", "carol-pw-new", [])
+    stat = p.users_file.stat()
+    os.utime(p.users_file, (stat.st_atime, stat.st_mtime + 5))  # a visibly newer file
+    time.sleep(3)  # the watcher reads the file again within a second or so
+    with pytest.raises(pymysql.err.OperationalError) as err:
+        connect(p.port, "carol", "carol-pw-3", ssl_disabled=True)
+    assert err.value.args[0] == 1045
+    assert failed_login(p, "wrong password")["user"] == "carol"
+    connect(p.port, "carol", "carol-pw-new", ssl_disabled=True).close()
 
 
 def test_throttling_after_repeated_failures(private_proxy):

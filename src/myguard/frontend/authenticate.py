@@ -63,7 +63,7 @@ class Authenticator:
         )
 
     async def verifiers(self, user: str) -> FastVerifiers | None:
-        cached = self.cache.get(user)
+        cached = None if self.source.keeps_verifiers else self.cache.get(user)
         if cached is not None:
             return cached
         return await self.source.fast_verifiers(user)
@@ -142,10 +142,21 @@ class Exchange:
         if verifiers is not None and verifiers.native_stage2 is not None:
             if verify_native(verifiers.native_stage2, self.scramble, token):
                 return await self._fast_ok(verifiers, MYSQL_NATIVE_PASSWORD)
-        # Nothing to check the scramble against, or no match (the password may have
-        # changed at the source): the client sends the password once through
-        # caching_sha2 full auth and the source decides.
+            self._no_match(verifiers)
+        elif verifiers is None:
+            self._no_match(None)
+        # Nothing to check the scramble against, or no match with what a past login
+        # taught (the password may have changed at the source): the client sends the
+        # password once through caching_sha2 full auth and the source decides.
         return await self._caching_sha2(user, await self._switch(CACHING_SHA2_PASSWORD))
+
+    def _no_match(self, verifiers: FastVerifiers | None) -> None:
+        """A scramble that did not match (or a user without verifiers) where the source
+        keeps its own: refused at once, as the server refuses a wrong password. Clients
+        without TLS would otherwise be asked for a full authentication over RSA, which
+        some refuse with an error of their own instead of 1045."""
+        if self.auth.source.keeps_verifiers:
+            raise AuthFailed("unknown or disabled user" if verifiers is None else "wrong password")
 
     async def _caching_sha2(self, user: str, token: bytes) -> AuthResult:
         if token in (b"", b"\x00") and not self._switched:
@@ -159,6 +170,9 @@ class Exchange:
             if verify_sha2(verifiers.sha2_stage2, self.scramble, token):
                 self.stream.write_packet(bytes((AUTH_MORE_DATA, CACHING_SHA2_FAST_AUTH_SUCCESS)))
                 return await self._fast_ok(verifiers, CACHING_SHA2_PASSWORD)
+            self._no_match(verifiers)
+        elif verifiers is None:
+            self._no_match(None)
         self.stream.write_packet(bytes((AUTH_MORE_DATA, CACHING_SHA2_PERFORM_FULL_AUTH)))
         await self.stream.drain()
         packet = await self.stream.read_packet()
@@ -197,7 +211,8 @@ class Exchange:
             if cached is None or cached.sha2_stage2 != sha2_stage2(text):
                 raise
             return AuthResult(cached.identity, plugin, "cached-during-outage")
-        cache.remember(identity, text)
+        if not self.auth.source.keeps_verifiers:
+            cache.remember(identity, text)
         return AuthResult(identity, plugin, "full")
 
     async def _fast_ok(self, verifiers: FastVerifiers, plugin: str) -> AuthResult:

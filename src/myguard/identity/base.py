@@ -57,6 +57,10 @@ class IdentitySource(abc.ABC):
     """Where identities come from (users file, LDAP, ...)."""
 
     name: str = "identity"
+    # Its fast_verifiers are its own record of the password (a users file), not what a
+    # past login taught: a scramble they do not match is a wrong password, with no full
+    # authentication to ask for, and nothing of its users is cached.
+    keeps_verifiers: bool = False
 
     @abc.abstractmethod
     async def authenticate(self, user: str, password: str) -> Identity:

@@ -156,6 +156,7 @@ class UsersFileSource(IdentitySource):
     """
 
     name = "users-file"
+    keeps_verifiers = True
 
     def __init__(self, path: Path, *, clock=time.monotonic) -> None:  # noqa: ANN001
         self.path = path
