@@ -279,3 +279,21 @@ def test_a_profiling_sessions_connection_is_not_pooled_again(private_proxy):
     carol = connect(p, "carol")
     assert thread_id(carol) == reused
     carol.close()
+
+
+def test_a_clients_ignore_space_holds_on_a_reused_connection(private_proxy):
+    """CLIENT_IGNORE_SPACE (mysql2 and Connector/J send it) is sql_mode IGNORE_SPACE from
+    the login on; a reset puts the global sql_mode back, so checkout sets it again."""
+    p = pool_proxy(private_proxy)
+    flag = pymysql.constants.CLIENT.IGNORE_SPACE
+    threads = set()
+    for _ in range(3):
+        conn = connect(p, client_flag=flag)
+        threads.add(thread_id(conn))
+        assert "IGNORE_SPACE" in one(conn, "SELECT @@sql_mode")[0]
+        assert one(conn, "SELECT COUNT (*) FROM shop.orders")[0] > 0
+        conn.close()
+    assert len(threads) == 1  # one backend connection, reset between the three
+    plain = connect(p)  # a client without the flag: a connection of its own bucket
+    assert "IGNORE_SPACE" not in one(plain, "SELECT @@sql_mode")[0]
+    plain.close()

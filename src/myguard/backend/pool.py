@@ -426,6 +426,10 @@ class BackendPool:
             payloads = []
             if database is not None and not fresh:
                 payloads.append(bytes((Command.COM_INIT_DB,)) + database.encode())
+            if not fresh and conn.capabilities & Capability.CLIENT_IGNORE_SPACE:
+                # The server turns the flag into sql_mode IGNORE_SPACE at login only; a
+                # reset (or change of user) puts the global sql_mode back.
+                names += _IGNORE_SPACE
             payloads.append(_identity_statement(identity, names))
             for payload in payloads:
                 stream.seq = 0
@@ -690,6 +694,9 @@ class _UnknownCollation(Exception):
     pass
 
 
+_IGNORE_SPACE = "sql_mode = CONCAT(@@sql_mode, ',IGNORE_SPACE'), "
+
+
 def _names_clause(charset: str | None, collation: str | None) -> str:
     if not charset or not collation or not (charset + collation).replace("_", "").isalnum():
         raise ProtocolError(f"unexpected character set {charset!r} / {collation!r}")
@@ -697,6 +704,7 @@ def _names_clause(charset: str | None, collation: str | None) -> str:
 
 
 def _identity_statement(identity: SessionIdentity, names: str) -> bytes:
+    """``SET``: ``names`` (assignments ending in ", "), then who the session is."""
     # Hex literals: right whatever sql_mode (NO_BACKSLASH_ESCAPES) and character set.
     user = identity.user.encode().hex()
     source = identity.source.encode().hex()
