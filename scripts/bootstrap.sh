@@ -12,11 +12,16 @@ SUDO=""
 DEB_PACKAGES=(mariadb-server mariadb-client slapd ldap-utils haproxy sysbench openssl
               build-essential pkg-config python3-dev python3-venv libmariadb-dev libmariadb-dev-compat
               libssl-dev zlib1g-dev mariadb-test
-              chromium chromium-driver fonts-dejavu-core)  # the last three: console browser tests
+              chromium chromium-driver fonts-dejavu-core  # these three: console browser tests
+              libmariadb-java)  # MariaDB Connector/J: tests/clients_e2e
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node with npm and a JDK (tests/clients_e2e) are looked for as commands: a Node from
+# NodeSource (its nodejs conflicts with Debian's npm) or another JDK serves as well.
+{ command -v node && command -v npm; } >/dev/null || missing+=(nodejs npm)
+{ command -v java && command -v javac; } >/dev/null || missing+=(default-jdk-headless)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq
@@ -35,6 +40,18 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip "setuptools>=77" wheel
   .venv/bin/pip install -q -e ".[test]"
   touch "$stamp"
+fi
+# The Node clients of tests/clients_e2e, at the versions of its package-lock.json.
+node_dir=.cache/clients-e2e
+node_stamp=$node_dir/.myguard-deps
+if [ ! -f "$node_stamp" ] || [ ! -d "$node_dir/node_modules/mysql2" ] ||
+   [ tests/clients_e2e/package.json -nt "$node_stamp" ] ||
+   [ tests/clients_e2e/package-lock.json -nt "$node_stamp" ]; then
+  echo "bootstrap: installing Node packages into $node_dir"
+  mkdir -p "$node_dir"
+  cp tests/clients_e2e/package.json tests/clients_e2e/package-lock.json "$node_dir/"
+  (cd "$node_dir" && npm ci --silent --no-audit --no-fund)
+  touch "$node_stamp"
 fi
 # Rebuild the Cython extensions when any .pyx or .pxd is newer than a .so.
 need_build=0
