@@ -46,6 +46,7 @@ class End:
 
 
 TLS_MODES = ["plain", "tls-ca", "tls-trust"]
+LONG_TEXT = "long text " * 300  # longer than a row of short columns
 
 
 def ends(proxy: Any, mariadb: Any, tls: str = "plain") -> tuple[End, End]:

@@ -9,9 +9,16 @@ import pytest
 # Its compare() asserts: show the difference as in a test module.
 pytest.register_assert_rewrite("clients_e2e_tools")
 
-from clients_e2e_tools import PROCEDURE, PROCEDURE_SQL, Jdbc, Mysql2  # noqa: E402
+from clients_e2e_tools import PROCEDURE, PROCEDURE_SQL, TLS_MODES, Jdbc, Mysql2  # noqa: E402
 
 from mariadb_server import MariaDBServer  # noqa: E402
+
+
+@pytest.fixture(params=TLS_MODES)
+def tls(request: pytest.FixtureRequest) -> str:
+    """How a test's client reaches myguard: plain, TLS checking its certificate, TLS
+    trusting any."""
+    return request.param
 
 
 @pytest.fixture(scope="session")

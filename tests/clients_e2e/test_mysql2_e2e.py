@@ -14,19 +14,12 @@ import pytest
 from clients_e2e_tools import (
     BLOCKED_MESSAGE,
     EMAILS,
+    LONG_TEXT,
     MASKED_EMAILS,
-    TLS_MODES,
     as_user,
     compare,
     ends,
 )
-
-LONG_TEXT = "long text " * 300
-
-
-@pytest.fixture(params=TLS_MODES)
-def tls(request: pytest.FixtureRequest) -> str:
-    return request.param
 
 
 def rows_of(result: dict[str, Any]) -> list[dict[str, Any]]:

@@ -87,26 +87,22 @@ class LoginPhase:
         if response.capabilities & ~offered & Capability.CLIENT_COMPRESS:
             # Not offered, asked for anyway: such a client (mysql.connector's pure Python
             # one) compresses what it sends next, which would read as garbage; say why.
-            raise self._refused(
-                "compressed protocol asked for",
-                MySQLError(
-                    ER_HANDSHAKE_ERROR,
-                    "08S01",
-                    "myguard does not support the compressed protocol: connect without"
-                    " compression (e.g. compress=False)",
-                    fatal=True,
-                ),
+            self._login_failed(self.user, "compressed protocol asked for")
+            raise MySQLError(
+                ER_HANDSHAKE_ERROR,
+                "08S01",
+                "myguard does not support the compressed protocol: connect without"
+                " compression (e.g. compress=False)",
+                fatal=True,
             )
         if cfg.require_tls and not self.client.tls:
-            raise self._refused(
-                "TLS required",
-                MySQLError(
-                    ER_SECURE_TRANSPORT_REQUIRED,
-                    "08004",
-                    "Connections using insecure transport are prohibited while"
-                    " --require_secure_transport=ON.",
-                    fatal=True,
-                ),
+            self._login_failed(self.user, "TLS required")
+            raise MySQLError(
+                ER_SECURE_TRANSPORT_REQUIRED,
+                "08004",
+                "Connections using insecure transport are prohibited while"
+                " --require_secure_transport=ON.",
+                fatal=True,
             )
         result = await self._authenticate(
             response.user, self._plugin(response.auth_plugin), response.auth_response
@@ -145,20 +141,19 @@ class LoginPhase:
             backend_thread=self.backend.thread_id,
         )
 
-    def _refused(self, reason: str, error: MySQLError) -> MySQLError:
-        """``error``, for a login refused before authentication: logged and audited as
-        a failed login of the user the client named."""
+    def _login_failed(self, user: str, reason: str, plugin: str | None = None) -> None:
+        """A login refused (before or at authentication): counted, logged and audited
+        with its real reason, under the user the client named."""
         metrics.login(self.backend_config.name, "denied")
         event(
             logging.WARNING,
             "login_failed",
             session=self.id,
-            user=self.user,
+            user=user,
             source=self.source_ip,
             reason=reason,
         )
-        self.trail.login(False, self.user, reason)
-        return error
+        self.trail.login(False, user, reason, plugin)
 
     def _plugin(self, plugin: str) -> str:
         if self.capabilities & Capability.CLIENT_PLUGIN_AUTH and plugin:
@@ -183,16 +178,7 @@ class LoginPhase:
         try:
             result = await exchange.run(user, plugin, response)
         except LoginDenied as exc:
-            metrics.login(self.backend_config.name, "denied")
-            event(
-                logging.WARNING,
-                "login_failed",
-                session=self.id,
-                user=user,
-                source=self.source_ip,
-                reason=exc.reason,
-            )
-            self.trail.login(False, user, exc.reason, plugin)
+            self._login_failed(user, exc.reason, plugin)
             raise
         except IdentityUnavailable as exc:
             metrics.login(self.backend_config.name, "identity_unavailable")
