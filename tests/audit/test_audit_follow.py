@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from myguard.audit import AuditWriter, Follower, iter_records
+from myguard.audit import AuditWriter, Follower, follow, iter_records
 from myguard.audit.segment import encode_frame, list_segments
 
 
@@ -51,6 +51,32 @@ def test_a_segment_still_named_tmp_counts_as_written(tmp_path, write_records, ma
     at_end = Follower(tmp_path)
     last.with_name(last.name + ".tmp").rename(last)  # the writer's thread renames it
     assert at_end.poll() == []
+    write_records(tmp_path, [make_statement(9)], rotate_bytes=300)
+    assert [r.type for r in at_end.poll()] == ["restart", "statement"]
+
+
+def test_a_rename_between_the_followers_two_opens_is_no_removal(
+    tmp_path, write_records, make_statement, monkeypatch
+):
+    """The writer's rename of ``.seg.tmp`` may land after a follower missed the final name
+    and before it opens the ``.tmp`` one: the segment was not removed, and what it holds
+    was written before the follower started (a flaky CI run showed its restart record)."""
+    write_records(tmp_path, [make_statement(i) for i in range(5)], rotate_bytes=300)
+    last = list_segments(tmp_path)[-1][1]
+    tmp = last.with_name(last.name + ".tmp")
+    last.rename(tmp)
+    real_open = open
+    renamed = []
+
+    def racing_open(path, *args):
+        if path == last and not renamed:  # missed: the rename happens right after
+            renamed.append(tmp.rename(last))
+            raise FileNotFoundError(path)
+        return real_open(path, *args)
+
+    monkeypatch.setattr(follow, "open", racing_open, raising=False)
+    at_end = Follower(tmp_path)
+    assert renamed and at_end.poll() == []
     write_records(tmp_path, [make_statement(9)], rotate_bytes=300)
     assert [r.type for r in at_end.poll()] == ["restart", "statement"]
 

@@ -123,12 +123,15 @@ class _ChainFollower:
 
     def _open_current(self) -> bool:
         path = self.directory / segment_name(self._seq)
-        try:
+        # Still the writer's .tmp, perhaps: the rename keeps the file. It may land between
+        # the first two tries, so the final name is tried again after the .tmp one.
+        for candidate in (path, path.with_name(path.name + ".tmp"), path):
             try:
-                self._file = open(path, "rb")
-            except FileNotFoundError:  # still the writer's .tmp: the rename keeps the file
-                self._file = open(path.with_name(path.name + ".tmp"), "rb")
-        except FileNotFoundError:
+                self._file = open(candidate, "rb")
+                break
+            except FileNotFoundError:
+                continue
+        else:
             # Removed by retention before we got to it: continue with the next one.
             newer = [seq for seq, _ in list_segments(self.directory, live=True) if seq > self._seq]
             if newer:
