@@ -54,6 +54,9 @@ def names(tables) -> set[str]:
         "ALTER TABLE t FILE_NAME = '/etc/shadow'",
         "CREATE TABLE t (a INT) DATA DIRECTORY = '/var/www'",
         "CREATE TABLE t (a INT) ENGINE=MyISAM INDEX DIRECTORY '/tmp'",
+        "SELECT TRIM(LEADING 'a' FROM LOAD_FILE('/x'))",  # FROM, ON, LIKE take calls
+        "SELECT 1 FROM t JOIN u ON LOAD_FILE('/x') IS NULL",
+        "SELECT a FROM t WHERE a LIKE LOAD_FILE('/x')",
     ],
 )
 def test_file_access(sql):
@@ -73,6 +76,12 @@ def test_file_access(sql):
         "CREATE TABLE t (file_name VARCHAR(9), data INT, `index` INT)",
         "CREATE TABLE t2 AS SELECT data, directory FROM t",
         "ALTER DATABASE d UPGRADE DATA DIRECTORY NAME",  # names no path (mysql-test renamedb)
+        # A table named load_file, its column list after it (mysql-test parser_bug21114)
+        "CREATE TABLE load_file (a INT)",
+        "CREATE TABLE IF NOT EXISTS `load_file`(a INT)",
+        "INSERT INTO load_file(a) VALUES (1)",
+        "CREATE TABLE c (id INT, FOREIGN KEY (id) REFERENCES load_file(a))",
+        "SELECT db.load_file(1)",  # a stored function of that name, not the built-in
     ],
 )
 def test_no_file_access(sql):

@@ -172,6 +172,22 @@ def _is_privilege_table(table: TableName) -> bool:
     return (table.db or "").lower() == "mysql" and table.name.lower() in _PRIVILEGE_TABLES
 
 
+# Words after which a name followed by "(" is a table's (its column list), never a call:
+# CREATE TABLE [IF NOT EXISTS] t (...), INSERT/REPLACE INTO t (...), REFERENCES t (...).
+# Not FROM, ON or LIKE: TRIM(... FROM LOAD_FILE(...)), JOIN ... ON and LIKE take calls.
+_BEFORE_TABLE_NAME = frozenset({"TABLE", "EXISTS", "INTO", "REFERENCES"})
+
+
+def _names_a_table(tokens: list[Token], index: int) -> bool:
+    """Is the name at ``index`` a table's (or a qualified routine's, never the built-in)?"""
+    if index == 0:
+        return False
+    before = tokens[index - 1]
+    return (before.kind == "op" and before.text == ".") or (
+        before.kind == "word" and before.upper in _BEFORE_TABLE_NAME
+    )
+
+
 def _uses_server_files(tokens: list[Token]) -> bool:
     """Whether the statement calls LOAD_FILE() anywhere (select list, subquery, SET, DO, a
     routine body; MariaDB takes it quoted and with a space before '('), or is table DDL that
@@ -180,7 +196,12 @@ def _uses_server_files(tokens: list[Token]) -> bool:
     ddl = tk.is_word(tokens, 0, "CREATE", "ALTER")
     for i, (token, following) in enumerate(zip(tokens, tokens[1:], strict=False)):
         word = token.value.upper() if token.kind in ("word", "qid") else ""
-        if word == "LOAD_FILE" and following.kind == "op" and following.text == "(":
+        if (
+            word == "LOAD_FILE"
+            and following.kind == "op"
+            and following.text == "("
+            and not _names_a_table(tokens, i)
+        ):
             return True
         if ddl and token.kind == "word":
             # a path follows: DATA DIRECTORY [=] '...' (not ALTER DATABASE d UPGRADE DATA
