@@ -297,3 +297,22 @@ def test_a_clients_ignore_space_holds_on_a_reused_connection(private_proxy):
     plain = connect(p)  # a client without the flag: a connection of its own bucket
     assert "IGNORE_SPACE" not in one(plain, "SELECT @@sql_mode")[0]
     plain.close()
+
+
+def test_a_new_session_starts_from_todays_global_values(private_proxy, mariadb):
+    """Session variables start from the global values: a global changed while the pooled
+    connection sat idle holds for the next session, as on a fresh connection."""
+    p = pool_proxy(private_proxy)
+    first = connect(p)
+    before = thread_id(first)
+    assert one(first, "SELECT @@SESSION.div_precision_increment")[0] == 4
+    first.close()  # reset at once, then idle in the pool
+    time.sleep(0.2)
+    mariadb.sql("SET GLOBAL div_precision_increment = 7")
+    try:
+        second = connect(p)
+        assert thread_id(second) == before  # the same backend connection
+        assert one(second, "SELECT @@SESSION.div_precision_increment")[0] == 7
+        second.close()
+    finally:
+        mariadb.sql("SET GLOBAL div_precision_increment = DEFAULT")

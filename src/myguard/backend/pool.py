@@ -11,7 +11,10 @@ the pool; the reset's answer is read when the connection is next used. A server 
 COM_RESET_CONNECTION (MySQL < 5.7, MariaDB < 10.2) gets COM_CHANGE_USER instead.
 
 Checkout, one round trip pipelined on a reused connection: the pending reset's OK,
-COM_INIT_DB when the client asked for a database, and ``SET [NAMES ...,] @myguard_user =
+COM_RESET_CONNECTION again (session variables start from the global values, and those may
+have changed while the connection was idle: a new session sees today's, as on a fresh
+connection), COM_INIT_DB when the client asked for a database, and ``SET [NAMES ...,]
+@myguard_user =
 ..., @myguard_session = ...`` — the client's character set and collation, and who the
 session belongs to, where the server can show it. That round trip is also the health check:
 a connection found broken (backend restart, ``wait_timeout``) is closed and the next one
@@ -418,12 +421,17 @@ class BackendPool:
         async with asyncio.timeout(self.config.connect_timeout):
             if conn.reset_pending:
                 await self._finish_reset(conn)
+            refreshed = fresh
             if database is None and conn.had_database:
-                await self._change_user(conn)
+                await self._change_user(conn)  # a reset that also deselects the database
+                refreshed = True
+            payloads = []
+            if not refreshed and self._reset_command == Command.COM_RESET_CONNECTION:
+                payloads.append(_RESET)
+                conn.collation = 0  # the login's character set again
             names = ""
             if collation != conn.collation:
                 names = await self._names(conn, collation)
-            payloads = []
             if database is not None and not fresh:
                 payloads.append(bytes((Command.COM_INIT_DB,)) + database.encode())
             if not fresh and conn.capabilities & Capability.CLIENT_IGNORE_SPACE:
@@ -436,11 +444,13 @@ class BackendPool:
                 stream.write_packet(payload)
             await stream.drain()
             error: MySQLError | None = None
-            for _ in payloads:
+            for payload in payloads:
                 stream.seq = 1
                 answer = await stream.read_packet()
                 if answer[:1] == bytes((ERR_HEADER,)):
                     err = parse_err(answer)
+                    if payload is _RESET:
+                        raise BackendUnavailable(self.config.name, f"reset failed: {err.message}")
                     error = error or MySQLError(err.code, err.sqlstate, err.message)
                 else:
                     conn.status = parse_ok(answer).status
@@ -695,6 +705,7 @@ class _UnknownCollation(Exception):
 
 
 _IGNORE_SPACE = "sql_mode = CONCAT(@@sql_mode, ',IGNORE_SPACE'), "
+_RESET = bytes((Command.COM_RESET_CONNECTION,))
 
 
 def _names_clause(charset: str | None, collation: str | None) -> str:
