@@ -7,11 +7,13 @@ connection a session gets is known: ``@@pseudo_thread_id`` is the backend thread
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import urllib.request
 
 import mysql.connector
+import mysql.connector.aio
 import pymysql
 import pytest
 
@@ -316,3 +318,25 @@ def test_a_new_session_starts_from_todays_global_values(private_proxy, mariadb):
         second.close()
     finally:
         mariadb.sql("SET GLOBAL div_precision_increment = DEFAULT")
+
+
+def test_a_quit_with_another_sequence_id_still_pools_the_connection(private_proxy):
+    """mysql.connector's asyncio connection closes with a COM_QUIT that carries the next
+    sequence id of the last command, not 0: a quit all the same, the backend connection
+    pooled again (it had ended the session as an error and closed the connection)."""
+    p = pool_proxy(private_proxy)
+
+    async def one_session() -> int:
+        conn = await mysql.connector.aio.connect(
+            host="127.0.0.1", port=p.port, user="alice", password=USERS["alice"]
+        )
+        cur = await conn.cursor()
+        await cur.execute("SELECT @@pseudo_thread_id")
+        (thread,) = await cur.fetchone()
+        await cur.close()
+        await conn.close()
+        return thread
+
+    threads = {asyncio.run(one_session()) for _ in range(3)}
+    assert len(threads) == 1
+    assert "1156" not in p.log() and "out of order" not in p.log()

@@ -31,6 +31,7 @@ from myguard.policy.decision import ALLOW, Decision
 from myguard.protocol.constants import Command, ServerStatus
 from myguard.protocol.errors import (
     CR_SERVER_LOST,
+    ER_NET_PACKETS_OUT_OF_ORDER,
     ER_NOT_ALLOWED_COMMAND,
     MySQLError,
     ProtocolError,
@@ -320,6 +321,15 @@ class StatementHandler:
             self._resolve(None)
 
     def core_failed(self, exc: Exception) -> None:
+        if not self.session.busy and getattr(exc, "code", None) == ER_NET_PACKETS_OUT_OF_ORDER:
+            unread = self.core.requests.take()
+            if unread[:3] == b"\x01\x00\x00" and unread[4:] == bytes((_QUIT,)):
+                # A COM_QUIT with another sequence id than 0 (mysql.connector's asyncio
+                # close sends the next one of the last command): a quit all the same, and
+                # the backend connection goes back to the pool.
+                self._resolve(None)
+                return
+            self.core.requests.feed(unread)
         self._end(exc)
 
     def forward(self, payload: bytes, decided: Decided) -> None:
