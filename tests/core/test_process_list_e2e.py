@@ -47,6 +47,37 @@ def test_users_see_their_own_sessions_under_their_ids(listed):
     assert {r[1] for r in show(bob)} == {"bob"}
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SHOW /* c */ PROCESSLIST",
+        "/* c */ SHOW FULL PROCESSLIST",
+        "SHOW PROCESSLIST -- c",
+        "/*!SHOW PROCESSLIST*/",
+        "/*M!100000 SHOW FULL PROCESSLIST */",
+    ],
+)
+def test_show_processlist_in_any_spelling_is_myguards(listed, sql):
+    """With a comment around it the text missed the rewrite and went to the backend, which
+    listed every session of the service account: every user's statements."""
+    _, _, carol, _ = listed
+    with carol.cursor() as cur:
+        cur.execute(sql)
+        assert [(int(r[0]), r[1]) for r in cur.fetchall()] == [(carol.thread_id(), "carol")]
+
+
+def test_show_processlist_among_other_statements_is_refused(listed):
+    p, _, _, _ = listed
+    conn = pymysql.connect(
+        host="127.0.0.1", port=p.port, user="carol", password="carol-pw-3",
+        client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS,
+    )  # fmt: skip
+    with conn.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as err:
+        cur.execute("SHOW PROCESSLIST; SELECT 1")
+    assert err.value.args[0] == 1148 and "statement of its own" in err.value.args[1]
+    conn.close()
+
+
 def test_a_process_list_group_sees_every_session_in_every_worker(listed):
     _, alice, carol, bob = listed
     ids = {int(r[0]): r[1] for r in show(alice)}
@@ -164,10 +195,24 @@ def test_a_prepared_statement_over_the_process_list_is_refused(listed):
         host="127.0.0.1", port=p.port, user="carol", password="carol-pw-3", database="shop"
     )
     try:
+        for sql in (
+            "SELECT ID, INFO FROM information_schema.PROCESSLIST WHERE ID > 0",
+            "SELECT information_schema.processlist.info FROM information_schema.processlist",
+            "SHOW FULL PROCESSLIST",
+        ):
+            cur = conn.cursor(prepared=True)
+            with pytest.raises(mysql.connector.Error) as exc:
+                cur.execute(sql)
+            assert exc.value.errno == 1148 and "text queries only" in exc.value.msg, sql
+        # The word alone reads no list (mysql-test sp-anchor-type in --ps-protocol):
         cur = conn.cursor(prepared=True)
-        with pytest.raises(mysql.connector.Error) as exc:
-            cur.execute("SELECT ID, INFO FROM information_schema.PROCESSLIST WHERE ID > %s", (0,))
-        assert exc.value.errno == 1148 and "text queries only" in exc.value.msg
+        cur.execute("SELECT 'processlist' AS word")
+        assert cur.fetchall() == [("processlist",)]
+        cur.execute(
+            "CREATE OR REPLACE PROCEDURE test.anchor() BEGIN"
+            " DECLARE v TYPE OF information_schema.PROCESSLIST.INFO; SELECT v; END"
+        )
+        cur.execute("DROP PROCEDURE test.anchor")
         cur = conn.cursor()
         cur.execute("SELECT 1")  # the session carries on
         assert cur.fetchall() == [(1,)]

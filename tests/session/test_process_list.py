@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from myguard.session.process_list import unreachable, with_rows
+from myguard.session.process_list import refusal, unreachable, with_rows
 
 ROWS = [
     {"Id": 7, "User": "carol", "Host": "h", "db": None, "Command": "Query", "Time": 0,
@@ -67,3 +67,23 @@ def test_a_type_anchor_reads_no_rows_and_stays(sql):
 )  # fmt: skip
 def test_what_the_rewrite_cannot_reach_is_named(sql, refused):
     assert (unreachable(sql) is not None) == refused
+
+
+@pytest.mark.parametrize(
+    ("sql", "current_db", "refused"),
+    [
+        ("SELECT * FROM information_schema.PROCESSLIST", None, True),
+        ("SELECT * FROM `information_schema` . /* c */ `processlist`", None, True),
+        ("SELECT information_schema.processlist.info FROM t", None, True),
+        ("SHOW FULL PROCESSLIST", None, True),
+        ("SELECT * FROM processlist", "information_schema", True),
+        ("SELECT * FROM processlist", "shop", False),  # a table of the client's own
+        ("SELECT 'processlist' AS word", None, False),
+        ("CREATE PROCEDURE p() BEGIN DECLARE v TYPE OF information_schema.PROCESSLIST.INFO;"
+         " SELECT v; END", None, False),
+    ],
+)  # fmt: skip
+def test_a_prepared_statement_is_refused_when_it_reads_the_list(sql, current_db, refused):
+    error = refusal(sql, prepared=True, current_db=current_db)
+    assert (error is not None) == refused
+    assert error is None or "text queries only" in error.message

@@ -537,7 +537,9 @@ class StatementHandler:
         statement = StatementText.received(payload[1:])
         self.session.current_statement = statement.text
         decision = self.decide_now(statement)
-        refused = process_list.refusal(statement.text, prepared=True)
+        refused = process_list.refusal(
+            statement.text, prepared=True, current_db=self.session.database
+        )
         if refused is not None:
             self.session.trail.refused(statement, decision, refused.code)
             raise refused

@@ -43,7 +43,6 @@ SHOW_COLUMNS = [
     Column("Progress", MYSQL_TYPE_DOUBLE, 7, NOT_NULL_FLAG | BINARY_FLAG, 3),
 ]  # fmt: skip
 SHORT_INFO = 100  # SHOW PROCESSLIST without FULL shows this much of a statement
-_SHOW = re.compile(r"\s*SHOW\s+(FULL\s+)?PROCESSLIST\s*;?\s*$", re.IGNORECASE)
 # Words after a table reference that are not its alias.
 _NOT_ALIAS = frozenset(
     {
@@ -108,9 +107,14 @@ def visible(sessions: Iterable[Listed], user: str, sees_all: bool) -> list[Liste
 
 
 def show_full(sql: str) -> bool | None:
-    """For ``SHOW [FULL] PROCESSLIST``: whether FULL; None for any other statement."""
-    found = _SHOW.match(sql)
-    return None if found is None else found.group(1) is not None
+    """For ``SHOW [FULL] PROCESSLIST``: whether FULL; None for any other statement. Read
+    as the server reads it: comments anywhere, an executable comment's text as code."""
+    words = [m.group().upper() for m in code_tokens(sql) if m.lastgroup not in ("xopen", "xclose")]
+    while words and words[-1] == ";":
+        words.pop()
+    if words in (["SHOW", "PROCESSLIST"], ["SHOW", "FULL", "PROCESSLIST"]):
+        return len(words) == 3
+    return None
 
 
 def show_rows(rows: list[dict[str, object]], full: bool) -> list[list[str | None]]:
@@ -135,12 +139,20 @@ _REFUSED_PREPARED = (
 )
 
 
-def refusal(sql: str, *, prepared: bool = False) -> MySQLError | None:
+def refusal(
+    sql: str, *, prepared: bool = False, current_db: str | None = None
+) -> MySQLError | None:
     """The error for a statement naming the process list where myguard's rows cannot take
-    its place (a COM_STMT_PREPARE, see ``unreachable``), or None."""
-    reason = (
-        (_REFUSED_PREPARED if mentions(sql.lower()) else None) if prepared else unreachable(sql)
-    )
+    its place (a COM_STMT_PREPARE, see ``unreachable``), or None. A prepared statement is
+    refused when it reads the list, as the text rewrite finds it (``with_rows``); the word
+    in a string or a ``TYPE OF`` anchor reads nothing."""
+    if prepared:
+        reads = mentions(sql.lower()) and (
+            show_full(sql) is not None or with_rows(sql, [], current_db) != sql
+        )
+        reason = _REFUSED_PREPARED if reads else None
+    else:
+        reason = unreachable(sql)
     return None if reason is None else MySQLError(ER_NOT_ALLOWED_COMMAND, "42000", reason)
 
 

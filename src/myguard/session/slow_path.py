@@ -50,6 +50,10 @@ from myguard.session.statement_text import StatementText
 # on the side of holding it.
 _UNKNOWN_ROWS = 1 << 62
 _NOT_EXPLAINABLE = "Target is not executing an operation with a query plan"
+_SHOW_PROCESSLIST_ALONE = (
+    "myguard: SHOW PROCESSLIST is answered by myguard as a statement of its own; among"
+    " other statements the backend would list every user's sessions"
+)
 
 
 def myguard_command(text: str) -> MyguardCommand | None:
@@ -200,6 +204,12 @@ class SlowPath:
             raise refused
         rows = await workers.list_sessions(s.ctx.registry, s.user, self._sees_all())
         full = process_list.show_full(statement.text)
+        if full is None and any(st.object_type == "processlist" for st in decision.statements):
+            # SHOW PROCESSLIST among other statements: the backend would answer it with
+            # every user's sessions.
+            refused = MySQLError(ER_NOT_ALLOWED_COMMAND, "42000", _SHOW_PROCESSLIST_ALONE)
+            s.trail.refused(statement, decision, refused.code)
+            raise refused
         if full is None:
             sql = process_list.with_rows(statement.text, rows, s.database)
             return bytes((Command.COM_QUERY,)) + sql.encode("utf-8", "surrogateescape")
