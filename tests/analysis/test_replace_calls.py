@@ -3,7 +3,7 @@ select-list item holding it keeps the column name the server gives it (its text)
 
 import pytest
 
-from myguard.analysis.lexer import replace_calls
+from myguard.analysis.lexer import leading_words, replace_calls
 
 
 @pytest.mark.parametrize(
@@ -61,3 +61,18 @@ from myguard.analysis.lexer import replace_calls
 )
 def test_replace_calls(sql, expected):
     assert replace_calls(sql, "CONNECTION_ID", "77") == (sql if expected is None else expected)
+
+
+@pytest.mark.parametrize(
+    ("sql", "count", "words"),
+    [
+        ("SHOW WARNINGS", 2, ["SHOW", "WARNINGS"]),
+        ("/* c */ show /* d */ warnings limit 1", 2, ["SHOW", "WARNINGS"]),
+        ("/*!SHOW ERRORS*/", 2, ["SHOW", "ERRORS"]),
+        ("-- c\nSHOW\tFULL PROCESSLIST;", -1, ["SHOW", "FULL", "PROCESSLIST", ";"]),
+        ("SELECT 'show warnings'", 2, ["SELECT", "'SHOW WARNINGS'"]),
+        ("", 2, []),
+    ],
+)
+def test_leading_words_read_code_as_the_server_does(sql, count, words):
+    assert leading_words(sql, count) == words

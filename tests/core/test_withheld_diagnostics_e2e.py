@@ -49,6 +49,20 @@ def test_warnings_of_a_statement_reading_masked_columns_are_withheld(bob):
         assert all(row[2] == WITHHELD for row in cur.fetchall())
 
 
+@pytest.mark.parametrize(
+    "show",
+    ["/* c */ SHOW WARNINGS", "SHOW /* c */ WARNINGS", "/*!SHOW WARNINGS*/", "show warnings -- c"],
+)
+def test_diagnostics_are_withheld_in_any_spelling(bob, show):
+    """A comment before or inside SHOW WARNINGS had let the backend's texts through."""
+    with bob.cursor() as cur:
+        cur.execute("SELECT email, 1 / 0 FROM customers WHERE id <= 2")
+        cur.fetchall()
+        cur.execute(show)
+        rows = cur.fetchall()
+        assert rows and all(row[2] == WITHHELD for row in rows)
+
+
 def test_texts_of_statements_without_masked_columns_pass(bob):
     with bob.cursor() as cur:
         cur.execute("SELECT id, 1 / 0 FROM customers WHERE id = 1")

@@ -142,6 +142,20 @@ def code_tokens(sql: str) -> list[re.Match[str]]:
     return [m for m in _TOKEN_RE.finditer(sql) if m.lastgroup not in ("ws", "comment")]
 
 
+def leading_words(sql: str, count: int) -> list[str]:
+    """The first ``count`` lexemes of code in ``sql`` (all of them for -1), upper-cased,
+    as the server reads them: comments skipped, an executable comment's text as code (its
+    markers skipped). Reads no further than it needs, so a long statement costs no more."""
+    words: list[str] = []
+    for match in _TOKEN_RE.finditer(sql):
+        if match.lastgroup in ("ws", "comment", "xopen", "xclose"):
+            continue
+        words.append(match.group().upper())
+        if len(words) == count:
+            break
+    return words
+
+
 def replace_calls(sql: str, function: str, replacement: str) -> str:
     """``sql`` with every call of the built-in ``function()`` (no arguments; any case,
     spacing and comments inside) replaced by ``replacement``; strings, quoted names,

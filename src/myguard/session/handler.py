@@ -20,7 +20,7 @@ from typing import Any
 from myguard import metrics
 from myguard._fast import load
 from myguard.analysis.analyzer import used_database
-from myguard.analysis.lexer import replace_calls
+from myguard.analysis.lexer import leading_words, replace_calls
 from myguard.approvals.errors import MyguardCommandSyntax
 from myguard.approvals.sql_command import parse_myguard_command
 from myguard.logs import event
@@ -72,7 +72,6 @@ COMMAND_NAMES = {c.value: c.name[4:].lower() for c in Command}
 _SHOW_SESSION_STATUS = re.compile(
     r"\s*SHOW\s+(?:SESSION\s+|LOCAL\s+)?STATUS\b", re.IGNORECASE
 ).match
-_SHOW_DIAGNOSTICS = re.compile(r"\s*SHOW\s+(?:WARNINGS|ERRORS)\b", re.IGNORECASE).match
 # Statement kinds after which table columns or views may differ.
 _SCHEMA_CHANGES = frozenset({"create", "alter", "drop", "rename", "truncate"})
 # Query shapes remembered per session (see StatementHandler._repeat).
@@ -97,6 +96,11 @@ def is_myguard_command(text: str) -> bool:
         return parse_myguard_command(text) is not None
     except MyguardCommandSyntax:
         return True
+
+
+def shows_diagnostics(text: str) -> bool:
+    """Is ``text`` a SHOW WARNINGS/ERRORS, in any spelling the server reads as one?"""
+    return leading_words(text, 2) in (["SHOW", "WARNINGS"], ["SHOW", "ERRORS"])
 
 
 def shows_status(text: str) -> bool:
@@ -286,7 +290,7 @@ class StatementHandler:
 
     def shows_withheld(self, text: str) -> bool:
         """Is ``text`` a SHOW WARNINGS/ERRORS whose texts must be withheld?"""
-        return self.withheld_diagnostics and _SHOW_DIAGNOSTICS(text) is not None
+        return self.withheld_diagnostics and shows_diagnostics(text)
 
     def masked_error(self, run: bytes) -> bytes:
         """The last run of a masked response that ended in an error: the error's text is
@@ -529,7 +533,7 @@ class StatementHandler:
             return DETACH  # needs I/O: an estimate, settings, lineage, approval, intent record
         verdict = self._send(payload, _scan.RESPONSE_QUERY, decision, words)
         # SHOW WARNINGS/ERRORS: whether the slow path answers it is session state.
-        if verdict != FORWARDED and _SHOW_DIAGNOSTICS(text) is None:
+        if verdict != FORWARDED and not shows_diagnostics(text):
             self._remember(statement, decision, misses)
         return verdict
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable
 from typing import Protocol
 
-from myguard.analysis.lexer import code_tokens
+from myguard.analysis.lexer import code_tokens, leading_words
 from myguard.audit.redact import redact_literals
 from myguard.protocol.column_types import (
     BINARY_FLAG,
@@ -109,7 +109,7 @@ def visible(sessions: Iterable[Listed], user: str, sees_all: bool) -> list[Liste
 def show_full(sql: str) -> bool | None:
     """For ``SHOW [FULL] PROCESSLIST``: whether FULL; None for any other statement. Read
     as the server reads it: comments anywhere, an executable comment's text as code."""
-    words = [m.group().upper() for m in code_tokens(sql) if m.lastgroup not in ("xopen", "xclose")]
+    words = leading_words(sql, -1)  # all of them: nothing may follow
     while words and words[-1] == ";":
         words.pop()
     if words in (["SHOW", "PROCESSLIST"], ["SHOW", "FULL", "PROCESSLIST"]):
