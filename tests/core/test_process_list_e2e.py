@@ -225,11 +225,12 @@ def test_ssl_status_describes_the_clients_leg(proxy):
         host="127.0.0.1", port=proxy.port, user="carol", password="carol-pw-3",
         ssl={"check_hostname": False, "verify_mode": 0},
     )  # fmt: skip
-    with tls.cursor() as cur:
-        cur.execute("SHOW STATUS LIKE 'Ssl_%'")
-        status = dict(cur.fetchall())
     cipher, version = tls._sock.cipher()[0], tls._sock.version()
-    assert status["Ssl_cipher"] == cipher and status["Ssl_version"] == version
+    for sql in ("SHOW STATUS LIKE 'Ssl_%'", "/* c */ SHOW /* d */ LOCAL STATUS LIKE 'Ssl_%'"):
+        with tls.cursor() as cur:
+            cur.execute(sql)
+            status = dict(cur.fetchall())
+        assert status["Ssl_cipher"] == cipher and status["Ssl_version"] == version, sql
     tls.close()
     plain = pymysql.connect(
         host="127.0.0.1", port=proxy.port, user="carol", password="carol-pw-3", ssl_disabled=True

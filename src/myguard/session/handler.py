@@ -69,9 +69,6 @@ _SIMPLE = frozenset(
     }
 )
 COMMAND_NAMES = {c.value: c.name[4:].lower() for c in Command}
-_SHOW_SESSION_STATUS = re.compile(
-    r"\s*SHOW\s+(?:SESSION\s+|LOCAL\s+)?STATUS\b", re.IGNORECASE
-).match
 # Statement kinds after which table columns or views may differ.
 _SCHEMA_CHANGES = frozenset({"create", "alter", "drop", "rename", "truncate"})
 # Query shapes remembered per session (see StatementHandler._repeat).
@@ -104,8 +101,12 @@ def shows_diagnostics(text: str) -> bool:
 
 
 def shows_status(text: str) -> bool:
-    """Is ``text`` a SHOW [SESSION] STATUS? Its Ssl_* rows must describe the client's leg."""
-    return _SHOW_SESSION_STATUS(text) is not None
+    """Is ``text`` a SHOW [SESSION] STATUS (in any spelling the server reads as one)? Its
+    Ssl_* rows must describe the client's leg."""
+    words = leading_words(text, 3)
+    return words[:2] == ["SHOW", "STATUS"] or (
+        words[:1] == ["SHOW"] and words[1:] in (["SESSION", "STATUS"], ["LOCAL", "STATUS"])
+    )
 
 
 def execute_response(payload: bytes) -> int:
