@@ -142,9 +142,8 @@ class Exchange:
         if verifiers is not None and verifiers.native_stage2 is not None:
             if verify_native(verifiers.native_stage2, self.scramble, token):
                 return await self._fast_ok(verifiers, MYSQL_NATIVE_PASSWORD)
+        if verifiers is None or verifiers.native_stage2 is not None:
             self._no_match(verifiers)
-        elif verifiers is None:
-            self._no_match(None)
         # Nothing to check the scramble against, or no match with what a past login
         # taught (the password may have changed at the source): the client sends the
         # password once through caching_sha2 full auth and the source decides.
@@ -170,9 +169,8 @@ class Exchange:
             if verify_sha2(verifiers.sha2_stage2, self.scramble, token):
                 self.stream.write_packet(bytes((AUTH_MORE_DATA, CACHING_SHA2_FAST_AUTH_SUCCESS)))
                 return await self._fast_ok(verifiers, CACHING_SHA2_PASSWORD)
+        if verifiers is None or verifiers.sha2_stage2 is not None:
             self._no_match(verifiers)
-        elif verifiers is None:
-            self._no_match(None)
         self.stream.write_packet(bytes((AUTH_MORE_DATA, CACHING_SHA2_PERFORM_FULL_AUTH)))
         await self.stream.drain()
         packet = await self.stream.read_packet()

@@ -104,9 +104,9 @@ def shows_status(text: str) -> bool:
     """Is ``text`` a SHOW [SESSION] STATUS (in any spelling the server reads as one)? Its
     Ssl_* rows must describe the client's leg."""
     words = leading_words(text, 3)
-    return words[:2] == ["SHOW", "STATUS"] or (
-        words[:1] == ["SHOW"] and words[1:] in (["SESSION", "STATUS"], ["LOCAL", "STATUS"])
-    )
+    if words[1:2] in (["SESSION"], ["LOCAL"]):
+        del words[1]
+    return words[:2] == ["SHOW", "STATUS"]
 
 
 def execute_response(payload: bytes) -> int:

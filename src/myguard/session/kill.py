@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from myguard.analysis import Statement
 from myguard.analysis.kinds import CODE_OBJECTS
-from myguard.analysis.lexer import code_tokens
+from myguard.analysis.lexer import code_tokens, leading_words
 from myguard.protocol.errors import (
     ER_KILL_DENIED_ERROR,
     ER_NOT_ALLOWED_COMMAND,
@@ -88,7 +88,7 @@ def on_backend(
             return MySQLError(ER_KILL_DENIED_ERROR, "HY000", _KILL_ON_BACKEND)
         if _hidden(st):
             if code is None:
-                code = " ".join(m.group() for m in code_tokens(text))
+                code = " ".join(leading_words(text, -1))
             if _KILL_WORD(code) is not None:
                 return MySQLError(ER_KILL_DENIED_ERROR, "HY000", _KILL_ON_BACKEND)
             if _EXPLAIN_FOR(code) is not None:
