@@ -10,6 +10,9 @@ from pathlib import Path
 from myguard.config_error import ConfigError, ConfigErrors
 from myguard.config_reader import Problems, TableReader
 
+# Where the audit ring lives unless the config says otherwise: Linux's shared-memory tmpfs.
+DEFAULT_RING_DIRECTORY = Path("/dev/shm")
+
 
 @dataclass(frozen=True, slots=True)
 class BackendAccount:
@@ -95,6 +98,8 @@ class AuditConfig:
     redact_literals: bool
     # Environments whose statements still run while the audit trail cannot be written.
     fail_open_environments: frozenset[str]
+    # A memory filesystem for the records' ring (audit/ring.py); None: no ring.
+    ring_directory: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,9 +394,22 @@ def _audit(top: TableReader) -> AuditConfig:
         hmac_key_file=t.path("hmac_key_file"),
         redact_literals=t.bool("redact_literals", False),
         fail_open_environments=frozenset(t.str_list("fail_open_environments")),
+        ring_directory=_ring_directory(t),
     )
     t.finish()
     return config
+
+
+def _ring_directory(t: TableReader) -> Path | None:
+    """``ring_directory``: unset means /dev/shm where the machine has it, "" no ring."""
+    if t.str("ring_directory") == "":
+        return None
+    given = t.path("ring_directory")
+    if given is None:
+        return DEFAULT_RING_DIRECTORY if DEFAULT_RING_DIRECTORY.is_dir() else None
+    if not given.is_dir():
+        t.fail(t.error("ring_directory", "an existing directory (a memory filesystem)", str(given)))
+    return given
 
 
 def _masking(top: TableReader) -> MaskingConfig:

@@ -57,6 +57,7 @@ async def open_audit(config: AuditConfig, chain: str | None) -> AuditWriter:
         retention_bytes=config.retention_bytes,
         hmac_key=read_key_file(config.hmac_key_file) if config.hmac_key_file else None,
         redact_literals=config.redact_literals,
+        ring_directory=config.ring_directory,
     )
 
 

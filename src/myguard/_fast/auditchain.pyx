@@ -1,6 +1,23 @@
 # cython: language_level=3
 """Chaining, framing and writing audit records (compiled); see ``auditchain_py.py`` for
 the twin. ``Tail`` keys its HMAC once: keying costs more than hashing a record.
+
+The ring: ``offer`` (the event loop's path for records nobody waits on) copies the frame
+into a file mapped from a memory filesystem instead of ``pwrite``-ing it into the segment.
+The copy is in the kernel as soon as it is made, so a crash of the process loses nothing
+(the next start replays the ring, ``myguard.audit.ring``); the writer thread moves the
+ring into the segment with one ``pwrite`` per batch (``drain``), then syncs it. Measured:
+the per-record ``pwrite`` cost the loop 2.4-6 µs per statement. Layout of the ring file
+(u64 words in the machine's byte order: the ring never leaves it; the twin and
+``audit/ring.py`` read the same)::
+
+    0 magic "MGRING1\\0"   8 capacity   16 segment number of the epoch
+    24 segment offset of the epoch's first byte   32 epoch start (ring position)
+    40 drained (position)   48 written (position)   4096.. data, positions mod capacity
+
+Positions only grow. A new epoch starts whenever the ring is empty, so bytes between
+``drained`` and ``written`` always belong to one segment, contiguous from the epoch's
+offset: draining them is one ``pwrite`` (two when they wrap).
 """
 
 import os
@@ -10,16 +27,37 @@ from libc.errno cimport EINTR, errno
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
+from posix.fcntl cimport O_CLOEXEC, O_CREAT, O_RDWR, open
+from posix.mman cimport MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE, mmap, munmap
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 from posix.types cimport off_t
-from posix.unistd cimport ftruncate
+from posix.unistd cimport close, ftruncate
 
 cdef extern from "unistd.h" nogil:
     ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset)
 
+cdef extern from "fcntl.h" nogil:
+    int posix_fallocate(int fd, off_t offset, off_t length)
+
+cdef extern from "<pthread.h>" nogil:
+    int pthread_mutex_init(pthread_mutex_t *mutex, void *attr)
+    int pthread_mutex_destroy(pthread_mutex_t *mutex)
+    int pthread_mutex_lock(pthread_mutex_t *mutex)
+    int pthread_mutex_unlock(pthread_mutex_t *mutex)
+
+cdef extern from *:
+    """
+    static inline unsigned long long mg_load64(const unsigned char *p) {
+        return __atomic_load_n((const unsigned long long *)p, __ATOMIC_ACQUIRE);
+    }
+    static inline void mg_store64(unsigned char *p, unsigned long long v) {
+        __atomic_store_n((unsigned long long *)p, v, __ATOMIC_RELEASE);
+    }
+    """
+    uint64_t mg_load64(const unsigned char *p) nogil
+    void mg_store64(unsigned char *p, uint64_t v) nogil
 
 from myguard._fast.openssl cimport (
-    HmacSha256,
     free_hmac_sha256,
     hmac_sha256,
     new_hmac_sha256,
@@ -33,12 +71,20 @@ cdef enum:
     HASH_SIZE = 32
     PREFIX_SIZE = 40  # previous hash + u64 record number
     HEAD_SIZE = 8  # u32 payload length + u32 CRC32
+    # The ring file's header words and where its data starts.
+    R_CAPACITY = 8
+    R_SEQ = 16
+    R_EPOCH_OFFSET = 24
+    R_EPOCH_START = 32
+    R_DRAINED = 40
+    R_WRITTEN = 48
+    R_DATA = 4096
+
+RING_MAGIC = b"MGRING1\0"
 
 
 cdef class _Hasher:
-    """SHA-256, or HMAC-SHA256 under a key keyed once."""
-
-    cdef HmacSha256 *mac  # NULL: plain SHA-256
+    """SHA-256, or HMAC-SHA256 under a key keyed once (``mac`` NULL: plain SHA-256)."""
 
     def __cinit__(self, bytes key):
         if key is None:
@@ -65,23 +111,42 @@ cdef inline void _store_le(unsigned char *at, uint64_t value, int width) noexcep
         at[i] = (value >> (8 * i)) & 0xFF
 
 
+cdef int _pwrite_all(int fd, const unsigned char *data, size_t length, long long offset
+                     ) noexcept nogil:
+    """0, or the errno of a failed ``pwrite`` (part of the bytes may be written)."""
+    cdef ssize_t written
+    cdef size_t done = 0
+    while done < length:
+        written = pwrite(fd, data + done, length - done, offset + done)
+        if written < 0:
+            if errno == EINTR:
+                continue
+            return errno
+        done += written
+    return 0
+
+
 cdef class Tail:
     """The end of the hash chain in the segment being written: ``append`` frames a record
     body as record ``next_record`` after ``last_hash`` and writes it at offset ``size`` of
-    ``fd``. On OSError nothing of it remains in the file and the tail is unchanged."""
+    ``fd``. On OSError nothing of it remains in the file and the tail is unchanged.
+    With a ring attached, ``offer`` puts records in the ring and ``drain`` moves them to
+    the segment; ``append`` drains first, so the segment keeps the chain's order. ``seq``
+    is the number of the segment behind ``fd``. ``header_size``, ``rotate_size``,
+    ``rotate_at``, ``accepting`` and ``syncer`` are for ``offer`` (see the twin)."""
 
-    cdef _Hasher _hasher
-    cdef unsigned char _prev[HASH_SIZE]
-    cdef public int fd
-    cdef public long long size
-    cdef public unsigned long long next_record
-    cdef bint _truncate_pending
-    # For ``offer`` (see the twin): set by the writer.
-    cdef public long long header_size
-    cdef public long long rotate_size
-    cdef public double rotate_at
-    cdef public bint accepting
-    cdef public object syncer
+    def __cinit__(self):
+        self._ring_fd = -1
+        self._epoch_fd = -1
+        pthread_mutex_init(&self._lock, NULL)
+
+    def __dealloc__(self):
+        # No drain: a dropped tail is what a crash leaves, which the ring is for.
+        if self._map != NULL:
+            munmap(self._map, self._map_size)
+        if self._ring_fd >= 0:
+            close(self._ring_fd)
+        pthread_mutex_destroy(&self._lock)
 
     def __init__(self, key, bytes last_hash, unsigned long long next_record):
         self._hasher = _Hasher(key)
@@ -95,6 +160,104 @@ cdef class Tail:
         self.rotate_at = float("inf")
         self.accepting = False
         self.syncer = None
+        self.seq = 0
+
+    def attach_ring(self, str path, unsigned long long capacity):
+        """Take records through a new, empty ring in the file at ``path`` (made or reset;
+        replay an old one first). ``capacity`` bytes of data, reserved at once so that a
+        full memory filesystem fails here rather than later."""
+        cdef bytes encoded = path.encode()
+        cdef int fd, error
+        cdef size_t size = R_DATA + capacity
+        cdef void *mapped
+        if self._map != NULL:
+            raise ValueError("a ring is attached already")
+        if capacity < 4096:
+            raise ValueError("a ring needs at least 4096 bytes")
+        fd = open(encoded, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        if fd < 0:
+            error = errno
+            raise OSError(error, os.strerror(error), path)
+        error = 0
+        if ftruncate(fd, size) != 0:
+            error = errno
+        elif posix_fallocate(fd, 0, size) != 0:
+            error = errno if errno else 28  # posix_fallocate returns the error: ENOSPC
+        if error == 0:
+            mapped = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+            if mapped == MAP_FAILED:
+                error = errno
+        if error:
+            close(fd)
+            raise OSError(error, os.strerror(error), path)
+        self._map = <unsigned char *>mapped
+        self._map_size = size
+        self._ring_fd = fd
+        self._capacity = capacity
+        memcpy(self._map, PyBytes_AS_STRING(RING_MAGIC), 8)
+        mg_store64(self._map + R_CAPACITY, capacity)
+        for field in (R_SEQ, R_EPOCH_OFFSET, R_EPOCH_START, R_DRAINED, R_WRITTEN):
+            mg_store64(self._map + <int>field, 0)
+
+    @property
+    def ring_pending(self):
+        """Bytes in the ring not yet drained into the segment (0 without a ring)."""
+        if self._map == NULL:
+            return 0
+        return mg_load64(self._map + R_WRITTEN) - mg_load64(self._map + R_DRAINED)
+
+    cdef int drain(self) noexcept nogil:
+        """Move what the ring holds into its segment: 0, or the errno of a failed write
+        (nothing counts as drained then; the next drain writes the same bytes again)."""
+        cdef uint64_t drained, written, at, first
+        cdef long long offset
+        cdef int error = 0
+        if self._map == NULL:
+            return 0
+        pthread_mutex_lock(&self._lock)
+        drained = mg_load64(self._map + R_DRAINED)
+        written = mg_load64(self._map + R_WRITTEN)
+        if written != drained:
+            offset = <long long>(mg_load64(self._map + R_EPOCH_OFFSET)
+                                 + (drained - mg_load64(self._map + R_EPOCH_START)))
+            at = drained % self._capacity
+            first = min(written - drained, self._capacity - at)
+            error = _pwrite_all(self._epoch_fd, self._map + R_DATA + at, first, offset)
+            if error == 0 and first < written - drained:
+                error = _pwrite_all(self._epoch_fd, self._map + R_DATA,
+                                    written - drained - first, offset + first)
+            if error == 0:
+                mg_store64(self._map + R_DRAINED, written)
+        pthread_mutex_unlock(&self._lock)
+        return error
+
+    def flush(self):
+        """Drain the ring now (on the caller's thread); OSError when the write fails."""
+        cdef int error
+        with nogil:
+            error = self.drain()
+        if error:
+            raise OSError(error, os.strerror(error))
+
+    cdef bint _into_ring(self, const unsigned char *frame, uint64_t total) noexcept:
+        """Copy a frame to the ring; False when it does not fit (nothing copied)."""
+        cdef uint64_t drained = mg_load64(self._map + R_DRAINED)
+        cdef uint64_t written = mg_load64(self._map + R_WRITTEN)
+        cdef uint64_t at, first
+        if written - drained + total > self._capacity:
+            return False
+        if written == drained:  # empty: a new epoch, at the segment's end
+            mg_store64(self._map + R_SEQ, self.seq)
+            mg_store64(self._map + R_EPOCH_OFFSET, <uint64_t>self.size)
+            mg_store64(self._map + R_EPOCH_START, written)
+            self._epoch_fd = self.fd
+        at = written % self._capacity
+        first = min(total, self._capacity - at)
+        memcpy(self._map + R_DATA + at, frame, first)
+        if first < total:
+            memcpy(self._map + R_DATA, frame + first, total - first)
+        mg_store64(self._map + R_WRITTEN, written + total)
+        return True
 
     cpdef bint due(self, double now):
         """Is the segment due to rotate: it holds a record and is big or old enough?"""
@@ -111,10 +274,14 @@ cdef class Tail:
         clock_gettime(CLOCK_REALTIME, &now)  # time.time(), without a Python call
         if not self.accepting or self.due(now.tv_sec + now.tv_nsec * 1e-9):
             return False
-        try:
-            self.append(body)
-        except OSError:
-            return False
+        if self._map != NULL:
+            if not self._frame(body, True):
+                return False
+        else:
+            try:
+                self.append(body)
+            except OSError:
+                return False
         if self.syncer is not None:
             self.syncer.written()
         return True
@@ -130,10 +297,15 @@ cdef class Tail:
         memcpy(self._prev, PyBytes_AS_STRING(value), HASH_SIZE)
 
     cpdef append(self, bytes body):
+        self.flush()
+        self._frame(body, False)
+
+    cdef bint _frame(self, bytes body, bint to_ring) except -1:
+        """Chain and frame ``body``, then copy it to the ring (False when it does not fit)
+        or write it to the segment (OSError, with nothing of it left in the file)."""
         cdef Py_ssize_t size = PyBytes_GET_SIZE(body)
-        cdef Py_ssize_t length = PREFIX_SIZE + size, total = HEAD_SIZE + length, done = 0
+        cdef Py_ssize_t length = PREFIX_SIZE + size, total = HEAD_SIZE + length
         cdef long long start = self.size
-        cdef ssize_t written
         cdef int error = 0
         cdef unsigned char prev[HASH_SIZE]
         cdef unsigned char *frame = <unsigned char *>malloc(total)
@@ -148,24 +320,24 @@ cdef class Tail:
             _store_le(frame + 4, crc32(0, payload, <unsigned int>length), 4)
             if not self._hasher.hash(payload, length, prev):
                 raise RuntimeError("OpenSSL failed to hash an audit record")
-            if self._truncate_pending:
-                if ftruncate(self.fd, start) != 0:
-                    error = errno
-                    raise OSError(error, os.strerror(error))
-                self._truncate_pending = False
-            while done < total:
-                written = pwrite(self.fd, frame + done, total - done, start + done)
-                if written < 0:
-                    if errno == EINTR:
-                        continue
-                    error = errno
+            if to_ring:
+                if not self._into_ring(frame, total):
+                    return False
+            else:
+                if self._truncate_pending:
+                    if ftruncate(self.fd, start) != 0:
+                        error = errno
+                        raise OSError(error, os.strerror(error))
+                    self._truncate_pending = False
+                error = _pwrite_all(self.fd, frame, total, start)
+                if error:
                     # A torn record would break the chain: cut it off, or first thing next time.
                     if ftruncate(self.fd, start) != 0:
                         self._truncate_pending = True
                     raise OSError(error, os.strerror(error))
-                done += written
         finally:
             free(frame)
         self.size = start + total
         memcpy(self._prev, prev, HASH_SIZE)
         self.next_record += 1
+        return True

@@ -3,14 +3,24 @@
 Each record body becomes the frame ``u32 length, u32 CRC32(payload), payload`` with
 ``payload = previous record hash, u64 record number, body``; the record's hash (SHA-256,
 or HMAC-SHA256 with a key) starts the next payload. Format: docs/audit-format.md.
+The ring (``offer`` copies frames into a mapped file on a memory filesystem, the writer
+thread's ``drain`` moves them into the segment) is described in ``auditchain.pyx``.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
+import struct
+import threading
 import time
 
 from myguard.audit.segment import PAYLOAD_PREFIX, encode_frame, record_hash
+
+RING_MAGIC = b"MGRING1\0"
+_WORD = struct.Struct("=Q")
+R_CAPACITY, R_SEQ, R_EPOCH_OFFSET, R_EPOCH_START, R_DRAINED, R_WRITTEN = range(8, 56, 8)
+R_DATA = 4096
 
 
 def _frame(body: bytes, prev_hash: bytes, number: int, key: bytes | None) -> tuple[bytes, bytes]:
@@ -19,10 +29,19 @@ def _frame(body: bytes, prev_hash: bytes, number: int, key: bytes | None) -> tup
     return encode_frame(payload), record_hash(payload, key)
 
 
+def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    done = 0
+    while done < len(data):
+        done += os.pwrite(fd, data[done:], offset + done)
+
+
 class Tail:
     """The end of the hash chain in the segment being written: ``append`` frames a record
     body as record ``next_record`` after ``last_hash`` and writes it at offset ``size`` of
-    ``fd``. On OSError nothing of it remains in the file and the tail is unchanged."""
+    ``fd``. On OSError nothing of it remains in the file and the tail is unchanged.
+    With a ring attached, ``offer`` puts records in the ring and ``drain`` moves them to
+    the segment; ``append`` drains first, so the segment keeps the chain's order. ``seq``
+    is the number of the segment behind ``fd``."""
 
     def __init__(self, key: bytes | None, last_hash: bytes, next_record: int) -> None:
         if len(last_hash) != 32:
@@ -42,6 +61,90 @@ class Tail:
         self.rotate_at = float("inf")
         self.accepting = False
         self.syncer = None
+        self.seq = 0
+        self._map: mmap.mmap | None = None
+        self._capacity = 0
+        self._epoch_fd = -1
+        self._lock = threading.Lock()
+
+    def attach_ring(self, path: str, capacity: int) -> None:
+        """Take records through a new, empty ring in the file at ``path`` (made or reset;
+        replay an old one first), ``capacity`` bytes of data reserved at once."""
+        if self._map is not None:
+            raise ValueError("a ring is attached already")
+        if capacity < 4096:
+            raise ValueError("a ring needs at least 4096 bytes")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.ftruncate(fd, R_DATA + capacity)
+            os.posix_fallocate(fd, 0, R_DATA + capacity)
+            self._map = mmap.mmap(fd, R_DATA + capacity)
+        finally:
+            os.close(fd)
+        self._capacity = capacity
+        self._map[:8] = RING_MAGIC
+        self._put(R_CAPACITY, capacity)
+        for field in (R_SEQ, R_EPOCH_OFFSET, R_EPOCH_START, R_DRAINED, R_WRITTEN):
+            self._put(field, 0)
+
+    def _get(self, at: int) -> int:
+        return _WORD.unpack_from(self._map, at)[0]
+
+    def _put(self, at: int, value: int) -> None:
+        _WORD.pack_into(self._map, at, value)
+
+    @property
+    def ring_pending(self) -> int:
+        """Bytes in the ring not yet drained into the segment (0 without a ring)."""
+        if self._map is None:
+            return 0
+        return self._get(R_WRITTEN) - self._get(R_DRAINED)
+
+    def drain(self) -> int:
+        """Move what the ring holds into its segment: 0, or the errno of a failed write
+        (nothing counts as drained then; the next drain writes the same bytes again)."""
+        if self._map is None:
+            return 0
+        with self._lock:
+            drained, written = self._get(R_DRAINED), self._get(R_WRITTEN)
+            if written == drained:
+                return 0
+            offset = self._get(R_EPOCH_OFFSET) + drained - self._get(R_EPOCH_START)
+            at = drained % self._capacity
+            first = min(written - drained, self._capacity - at)
+            data = memoryview(self._map)
+            try:
+                _pwrite_all(self._epoch_fd, data[R_DATA + at : R_DATA + at + first], offset)
+                rest = written - drained - first
+                _pwrite_all(self._epoch_fd, data[R_DATA : R_DATA + rest], offset + first)
+            except OSError as exc:
+                return exc.errno or 5
+            finally:
+                data.release()
+            self._put(R_DRAINED, written)
+            return 0
+
+    def flush(self) -> None:
+        """Drain the ring now (on the caller's thread); OSError when the write fails."""
+        error = self.drain()
+        if error:
+            raise OSError(error, os.strerror(error))
+
+    def _into_ring(self, frame: bytes) -> bool:
+        drained, written = self._get(R_DRAINED), self._get(R_WRITTEN)
+        if written - drained + len(frame) > self._capacity:
+            return False
+        if written == drained:  # empty: a new epoch, at the segment's end
+            self._put(R_SEQ, self.seq)
+            self._put(R_EPOCH_OFFSET, self.size)
+            self._put(R_EPOCH_START, written)
+            self._epoch_fd = self.fd
+        at = written % self._capacity
+        first = min(len(frame), self._capacity - at)
+        self._map[R_DATA + at : R_DATA + at + first] = frame[:first]
+        self._map[R_DATA : R_DATA + len(frame) - first] = frame[first:]
+        self._put(R_WRITTEN, written + len(frame))
+        return True
 
     def due(self, now: float) -> bool:
         """Is the segment due to rotate: it holds a record and is big or old enough?"""
@@ -56,24 +159,29 @@ class Tail:
         attempt then reports why)."""
         if not self.accepting or self.due(time.time()):
             return False
-        try:
-            self.append(body)
-        except OSError:
-            return False
+        if self._map is not None:
+            frame, prev = _frame(body, self.last_hash, self.next_record, self._key)
+            if not self._into_ring(frame):
+                return False
+            self._advance(len(frame), prev)
+        else:
+            try:
+                self.append(body)
+            except OSError:
+                return False
         if self.syncer is not None:
             self.syncer.written()
         return True
 
     def append(self, body: bytes) -> None:
+        self.flush()
         frame, prev = _frame(body, self.last_hash, self.next_record, self._key)
         start = self.size
         if self._truncate_pending:
             os.ftruncate(self.fd, start)
             self._truncate_pending = False
-        done = 0
         try:
-            while done < len(frame):
-                done += os.pwrite(self.fd, frame[done:], start + done)
+            _pwrite_all(self.fd, frame, start)
         except OSError:
             # A torn record would break the chain: cut it off, or first thing next time.
             try:
@@ -81,6 +189,9 @@ class Tail:
             except OSError:
                 self._truncate_pending = True
             raise
-        self.size = start + len(frame)
+        self._advance(len(frame), prev)
+
+    def _advance(self, length: int, prev: bytes) -> None:
+        self.size += length
         self.last_hash = prev
         self.next_record += 1

@@ -4,8 +4,10 @@ The event loop writes records and calls :meth:`Syncer.written`; the writer threa
 :meth:`Syncer.wait`, which makes what was written durable on its own (it lingers
 ``linger`` seconds to gather more records, then fdatasyncs the segment) and returns only
 when the thread's Python side has work: PYTHON after :meth:`Syncer.notify`, TIMEOUT when
-nothing was written for ``timeout`` seconds, FAILED when a sync failed (``error`` holds
-the errno). The compiled module does the same without holding the GIL.
+nothing was written for ``timeout`` seconds, FAILED when a sync or the drain of the
+tail's ring failed (``error`` holds the errno). With a ``tail`` it drains its ring at once
+and again after the linger; ``sync`` False only drains (fsync "off"). The compiled module
+does the same without holding the GIL.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ FAILED = 3
 
 
 class Syncer:
-    def __init__(self, fd: int, linger: float) -> None:
+    def __init__(self, fd: int, linger: float, tail: object = None, sync: bool = True) -> None:
         self._fd = fd
+        self._tail = tail
+        self._sync = sync
         self._linger = linger
         self._dirty = False
         self._python = False
@@ -62,6 +66,9 @@ class Syncer:
             self._drain(left)
         return True
 
+    def _drain_ring(self) -> int:
+        return 0 if self._tail is None else self._tail.drain()
+
     def wait(self, timeout: float) -> int:
         """See the module docstring; ``timeout`` < 0 waits for ever."""
         while True:
@@ -72,9 +79,18 @@ class Syncer:
                 if not self._drain(timeout if timeout >= 0 else None):
                     return TIMEOUT
                 continue
+            self.error = self._drain_ring()
+            if self.error:
+                self._dirty = False  # the ring keeps them; the writer's recovery drains it
+                return FAILED
             if self._lingered():
                 continue
             self._dirty = False  # what is written after this goes into the next sync
+            self.error = self._drain_ring()
+            if self.error:
+                return FAILED
+            if not self._sync:
+                continue
             try:
                 os.fdatasync(self._fd)
             except OSError as exc:

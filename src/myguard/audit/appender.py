@@ -14,6 +14,7 @@ such a continuation into place itself: it holds acknowledged records.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from myguard._fast import load
 from myguard.audit.records import AuditFormatError
+from myguard.audit.ring import RING_CAPACITY, replay
 from myguard.audit.segment import (
     FLAG_HMAC,
     FRAME_HEAD,
@@ -95,7 +97,6 @@ class SegmentAppender:
         # The chain's end and the segment file it is written to (fd, size): compiled, as
         # every statement's record goes through its ``append``.
         self.tail = _chain.Tail(hmac_key, ZERO_HASH, 1)
-        self.segment_seq = 0
         self.segment_path = directory
         self.segment_created = 0.0
 
@@ -106,6 +107,14 @@ class SegmentAppender:
     @fd.setter
     def fd(self, fd: int) -> None:
         self.tail.fd = fd
+
+    @property
+    def segment_seq(self) -> int:
+        return self.tail.seq
+
+    @segment_seq.setter
+    def segment_seq(self, seq: int) -> None:
+        self.tail.seq = seq
 
     @property
     def size(self) -> int:
@@ -133,28 +142,40 @@ class SegmentAppender:
 
     @classmethod
     def open(
-        cls, directory: str | Path, hmac_key: bytes | None
+        cls, directory: str | Path, hmac_key: bytes | None, ring: Path | None = None
     ) -> tuple[SegmentAppender, Repair | None]:
         """Open the chain in ``directory``, repairing a torn tail and renaming into place the
-        segments a crash left under their temporary names; Repair is None for a new chain."""
+        segments a crash left under their temporary names; Repair is None for a new chain.
+        With ``ring``, first write what a crashed writer left in it, then take records
+        through a new ring in that file."""
         appender = cls(Path(directory), hmac_key)
         appender.directory.mkdir(parents=True, exist_ok=True)
-        segments = list_segments(appender.directory)
+        replayed = replay(ring, appender.directory) if ring is not None else 0
+        repair = appender._open_chain()
+        if ring is not None:
+            appender.tail.attach_ring(str(ring), RING_CAPACITY)
+        if replayed and repair is not None:
+            reason = f"{repair.reason}; {replayed} bytes of records written from the ring"
+            repair = dataclasses.replace(repair, reason=reason)
+        return appender, repair
+
+    def _open_chain(self) -> Repair | None:
+        segments = list_segments(self.directory)
         if not segments:
-            appender._set_aside_leftovers()
-            appender.seal(appender.start_segment(1))
-            return appender, None
+            self._set_aside_leftovers()
+            self.seal(self.start_segment(1))
+            return None
         seq, path = segments[-1]
-        repair, damaged = appender._resume(seq, path)
-        while not damaged and (path := appender._continuation(seq + 1)) is not None:
+        repair, damaged = self._resume(seq, path)
+        while not damaged and (path := self._continuation(seq + 1)) is not None:
             seq += 1
-            repair, damaged = appender._resume(seq, path)
-        appender._set_aside_leftovers()
+            repair, damaged = self._resume(seq, path)
+        self._set_aside_leftovers()
         if damaged:
             # Damage followed by more data is not a torn write: keep the file untouched as
             # evidence (verify reports it) and continue the chain in a new segment.
-            appender.seal(appender.start_segment(seq + 1))
-        return appender, repair
+            self.seal(self.start_segment(seq + 1))
+        return repair
 
     def _resume(self, seq: int, path: Path) -> tuple[Repair, bool]:
         """Adopt segment ``path`` as the one being written: (what was found, damaged)."""
@@ -229,6 +250,7 @@ class SegmentAppender:
     def start_segment(self, seq: int) -> Rotation:
         """Start segment ``seq`` under its temporary name (header written, nothing synced) and
         write on into it; :meth:`seal` must follow. Cheap enough for the event loop."""
+        self.tail.flush()  # the ring's records belong to the segment before it
         path = self.directory / segment_name(seq)
         tmp = _tmp_path(path)
         created = time.time()
@@ -268,6 +290,7 @@ class SegmentAppender:
 
     def close(self) -> None:
         if self.fd >= 0:
+            self.tail.flush()
             os.fsync(self.fd)
             os.close(self.fd)
             self.fd = -1

@@ -1,13 +1,17 @@
 """AuditWriter: the asyncio front of the audit trail; a thread does the fsyncs.
 
-Every record is chained, framed and written (``pwrite``) on the event loop before the call
-that takes it returns, so once ``enqueue``/``submit`` returns the record is in the kernel:
-a crash of the process (kill -9, an abort) cannot lose it, only a crash of the machine.
-That costs a hash and a system call per record on the loop (see
-``benchmarks/test_audit_enqueue.py``); what may block (fsync, renaming a new segment into
-place, retention) runs on one dedicated thread, which settles the waiting callers with one
-``call_soon_threadsafe`` per group. The thread waits and syncs enqueued records in compiled
-code without the GIL (``_fast/auditsync``), so the loop never hands the GIL over for them.
+Every record is chained and framed on the event loop before the call that takes it
+returns, and is in the kernel by then: a crash of the process (kill -9, an abort) cannot
+lose it, only a crash of the machine. ``submit`` writes (``pwrite``) into the segment.
+``enqueue`` and the proxy core's records copy into the ring (``audit/ring.py``), a file
+mapped from a memory filesystem, which the writer thread moves into the segment with one
+``pwrite`` per batch: the loop makes no system call per statement (without a ring, or
+when it is full, ``enqueue`` writes into the segment too). What may block (fsync,
+renaming a new segment into place, retention) runs on one dedicated thread, which
+settles the waiting callers with one ``call_soon_threadsafe`` per group. The thread waits,
+drains and syncs in compiled code without the GIL (``_fast/auditsync``), so the loop
+never hands the GIL over for them. Readers of the segment see an enqueued record once the
+thread drained it: at once when records come one by one, within ``_HANDOFF`` under load.
 
 fsync modes (the guarantee is per record, at the moment ``write()`` returns):
   always  fdatasync before returning; the thread never waits to gather more records, so
@@ -17,7 +21,8 @@ fsync modes (the guarantee is per record, at the moment ``write()`` returns):
           0.3 ms apart), so more records share one fsync at a small latency cost.
   off     written to the OS (page cache) before returning, never fsynced.
 Records queued with ``enqueue`` (nobody waits) are fdatasync'd within ``_HANDOFF`` in
-``always`` and ``batch`` mode.
+``always`` and ``batch`` mode. A write that fails in the thread (a full disk) leaves the
+records in the ring and stops the writer taking more until it recovers.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from myguard._fast import load
 from myguard.audit.appender import Repair, Rotation, SegmentAppender
 from myguard.audit.records import AuditRecord, restart_record
 from myguard.audit.retention import apply_retention
+from myguard.audit.ring import ring_path
 from myguard.audit.segment import HEADER_SIZE
 
 _sync = load("auditsync")
@@ -88,6 +94,7 @@ class AuditWriter:
         retry_interval: float,
         recovery_free_bytes: int,
         maintenance_interval: float,
+        ring: Path | None,
     ) -> None:
         self._appender = appender
         self.fsync = fsync
@@ -105,7 +112,11 @@ class AuditWriter:
         # Rotations not yet sealed, and the appender's fd, change together under the lock.
         self._lock = threading.Lock()
         self._rotations: list[Rotation] = []
-        self._syncer = _sync.Syncer(appender.fd, _HANDOFF)
+        self._ring = ring
+        ringed = ring is not None
+        self._syncer = _sync.Syncer(
+            appender.fd, _HANDOFF, appender.tail if ringed else None, self._sync
+        )
         self._loop = asyncio.get_running_loop()
         # False while records cannot be written; True again once a retry succeeds. A plain
         # attribute: the proxy core reads it before every statement it forwards itself.
@@ -117,7 +128,7 @@ class AuditWriter:
         tail.header_size = HEADER_SIZE
         tail.rotate_size = rotate_bytes
         tail.rotate_at = appender.segment_created + rotate_seconds
-        tail.syncer = self._syncer if self._sync else None
+        tail.syncer = self._syncer if self._sync or ringed else None
         tail.accepting = True
         self._recovery: asyncio.TimerHandle | None = None
         self._last_error: OSError | None = None
@@ -141,20 +152,28 @@ class AuditWriter:
         retry_interval: float = 0.5,
         recovery_free_bytes: int = 1024 * 1024,
         maintenance_interval: float = 60.0,
+        ring_directory: str | Path | None = None,
     ) -> AuditWriter:
         """Open (or create) the chain in ``directory``, repair a torn tail after a crash and
         write a ``restart`` record when resuming. Raises AuditUnavailable if that fails.
 
         After a write failure the writer retries every ``retry_interval`` seconds once the
         filesystem has ``recovery_free_bytes`` free, so it does not flap at the edge of a
-        full disk."""
+        full disk.
+
+        ``ring_directory`` (a memory filesystem, e.g. ``/dev/shm``): enqueued records go
+        through a ring file there (see the module docstring); None writes each into the
+        segment on the loop."""
         if fsync not in FSYNC_MODES:
             raise ValueError(f"fsync must be one of {FSYNC_MODES}, got {fsync!r}")
         for name, value in (("rotate_bytes", rotate_bytes), ("rotate_seconds", rotate_seconds)):
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
+        ring = ring_path(Path(ring_directory), Path(directory)) if ring_directory else None
         try:
-            appender, repair = await asyncio.to_thread(SegmentAppender.open, directory, hmac_key)
+            appender, repair = await asyncio.to_thread(
+                SegmentAppender.open, directory, hmac_key, ring
+            )
         except OSError as exc:
             raise AuditUnavailable(f"cannot open audit directory {directory}: {exc}") from exc
         writer = cls(
@@ -170,6 +189,7 @@ class AuditWriter:
             retry_interval=retry_interval,
             recovery_free_bytes=recovery_free_bytes,
             maintenance_interval=maintenance_interval,
+            ring=ring,
         )
         writer._thread.start()
         if repair is not None:
@@ -311,7 +331,11 @@ class AuditWriter:
         try:
             self._appender.close()
         except OSError as exc:
+            # A ring that could not be drained stays for the next writer to replay.
             log.error("closing audit segment failed: %s", exc)
+            return
+        if self._ring is not None:
+            self._ring.unlink(missing_ok=True)
 
     def _gather(self, first: object, waiters: list[asyncio.Future[None]]) -> bool:
         """Collect the waiters queued; True on stop. In batch mode keep waiting while they

@@ -1,0 +1,85 @@
+"""The audit ring's file: where it lives, and replaying what a crashed writer left in it.
+
+Records nobody waits on are copied into a ring mapped from a file on a memory filesystem
+(``/dev/shm`` by default) and moved into the segment by the writer thread
+(``_fast/auditchain``). The ring lives in the kernel, so a crash of the process loses
+none of them; a crash of the machine loses them together with what was not yet
+fdatasync'd, as without the ring. The next writer of the directory replays the ring
+before it reads the chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import struct
+import time
+from pathlib import Path
+
+from myguard.audit.segment import segment_name
+
+log = logging.getLogger("myguard.audit")
+
+# Room for about 10,000 statement records: a disk that stalls for a second at 10k
+# statements/s fills it, and then records go straight to the segment on the loop.
+RING_CAPACITY = 4 * 1024 * 1024
+
+_MAGIC = b"MGRING1\x00"
+# magic, capacity, segment number, epoch offset, epoch start, drained, written
+_HEADER = struct.Struct("=8s6Q")
+_DATA = 4096
+
+
+def ring_path(ring_directory: Path, audit_directory: Path) -> Path:
+    """The ring of the chain in ``audit_directory`` (one writer per directory)."""
+    digest = hashlib.sha256(str(audit_directory.resolve()).encode()).hexdigest()[:16]
+    return ring_directory / f"myguard-audit-{digest}.ring"
+
+
+def replay(path: Path, directory: Path) -> int:
+    """Write the records the ring at ``path`` holds but its writer never moved into the
+    segment in ``directory``; the bytes written (0: no ring, or nothing left in it). A
+    ring whose segment is gone or too short is kept beside the chain as evidence."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return 0
+    if len(data) < _HEADER.size or data[:8] != _MAGIC:
+        log.error("audit ring %s is not a ring; left alone", path)
+        return 0
+    _, capacity, seq, epoch_offset, epoch_start, drained, written = _HEADER.unpack_from(data)
+    pending = written - drained
+    if pending == 0:
+        return 0
+    if not 0 < pending <= capacity or len(data) < _DATA + capacity:
+        log.error("audit ring %s is inconsistent; left alone", path)
+        return 0
+    at = drained % capacity
+    ring = data[_DATA : _DATA + capacity]
+    records = (ring[at:] + ring[:at])[:pending]
+    offset = epoch_offset + drained - epoch_start
+    segment = directory / segment_name(seq)
+    if not segment.exists():
+        segment = segment.with_name(segment.name + ".tmp")
+    try:
+        fd = os.open(segment, os.O_RDWR)
+    except FileNotFoundError:
+        fd = -1
+    try:
+        if fd < 0 or os.fstat(fd).st_size < offset:
+            kept = directory / f"{segment_name(seq)}.ring-{offset}-{time.time_ns()}"
+            kept.write_bytes(records)
+            log.error(
+                "audit ring %s belongs to no segment here; its records kept as %s", path, kept
+            )
+            return 0
+        done = 0
+        while done < pending:
+            done += os.pwrite(fd, records[done:], offset + done)
+        os.fsync(fd)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    log.warning("audit: wrote %d bytes of records a crashed writer left in %s", pending, path)
+    return pending
