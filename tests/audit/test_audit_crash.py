@@ -45,7 +45,9 @@ ENQUEUE_CHILD = textwrap.dedent(
     from myguard.audit import AuditWriter, statement_record
 
     async def main():
-        writer = await AuditWriter.open(sys.argv[1], fsync=sys.argv[2], rotate_bytes=20_000)
+        ring = sys.argv[3] or None
+        writer = await AuditWriter.open(sys.argv[1], fsync=sys.argv[2], rotate_bytes=20_000,
+                                        ring_directory=ring)
         n = 0
         while True:
             ident = str(n)
@@ -62,8 +64,8 @@ ENQUEUE_CHILD = textwrap.dedent(
 )
 
 
-async def reopen(directory):
-    writer = await AuditWriter.open(directory, fsync="always")
+async def reopen(directory, ring_directory=None):
+    writer = await AuditWriter.open(directory, fsync="always", ring_directory=ring_directory)
     await writer.close()
 
 
@@ -96,16 +98,23 @@ def test_kill_minus_9_under_load(tmp_path, mode):
     assert set(acked) <= written
 
 
+@pytest.mark.parametrize("ring", [False, True], ids=["segment", "ring"])
 @pytest.mark.parametrize("mode", ["always", "batch", "off"])
-def test_kill_minus_9_loses_no_enqueued_record(tmp_path, mode):
+def test_kill_minus_9_loses_no_enqueued_record(tmp_path, mode, ring):
     """enqueue() has nobody waiting, yet once it returned the record survives kill -9,
-    also when it went into a segment the writer thread had not yet renamed into place."""
+    also when it went into a segment the writer thread had not yet renamed into place or
+    was still in the ring (the next writer replays it)."""
     script = tmp_path / "child.py"
     script.write_text(ENQUEUE_CHILD)
     directory = tmp_path / "audit"
+    rings = tmp_path / "rings"
+    rings.mkdir()
+    ring_directory = str(rings) if ring else ""
     for _ in range(3):
         child = subprocess.Popen(
-            [sys.executable, str(script), str(directory), mode], stdout=subprocess.PIPE, text=True
+            [sys.executable, str(script), str(directory), mode, ring_directory],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         acked = []
         for line in child.stdout:
@@ -118,7 +127,7 @@ def test_kill_minus_9_loses_no_enqueued_record(tmp_path, mode):
         child.wait()
         acked += [line for line in rest.split("\n")[:-1] if line]
 
-        asyncio.run(reopen(directory))
+        asyncio.run(reopen(directory, ring_directory or None))
 
         report = verify(directory)
         assert report.ok, report.problem

@@ -168,3 +168,130 @@ def test_offer_leaves_a_failed_write_to_the_writer(module, tmp_path) -> None:
         assert (tail.size, tail.next_record) == (0, 1)
     finally:
         os.close(fd)
+
+
+# --- the ring -------------------------------------------------------------------------
+
+# Bodies big enough that a few fill a small ring: the interesting cases are its wrap and
+# its limit, which small records would rarely reach.
+ring_bodies = st.integers(0, 1500).map(lambda n: (bytes(range(256)) * 6)[:n])
+ring_steps = st.lists(
+    st.tuples(st.sampled_from(["offer", "offer", "drain", "append"]), ring_bodies),
+    min_size=8,
+    max_size=40,
+)
+
+
+def run_ring(module, base: Path, steps, capacity: int, key) -> tuple:
+    """``steps`` through a tail with a ring of ``capacity``: an offer the ring cannot take
+    is appended, as the writer does. (segment bytes, ring file bytes, offers taken)."""
+    segment, ring = base / "segment", base / "ring"
+    fd = os.open(segment, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, b"\0" * HEADER_SIZE)
+    try:
+        tail = module.Tail(key, ZERO_HASH, 1)
+        tail.fd, tail.size, tail.header_size, tail.accepting = fd, HEADER_SIZE, HEADER_SIZE, True
+        tail.seq = 3
+        tail.attach_ring(str(ring), capacity)
+        taken = []
+        for step, body in steps:
+            if step == "drain":
+                tail.flush()
+                assert tail.ring_pending == 0
+            elif step == "append" or not tail.offer(body):
+                size = segment.stat().st_size
+                tail.append(body)  # drains first: the chain's order holds in the file
+                assert tail.ring_pending == 0 and segment.stat().st_size > size
+            else:
+                taken.append(body)
+        ring_bytes = ring.read_bytes()
+        tail.flush()
+        assert tail.size == segment.stat().st_size
+        return segment.read_bytes(), ring_bytes, taken
+    finally:
+        os.close(fd)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=ring_steps, capacity=st.integers(4096, 6000), key=keys)
+def test_ring_compiled_and_twin_agree_and_write_what_appending_writes(
+    tmp_path_factory, steps, capacity: int, key
+) -> None:
+    """Through the ring (wrapping, full, drained at any point, mixed with direct appends)
+    the segment ends byte for byte as if every record had been appended in order."""
+    c = run_ring(compiled, tmp_path_factory.mktemp("c"), steps, capacity, key)
+    p = run_ring(python, tmp_path_factory.mktemp("p"), steps, capacity, key)
+    assert c == p
+    bodies = [body for _, body in steps if _ != "drain"]
+    plain = write(compiled, tmp_path_factory.mktemp("plain") / "s", bodies, ZERO_HASH, 1, key)
+    assert c[0] == plain[0]
+
+
+@MODULES
+def test_a_record_across_the_ring_s_end_is_drained_whole(module, tmp_path):
+    bodies = [bytes([i]) * 1500 for i in range(5)]  # the third one wraps a 4096-byte ring
+    steps = [("offer", body) for body in bodies[:2]] + [("drain", b"")]
+    steps += [("offer", body) for body in bodies[2:]]
+    data, _, taken = run_ring(module, tmp_path, steps, 4096, None)
+    assert taken == bodies[:4]  # the fifth found the ring full and was appended
+    frames = [split_payload(p) for _, p in iter_frames(data)]
+    assert [body for _, _, body in frames] == bodies
+
+
+@MODULES
+def test_an_offer_into_the_ring_leaves_the_segment_alone_until_drained(module, tmp_path):
+    fd = os.open(tmp_path / "segment", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        tail = module.Tail(None, ZERO_HASH, 1)
+        tail.fd, tail.accepting = fd, True
+        tail.attach_ring(str(tmp_path / "ring"), 4096)
+        assert tail.offer(b"a record")
+        assert os.fstat(fd).st_size == 0 and tail.ring_pending == tail.size > 0
+        assert b"a record" in (tmp_path / "ring").read_bytes()  # in the kernel already
+        tail.flush()
+        assert os.fstat(fd).st_size == tail.size and tail.ring_pending == 0
+    finally:
+        os.close(fd)
+
+
+@MODULES
+def test_a_failed_drain_keeps_the_ring_and_a_later_one_writes_it(module, tmp_path):
+    segment = tmp_path / "segment"
+    fd = os.open(segment, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        tail = module.Tail(None, ZERO_HASH, 1)
+        tail.fd, tail.accepting = fd, True
+        tail.attach_ring(str(tmp_path / "ring"), 4096)
+        for body in (b"one", b"two"):
+            assert tail.offer(body)
+        pending = tail.ring_pending
+        saved = os.dup(fd)
+        reader = os.open(segment, os.O_RDONLY)
+        os.dup2(reader, fd)  # the segment's descriptor now refuses writes: EBADF
+        with pytest.raises(OSError):
+            tail.flush()
+        with pytest.raises(OSError):
+            tail.append(b"three")  # nothing may pass the records still in the ring
+        assert tail.ring_pending == pending and segment.stat().st_size == 0
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(reader)
+        tail.append(b"three")
+        frames = [
+            split_payload(p) for _, p in iter_frames(b"\0" * HEADER_SIZE + segment.read_bytes())
+        ]
+        assert [(n, body) for _, n, body in frames] == [(1, b"one"), (2, b"two"), (3, b"three")]
+    finally:
+        os.close(fd)
+
+
+@MODULES
+def test_a_ring_is_attached_once_and_needs_room(module, tmp_path):
+    tail = module.Tail(None, ZERO_HASH, 1)
+    with pytest.raises(ValueError):
+        tail.attach_ring(str(tmp_path / "small"), 100)
+    with pytest.raises(OSError):
+        tail.attach_ring(str(tmp_path / "missing" / "ring"), 4096)
+    tail.attach_ring(str(tmp_path / "ring"), 4096)
+    with pytest.raises(ValueError):
+        tail.attach_ring(str(tmp_path / "ring2"), 4096)

@@ -115,3 +115,70 @@ def test_set_fd_moves_the_syncs_to_the_new_segment(impl, segment, tmp_path):
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def ringed_tail(tmp_path, fd: int):
+    """A compiled tail (the compiled syncer takes only that) with a ring, writing to ``fd``."""
+    from myguard._fast import auditchain
+
+    tail = auditchain.Tail(None, b"\0" * 32, 1)
+    tail.fd, tail.accepting = fd, True
+    tail.attach_ring(str(tmp_path / "ring"), 4096)
+    return tail
+
+
+def twin_tail(tmp_path, fd: int):
+    tail = twin("auditchain").Tail(None, b"\0" * 32, 1)
+    tail.fd, tail.accepting = fd, True
+    tail.attach_ring(str(tmp_path / "ring"), 4096)
+    return tail
+
+
+TAILS = pytest.mark.parametrize(
+    "impl,make_tail", [(compiled, ringed_tail), (python, twin_tail)], ids=["compiled", "twin"]
+)
+
+
+@TAILS
+@pytest.mark.parametrize("sync", [True, False])
+def test_the_ring_is_drained_at_once_and_after_the_linger(impl, make_tail, sync, tmp_path, segment):
+    tail = make_tail(tmp_path, segment)
+    syncer = tail.syncer = impl.Syncer(segment, 0.3, tail, sync)
+    results: list[int] = []
+    thread = threading.Thread(target=lambda: results.append(syncer.wait(5.0)))
+    thread.start()
+    assert tail.offer(b"alone")
+    deadline = time.monotonic() + 0.2  # well inside the linger: drained without waiting it out
+    while tail.ring_pending and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert tail.ring_pending == 0 and os.fstat(segment).st_size == tail.size
+    assert tail.offer(b"during the linger")  # the thread lingers: no kick, drained after it
+    assert tail.ring_pending > 0
+    deadline = time.monotonic() + 3
+    while tail.ring_pending and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert tail.ring_pending == 0 and os.fstat(segment).st_size == tail.size
+    time.sleep(0.05)
+    assert syncer.syncs == (1 if sync else 0)
+    assert results == []
+    syncer.notify()
+    thread.join(2)
+    assert results == [impl.PYTHON]
+
+
+@TAILS
+def test_a_failed_drain_is_reported_once_and_the_ring_kept(impl, make_tail, tmp_path):
+    path = tmp_path / "segment"
+    path.touch()
+    reader = os.open(path, os.O_RDONLY)  # pwrite fails: EBADF
+    try:
+        tail = make_tail(tmp_path, reader)
+        syncer = tail.syncer = impl.Syncer(reader, 0.0, tail)
+        assert tail.offer(b"record")
+        assert syncer.wait(1.0) == impl.FAILED
+        assert syncer.error == errno.EBADF
+        assert tail.ring_pending > 0
+        # Not again and again: the writer's recovery drains the ring on the loop.
+        assert syncer.wait(0.05) == impl.TIMEOUT
+    finally:
+        os.close(reader)
