@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from mariadb_server import SERVICE_USER, MariaDBServer, free_port
+from myguard.audit import AuditRecord, iter_records
 from myguard.identity.users_file import read_users, write_user
 from myguard.tls import write_self_signed
 
@@ -45,6 +46,23 @@ def toml_table(name: str, table: dict) -> list[str]:
     for sub_name, sub in subs:
         lines += toml_table(sub_name, sub)
     return lines
+
+
+def settled_records(
+    directory: Path, quiet: float = 0.05, timeout: float = 10.0
+) -> list[AuditRecord]:
+    """The audit records in ``directory`` once no new one has come for ``quiet`` seconds.
+    A statement's record is in the kernel (the ring) before its client sees the result, but
+    the writer thread moves it into the segment up to its linger (5 ms) later."""
+    deadline = time.monotonic() + timeout
+    records = list(iter_records(directory))
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        again = list(iter_records(directory))
+        if len(again) == len(records):
+            return again
+        records = again
+    return records
 
 
 class ProxyProcess:
@@ -185,6 +203,10 @@ class ProxyProcess:
         code = self.proc.returncode
         self.proc = None
         return code
+
+    def audit_records(self) -> list[AuditRecord]:
+        """Every record this proxy's workers have written, once the trail is settled."""
+        return settled_records(self.audit_dir)
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace")

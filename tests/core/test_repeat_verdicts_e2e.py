@@ -75,7 +75,7 @@ def test_the_same_shape_in_another_database_is_decided_again(private_proxy, tmp_
         cur.execute("SELECT COUNT(*) FROM orders WHERE id > 2")
         assert cur.fetchone() == (1,)
     conn.close()
-    blocked = [r for r in iter_records(p.audit_dir) if r.get("error_code") == BLOCKED]
+    blocked = [r for r in p.audit_records() if r.get("error_code") == BLOCKED]
     assert [r["statement"] for r in blocked] == ["SELECT COUNT(*) FROM orders WHERE id > 7"]
 
 
