@@ -236,3 +236,39 @@ def test_a_rotation_first_moves_the_ring_into_the_segment_it_ends(tmp_path):
     appender.seal(rotation)
     appender.close()
     assert sessions(tmp_path / "audit") == ["0", "1", "2"]
+
+
+def _planted(rings: Path, how: str) -> None:
+    private = rings / f"myguard-{os.geteuid()}"
+    if how == "symlink":
+        target = rings / "elsewhere"
+        target.mkdir(mode=0o700)
+        private.symlink_to(target)
+    elif how == "open to others":
+        private.mkdir()
+        private.chmod(0o777)
+    elif how == "another owner":
+        private.mkdir(mode=0o700)
+        os.chown(private, 65534, 65534)
+
+
+@pytest.mark.parametrize("how", ["symlink", "open to others", "another owner"])
+def test_a_ring_directory_another_user_could_plant_in_is_not_used(tmp_path, how, caplog):
+    """In a shared /dev/shm, another local user could otherwise plant a ring whose records
+    the next start writes into the chain, or read the records."""
+    if how == "another owner" and os.geteuid() != 0:
+        pytest.skip("chown needs root")
+    directory, rings = tmp_path / "audit", tmp_path / "rings"
+    rings.mkdir()
+    _planted(rings, how)
+
+    async def run():
+        writer = await AuditWriter.open(directory, ring_directory=rings)
+        assert writer.tail.ring_pending == 0
+        writer.enqueue(statement("kept").encode())
+        assert sessions(directory) == ["kept"]  # written into the segment on the loop
+        await writer.close()
+
+    asyncio.run(run())
+    assert "audit ring not used" in caplog.text and "not a private directory" in caplog.text
+    assert not list(rings.rglob("*.ring"))

@@ -38,6 +38,7 @@ cdef extern from "unistd.h" nogil:
 
 cdef extern from "fcntl.h" nogil:
     int posix_fallocate(int fd, off_t offset, off_t length)
+    enum: O_NOFOLLOW
 
 cdef extern from "<pthread.h>" nogil:
     int pthread_mutex_init(pthread_mutex_t *mutex, void *attr)
@@ -174,7 +175,7 @@ cdef class Tail:
             raise ValueError("a ring is attached already")
         if capacity < 4096:
             raise ValueError("a ring needs at least 4096 bytes")
-        fd = open(encoded, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        fd = open(encoded, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         if fd < 0:
             error = errno
             raise OSError(error, os.strerror(error), path)

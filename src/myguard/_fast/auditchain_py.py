@@ -74,7 +74,7 @@ class Tail:
             raise ValueError("a ring is attached already")
         if capacity < 4096:
             raise ValueError("a ring needs at least 4096 bytes")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
             os.ftruncate(fd, R_DATA + capacity)
             os.posix_fallocate(fd, 0, R_DATA + capacity)

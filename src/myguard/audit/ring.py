@@ -6,6 +6,11 @@ Records nobody waits on are copied into a ring mapped from a file on a memory fi
 none of them; a crash of the machine loses them together with what was not yet
 fdatasync'd, as without the ring. The next writer of the directory replays the ring
 before it reads the chain.
+
+A memory filesystem like ``/dev/shm`` is shared by every local user. Rings live in a
+directory of their own inside it (``myguard-<uid>``, mode 0700, owned by myguard's user):
+another user who could plant a ring could feed forged records into the chain at replay,
+or read the records. A directory that is not private is not used (no ring, an error logged).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import struct
 import time
 from pathlib import Path
@@ -32,9 +38,22 @@ _DATA = 4096
 
 
 def ring_path(ring_directory: Path, audit_directory: Path) -> Path:
-    """The ring of the chain in ``audit_directory`` (one writer per directory)."""
+    """The ring of the chain in ``audit_directory`` (one writer per directory), in this
+    user's private directory under ``ring_directory``, made if missing. OSError when that
+    directory is not private (another owner, a symbolic link, open to others)."""
+    private = ring_directory / f"myguard-{os.geteuid()}"
+    try:
+        private.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    found = private.lstat()
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.geteuid() or found.st_mode & 0o077:
+        raise PermissionError(
+            f"{private} is not a private directory of this user (mode 0700, not a link); "
+            "refusing to keep audit records there"
+        )
     digest = hashlib.sha256(str(audit_directory.resolve()).encode()).hexdigest()[:16]
-    return ring_directory / f"myguard-audit-{digest}.ring"
+    return private / f"audit-{digest}.ring"
 
 
 def replay(path: Path, directory: Path) -> int:

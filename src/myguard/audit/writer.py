@@ -169,7 +169,12 @@ class AuditWriter:
         for name, value in (("rotate_bytes", rotate_bytes), ("rotate_seconds", rotate_seconds)):
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
-        ring = ring_path(Path(ring_directory), Path(directory)) if ring_directory else None
+        ring = None
+        if ring_directory:
+            try:
+                ring = ring_path(Path(ring_directory), Path(directory))
+            except OSError as exc:  # the ring only saves time: the trail works without it
+                log.error("audit ring not used: %s", exc)
         try:
             appender, repair = await asyncio.to_thread(
                 SegmentAppender.open, directory, hmac_key, ring
