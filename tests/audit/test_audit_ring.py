@@ -272,3 +272,44 @@ def test_a_ring_directory_another_user_could_plant_in_is_not_used(tmp_path, how,
     asyncio.run(run())
     assert "audit ring not used" in caplog.text and "not a private directory" in caplog.text
     assert not list(rings.rglob("*.ring"))
+
+
+def test_a_ring_is_not_replayed_over_records_written_since(tmp_path):
+    """A crash, then a run without the ring that wrote on, then one with it again: the
+    old ring must not overwrite what the run between wrote."""
+    directory, rings = crash_with_records_in_the_ring(tmp_path, 3)
+
+    async def without_ring():
+        writer = await AuditWriter.open(directory, fsync="off")
+        writer.enqueue(statement("between").encode())
+        await writer.close()
+
+    async def with_ring():
+        await (await AuditWriter.open(directory, fsync="off", ring_directory=rings)).close()
+
+    asyncio.run(without_ring())
+    asyncio.run(with_ring())
+    assert verify(directory).ok
+    assert sessions(directory) == ["between"]
+    (kept,) = directory.glob("*.ring-*")
+    assert b"SELECT 2" in kept.read_bytes()
+
+
+def test_a_drain_cut_short_by_the_crash_is_completed(tmp_path):
+    directory, rings = crash_with_records_in_the_ring(tmp_path, 5)
+    ring = ring_path(rings, directory)
+    data = ring.read_bytes()
+    _, capacity, _, epoch_offset, epoch_start, drained, written = struct.unpack_from("=8s6Q", data)
+    assert drained == epoch_start == 0 and written > 100
+    ((_, segment),) = list_segments(directory)
+    with open(segment, "r+b") as file:  # the thread had written part of it when killed
+        file.seek(epoch_offset)
+        file.write(data[4096 : 4096 + written // 2])
+
+    async def reopen():
+        await (await AuditWriter.open(directory, fsync="off", ring_directory=rings)).close()
+
+    asyncio.run(reopen())
+    assert verify(directory).ok
+    assert sessions(directory) == [str(i) for i in range(5)]
+    assert not list(directory.glob("*.ring-*"))

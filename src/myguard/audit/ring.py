@@ -59,7 +59,8 @@ def ring_path(ring_directory: Path, audit_directory: Path) -> Path:
 def replay(path: Path, directory: Path) -> int:
     """Write the records the ring at ``path`` holds but its writer never moved into the
     segment in ``directory``; the bytes written (0: no ring, or nothing left in it). A
-    ring whose segment is gone or too short is kept beside the chain as evidence."""
+    ring that does not continue its segment (gone, too short, or written on since) is
+    kept beside the chain as evidence."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -86,12 +87,16 @@ def replay(path: Path, directory: Path) -> int:
     except FileNotFoundError:
         fd = -1
     try:
-        if fd < 0 or os.fstat(fd).st_size < offset:
+        # The segment must end where the ring starts, or inside what it holds with the same
+        # bytes (a drain cut short): anything else was written after the crash without
+        # the ring, and writing over it would destroy records.
+        size = os.fstat(fd).st_size if fd >= 0 else -1
+        if not offset <= size <= offset + pending or (
+            os.pread(fd, size - offset, offset) != records[: size - offset]
+        ):
             kept = directory / f"{segment_name(seq)}.ring-{offset}-{time.time_ns()}"
             kept.write_bytes(records)
-            log.error(
-                "audit ring %s belongs to no segment here; its records kept as %s", path, kept
-            )
+            log.error("audit ring %s does not continue its segment; records kept as %s", path, kept)
             return 0
         done = 0
         while done < pending:
