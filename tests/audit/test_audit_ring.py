@@ -313,3 +313,23 @@ def test_a_drain_cut_short_by_the_crash_is_completed(tmp_path):
     assert verify(directory).ok
     assert sessions(directory) == [str(i) for i in range(5)]
     assert not list(directory.glob("*.ring-*"))
+
+
+def test_a_full_memory_filesystem_leaves_the_writer_without_a_ring(tmp_path, caplog):
+    """A container's /dev/shm is often 64 MiB: a ring that does not fit must not stop
+    myguard from starting."""
+    small = TmpfsDisk(tmp_path)  # 1 MiB, less than a ring
+    directory = tmp_path / "audit"
+    try:
+
+        async def run():
+            writer = await AuditWriter.open(directory, fsync="batch", ring_directory=small.root)
+            writer.enqueue(statement("kept").encode())
+            assert sessions(directory) == ["kept"]  # no ring: written on the loop
+            await writer.close()
+
+        asyncio.run(run())
+        assert "audit ring" in caplog.text and "not used" in caplog.text
+        assert not list(small.root.rglob("*.ring"))
+    finally:
+        small.close()

@@ -97,6 +97,7 @@ class SegmentAppender:
         # The chain's end and the segment file it is written to (fd, size): compiled, as
         # every statement's record goes through its ``append``.
         self.tail = _chain.Tail(hmac_key, ZERO_HASH, 1)
+        self.ring: Path | None = None  # the ring file records go through, if any
         self.segment_path = directory
         self.segment_created = 0.0
 
@@ -147,13 +148,19 @@ class SegmentAppender:
         """Open the chain in ``directory``, repairing a torn tail and renaming into place the
         segments a crash left under their temporary names; Repair is None for a new chain.
         With ``ring``, first write what a crashed writer left in it, then take records
-        through a new ring in that file."""
+        through a new ring in that file (``self.ring``; None when it cannot be made, e.g.
+        the memory filesystem is full: records then go straight to the segment)."""
         appender = cls(Path(directory), hmac_key)
         appender.directory.mkdir(parents=True, exist_ok=True)
         replayed = replay(ring, appender.directory) if ring is not None else 0
         repair = appender._open_chain()
         if ring is not None:
-            appender.tail.attach_ring(str(ring), RING_CAPACITY)
+            try:
+                appender.tail.attach_ring(str(ring), RING_CAPACITY)
+                appender.ring = ring
+            except OSError as exc:
+                log.error("audit ring %s not used: %s", ring, exc)
+                ring.unlink(missing_ok=True)
         if replayed and repair is not None:
             reason = f"{repair.reason}; {replayed} bytes of records written from the ring"
             repair = dataclasses.replace(repair, reason=reason)

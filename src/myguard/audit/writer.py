@@ -194,7 +194,7 @@ class AuditWriter:
             retry_interval=retry_interval,
             recovery_free_bytes=recovery_free_bytes,
             maintenance_interval=maintenance_interval,
-            ring=ring,
+            ring=appender.ring,
         )
         writer._thread.start()
         if repair is not None:
