@@ -1,0 +1,116 @@
+"""Same-run A/B of myguard configurations, with HAProxy in every round as the yardstick.
+
+    .venv/bin/python -m benchmarks.e2e.ab --variant ring \\
+        --variant 'no-ring:audit.ring_directory=""' [--rounds 4] [--duration 8] \\
+        [--threads 16] [--ps disable,auto] [--measure sysbench,connect]
+
+A variant is ``NAME[:TABLE.KEY=VALUE,...]`` with TOML values, applied to the config the
+suite writes for myguard (``--variant fast:audit.fsync="off"``); a variant without
+settings is myguard as shipped. Every round runs each workload on every target back to
+back, the order rotated per round; the report gives per target the median QPS, CPU µs per
+statement and QPS / HAProxy (median of the per-round ratios). ``connect`` measures the
+connection rate (connect, authenticate, quit from 4 processes for 5 s) of MariaDB and
+each variant, interleaved the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import tomllib
+from pathlib import Path
+
+from . import sysbench
+from .measures import connect_rate
+from .targets import Stack, Target
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, dict[str, object]]]:
+    name, _, settings = text.partition(":")
+    tables: dict[str, dict[str, object]] = {}
+    for item in filter(None, settings.split(",")):
+        key, _, value = item.partition("=")
+        table, _, field = key.strip().partition(".")
+        if not field:
+            raise SystemExit(f"--variant {text!r}: expected TABLE.KEY=VALUE, got {item!r}")
+        tables.setdefault(table, {})[field] = tomllib.loads(f"v = {value}")["v"]
+    return name, tables
+
+
+def run(args: argparse.Namespace) -> None:
+    stack = Stack(Path(tempfile.mkdtemp(prefix="myguard-ab-")))
+    try:
+        stack.start_db()
+        sysbench.prepare(stack.direct())
+        targets: list[Target] = [stack.haproxy.target()]
+        for name, tables in map(parse_variant, args.variant):
+            targets.append(stack.proxy(name, **tables).target(name))
+        measures = args.measure.split(",")
+        if "sysbench" in measures:
+            _sysbench(args, targets)
+        if "connect" in measures:
+            _connect(args.rounds, [stack.direct(), *targets[1:]])
+    finally:
+        stack.stop()
+
+
+def _rotated(targets: list[Target], r: int) -> list[Target]:
+    return targets[r % len(targets) :] + targets[: r % len(targets)]
+
+
+def _sysbench(args: argparse.Namespace, targets: list[Target]) -> None:
+    loads = [
+        sysbench.Workload("oltp_point_select", threads, ps)
+        for threads in map(int, args.threads.split(","))
+        for ps in args.ps.split(",")
+    ]
+    runs: dict[tuple[str, str], list[dict[str, object]]] = {}
+    for r in range(args.rounds):
+        for load in loads:
+            done = {t.name: sysbench.run(t, load, args.duration) for t in _rotated(targets, r)}
+            base = done["haproxy"].get("qps") or 0
+            for name, result in done.items():
+                result["vs_haproxy"] = (result.get("qps") or 0) / base if base else 0
+                runs.setdefault((load.key, name), []).append(result)
+                print(f"round {r} {load.key} {name}: {result.get('qps')} QPS, "
+                      f"{result.get('cpu_us_per_query')} µs", flush=True)  # fmt: skip
+    print("\n| workload | target | QPS | CPU µs per statement | QPS / HAProxy |")
+    print("|---|---|---|---|---|")
+    for (key, name), results in runs.items():
+        median = {
+            field: statistics.median(float(r.get(field) or 0) for r in results)
+            for field in ("qps", "cpu_us_per_query", "vs_haproxy")
+        }
+        print(f"| {key} | {name} | {median['qps']:,.0f} | "
+              f"{median['cpu_us_per_query']:.1f} | {median['vs_haproxy']:.3f} |")  # fmt: skip
+
+
+def _connect(rounds: int, targets: list[Target]) -> None:
+    results: dict[str, list[dict[str, object]]] = {}
+    for r in range(rounds):
+        for target in _rotated(targets, r):
+            result = connect_rate(target, 4, 5)
+            results.setdefault(target.name, []).append(result)
+            print(f"round {r} connect {target.name}: {result['per_s']}/s, "
+                  f"{result.get('target_cpu_us_per_conn')} µs", flush=True)  # fmt: skip
+    print("\n| target | connections/s | CPU µs per connection |\n|---|---|---|")
+    for name, runs in results.items():
+        rate = statistics.median(float(r["per_s"]) for r in runs)
+        cpu = statistics.median(float(r.get("target_cpu_us_per_conn") or 0) for r in runs)
+        print(f"| {name} | {rate:,.0f} | {cpu:.0f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variant", action="append", required=True)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--threads", default="16")
+    parser.add_argument("--ps", default="disable,auto")
+    parser.add_argument("--measure", default="sysbench", help="sysbench, connect or both")
+    run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()
