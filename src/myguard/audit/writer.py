@@ -196,6 +196,8 @@ class AuditWriter:
             maintenance_interval=maintenance_interval,
             ring=appender.ring,
         )
+        if appender.ring is not None:
+            log.info("audit records of %s go through the ring %s", directory, appender.ring)
         writer._thread.start()
         if repair is not None:
             try:
