@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
-from myguard.audit import AuditUnavailable, AuditWriter, iter_records, verify
+from myguard.audit import AuditUnavailable, AuditWriter, iter_records, statement_record, verify
 from myguard.audit.segment import list_segments
 
 
@@ -158,3 +161,49 @@ def test_a_failed_sync_of_enqueued_records_makes_the_writer_refuse(tmp_path, mak
             os.close(write_end)
 
     asyncio.run(run())
+
+
+def test_a_second_writer_of_a_directory_is_refused_until_the_first_closes(tmp_path):
+    """Two writers would interleave their chains in one segment (and share one ring): the
+    second is refused, naming why, until the first is gone."""
+
+    async def run():
+        first = await AuditWriter.open(tmp_path, fsync="off")
+        with pytest.raises(AuditUnavailable, match="another process writes this audit directory"):
+            await AuditWriter.open(tmp_path, fsync="off")
+        await first.write(statement_record(user="u", statement="SELECT 1", decision="allow"))
+        await first.close()
+        second = await AuditWriter.open(tmp_path, fsync="off")
+        await second.close()
+
+    asyncio.run(run())
+    assert verify(tmp_path).ok
+
+
+def test_a_writer_in_another_process_holds_the_directory(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import asyncio, sys
+            from myguard.audit import AuditWriter
+            async def main():
+                await AuditWriter.open({str(tmp_path)!r}, fsync="off")
+                print("open", flush=True)
+                sys.stdin.readline()
+            asyncio.run(main())
+        """)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(AuditUnavailable, match="another process"):
+            asyncio.run(AuditWriter.open(tmp_path, fsync="off"))
+    finally:
+        holder.kill()
+        holder.wait()
+
+    async def reopen():  # the kernel dropped the lock with the process
+        await (await AuditWriter.open(tmp_path, fsync="off")).close()
+
+    asyncio.run(reopen())

@@ -15,6 +15,8 @@ such a continuation into place itself: it holds acknowledged records.
 from __future__ import annotations
 
 import dataclasses
+import errno
+import fcntl
 import logging
 import os
 import time
@@ -41,6 +43,8 @@ from myguard.audit.segment import (
 )
 
 _chain = load("auditchain")
+# Held by the one process that writes a chain directory (readers ignore the file).
+WRITER_LOCK = ".writer.lock"
 log = logging.getLogger("myguard.audit")
 
 
@@ -84,6 +88,21 @@ def _write_all(fd: int, data: bytes | bytearray, offset: int) -> None:
         offset += written
 
 
+def _lock_directory(directory: Path) -> int:
+    """Hold ``directory``'s writer lock (an flock the kernel drops when the process ends);
+    OSError EBUSY when another writer holds it: two would interleave their chains, and
+    share one ring."""
+    fd = os.open(directory / WRITER_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise OSError(
+            errno.EBUSY, "another process writes this audit directory (one writer each)"
+        ) from None
+    return fd
+
+
 def _tmp_path(path: Path) -> Path:
     return path.with_name(path.name + ".tmp")
 
@@ -98,6 +117,7 @@ class SegmentAppender:
         # every statement's record goes through its ``append``.
         self.tail = _chain.Tail(hmac_key, ZERO_HASH, 1)
         self.ring: Path | None = None  # the ring file records go through, if any
+        self._lock = -1
         self.segment_path = directory
         self.segment_created = 0.0
 
@@ -152,6 +172,7 @@ class SegmentAppender:
         the memory filesystem is full: records then go straight to the segment)."""
         appender = cls(Path(directory), hmac_key)
         appender.directory.mkdir(parents=True, exist_ok=True)
+        appender._lock = _lock_directory(appender.directory)
         replayed = replay(ring, appender.directory) if ring is not None else 0
         repair = appender._open_chain()
         if ring is not None:
@@ -301,3 +322,12 @@ class SegmentAppender:
             os.fsync(self.fd)
             os.close(self.fd)
             self.fd = -1
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1
+
+    def __del__(self) -> None:  # an appender dropped without close (a crash, in tests)
+        self._unlock()

@@ -75,7 +75,7 @@ def _settle(futures: list[asyncio.Future[None]], error: str | None) -> None:
 class AuditWriter:
     """Appends records to the hash-chained segment files in one directory.
 
-    Use :meth:`open`; one writer per directory (nothing stops a second one, so don't).
+    Use :meth:`open`; one writer per directory (a second one is refused: ``.writer.lock``).
     Records are appended on the event loop's thread only.
     """
 
