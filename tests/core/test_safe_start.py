@@ -111,3 +111,21 @@ def test_a_config_directory_that_cannot_take_the_certificate_is_a_clear_error(tm
         OSError, match=r"cannot write a self-signed certificate .*configure \[tls\]"
     ):
         with_default_tls(unwritable, announce=False)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_second_myguard_writing_the_same_audit_directory_fails_at_start(
+    private_proxy, mariadb, tmp_path, workers
+):
+    """Given the same audit directory (another port), a second myguard would interleave
+    its records with the first's in the same chains: it stops at start, saying why."""
+    first = private_proxy(workers=workers)
+    second = ProxyProcess(
+        tmp_path / "second", mariadb, workers=workers, audit={"directory": str(first.audit_dir)}
+    )
+    result = second_serve(second)
+    assert result.returncode != 0
+    assert "another process writes this audit directory" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert first.proc.poll() is None
+    login(first)
