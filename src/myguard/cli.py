@@ -17,6 +17,7 @@ from typing import NoReturn
 
 from myguard import __version__
 from myguard.approvals import cli as approvals_cli
+from myguard.audit import AuditUnavailable
 from myguard.audit import cli as audit_cli
 from myguard.config_error import ConfigError, ConfigErrors
 from myguard.policy import cli as policy_cli
@@ -207,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         _error(str(exc))
         return EXIT_USAGE
+    except AuditUnavailable as exc:  # e.g. the audit directory is another writer's
+        _error(str(exc))
+        return EXIT_RUNTIME
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         _error(f"{where}{exc.strerror or exc}")

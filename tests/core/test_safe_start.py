@@ -124,8 +124,12 @@ def test_a_second_myguard_writing_the_same_audit_directory_fails_at_start(
         tmp_path / "second", mariadb, workers=workers, audit={"directory": str(first.audit_dir)}
     )
     result = second_serve(second)
-    assert result.returncode != 0
-    assert "another process writes this audit directory" in result.stderr, result.stderr
+    assert result.returncode == 1
+    chain = first.audit_dir if workers == 1 else first.audit_dir / "supervisor"
+    assert result.stderr.splitlines()[-1] == (
+        f"myguard: error: cannot open audit directory {chain}: "
+        "another process writes this audit directory (one writer each)"
+    )
     assert "Traceback" not in result.stderr
     assert first.proc.poll() is None
     login(first)

@@ -180,7 +180,8 @@ class AuditWriter:
                 SegmentAppender.open, directory, hmac_key, ring
             )
         except OSError as exc:
-            raise AuditUnavailable(f"cannot open audit directory {directory}: {exc}") from exc
+            detail = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror or exc
+            raise AuditUnavailable(f"cannot open audit directory {directory}: {detail}") from exc
         writer = cls(
             appender,
             fsync=fsync,
