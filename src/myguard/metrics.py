@@ -93,9 +93,28 @@ POOL_FAILURES = Counter(
     " not_reusable (closed at session end: killed, mid-response), exhausted (wait timed out)",
     ["backend", "reason"],
 )
+# The audit trail's writers (audit/writer.py), summed over the processes. Set from the
+# writers' own state by flush(): a statement's record costs no Prometheus update.
+AUDIT_WRITERS = Gauge(
+    "myguard_audit_writers",
+    "Audit chains being written, by state: healthy, or failed (statements refused until"
+    " the writer recovers, unless the environment fails open)",
+    ["state"],
+    multiprocess_mode="livesum",
+)
+AUDIT_RING_PENDING = Gauge(
+    "myguard_audit_ring_pending_bytes",
+    "Records taken into the audit rings and not yet written into their segments",
+    multiprocess_mode="livesum",
+)
+AUDIT_RECORDS = Counter("myguard_audit_records", "Records appended to the audit chains")
+AUDIT_FAILURES = Counter(
+    "myguard_audit_write_failures", "Times an audit writer stopped taking records (write failed)"
+)
 
 FLUSH_INTERVAL = 1.0
 _pools: list[tuple[object, dict[str, int]]] = []  # (pool, counts already added)
+_writers: list[tuple[object, dict[str, int]]] = []  # (audit writer, counts already added)
 _LATENCY_BOUNDS = [*_STATEMENT_BUCKETS, float("inf")]
 _CONNECT_BOUNDS = [*_CONNECT_BUCKETS, float("inf")]
 
@@ -200,6 +219,8 @@ def flush() -> None:
         _add_histogram(BACKEND_CONNECT_SECONDS.labels(backend), counts, total[0])
     for pool, reported in _pools:
         _flush_pool(pool, reported)
+    if _writers:
+        _flush_audit()
 
 
 def watch_pool(pool: object) -> None:
@@ -242,6 +263,30 @@ def _flush_pool(pool, reported: dict[str, int]) -> None:  # noqa: ANN001 - Backe
             POOL_CLOSED.labels(name).inc(delta)
         else:
             POOL_FAILURES.labels(name, key.split(":", 1)[1]).inc(delta)
+
+
+def watch_audit(writer: object) -> None:
+    """Report ``writer`` (an audit.writer.AuditWriter) at every flush."""
+    tail = writer.tail  # type: ignore[attr-defined]
+    _writers.append((writer, {"records": tail.next_record, "failures": 0}))
+
+
+def _flush_audit() -> None:
+    healthy = pending = 0
+    records = failures = 0
+    for writer, reported in _writers:
+        healthy += writer.healthy
+        pending += writer.tail.ring_pending
+        records += writer.tail.next_record - reported["records"]
+        failures += writer.failures - reported["failures"]
+        reported["records"], reported["failures"] = writer.tail.next_record, writer.failures
+    AUDIT_WRITERS.labels("healthy").set(healthy)
+    AUDIT_WRITERS.labels("failed").set(len(_writers) - healthy)
+    AUDIT_RING_PENDING.set(pending)
+    if records > 0:
+        AUDIT_RECORDS.inc(records)
+    if failures > 0:
+        AUDIT_FAILURES.inc(failures)
 
 
 async def flush_periodically(interval: float = FLUSH_INTERVAL) -> None:

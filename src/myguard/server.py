@@ -145,6 +145,7 @@ class Server:
             # One hash chain per process: workers write beside each other, never interleaved.
             name = None if self.worker is None else f"worker-{self.worker}"
             self.ctx.audit = await open_audit(self.config.audit, name)
+            metrics.watch_audit(self.ctx.audit)
         for backend in self.config.backends:
             host, port = backend.listen
             try:

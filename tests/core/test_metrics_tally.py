@@ -133,3 +133,39 @@ def test_what_the_proxy_cores_count_is_flushed_like_the_tally(ends, sent) -> Non
     assert delta[:6] == [sent, queries, queries, executes, queries, executes]
     for i, command in ((6, 0), (7, 1)):
         assert delta[i] == pytest.approx(sum(s for c, s in ends if c == command))
+
+
+def test_audit_writers_are_reported_at_flush(tmp_path) -> None:
+    """Health, records appended, write failures and the ring's backlog of the audit
+    writers, from their own state (no Prometheus update per record)."""
+    from myguard.audit import AuditWriter, statement_record
+
+    def value(name: str, labels: dict[str, str] | None = None) -> float:
+        return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+    async def run() -> None:
+        rings = tmp_path / "rings"
+        rings.mkdir()
+        writer = await AuditWriter.open(tmp_path / "audit", fsync="off", ring_directory=rings)
+        records = value("myguard_audit_records_total")
+        failures = value("myguard_audit_write_failures_total")
+        metrics.watch_audit(writer)
+        writer.tail.syncer = None  # nothing tells the writer thread: the ring keeps them
+        try:
+            for i in range(3):
+                writer.enqueue(
+                    statement_record(user="u", statement=f"SELECT {i}", decision="allow").encode()
+                )
+            metrics.flush()
+            assert value("myguard_audit_records_total") == records + 3
+            assert value("myguard_audit_writers", {"state": "healthy"}) >= 1
+            assert value("myguard_audit_ring_pending_bytes") == writer.tail.ring_pending > 0
+            writer._fail(OSError(28, "No space left on device"))
+            metrics.flush()
+            assert value("myguard_audit_write_failures_total") == failures + 1
+            assert value("myguard_audit_writers", {"state": "failed"}) >= 1
+        finally:
+            metrics._writers.clear()
+            await writer.close()
+
+    asyncio.run(run())

@@ -49,6 +49,11 @@ def test_healthz_and_metrics(proxy):
         "myguard_backend_connect_seconds_bucket",
         "myguard_statement_seconds_bucket",
         'myguard_policy_cache_lookups_total{result="hit"}',
+        'myguard_audit_writers{state="healthy"} 1.0',
+        'myguard_audit_writers{state="failed"} 0.0',
+        "myguard_audit_ring_pending_bytes",
+        "myguard_audit_records_total",
+        "myguard_audit_write_failures_total 0.0",
     ):
         assert name in body, name
 

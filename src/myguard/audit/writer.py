@@ -121,6 +121,7 @@ class AuditWriter:
         # False while records cannot be written; True again once a retry succeeds. A plain
         # attribute: the proxy core reads it before every statement it forwards itself.
         self.healthy = True
+        self.failures = 0  # times it stopped taking records (for /metrics)
         self._closing = False
         # The segment's tail takes records nobody waits on by itself (``offer``) while the
         # writer is healthy, open and no rotation is due; the core and enqueue use it.
@@ -292,6 +293,7 @@ class AuditWriter:
         """On the loop: stop taking records and retry every ``retry_interval``."""
         if self.healthy:
             log.error("audit trail unavailable: %s", exc)
+            self.failures += 1
         self._last_error = exc
         self.healthy = self.tail.accepting = False
         if self._recovery is None and not self._closing:
