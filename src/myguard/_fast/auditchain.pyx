@@ -182,8 +182,8 @@ cdef class Tail:
         error = 0
         if ftruncate(fd, size) != 0:
             error = errno
-        elif posix_fallocate(fd, 0, size) != 0:
-            error = errno if errno else 28  # posix_fallocate returns the error: ENOSPC
+        else:
+            error = posix_fallocate(fd, 0, size)  # returns the error, leaves errno alone
         if error == 0:
             mapped = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
             if mapped == MAP_FAILED:
@@ -195,10 +195,10 @@ cdef class Tail:
         self._map_size = size
         self._ring_fd = fd
         self._capacity = capacity
-        memcpy(self._map, PyBytes_AS_STRING(RING_MAGIC), 8)
-        mg_store64(self._map + R_CAPACITY, capacity)
         for field in (R_SEQ, R_EPOCH_OFFSET, R_EPOCH_START, R_DRAINED, R_WRITTEN):
             mg_store64(self._map + <int>field, 0)
+        mg_store64(self._map + R_CAPACITY, capacity)
+        memcpy(self._map, PyBytes_AS_STRING(RING_MAGIC), 8)
 
     @property
     def ring_pending(self):

@@ -82,10 +82,10 @@ class Tail:
         finally:
             os.close(fd)
         self._capacity = capacity
-        self._map[:8] = RING_MAGIC
-        self._put(R_CAPACITY, capacity)
         for field in (R_SEQ, R_EPOCH_OFFSET, R_EPOCH_START, R_DRAINED, R_WRITTEN):
             self._put(field, 0)
+        self._put(R_CAPACITY, capacity)
+        self._map[:8] = RING_MAGIC
 
     def _get(self, at: int) -> int:
         return _WORD.unpack_from(self._map, at)[0]
