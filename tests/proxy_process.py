@@ -12,6 +12,8 @@ from pathlib import Path
 
 from mariadb_server import SERVICE_USER, MariaDBServer, free_port
 from myguard.audit import AuditRecord, iter_records
+from myguard.audit.ring import ring_path
+from myguard.config import DEFAULT_RING_DIRECTORY
 from myguard.identity.users_file import read_users, write_user
 from myguard.tls import write_self_signed
 
@@ -192,6 +194,7 @@ class ProxyProcess:
 
     def stop(self, timeout: float = 30) -> int:
         if self.proc is None:
+            self._remove_rings()
             return 0
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -202,7 +205,19 @@ class ProxyProcess:
                 self.proc.wait()
         code = self.proc.returncode
         self.proc = None
+        self._remove_rings()
         return code
+
+    def _remove_rings(self) -> None:
+        """The audit rings a killed myguard left in /dev/shm (each holds 4 MiB of memory
+        until the next start of its chain replays it, which a test's chain never gets)."""
+        audit = self.options.get("audit", {})
+        ring_directory = audit.get("ring_directory", DEFAULT_RING_DIRECTORY)
+        directory = Path(audit.get("directory", self.audit_dir))
+        if not ring_directory or not Path(ring_directory).is_dir() or not directory.is_dir():
+            return
+        for chain in [directory, *(d for d in directory.iterdir() if d.is_dir())]:
+            ring_path(Path(ring_directory), chain).unlink(missing_ok=True)
 
     def audit_records(self) -> list[AuditRecord]:
         """Every record this proxy's workers have written, once the trail is settled."""
