@@ -8,8 +8,8 @@ The copy is in the kernel as soon as it is made, so a crash of the process loses
 (the next start replays the ring, ``myguard.audit.ring``); the writer thread moves the
 ring into the segment with one ``pwrite`` per batch (``drain``), then syncs it. Measured:
 the per-record ``pwrite`` cost the loop 2.4-6 µs per statement. Layout of the ring file
-(u64 words in the machine's byte order: the ring never leaves it; the twin and
-``audit/ring.py`` read the same)::
+(u64 words in the machine's byte order: the ring never leaves it; ``audit/segment.py``
+states the same layout for the twin and ``audit/ring.py``)::
 
     0 magic "MGRING1\\0"   8 capacity   16 segment number of the epoch
     24 segment offset of the epoch's first byte   32 epoch start (ring position)

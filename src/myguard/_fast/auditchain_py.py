@@ -15,24 +15,24 @@ import struct
 import threading
 import time
 
-from myguard.audit.segment import PAYLOAD_PREFIX, encode_frame, record_hash
+from myguard.audit.segment import (
+    PAYLOAD_PREFIX,
+    RING_DATA,
+    RING_MAGIC,
+    encode_frame,
+    record_hash,
+    write_all,
+)
 
-RING_MAGIC = b"MGRING1\0"
 _WORD = struct.Struct("=Q")
+# Offsets of the ring header's words (segment.RING_HEADER).
 R_CAPACITY, R_SEQ, R_EPOCH_OFFSET, R_EPOCH_START, R_DRAINED, R_WRITTEN = range(8, 56, 8)
-R_DATA = 4096
 
 
 def _frame(body: bytes, prev_hash: bytes, number: int, key: bytes | None) -> tuple[bytes, bytes]:
     """The frame of ``body`` as record ``number`` after ``prev_hash``, and its hash."""
     payload = PAYLOAD_PREFIX.pack(prev_hash, number) + body
     return encode_frame(payload), record_hash(payload, key)
-
-
-def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
-    done = 0
-    while done < len(data):
-        done += os.pwrite(fd, data[done:], offset + done)
 
 
 class Tail:
@@ -76,9 +76,9 @@ class Tail:
             raise ValueError("a ring needs at least 4096 bytes")
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
-            os.ftruncate(fd, R_DATA + capacity)
-            os.posix_fallocate(fd, 0, R_DATA + capacity)
-            self._map = mmap.mmap(fd, R_DATA + capacity)
+            os.ftruncate(fd, RING_DATA + capacity)
+            os.posix_fallocate(fd, 0, RING_DATA + capacity)
+            self._map = mmap.mmap(fd, RING_DATA + capacity)
         finally:
             os.close(fd)
         self._capacity = capacity
@@ -114,9 +114,9 @@ class Tail:
             first = min(written - drained, self._capacity - at)
             data = memoryview(self._map)
             try:
-                _pwrite_all(self._epoch_fd, data[R_DATA + at : R_DATA + at + first], offset)
+                write_all(self._epoch_fd, data[RING_DATA + at : RING_DATA + at + first], offset)
                 rest = written - drained - first
-                _pwrite_all(self._epoch_fd, data[R_DATA : R_DATA + rest], offset + first)
+                write_all(self._epoch_fd, data[RING_DATA : RING_DATA + rest], offset + first)
             except OSError as exc:
                 return exc.errno or 5
             finally:
@@ -141,8 +141,8 @@ class Tail:
             self._epoch_fd = self.fd
         at = written % self._capacity
         first = min(len(frame), self._capacity - at)
-        self._map[R_DATA + at : R_DATA + at + first] = frame[:first]
-        self._map[R_DATA : R_DATA + len(frame) - first] = frame[first:]
+        self._map[RING_DATA + at : RING_DATA + at + first] = frame[:first]
+        self._map[RING_DATA : RING_DATA + len(frame) - first] = frame[first:]
         self._put(R_WRITTEN, written + len(frame))
         return True
 
@@ -181,7 +181,7 @@ class Tail:
             os.ftruncate(self.fd, start)
             self._truncate_pending = False
         try:
-            _pwrite_all(self.fd, frame, start)
+            write_all(self.fd, frame, start)
         except OSError:
             # A torn record would break the chain: cut it off, or first thing next time.
             try:

@@ -40,6 +40,7 @@ from myguard.audit.segment import (
     record_hash,
     segment_name,
     split_payload,
+    write_all,
 )
 
 _chain = load("auditchain")
@@ -74,18 +75,6 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _write_all(fd: int, data: bytes | bytearray, offset: int) -> None:
-    written = os.pwrite(fd, data, offset)
-    if written == len(data):
-        return
-    view = memoryview(data)[written:]
-    offset += written
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
-        offset += written
 
 
 def _lock_directory(directory: Path) -> int:
@@ -287,7 +276,7 @@ class SegmentAppender:
         )
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o640)
         try:
-            _write_all(fd, header.encode(), 0)
+            write_all(fd, header.encode(), 0)
         except OSError:
             os.close(fd)
             tmp.unlink(missing_ok=True)

@@ -19,22 +19,16 @@ import hashlib
 import logging
 import os
 import stat
-import struct
 import time
 from pathlib import Path
 
-from myguard.audit.segment import segment_name
+from myguard.audit.segment import RING_DATA, RING_HEADER, RING_MAGIC, segment_name, write_all
 
 log = logging.getLogger("myguard.audit")
 
 # Room for about 10,000 statement records: a disk that stalls for a second at 10k
 # statements/s fills it, and then records go straight to the segment on the loop.
 RING_CAPACITY = 4 * 1024 * 1024
-
-_MAGIC = b"MGRING1\x00"
-# magic, capacity, segment number, epoch offset, epoch start, drained, written
-_HEADER = struct.Struct("=8s6Q")
-_DATA = 4096
 
 
 def ring_path(ring_directory: Path, audit_directory: Path) -> Path:
@@ -65,18 +59,18 @@ def replay(path: Path, directory: Path) -> int:
         data = path.read_bytes()
     except FileNotFoundError:
         return 0
-    if len(data) < _HEADER.size or data[:8] != _MAGIC:
+    if len(data) < RING_HEADER.size or data[:8] != RING_MAGIC:
         log.error("audit ring %s is not a ring; left alone", path)
         return 0
-    _, capacity, seq, epoch_offset, epoch_start, drained, written = _HEADER.unpack_from(data)
+    _, capacity, seq, epoch_offset, epoch_start, drained, written = RING_HEADER.unpack_from(data)
     pending = written - drained
     if pending == 0:
         return 0
-    if not 0 < pending <= capacity or len(data) < _DATA + capacity:
+    if not 0 < pending <= capacity or len(data) < RING_DATA + capacity:
         log.error("audit ring %s is inconsistent; left alone", path)
         return 0
     at = drained % capacity
-    ring = data[_DATA : _DATA + capacity]
+    ring = data[RING_DATA : RING_DATA + capacity]
     records = (ring[at:] + ring[:at])[:pending]
     offset = epoch_offset + drained - epoch_start
     segment = directory / segment_name(seq)
@@ -98,9 +92,7 @@ def replay(path: Path, directory: Path) -> int:
             kept.write_bytes(records)
             log.error("audit ring %s does not continue its segment; records kept as %s", path, kept)
             return 0
-        done = 0
-        while done < pending:
-            done += os.pwrite(fd, records[done:], offset + done)
+        write_all(fd, records, offset)
         os.fsync(fd)
     finally:
         if fd >= 0:

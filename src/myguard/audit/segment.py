@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import struct
 import zlib
@@ -39,6 +40,14 @@ FRAME_HEAD = struct.Struct("<II")
 PAYLOAD_PREFIX = struct.Struct("<32sQ")
 
 _NAME = re.compile(r"audit-(\d{12})\.seg")
+
+# The ring file records pass through (audit/ring.py; written by _fast/auditchain, whose
+# .pyx states the same layout): u64 words in the machine's byte order after the magic,
+# data from RING_DATA on.
+RING_MAGIC = b"MGRING1\x00"
+# magic, capacity, segment number, epoch offset, epoch start (ring position), drained, written
+RING_HEADER = struct.Struct("=8s6Q")
+RING_DATA = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +150,15 @@ def split_payload(payload: bytes) -> tuple[bytes, int, bytes]:
     """(previous hash, record number, msgpack body)."""
     prev, seq = PAYLOAD_PREFIX.unpack_from(payload)
     return prev, seq, payload[PAYLOAD_PREFIX.size :]
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
+    """``pwrite`` all of ``data`` at ``offset`` (a write may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
 
 
 def read_header(path: Path) -> SegmentHeader:

@@ -94,7 +94,6 @@ class AuditWriter:
         retry_interval: float,
         recovery_free_bytes: int,
         maintenance_interval: float,
-        ring: Path | None,
     ) -> None:
         self._appender = appender
         self.fsync = fsync
@@ -112,8 +111,7 @@ class AuditWriter:
         # Rotations not yet sealed, and the appender's fd, change together under the lock.
         self._lock = threading.Lock()
         self._rotations: list[Rotation] = []
-        self._ring = ring
-        ringed = ring is not None
+        ringed = appender.ring is not None
         self._syncer = _sync.Syncer(
             appender.fd, _HANDOFF, appender.tail if ringed else None, self._sync
         )
@@ -196,7 +194,6 @@ class AuditWriter:
             retry_interval=retry_interval,
             recovery_free_bytes=recovery_free_bytes,
             maintenance_interval=maintenance_interval,
-            ring=appender.ring,
         )
         if appender.ring is not None:
             log.info("audit records of %s go through the ring %s", directory, appender.ring)
@@ -344,8 +341,8 @@ class AuditWriter:
             # A ring that could not be drained stays for the next writer to replay.
             log.error("closing audit segment failed: %s", exc)
             return
-        if self._ring is not None:
-            self._ring.unlink(missing_ok=True)
+        if self._appender.ring is not None:
+            self._appender.ring.unlink(missing_ok=True)
 
     def _gather(self, first: object, waiters: list[asyncio.Future[None]]) -> bool:
         """Collect the waiters queued; True on stop. In batch mode keep waiting while they
