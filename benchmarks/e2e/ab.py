@@ -4,9 +4,11 @@
         --variant 'no-ring:audit.ring_directory=""' [--rounds 4] [--duration 8] \\
         [--threads 16] [--ps disable,auto] [--measure sysbench,connect]
 
-A variant is ``NAME[:TABLE.KEY=VALUE,...]`` with TOML values, applied to the config the
-suite writes for myguard (``--variant fast:audit.fsync="off"``); a variant without
-settings is myguard as shipped. Every round runs each workload on every target back to
+A variant is ``NAME[@TREE][:[TABLE.]KEY=VALUE,...]`` with TOML values, applied to the
+config the suite writes for myguard (``--variant fast:audit.fsync="off"``, ``--variant
+one:workers=1``); a variant without settings is myguard as shipped. ``@TREE`` runs that
+variant from another checkout (its ``src``, built in place), so two builds meet in one run:
+``--variant new --variant old@/work/wt-old``. Every round runs each workload on every target back to
 back, the order rotated per round; the report gives per target the median QPS, CPU µs per
 statement and QPS / HAProxy (median of the per-round ratios). ``connect`` measures the
 connection rate (connect, authenticate, quit from 4 processes for 5 s) of MariaDB and
@@ -26,16 +28,26 @@ from .measures import connect_rate
 from .targets import Stack, Target
 
 
-def parse_variant(text: str) -> tuple[str, dict[str, dict[str, object]]]:
-    name, _, settings = text.partition(":")
-    tables: dict[str, dict[str, object]] = {}
+def parse_variant(text: str) -> tuple[str, Path | None, dict[str, object]]:
+    """``NAME[@TREE][:SETTINGS]``: the variant's name, the checkout it runs from (its
+    ``src`` first on the path; None: this one) and its settings."""
+    head, _, settings = text.partition(":")
+    name, _, tree = head.partition("@")
+    source = Path(tree).resolve() / "src" if tree else None
+    if source is not None and not (source / "myguard").is_dir():
+        raise SystemExit(f"--variant {text!r}: {source} holds no myguard package")
+    tables: dict[str, object] = {}
     for item in filter(None, settings.split(",")):
-        key, _, value = item.partition("=")
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--variant {text!r}: expected [TABLE.]KEY=VALUE, got {item!r}")
         table, _, field = key.strip().partition(".")
-        if not field:
-            raise SystemExit(f"--variant {text!r}: expected TABLE.KEY=VALUE, got {item!r}")
-        tables.setdefault(table, {})[field] = tomllib.loads(f"v = {value}")["v"]
-    return name, tables
+        parsed = tomllib.loads(f"v = {value}")["v"]
+        if field:
+            tables.setdefault(table, {})[field] = parsed  # type: ignore[index]
+        else:  # a top-level setting (workers)
+            tables[table] = parsed
+    return name, source, tables
 
 
 def run(args: argparse.Namespace) -> None:
@@ -44,8 +56,8 @@ def run(args: argparse.Namespace) -> None:
         stack.start_db()
         sysbench.prepare(stack.direct())
         targets: list[Target] = [stack.haproxy.target()]
-        for name, tables in map(parse_variant, args.variant):
-            targets.append(stack.proxy(name, **tables).target(name))
+        for name, source, tables in map(parse_variant, args.variant):
+            targets.append(stack.proxy(name, source=source, **tables).target(name))
         measures = args.measure.split(",")
         if "sysbench" in measures:
             _sysbench(args, targets)

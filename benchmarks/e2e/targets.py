@@ -46,10 +46,13 @@ class Target:
 class BenchProxy(ProxyProcess):
     """ProxyProcess at log level INFO: the tests' DEBUG level is not what production runs."""
 
+    source: Path | None = None  # another checkout's src to run (benchmarks.e2e.ab)
+
     def start(self) -> None:
         before = self.log().count("event=listening") if self.log_file.exists() else 0
         env = self.db.env()
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        paths = [str(self.source)] if self.source else []
+        env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in sys.path if p])
         with open(self.log_file, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "myguard", "serve", "--config", str(self.config_file),
@@ -195,12 +198,14 @@ class Stack:
     def db_tree(self) -> list[int]:
         return descendants(self.db.proc.pid) if self.db.proc else []
 
-    def proxy(self, name: str, **options: object) -> BenchProxy:
-        """Start (once) a myguard named ``name``; defaults are the shipped ones."""
+    def proxy(self, name: str, source: Path | None = None, **options: object) -> BenchProxy:
+        """Start (once) a myguard named ``name``, from ``source`` (another checkout's
+        ``src``) if given; defaults are the shipped ones."""
         if name not in self.proxies:
             settings: dict[str, object] = {"workers": 2, "environment": "production"}
             settings.update(options)
             proxy = BenchProxy(self.base / f"myguard-{name}", self.db, **settings)
+            proxy.source = source
             proxy.start()
             self.proxies[name] = proxy
         return self.proxies[name]

@@ -439,9 +439,7 @@ class BackendPool:
                 # reset (or change of user) puts the global sql_mode back.
                 names += _IGNORE_SPACE
             payloads.append(_identity_statement(identity, names))
-            for payload in payloads:
-                stream.seq = 0
-                stream.write_packet(payload)
+            stream.write_commands(payloads)
             await stream.drain()
             error: MySQLError | None = None
             for payload in payloads:

@@ -153,6 +153,10 @@ class PacketStream(asyncio.Protocol):
         data, self.seq = _framing.build_packets(payload, self.seq)
         self.write_raw(data)
 
+    def write_commands(self, payloads: list[bytes]) -> None:
+        """Commands pipelined in one send, each framed from sequence id 0."""
+        self.write_raw(b"".join([_framing.build_packets(p, 0)[0] for p in payloads]))
+
     def write_raw(self, data: bytes) -> None:
         if self._lost is not None:
             raise ConnectionLost(self._lost)
