@@ -499,17 +499,59 @@ def test_show_explain_for_a_session_of_another_worker(private_proxy):
 
 def test_the_backends_views_of_other_sessions_are_for_dba(proxy):
     """SHOW ENGINE INNODB STATUS and information_schema.INNODB_TRX list what the backend's
-    threads run, every user's: the shipped pack leaves them to dba, as the process list."""
+    threads run, every user's: left to process_list_groups (dba), as the process list."""
     carol, alice = connect(proxy, "carol", "carol-pw-3"), connect(proxy)
     for sql in (
         "SHOW ENGINE INNODB STATUS",
         "SELECT trx_mysql_thread_id, trx_query FROM information_schema.INNODB_TRX",
     ):
-        with carol.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as err:
-            cur.execute(sql)
-        assert err.value.args[0] == 4700 and "for DBAs" in err.value.args[1]
+        code, message = _refused(carol, sql)
+        assert code == 1227 and "process_list_groups" in message
+        assert _audited(proxy, sql)["error_code"] == 1227
         with alice.cursor() as cur:
             cur.execute(sql)
             cur.fetchall()
     carol.close()
     alice.close()
+
+
+def test_the_backends_views_of_other_sessions_whatever_the_rules_say(
+    private_proxy, mariadb, tmp_path
+):
+    """A site's own rules file that allows everything does not open them: bob's literal
+    in the backend's general log (all statements of the shared account) stays out of
+    carol's sight, also through dynamic SQL and a stored procedure; alice (dba) reads it."""
+    rules = tmp_path / "allow-all.toml"
+    rules.write_text('[defaults]\naction = "allow"\n')
+    p = private_proxy(rules_file=rules, environment="development")
+    bob, carol, alice = (
+        connect(p, "bob", "bob-pw-2"),
+        connect(p, "carol", "carol-pw-3"),
+        connect(p),
+    )
+    log = "SELECT argument FROM mysql.general_log"
+    mariadb.sql("SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = ON;")
+    try:
+        with bob.cursor() as cur:
+            cur.execute("SELECT 'bob-secret-4711'")
+            cur.fetchall()
+        for sql in (
+            log,
+            "SELECT * FROM performance_schema.events_statements_history",
+            "SELECT * FROM sys.processlist",
+            "SHOW ENGINE INNODB STATUS",
+            f"EXECUTE IMMEDIATE CONCAT('{log[:20]}', '{log[20:]}')",
+            "CREATE PROCEDURE test.peek() SELECT argument FROM mysql.general_log",
+        ):
+            code, message = _refused(carol, sql)
+            assert code == 1227 and "process_list_groups" in message, sql
+        with carol.cursor() as cur:  # carol's own work goes on
+            cur.execute("SHOW TABLES FROM performance_schema")
+            assert cur.fetchall()
+        with alice.cursor() as cur:
+            cur.execute(log)
+            assert any("bob-secret-4711" in str(row[0]) for row in cur.fetchall())
+    finally:
+        mariadb.sql("SET GLOBAL general_log = OFF; TRUNCATE mysql.general_log;")
+    for conn in (bob, carol, alice):
+        conn.close()

@@ -28,8 +28,6 @@ AI_RO = "ai-agents-read-only-in-production"
 OPAQUE = "no-opaque-in-production"
 MASK = "mask-pii-for-analysts"
 APPROVE = "approve-production-ddl"
-OTHERS = "others-statements-for-dba"
-ENGINE = "engine-status-for-dba"
 
 # (sql, groups, environment, current db, action, rule)
 CASES = [
@@ -67,23 +65,6 @@ CASES = [
     ("KILL 42", DEV, PROD, None, "allow", "default"),
     ("LOCK TABLES orders READ", DEV, PROD, "shop", "allow", "default"),
     ("UNLOCK TABLES", DEV, PROD, None, "allow", "default"),
-    # other users' statements, through the backend's own views (shared service account)
-    ("SHOW ENGINE INNODB STATUS", ANALYST, PROD, None, "block", ENGINE),
-    ("show engine innodb status", DEV, STAGE, None, "block", ENGINE),
-    ("SHOW ENGINE INNODB STATUS", DBA, PROD, None, "allow", "default"),
-    ("SELECT trx_query FROM information_schema.INNODB_TRX", AI, PROD, None, "block", OTHERS),
-    (
-        "SELECT * FROM performance_schema.events_statements_history",
-        DEV,
-        PROD,
-        None,
-        "block",
-        OTHERS,
-    ),
-    ("SELECT * FROM processlist", DEV, PROD, "sys", "block", OTHERS),
-    ("SELECT argument FROM mysql.general_log", DEV, PROD, None, "block", OTHERS),
-    ("SELECT * FROM information_schema.INNODB_TRX", DBA, PROD, None, "allow", "default"),
-    ("SHOW ENGINES", DEV, PROD, None, "allow", "default"),
     # destructive DDL
     ("DROP TABLE orders", DEV, PROD, "shop", "block", DROP),
     ("drop table orders", DBA, PROD, "shop", "block", DROP),

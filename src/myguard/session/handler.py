@@ -38,7 +38,7 @@ from myguard.protocol.errors import (
 )
 from myguard.protocol.generic_response import err_packet
 from myguard.protocol.prepared_statements import bound_types
-from myguard.session import dynamic_sql, process_list
+from myguard.session import backend_views, dynamic_sql, process_list
 from myguard.session import kill as kill_stmt
 from myguard.session.audit_trail import Outcome
 from myguard.session.guard import blocked_error
@@ -409,6 +409,8 @@ class StatementHandler:
                 decision.statements, statement.text, maps_explain=maps_explain
             )
         )
+        if refused is None and not s.sees_all_sessions:
+            refused = backend_views.refusal(decision.statements, statement.text)
         if refused is not None:
             s.trail.refused(statement, decision, refused.code)
             raise refused
@@ -485,7 +487,8 @@ class StatementHandler:
             decision.observed  # each one is logged
             or policy.cache_misses != misses
             or s.reading.known_ambiguity(statement.text) is not None  # not decided by shape
-            or kill_stmt.reads_literals(decision.statements)  # a KILL may hide in a literal
+            # a KILL or a backend view may hide in a literal
+            or kill_stmt.reads_literals(decision.statements)
         ):
             return
         quiet = _quiet(statement.text, decision)

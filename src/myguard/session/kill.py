@@ -86,7 +86,7 @@ def on_backend(
     for st in statements:
         if st.kind == "kill":
             return MySQLError(ER_KILL_DENIED_ERROR, "HY000", _KILL_ON_BACKEND)
-        if _hidden(st):
+        if hides_text(st):
             if code is None:
                 code = " ".join(leading_words(text, -1))
             if _KILL_WORD(code) is not None:
@@ -128,15 +128,16 @@ class ExplainFor:
         return f"{self.head}{thread_id}"
 
 
-def _hidden(st: Statement) -> bool:
+def hides_text(st: Statement) -> bool:
     """Does ``st`` hold text the analysis does not see into (opaque or a stored program)?"""
     return st.opaque or (st.kind in ("create", "alter") and st.object_type in CODE_OBJECTS)
 
 
 def reads_literals(statements: Iterable[Statement]) -> bool:
-    """Does ``on_backend`` read these statements' literals (text the analysis does not see
-    into)? Then its answer holds for this text only, not for every text of its shape."""
-    return any(_hidden(st) for st in statements)
+    """Do ``on_backend`` and ``backend_views.refusal`` read these statements' literals (text
+    the analysis does not see into)? Then their answer holds for this text only, not for
+    every text of its shape."""
+    return any(hides_text(st) for st in statements)
 
 
 def _lone_explain_for(st: Statement) -> bool:

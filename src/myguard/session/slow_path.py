@@ -202,7 +202,7 @@ class SlowPath:
         if refused is not None:
             s.trail.refused(statement, decision, refused.code)
             raise refused
-        rows = await workers.list_sessions(s.ctx.registry, s.user, self._sees_all())
+        rows = await workers.list_sessions(s.ctx.registry, s.user, s.sees_all_sessions)
         full = process_list.show_full(statement.text)
         if full is None and any(st.object_type == "processlist" for st in decision.statements):
             # SHOW PROCESSLIST among other statements: the backend would answer it with
@@ -218,11 +218,6 @@ class SlowPath:
         s.trail.statement(statement, decision, Outcome(rows=len(answer)))
         return None
 
-    def _sees_all(self) -> bool:
-        """Does the user see every session (a member of the process list groups)?"""
-        s = self.state
-        return bool(s.identity.groups & s.ctx.config.process_list_groups)
-
     async def _explain_for(
         self, statement: StatementText, decision: Decision, explain: kill_stmt.ExplainFor
     ) -> bytes:
@@ -232,7 +227,7 @@ class SlowPath:
         try:
             target = explain.session_id()
             backend, thread = await workers.backend_thread(
-                s.ctx.registry, s.user, self._sees_all(), target
+                s.ctx.registry, s.user, s.sees_all_sessions, target
             )
             if backend != s.backend_config.name:
                 raise MySQLError(

@@ -89,6 +89,14 @@ class SessionState:
         return self.guard is None or self.guard.identity_masks(self.ctx.policy) is not None
 
     @property
+    def sees_all_sessions(self) -> bool:
+        """Is the user in ``process_list_groups``: sees every session, and the backend's
+        views of every session's statements?"""
+        return self.identity is not None and bool(
+            self.identity.groups & self.ctx.config.process_list_groups
+        )
+
+    @property
     def backend_thread_id(self) -> int | None:
         return self.backend.thread_id if self.backend is not None else None
 
