@@ -1,7 +1,8 @@
 """Prometheus metrics, served on the admin listener's /metrics.
 
 With several workers the supervisor sets PROMETHEUS_MULTIPROC_DIR before starting them,
-so every worker's values land in shared files that the supervisor's /metrics sums.
+so every worker's values land in shared files that the supervisor's /metrics sums; it adds
+its own audit chain (approval steps) to the audit metrics (``WithOwnAudit``).
 
 Per-statement metrics (commands, latency, bytes, policy cache) are tallied in plain
 numbers and added to Prometheus by ``flush()``: once a second, before every /metrics
@@ -13,9 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from myguard._fast import load
 
@@ -287,6 +293,61 @@ def _flush_audit() -> None:
         AUDIT_RECORDS.inc(records)
     if failures > 0:
         AUDIT_FAILURES.inc(failures)
+
+
+class WithOwnAudit(Collector):
+    """The supervisor's collector: the workers' values (``inner``, their metric files) with
+    the supervisor's own audit chain (approval steps) added to the audit families, so the
+    writers an alert counts are every chain's."""
+
+    def __init__(self, inner: Collector) -> None:
+        self._inner = inner
+        self._writer: Any = None  # an audit.writer.AuditWriter
+        self._first_record = 0
+
+    def watch(self, writer: Any) -> None:
+        """Add ``writer``'s state and the records it appends from now on."""
+        self._writer = writer
+        self._first_record = writer.tail.next_record
+
+    def collect(self) -> Iterable[Metric]:
+        w = self._writer
+        if w is None:
+            yield from self._inner.collect()
+            return
+        own: dict[str, dict[str, float]] = {  # family: {state label, or "": value}
+            "myguard_audit_writers": {"healthy": float(w.healthy), "failed": float(not w.healthy)},
+            "myguard_audit_ring_pending_bytes": {"": float(w.tail.ring_pending)},
+            "myguard_audit_records": {"": float(w.tail.next_record - self._first_record)},
+            "myguard_audit_write_failures": {"": float(w.failures)},
+        }
+        for family in self._inner.collect():
+            values = own.pop(family.name, None)
+            if values is not None:
+                _add(family, values)
+            yield family
+        for metric in (AUDIT_WRITERS, AUDIT_RING_PENDING, AUDIT_RECORDS, AUDIT_FAILURES):
+            described = metric.describe()[0]
+            values = own.get(described.name)
+            if values is not None:  # no worker has reported it yet
+                family = Metric(described.name, described.documentation, described.type)
+                _add(family, values)
+                yield family
+
+
+def _add(family: Metric, values: dict[str, float]) -> None:
+    """Add ``values`` (by ``state`` label, "" for none) to ``family``'s samples."""
+    name = family.name + "_total" if family.type == "counter" else family.name
+    samples = []
+    for sample in family.samples:
+        if sample.name == name:
+            sample = sample._replace(
+                value=sample.value + values.pop(sample.labels.get("state", ""), 0.0)
+            )
+        samples.append(sample)
+    for state, value in values.items():
+        samples.append(Sample(name, {"state": state} if state else {}, value))
+    family.samples = samples
 
 
 async def flush_periodically(interval: float = FLUSH_INTERVAL) -> None:

@@ -4,7 +4,8 @@ Each worker is a full proxy process (``myguard serve --worker N``) that binds th
 listeners with SO_REUSEPORT, so the kernel spreads connections across all cores. The
 supervisor restarts a worker that dies, forwards reloads (after checking the rules file
 itself, so a broken file is reported to the caller), drains the workers on SIGTERM, and
-runs the admin listener: /metrics sums every worker's values, /approvals serves approvers.
+runs the admin listener: /metrics sums every worker's values (and adds its own audit
+chain's), /approvals serves approvers.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from myguard.console.sessions import WorkerSessions
 from myguard.identity.throttle import LoginThrottle
 from myguard.listen_lock import lock_listen_addresses
 from myguard.logs import event
+from myguard.metrics import WithOwnAudit
 from myguard.policy.engine import Policy
 from myguard.session.workers import RUNTIME_DIR_ENV
 
@@ -56,7 +58,8 @@ class Supervisor:
         # Shared with the workers: metric files, and each worker's KILL socket.
         self.metrics_dir = tempfile.mkdtemp(prefix="myguard-run-")
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=self.metrics_dir)
+        self.collector = WithOwnAudit(multiprocess.MultiProcessCollector(None, self.metrics_dir))
+        registry.register(self.collector)
         self.admin = AdminServer(self._healthy, registry)
         self.audit: AuditWriter | None = None
 
@@ -125,6 +128,7 @@ class Supervisor:
 
         if self.config.audit.enabled:
             self.audit = await open_audit(self.config.audit, "supervisor")
+            self.collector.watch(self.audit)
         approvals = approval_service(self.config, lambda: self.audit)
         ident = self.config.identity
         source = build_identity_source(self.config)

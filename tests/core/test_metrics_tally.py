@@ -169,3 +169,68 @@ def test_audit_writers_are_reported_at_flush(tmp_path) -> None:
             await writer.close()
 
     asyncio.run(run())
+
+
+_WORKER = """
+import sys
+from myguard import metrics
+metrics.AUDIT_WRITERS.labels("healthy").set(1)
+metrics.AUDIT_WRITERS.labels("failed").set(0)
+metrics.AUDIT_RECORDS.inc(5)
+metrics.AUDIT_RING_PENDING.set(100)
+"""
+
+
+def test_the_supervisor_adds_its_own_audit_chain(tmp_path) -> None:
+    """The supervisor's /metrics: every worker's audit values (their metric files) plus its
+    own chain's, in the same families; before any worker wrote one, its own alone."""
+    import os
+    import subprocess
+    import sys
+
+    from prometheus_client import generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    from myguard.audit import AuditWriter, statement_record
+
+    files = tmp_path / "metrics"
+    files.mkdir()
+
+    def scrape(collector: metrics.WithOwnAudit) -> dict[str, float]:
+        registry = CollectorRegistry()
+        registry.register(collector)
+        text = generate_latest(registry).decode()
+        return {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("myguard_audit") and not line.startswith("#")
+        }
+
+    async def run() -> None:
+        writer = await AuditWriter.open(tmp_path / "audit", fsync="off", ring_directory=None)
+        collector = metrics.WithOwnAudit(MultiProcessCollector(None, str(files)))
+        try:
+            assert not [k for k in scrape(collector) if k.startswith("myguard_audit")]
+            collector.watch(writer)
+            writer.enqueue(statement_record(user="u", statement="S", decision="allow").encode())
+            alone = scrape(collector)
+            assert alone['myguard_audit_writers{state="healthy"}'] == 1
+            assert alone['myguard_audit_writers{state="failed"}'] == 0
+            assert alone["myguard_audit_records_total"] == 1
+            assert alone["myguard_audit_write_failures_total"] == 0
+            env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(files)}
+            for _ in range(2):  # two workers, each with its healthy chain
+                subprocess.run([sys.executable, "-c", _WORKER], env=env, check=True)
+            both = scrape(collector)
+            assert both['myguard_audit_writers{state="healthy"}'] == 3
+            assert both["myguard_audit_records_total"] == 11
+            assert both["myguard_audit_ring_pending_bytes"] == 200
+            writer._fail(OSError(28, "No space left on device"))
+            failed = scrape(collector)
+            assert failed['myguard_audit_writers{state="healthy"}'] == 2
+            assert failed['myguard_audit_writers{state="failed"}'] == 1
+            assert failed["myguard_audit_write_failures_total"] == 1
+        finally:
+            await writer.close()
+
+    asyncio.run(run())

@@ -75,6 +75,9 @@ def test_workers_share_the_port_and_a_dead_worker_is_replaced(private_proxy):
             break
         assert time.monotonic() < deadline, body
         time.sleep(0.2)
+    # The audit chains: each worker's and the supervisor's own (approval steps).
+    assert 'myguard_audit_writers{state="healthy"} 3.0' in body
+    assert 'myguard_audit_writers{state="failed"} 0.0' in body
     # kill -9 one worker: the supervisor starts another, and clients keep being served.
     pids = [
         int(line.split("pid=")[1].split()[0])
