@@ -545,6 +545,13 @@ def test_the_backends_views_of_other_sessions_whatever_the_rules_say(
         ):
             code, message = _refused(carol, sql)
             assert code == 1227 and "process_list_groups" in message, sql
+        prepared = mysql.connector.connect(
+            host="127.0.0.1", port=p.port, user="carol", password="carol-pw-3"
+        )
+        with pytest.raises(mysql.connector.Error) as err:  # refused at COM_STMT_PREPARE
+            prepared.cursor(prepared=True).execute(f"{log} WHERE thread_id > %s", (0,))
+        assert err.value.errno == 1227
+        prepared.close()
         with carol.cursor() as cur:  # carol's own work goes on
             cur.execute("SHOW TABLES FROM performance_schema")
             assert cur.fetchall()
