@@ -32,6 +32,11 @@ def _refused(sql: str, current_db: str | None = "shop") -> bool:
         ("SELECT sql_text FROM mysql.slow_log", None),
         ("SHOW ENGINE INNODB STATUS", None),
         ("show engine all status", None),
+        ("SHOW BINLOG EVENTS IN 'mysql-bin.000001' LIMIT 10", None),
+        ("SHOW RELAYLOG EVENTS", None),
+        ("SHOW SLAVE STATUS", None),
+        ("SHOW ALL SLAVES STATUS", None),
+        ("SHOW REPLICA 'src' STATUS", None),
         ("SELECT o.id FROM orders o JOIN performance_schema.threads t ON t.thread_id = o.id", None),
         ("SELECT 1; SELECT * FROM sys.processlist", None),  # any statement of a text
         ("SELECT (SELECT COUNT(*) FROM information_schema.innodb_trx)", None),
@@ -50,6 +55,7 @@ def _refused(sql: str, current_db: str | None = "shop") -> bool:
             None,
         ),
         ("BEGIN NOT ATOMIC SHOW ENGINE INNODB STATUS; END", None),
+        ("EXECUTE IMMEDIATE CONCAT('SHOW BINLOG ', 'EVENTS')", None),
         (
             "CREATE TRIGGER t BEFORE INSERT ON o FOR EACH ROW SET @q = (SELECT info FROM `sys` . x)",
             None,
@@ -69,6 +75,8 @@ def test_refused(sql, current_db):
         ("SHOW TABLES FROM performance_schema", None),  # names, not statements
         ("SHOW DATABASES", None),
         ("SHOW ENGINES", None),
+        ("SHOW MASTER STATUS", None),  # a position, no statements
+        ("SHOW BINARY LOGS", None),
         ("SELECT * FROM information_schema.TABLES WHERE table_schema = 'sys'", None),
         ("SELECT * FROM shop.threads", "performance_schema"),
         ("SELECT 'performance_schema.threads'", None),  # a literal the analysis sees is data

@@ -33,18 +33,24 @@ VIEWS = tuple(
         "mysql.slow_log",
     )
 )
-# SHOW ENGINE INNODB STATUS: running transactions and the last deadlock, statements too.
-SHOWS = frozenset({"show:engine"})
+# SHOW ENGINE INNODB STATUS: running transactions and the last deadlock, statements too;
+# the binary and relay logs' events: every write, with its text (MariaDB annotates row
+# events with the statement); a replica's status: the text of a replicated statement that
+# failed.
+SHOWS = frozenset(
+    {"show:engine", "show:binlog", "show:relaylog", "show:slave", "show:slaves", "show:replica"}
+)
 # The same in text the analysis does not see into (dynamic SQL, a stored program's body),
 # read in its code words, upper-cased and joined by spaces.
 _IN_HIDDEN_TEXT = re.compile(
     r"\bPERFORMANCE_SCHEMA\b|\bSYS`?\s*\.|\bINNODB_(?:TRX|LOCKS|LOCK_WAITS)\b"
-    r"|\b(?:GENERAL|SLOW)_LOG\b|\bSHOW\s+ENGINE\b"
+    r"|\b(?:GENERAL|SLOW)_LOG\b|\bSHOW\s+(?:ENGINE|BINLOG|RELAYLOG|SLAVE|REPLICA|ALL\s+SLAVES)\b"
 ).search
 _REFUSED = (
     "myguard: the backend's views of other sessions' statements (performance_schema, sys,"
     " information_schema.INNODB_TRX and its lock tables, mysql.general_log and slow_log,"
-    " SHOW ENGINE ... STATUS) are for the groups that see every session"
+    " SHOW ENGINE ... STATUS, the binary and relay logs' events, a replica's status) are for"
+    " the groups that see every session"
     " (process_list_groups): every user's sessions run there as one account."
     " SHOW PROCESSLIST shows your own sessions"
 )
