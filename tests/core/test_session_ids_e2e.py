@@ -347,6 +347,28 @@ def test_a_kill_that_would_run_on_the_backend_is_refused(proxy, mariadb):
     victim.close()
 
 
+def test_a_session_that_kills_itself_gets_the_servers_answer(proxy, mariadb):
+    """KILL of a session's own statement or connection: the KILL itself is what was killed
+    (1317, 1927 and the connection closes), as the server answers it."""
+    answers = {}
+    for target, port, user, password in (
+        ("direct", mariadb.port, "root", ROOT_PASSWORD),
+        ("myguard", proxy.port, "alice", "alice-pw-1"),
+    ):
+        conn = pymysql.connect(host="127.0.0.1", port=port, user=user, password=password)
+        query = _refused(conn, "KILL QUERY CONNECTION_ID()")
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+        killed = _refused(conn, "KILL CONNECTION_ID()")
+        with pytest.raises(pymysql.err.OperationalError):
+            conn.cursor().execute("SELECT 1")
+        answers[target] = (query[0], killed[0])
+    assert answers["myguard"] == answers["direct"] == (1317, 1927)
+    assert _audited(proxy, "KILL QUERY CONNECTION_ID()")["error_code"] == 1317
+    assert _audited(proxy, "KILL CONNECTION_ID()")["error_code"] == 1927
+
+
 def test_a_kill_myguard_runs_is_decided_by_the_rules_and_audited(proxy, private_proxy):
     alice, other = connect(proxy), connect(proxy)
     with alice.cursor() as cur:

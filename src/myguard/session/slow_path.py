@@ -25,7 +25,9 @@ from myguard.protocol.column_types import (
 )
 from myguard.protocol.constants import Capability, Command
 from myguard.protocol.errors import (
+    ER_CONNECTION_KILLED,
     ER_NOT_ALLOWED_COMMAND,
+    ER_QUERY_INTERRUPTED,
     ER_TARGET_NOT_EXPLAINABLE,
     ER_UNKNOWN_COM_ERROR,
     MySQLError,
@@ -168,11 +170,23 @@ class SlowPath:
         decision = s.guard.decide(s.ctx.policy, statement.text, statement.fingerprint)
         decision = self.handler.checked(statement, decision, runs_here=True)
         approval_id = await self._approve(statement, [], decision)
+        own = s.ctx.registry.find(request.target) is s
         try:
-            await workers.kill(s.ctx.registry, s.user, request)
+            if not (own and request.query_only):  # its own statement is the KILL itself
+                await workers.kill(s.ctx.registry, s.user, request)
         except MySQLError as exc:
             s.trail.refused(statement, decision, exc.code)
             raise
+        if own:  # as the server answers: the KILL is what was killed
+            error = (
+                MySQLError(ER_QUERY_INTERRUPTED, "70100", "Query execution was interrupted")
+                if request.query_only
+                else MySQLError(ER_CONNECTION_KILLED, "70100", "Connection was killed", fatal=True)
+            )
+            s.trail.statement(
+                statement, decision, Outcome(error_code=error.code), approval_id=approval_id
+            )
+            raise error
         s.trail.statement(statement, decision, Outcome(), approval_id=approval_id)
         s.ok()
 
