@@ -59,6 +59,29 @@ def test_a_connection_that_died_unnoticed_is_replaced(mariadb):
     run(scenario())
 
 
+def test_a_sessions_reset_on_a_dead_connection_fails_and_it_is_not_reused(mariadb):
+    """BackendPool.reset (a client's COM_RESET_CONNECTION) when the server has ended the
+    connection: BackendUnavailable, and the connection never goes back to the pool."""
+    from myguard.backend.connect import BackendUnavailable
+
+    async def scenario():
+        pool = BackendPool(backend(mariadb, max=2), workers=1, max_packet=1 << 24)
+        conn = await checkout(pool)
+        identity = SessionIdentity("alice", 7, "127.0.0.1")
+        await pool.reset(conn, UTF8MB4_GENERAL_CI, None, identity)  # a live one resets
+        mariadb.sql(f"KILL {conn.thread_id}")
+        await asyncio.sleep(0.1)
+        with pytest.raises(BackendUnavailable) as exc:
+            await pool.reset(conn, UTF8MB4_GENERAL_CI, None, identity)
+        assert exc.value.code == 4690 and "reset failed" in exc.value.message
+        assert conn.tainted and not conn.usable
+        pool.release(conn, reusable=True)
+        assert pool.total == 0 and pool.idle == 0
+        await pool.close()
+
+    run(scenario())
+
+
 def test_exhausted_pool_error_names_the_limit(mariadb):
     async def scenario():
         pool = BackendPool(backend(mariadb, max=1, wait_timeout=0.2), workers=1, max_packet=1 << 24)

@@ -12,6 +12,7 @@ import pymysql
 import pytest
 from pymysql.constants import CLIENT
 
+from mariadb_server import ROOT_PASSWORD
 from myguard.protocol.codec import PayloadReader
 from raw_client import RawClient, as_error
 
@@ -151,6 +152,66 @@ def test_set_option_and_reset_connection(proxy):
     assert reply[:1] in (b"\x00", b"\xfe")
     assert c.command(b"\x1f")[:1] == b"\x00"  # COM_RESET_CONNECTION
     assert c.command(b"\x03SELECT 1; SELECT 2")[:1] == b"\x01"
+
+
+@pytest.mark.parametrize("charset", ["latin1", "utf8mb4"])
+def test_reset_connection_leaves_the_session_as_a_server_does(proxy, mariadb, charset):
+    """COM_RESET_CONNECTION as MariaDB answers it directly: the login's character set
+    again (not the pooled connection's own), the database kept, variables, temporary
+    tables and prepared statements gone; and through myguard the identity set again."""
+
+    def state(conn: pymysql.Connection, reset: bool) -> tuple:
+        with conn.cursor() as cur:
+            cur.execute("SET NAMES cp1251")
+            cur.execute("SET @v = 1")
+            cur.execute("CREATE TEMPORARY TABLE tmp_reset (a INT)")
+            if reset:
+                conn._execute_command(0x1F, b"")  # COM_RESET_CONNECTION
+                assert conn._read_packet().is_ok_packet()
+            cur.execute("SELECT @@character_set_client, @@collation_connection, DATABASE(), @v")
+            got = cur.fetchone()
+            with pytest.raises(pymysql.err.MySQLError) as err:  # the temporary table is gone
+                cur.execute("SELECT * FROM tmp_reset")
+            return (*got, err.value.args[0])
+
+    direct = pymysql.connect(
+        host="127.0.0.1", port=mariadb.port, user="root", password=ROOT_PASSWORD,
+        database="shop", charset=charset,
+    )  # fmt: skip
+    proxied = connect(proxy, charset=charset)
+    expected = state(direct, reset=True)
+    assert expected[0] == charset and expected[2:] == ("shop", None, 1146)
+    assert state(proxied, reset=True) == expected
+    with proxied.cursor() as cur:  # whose session it is, for the backend's own views
+        cur.execute("SELECT @myguard_user, @myguard_session")
+        assert cur.fetchone() == ("alice", proxied.thread_id())
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
+    direct.close()
+    proxied.close()
+
+
+def test_reset_connection_on_a_lost_backend_ends_the_session(proxy, mariadb):
+    """The backend connection dies before COM_RESET_CONNECTION: the session ends (a
+    reset could not restore its state) with the connection lost (2013) or, when the
+    reset itself met the dead connection, 4690; other sessions go on."""
+    conn = connect(proxy)
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@pseudo_thread_id")
+        thread = cur.fetchone()[0]
+    mariadb.sql(f"KILL {thread}")
+    time.sleep(0.2)
+    with pytest.raises(pymysql.err.MySQLError) as err:
+        conn._execute_command(0x1F, b"")  # COM_RESET_CONNECTION
+        conn._read_packet()
+    assert err.value.args[0] in (2013, 4690)
+    with pytest.raises(pymysql.err.MySQLError):
+        conn.cursor().execute("SELECT 1")
+    other = connect(proxy)
+    with other.cursor() as cur:
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
+    other.close()
 
 
 def _execute_with_cursor(c: RawClient, stmt_id: int) -> list[bytes]:

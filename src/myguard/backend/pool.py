@@ -408,6 +408,25 @@ class BackendPool:
         else:
             event(logging.INFO, "pool_ready", backend=self.config.name, max=self.limit)
 
+    async def reset(
+        self,
+        conn: BackendConnection,
+        collation: int,
+        database: str | None,
+        identity: SessionIdentity,
+    ) -> None:
+        """A session's COM_RESET_CONNECTION on its connection: reset, then set as at
+        checkout (the client's collation, its database, the identity), which is what a
+        reset leaves of a direct connection: the character set of the login, the database
+        kept. Forwarded as it is, the reset would give the session the character set of the
+        pool's own login and drop the identity. Raises BackendUnavailable when the
+        connection fails (it is not reused), or the server's error for the database."""
+        try:
+            await self._prepare(conn, collation, database, identity, fresh=False)
+        except (ConnectionLost, ProtocolError, TimeoutError, BackendUnavailable) as exc:
+            conn.tainted = True
+            raise BackendUnavailable(self.config.name, f"reset failed: {exc}") from None
+
     async def _prepare(
         self,
         conn: BackendConnection,

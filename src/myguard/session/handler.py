@@ -65,7 +65,6 @@ _SIMPLE = frozenset(
         Command.COM_STATISTICS,
         Command.COM_SET_OPTION,
         Command.COM_STMT_RESET,
-        Command.COM_RESET_CONNECTION,
     }
 )
 COMMAND_NAMES = {c.value: c.name[4:].lower() for c in Command}
@@ -449,13 +448,10 @@ class StatementHandler:
         if command == _INIT_DB:
             return self._init_db(payload)
         if command in _SIMPLE:
-            if command == Command.COM_RESET_CONNECTION:
-                s.prepared.clear()
-                s.reading.forget()
             return _scan.RESPONSE_SIMPLE
         if command == Command.COM_FIELD_LIST:
             return _scan.RESPONSE_FIELD_LIST
-        return DETACH  # COM_QUIT among them
+        return DETACH  # COM_QUIT and COM_RESET_CONNECTION among them
 
     def _repeat(self, statement: StatementText) -> Decision | None:
         """The decision of a query whose shape (fingerprint) went straight through before,

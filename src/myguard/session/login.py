@@ -210,11 +210,12 @@ class LoginPhase:
         if "program_name" in response.attributes:
             attrs["myguard_client_program"] = response.attributes["program_name"][:64]
         started = time.perf_counter()
+        self.collation = response.charset or UTF8MB4_GENERAL_CI
         try:
             self.backend = await self.pool.checkout(
                 self._account(),
                 client_capabilities=self.capabilities,
-                collation=response.charset or UTF8MB4_GENERAL_CI,
+                collation=self.collation,
                 database=database,
                 identity=SessionIdentity(identity.user, self.id, self.source_ip),
                 attributes=attrs,

@@ -11,6 +11,7 @@ import logging
 from myguard.analysis import analyze
 from myguard.approvals.errors import MyguardCommandSyntax
 from myguard.approvals.sql_command import MyguardCommand, parse_myguard_command
+from myguard.backend.connect import BackendUnavailable
 from myguard.backend.query import text_query
 from myguard.logs import event
 from myguard.masking.lineage import Lineage
@@ -103,6 +104,9 @@ class SlowPath:
         if command == Command.COM_STMT_FETCH:
             prepared = s.prepared[int.from_bytes(payload[1:5], "little")]
             return Decided(command, prepared.executed(), prepared.decision, prepared)
+        if command == Command.COM_RESET_CONNECTION:
+            await self._reset_connection()
+            return None
         if command == Command.COM_PROCESS_KILL:
             if len(payload) < 5:
                 raise ProtocolError("malformed COM_PROCESS_KILL", 1835)
@@ -189,6 +193,21 @@ class SlowPath:
             raise error
         s.trail.statement(statement, decision, Outcome(), approval_id=approval_id)
         s.ok()
+
+    async def _reset_connection(self) -> None:
+        """COM_RESET_CONNECTION: the backend session reset to what the login left, with the
+        client's character set and this session's identity (``BackendPool.reset``)."""
+        s = self.state
+        try:
+            await s.pool.reset(s.backend, s.collation, s.database, s.backend_identity)
+        except BackendUnavailable as exc:
+            exc.fatal = True  # the connection is gone or in an unknown state
+            raise
+        s.prepared.clear()
+        s.reading.forget()
+        s.scanner.known_status = s.backend.status
+        s.ok()
+        await s.client.drain()
 
     async def _with_source(self, statement: StatementText) -> StatementText:
         """``PREPARE name FROM @v`` as ``PREPARE name FROM '<what @v holds>'``, the text

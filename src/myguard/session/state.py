@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from myguard.backend.connect import BackendConnection
+from myguard.backend.pool import SessionIdentity
 from myguard.config import BackendConfig
 from myguard.context import ServerContext
 from myguard.identity.base import Identity
@@ -64,6 +65,7 @@ class SessionState:
         self.attributes: dict[str, str] = {}
         self.capabilities = 0
         self.database: str | None = None
+        self.collation = 0  # the client's at login: its backend connection is set to it
         self.backend: BackendConnection | None = None
         self.pool = ctx.pool_for(backend_config)
         self.scanner: Any = None  # the response grammar (_fast.resultscan), set at login
@@ -95,6 +97,12 @@ class SessionState:
         return self.identity is not None and bool(
             self.identity.groups & self.ctx.config.process_list_groups
         )
+
+    @property
+    def backend_identity(self) -> SessionIdentity:
+        """Whose session the backend connection serves, as the pool sets it."""
+        user = self.identity.user if self.identity is not None else self.user
+        return SessionIdentity(user, self.id, self.source_ip)
 
     @property
     def backend_thread_id(self) -> int | None:
