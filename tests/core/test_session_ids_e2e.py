@@ -436,6 +436,54 @@ def _running(conn, sql: str) -> threading.Thread:
     return t
 
 
+def test_a_backend_lost_while_a_statement_is_held_is_reported_as_lost(
+    private_proxy, mariadb, tmp_path
+):
+    """The backend connection dies while the session task holds the sockets (a statement
+    held for approval): once approved, the client is told the backend was lost (2013), not
+    an internal error, and other sessions go on."""
+    rules = tmp_path / "hold-rules.toml"
+    rules.write_text(
+        '[defaults]\naction = "allow"\n\n[[rules]]\nname = "hold-orders"\naction = "approve"\n'
+        '[rules.when]\ntables = ["shop.orders"]\n[rules.approval]\napprover_groups = ["dba"]\n'
+    )
+    p = private_proxy(rules_file=rules)
+    bob = connect(p, "bob", "bob-pw-2")
+    with bob.cursor() as cur:
+        cur.execute("SELECT @@pseudo_thread_id")
+        thread = cur.fetchone()[0]
+    errors: list[object] = []
+
+    def held() -> None:
+        try:
+            bob.cursor().execute("SELECT COUNT(*) FROM shop.orders")
+        except pymysql.err.MySQLError as exc:
+            errors.append(exc.args)
+
+    waiter = threading.Thread(target=held)
+    waiter.start()
+    alice = connect(p)
+    with alice.cursor() as cur:
+        deadline = time.monotonic() + 10
+        rows: tuple = ()
+        while not rows and time.monotonic() < deadline:
+            cur.execute("MYGUARD APPROVALS")
+            rows = cur.fetchall()
+            time.sleep(0.05)
+        assert rows and waiter.is_alive()
+        mariadb.sql(f"KILL {thread}")
+        time.sleep(0.2)
+        cur.execute(f"MYGUARD APPROVE {rows[-1][0]} REASON 'test'")
+    waiter.join(10)
+    assert errors and errors[0][0] == 2013 and "lost connection to backend" in errors[0][1]
+    assert "4692" not in p.log() and "internal error" not in p.log()
+    with alice.cursor() as cur:
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
+    alice.close()
+    bob.close()
+
+
 def _refused(conn, sql: str) -> tuple[int, str]:
     with conn.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as err:
         cur.execute(sql)

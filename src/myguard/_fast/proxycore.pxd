@@ -18,7 +18,7 @@ cdef class Sender:
     cdef readonly int fd
     cdef bint buffered
 
-    cpdef write(self, data)
+    cpdef bint write(self, data) except -1
 
 
 cdef class ProxyCore:

@@ -61,24 +61,28 @@ cdef class Sender:
         self.fd = socket_fd(transport) if tls is None else -1
         self.buffered = True  # written before the core took over may still be unsent
 
-    cpdef write(self, data):
+    cpdef bint write(self, data) except -1:
+        """False when the transport is closing: nothing is written (see the twin)."""
         cdef Py_ssize_t size, sent
+        transport = self.transport
+        if transport.is_closing():
+            return False
         if self.tls is not None:
             self.tls.write(data)
-            return
-        transport = self.transport
+            return True
         if self.fd >= 0 and type(data) is bytes:
             if self.buffered and transport.get_write_buffer_size() == 0:
                 self.buffered = False
-            if not self.buffered and not transport.is_closing():
+            if not self.buffered:
                 size = PyBytes_GET_SIZE(data)
                 sent = send(self.fd, PyBytes_AS_STRING(data), size, MSG_DONTWAIT | MSG_NOSIGNAL)
                 if sent == size:
-                    return
+                    return True
                 if sent > 0:
                     data = data[sent:]
                 self.buffered = True  # the rest, or an error to report, is the transport's
         transport.write(data)
+        return True
 
 
 def socket_fd(transport):
@@ -281,8 +285,8 @@ cdef class ProxyCore:
     # -- writing -----------------------------------------------------------------------------
 
     cpdef write_client(self, data):
-        if self._client_lost is None:
-            self._client_sender.write(data)
+        if self._client_lost is None and not self._client_sender.write(data):
+            self.client_gone("connection closed")
 
     cpdef answer(self, list payloads):
         """Send packets of myguard's own as the response to the current command."""
@@ -293,7 +297,8 @@ cdef class ProxyCore:
 
     cdef _write_backend(self, bytes data):
         self.counts.bytes_to_backend += PyBytes_GET_SIZE(data)
-        self._backend_sender.write(data)
+        if not self._backend_sender.write(data):  # closed while the session task had it
+            self.backend_gone("connection closed")
 
     # -- the client side ---------------------------------------------------------------------
 

@@ -165,8 +165,9 @@ class Sender:
     """Writes one side's bytes: straight to the socket while the transport holds nothing
     unsent (the event loop's write path costs about what the system call does), else
     through the transport, which then keeps them in order and reports a failure. Never
-    once the transport is closing: its descriptor may already belong to another connection.
-    Through the TLS layer when there is one."""
+    once the transport is closing: its descriptor may already belong to another connection,
+    and the transport refuses the write (``write`` says False; the core then takes that side
+    as gone, as its connection_lost will). Through the TLS layer when there is one."""
 
     def __init__(self, transport: Any, tls: Any) -> None:
         self.transport = transport
@@ -174,24 +175,27 @@ class Sender:
         self.fd = socket_fd(transport) if tls is None else -1
         self.buffered = True  # written before the core took over may still be unsent
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes) -> bool:
+        transport = self.transport
+        if transport.is_closing():
+            return False
         if self.tls is not None:
             self.tls.write(data)
-            return
-        transport = self.transport
+            return True
         if self.fd >= 0 and type(data) is bytes:
             if self.buffered and transport.get_write_buffer_size() == 0:
                 self.buffered = False
-            if not self.buffered and not transport.is_closing():
+            if not self.buffered:
                 try:
                     sent = os.write(self.fd, data)
                 except OSError:  # full (EAGAIN) or failed: the transport's to handle
                     sent = 0
                 if sent == len(data):
-                    return
+                    return True
                 data = data[sent:]
                 self.buffered = True
         transport.write(data)
+        return True
 
 
 def socket_fd(transport: Any) -> int:
@@ -306,8 +310,8 @@ class ProxyCore:
     # -- writing -----------------------------------------------------------------------------
 
     def write_client(self, data: bytes) -> None:
-        if self._client_lost is None:
-            self._client_sender.write(data)
+        if self._client_lost is None and not self._client_sender.write(data):
+            self.client_gone("connection closed")
 
     def answer(self, payloads: list[bytes]) -> None:
         """Send packets of myguard's own as the response to the current command."""
@@ -318,7 +322,8 @@ class ProxyCore:
 
     def _write_backend(self, data: bytes) -> None:
         self.counts.bytes_to_backend += len(data)
-        self._backend_sender.write(data)
+        if not self._backend_sender.write(data):  # closed while the session task had it
+            self.backend_gone("connection closed")
 
     # -- the client side ---------------------------------------------------------------------
 
