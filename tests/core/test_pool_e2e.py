@@ -8,6 +8,7 @@ connection a session gets is known: ``@@pseudo_thread_id`` is the backend thread
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 import urllib.request
@@ -340,3 +341,29 @@ def test_a_quit_with_another_sequence_id_still_pools_the_connection(private_prox
     threads = {asyncio.run(one_session()) for _ in range(3)}
     assert len(threads) == 1
     assert "1156" not in p.log() and "out of order" not in p.log()
+
+
+def test_a_client_gone_mid_statement_stops_its_backend_statement(proxy, mariadb):
+    """A client that drops its connection while its statement waits (GET_LOCK): the
+    backend connection is closed without a COM_QUIT behind the statement, so the server
+    sees the client gone and ends the wait, as for a direct client (with the COM_QUIT
+    unread it took the client for alive and waited its whole timeout)."""
+    holder = connect(proxy)
+    assert one(holder, "SELECT GET_LOCK('pool_dirty_close', 0)") == (1,)
+    waiter = connect(proxy)
+    waiter._execute_command(3, "SELECT GET_LOCK('pool_dirty_close', 3600)")  # COM_QUERY
+    waiting = (
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT GET_LOCK%'"
+    )
+    deadline = time.monotonic() + 5
+    while mariadb.sql(waiting).strip() != "1":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    waiter._sock.shutdown(socket.SHUT_RDWR)  # gone, no COM_QUIT
+    waiter._sock.close()
+    deadline = time.monotonic() + 5
+    while mariadb.sql(waiting).strip() != "0":
+        assert time.monotonic() < deadline, "the backend statement still waits"
+        time.sleep(0.1)
+    assert one(holder, "SELECT RELEASE_LOCK('pool_dirty_close')") == (1,)
+    holder.close()

@@ -288,7 +288,7 @@ class BackendPool:
                 raise
             except BaseException:
                 self.in_use -= 1
-                self._drop(conn, "cancelled")
+                self._drop(conn, "cancelled", quit=False)
                 raise
             return conn
 
@@ -562,7 +562,8 @@ class BackendPool:
             or not conn.usable
             or now - conn.created > self.settings.max_lifetime
         ):
-            self._drop(conn, None if reusable and conn.usable else "not_reusable")
+            reason = None if reusable and conn.usable else "not_reusable"
+            self._drop(conn, reason, quit=reusable)
             return
         stream = conn.stream
         command = self._reset_command
@@ -581,17 +582,21 @@ class BackendPool:
         self._idle.setdefault(conn.key, []).append(conn)
         self._notify()
 
-    def _drop(self, conn: BackendConnection, reason: str | None) -> None:
+    def _drop(self, conn: BackendConnection, reason: str | None, *, quit: bool = True) -> None:
         """Close a connection the pool counted and make its room available."""
-        self._close(conn)
+        self._close(conn, quit=quit)
         self.total -= 1
         if reason is not None:
             self.counters.fail(reason)
         self._notify()
 
-    def _close(self, conn: BackendConnection) -> None:
+    def _close(self, conn: BackendConnection, *, quit: bool = True) -> None:
+        """``quit``: COM_QUIT first, for a connection between commands. Never behind a
+        statement that may still run: the server would take the unread byte for a live
+        client and let the statement go on (a GET_LOCK wait for all its timeout); closed
+        without it, the server sees the client gone, as when a direct client drops."""
         self.counters.closed += 1
-        if conn.usable:
+        if quit and conn.usable:
             with contextlib.suppress(ConnectionLost, OSError):
                 conn.stream.seq = 0
                 conn.stream.write_packet(bytes((Command.COM_QUIT,)))
