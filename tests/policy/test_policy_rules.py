@@ -328,6 +328,17 @@ def test_cache_counts_hits_and_skips_literal_dependent_statements():
     assert len(p.cache) == 1
 
 
+def test_an_unparsed_analysis_is_not_cached_for_its_shape():
+    """The fingerprint erases a literal's form: a hex literal sqlglot cannot read in one
+    place must not make the shape's readable statements unparsed, in any order."""
+    p = policy(PRECEDENCE)
+    hex_form = "SELECT id FROM t WHERE MATCH (b) AGAINST (0x78 IN BOOLEAN MODE)"
+    string_form = "SELECT id FROM t WHERE MATCH (b) AGAINST ('x' IN BOOLEAN MODE)"
+    assert p.decide(ctx(), hex_form).statements[0].unparsed
+    assert p.decide(ctx(), string_form).statements[0].kind == "select"
+    assert len(p.cache) == 1  # the readable one
+
+
 def test_cache_is_keyed_by_current_database():
     p = policy(GLOBS)
     assert p.decide(ctx(db="shop"), "INSERT INTO orders VALUES (1)").rule == "shop-writes"

@@ -100,7 +100,10 @@ class Policy:
         def build() -> tuple[tuple[Touch, ...], bool]:
             statements = analyze(sql, current_db)
             touches = self._touches(statements)
-            return touches, all(s.cacheable for s in statements)
+            # An unparsed one is not kept: the parser may have failed on a literal's form
+            # (0x78 where 'x' parses), which the fingerprint erases, and would refuse every
+            # statement of the shape.
+            return touches, all(s.cacheable and not s.unparsed for s in statements)
 
         if fingerprint is None:
             fingerprint = statement_fingerprint(sql)
