@@ -11,7 +11,7 @@ from dataclasses import replace
 from myguard import metrics
 from myguard._fast import load
 from myguard.backend.connect import BackendUnavailable
-from myguard.backend.pool import PoolExhausted, SessionIdentity
+from myguard.backend.pool import PoolExhausted
 from myguard.config import BackendAccount
 from myguard.frontend.authenticate import AuthResult, Exchange, LoginDenied
 from myguard.identity.base import Identity, IdentityUnavailable
@@ -217,7 +217,7 @@ class LoginPhase:
                 client_capabilities=self.capabilities,
                 collation=self.collation,
                 database=database,
-                identity=SessionIdentity(identity.user, self.id, self.source_ip),
+                identity=self.backend_identity,
                 attributes=attrs,
             )
         except BackendUnavailable:
