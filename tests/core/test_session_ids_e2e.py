@@ -409,12 +409,7 @@ def test_a_kill_a_rule_holds_for_approval_runs_once_approved(private_proxy, tmp_
     killer.start()
     alice = connect(p)
     with alice.cursor() as cur:
-        deadline = time.monotonic() + 10
-        rows: tuple = ()
-        while not rows and time.monotonic() < deadline:
-            cur.execute("MYGUARD APPROVALS")
-            rows = cur.fetchall()
-            time.sleep(0.05)
+        rows = _pending_approvals(cur)
         assert rows and f"KILL {target.thread_id()}" in rows[-1]
         assert killer.is_alive()  # held
         cur.execute(f"MYGUARD APPROVE {rows[-1][0]} REASON 'stuck session'")
@@ -464,12 +459,7 @@ def test_a_backend_lost_while_a_statement_is_held_is_reported_as_lost(
     waiter.start()
     alice = connect(p)
     with alice.cursor() as cur:
-        deadline = time.monotonic() + 10
-        rows: tuple = ()
-        while not rows and time.monotonic() < deadline:
-            cur.execute("MYGUARD APPROVALS")
-            rows = cur.fetchall()
-            time.sleep(0.05)
+        rows = _pending_approvals(cur)
         assert rows and waiter.is_alive()
         mariadb.sql(f"KILL {thread}")
         time.sleep(0.2)
@@ -482,6 +472,17 @@ def test_a_backend_lost_while_a_statement_is_held_is_reported_as_lost(
         assert cur.fetchone() == (1,)
     alice.close()
     bob.close()
+
+
+def _pending_approvals(cur) -> tuple:
+    """The approval requests pending, once there is one (up to 10 s)."""
+    deadline = time.monotonic() + 10
+    rows: tuple = ()
+    while not rows and time.monotonic() < deadline:
+        cur.execute("MYGUARD APPROVALS")
+        rows = cur.fetchall()
+        time.sleep(0.05)
+    return rows
 
 
 def _refused(conn, sql: str) -> tuple[int, str]:
