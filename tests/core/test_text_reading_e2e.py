@@ -9,6 +9,7 @@ import pytest
 
 from mariadb_server import ROOT_PASSWORD
 from myguard.audit import iter_records
+from myguard.policy.cache import statement_fingerprint
 
 BLOCKED = 4700
 
@@ -177,3 +178,59 @@ def test_a_gbk_character_cannot_unmask_a_column(proxy, first_email):
         cur.execute("SELECT email FROM customers ORDER BY id LIMIT 1")
         assert cur.fetchone()[0] != first_email
     conn.close()
+
+
+def charset_connect(proxy, charset, user="bob", password="bob-pw-2"):
+    return pymysql.connect(
+        host="127.0.0.1", port=proxy.port, user=user, password=password, database="shop",
+        autocommit=True, charset=charset,
+    )  # fmt: skip
+
+
+def audited(proxy, sql):
+    """The statement records of ``sql`` (its text as the client meant it)."""
+    return [r for r in proxy.audit_records() if r.type == "statement" and r["statement"] == sql]
+
+
+def test_a_latin1_client_is_read_and_audited_in_its_own_characters(proxy, mariadb, first_email):
+    root = pymysql.connect(
+        host="127.0.0.1", port=mariadb.port, user="root", password=ROOT_PASSWORD,
+        database="shop", autocommit=True,
+    )  # fmt: skip
+    with root.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS `crème` (`quantité` INT)")
+        cur.execute("DELETE FROM `crème`")
+        cur.execute("INSERT INTO `crème` VALUES (7)")
+    root.close()
+    conn = charset_connect(proxy, "latin1")
+    literal = "SELECT 'Crème brûlée', email FROM customers ORDER BY id LIMIT 1"
+    names = "SELECT quantité FROM crème"  # unquoted: the text must be read to be analysed
+    with conn.cursor() as cur:
+        cur.execute(literal)
+        text, masked = cur.fetchone()
+        assert text == "Crème brûlée"
+        assert masked != first_email and masked.endswith(first_email.split("@")[1])
+        cur.execute(names)
+        assert cur.fetchone() == (7,)
+    conn.close()
+    for sql in (literal, names):
+        (record,) = audited(proxy, sql)
+        assert record["fingerprint"] == statement_fingerprint(sql)
+    assert audited(proxy, names)[0]["tables_read"] == ["shop.crème"]
+
+
+def test_a_character_set_named_mid_session_is_asked_for_and_followed(proxy):
+    conn = charset_connect(proxy, "utf8mb4")
+    cyrillic = "SELECT HEX('Привет, мир') AS h"
+    with conn.cursor() as cur:
+        cur.execute("SELECT 'Zürich'")  # UTF-8, read as such without asking
+        assert cur.fetchone() == ("Zürich",)
+        cur.execute("SET NAMES cp1251")
+        cur.execute(cyrillic.encode("cp1251"))  # not UTF-8: the set is asked for
+        assert cur.fetchone() == ("Привет, мир".encode("cp1251").hex().upper(),)
+        cur.execute("SET NAMES utf8mb4")
+        cur.execute("SELECT HEX('Zürich')")
+        assert cur.fetchone() == ("Zürich".encode().hex().upper(),)
+    conn.close()
+    assert len(audited(proxy, cyrillic)) == 1
+    assert len(audited(proxy, "SELECT HEX('Zürich')")) == 1

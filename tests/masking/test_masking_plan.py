@@ -109,3 +109,16 @@ def test_refusal_before_running():
     assert refusal_before(lineage("SELECT id FROM customers WHERE id = 1"), RULES) is None
     assert "into" in refusal_before(lineage("SELECT email INTO @v FROM customers"), RULES)
     assert refusal_before(lineage("CALL p()"), RULES)
+
+
+def test_origin_names_are_read_in_the_session_s_character_set():
+    """Metadata names come in the session's character set: read with its codec, and never
+    an error when they are not what it says (a latin1 name read as UTF-8 was a 4692)."""
+    org = "ssn_é".encode("latin1")  # a name no rule knows in the lineage, ssn by metadata
+    rules = MaskRules([("shop.customers.ssn_é", MaskSpec("null"))], tags)
+    sql = "SELECT 'x'"  # a data-free lineage: the metadata alone names the column
+    plan = plan_result(lineage(sql), [string_col(b"c\xe9", org)], rules, "cp1252")
+    assert plan.masked() == [("cé", "null")]
+    plan = plan_result(lineage(sql), [string_col(b"c\xe9", org)], rules)  # read as UTF-8
+    assert plan.masked() == []
+    assert plan.columns[0].name == "c\ufffd"

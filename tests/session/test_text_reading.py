@@ -15,6 +15,7 @@ from myguard.session.text_reading import (
     UNKNOWN_REASON,
     TextReading,
     charset_reason,
+    codec,
 )
 
 NBE = ServerStatus.SERVER_STATUS_NO_BACKSLASH_ESCAPES
@@ -180,3 +181,60 @@ def test_unreadable_settings_refuse_and_are_asked_again():
     backend.sql_mode = ""
     assert ambiguity(reading, 'SELECT "x"', backend) is None
     assert backend.asked == 2
+
+
+def read_text(reading: TextReading, sql: bytes, backend: Backend) -> str:
+    return asyncio.run(reading.read_text(sql, backend))
+
+
+def test_ascii_and_utf8_are_read_without_asking():
+    reading, backend = TextReading(AUTOCOMMIT), Backend(charset="latin1")
+    assert reading.text(b"SELECT 1") == "SELECT 1"
+    assert read_text(reading, "SELECT 'Zürich'".encode(), backend) == "SELECT 'Zürich'"
+    assert backend.asked == 0
+    assert reading.codec == "utf-8"
+
+
+def test_bytes_that_are_not_utf8_are_read_in_the_asked_character_set():
+    reading, backend = TextReading(AUTOCOMMIT), Backend(charset="latin1")
+    sql = "SELECT 'Crème' FROM crème".encode("latin1")
+    assert reading.text(sql) is None  # the set must be asked first
+    assert read_text(reading, sql, backend) == "SELECT 'Crème' FROM crème"
+    assert reading.text("SELECT 'Zürich', '€'".encode("cp1252")) == "SELECT 'Zürich', '€'"
+    assert reading.codec == "cp1252" and backend.asked == 1
+    reading.after_statement("SET NAMES koi8r", analyze("SET NAMES koi8r", "shop"))
+    backend.charset = "koi8r"
+    assert read_text(reading, "SELECT 'Привет'".encode("koi8_r"), backend) == "SELECT 'Привет'"
+    assert backend.asked == 2
+
+
+def test_two_byte_sets_with_ascii_trail_bytes_stay_read_as_utf8():
+    """Their hazard (a backslash inside a character) must stay visible to ``ambiguity``."""
+    reading, backend = TextReading(AUTOCOMMIT), Backend(charset="gbk")
+    text = read_text(reading, GBK_HIDDEN.encode("utf-8").replace(b"\xef\xbf\xbd", b"\xbf"), backend)
+    assert text == GBK_HIDDEN
+    assert ambiguity(reading, text, backend) == charset_reason("gbk")
+
+
+def test_a_character_set_that_cannot_be_asked_reads_as_utf8_and_is_asked_again():
+    reading, backend = TextReading(AUTOCOMMIT), Backend(None)
+    sql = "SELECT 'Crème'".encode("latin1")
+    assert read_text(reading, sql, backend) == "SELECT 'Cr\ufffdme'"
+    assert reading.text(sql) is None
+    backend.sql_mode = ""
+    backend.charset = "latin1"
+    assert read_text(reading, sql, backend) == "SELECT 'Crème'"
+    assert backend.asked == 2
+
+
+@pytest.mark.parametrize(
+    ("charset", "expected"),
+    [
+        ("utf8mb4", "utf-8"), ("utf8mb3", "utf-8"), ("latin1", "cp1252"), ("cp1251", "cp1251"),
+        ("koi8r", "koi8-r"), ("latin2", "iso8859-2"), ("greek", "iso8859-7"),
+        ("gbk", "utf-8"), ("sjis", "utf-8"), ("big5", "utf-8"), ("binary", "utf-8"),
+        ("armscii8", "utf-8"),  # no Python codec
+    ],
+)  # fmt: skip
+def test_codecs_of_client_character_sets(charset, expected):
+    assert codec(charset) == expected

@@ -169,18 +169,24 @@ class MaskPlan:
         return load("rowmask").RowMasker([c.type for c in self.originals], cells)
 
 
-def _origin(col: ColumnDefinition) -> frozenset[SourceColumn]:
+def _origin(col: ColumnDefinition, codec: str) -> frozenset[SourceColumn]:
     if not (col.schema and col.org_table and col.org_name):
         return frozenset()
-    return frozenset(
-        {SourceColumn(col.schema.decode(), col.org_table.decode(), col.org_name.decode().lower())}
+    schema, table, name = (
+        n.decode(codec, "replace") for n in (col.schema, col.org_table, col.org_name)
     )
+    return frozenset({SourceColumn(schema, table, name.lower())})
 
 
 def plan_result(
-    lineage: Lineage, definitions: Sequence[ColumnDefinition], rules: MaskRules
+    lineage: Lineage,
+    definitions: Sequence[ColumnDefinition],
+    rules: MaskRules,
+    codec: str = "utf-8",
 ) -> MaskPlan:
-    """The plan of one result set from the statement's lineage and its column definitions."""
+    """The plan of one result set from the statement's lineage and its column definitions,
+    whose names are in the session's character set (``codec``). A name read wrongly only
+    adds a source no rule names: the lineage still holds the statement's own."""
     count = len(definitions)
     known = lineage.columns
     if known is not None and len(known) != count:
@@ -193,7 +199,7 @@ def plan_result(
     columns = []
     refusal = None
     for i, (sources, col) in enumerate(zip(known, definitions, strict=True)):
-        name = col.name.decode("utf-8", "replace")
+        name = col.name.decode(codec, "replace")
         if sources is None:
             if rules.unknown == "refuse" and refusal is None:
                 refusal = (
@@ -202,7 +208,7 @@ def plan_result(
                 )
             columns.append(ColumnPlan(name, _REDACT, None))
             continue
-        sources = sources | _origin(col)
+        sources = sources | _origin(col, codec)
         spec = rules.spec_for_all(sources)
         if spec is not None and spec.strategy in SHAPE_KEEPING and not plain[i]:
             spec = _REDACT  # REVERSE(email), LEFT(ssn, 5): the shown part could be anything

@@ -356,7 +356,8 @@ class StatementHandler:
         rules, lineages = running.mask
         index = self.session.scanner.result_sets - 1  # statements answered by OK count too
         lineage = lineages[index] if index < len(lineages) else _UNKNOWN
-        out, plan = rewrite_metadata(header, lineage, rules, self.session.capabilities)
+        s = self.session
+        out, plan = rewrite_metadata(header, lineage, rules, s.capabilities, s.reading.codec)
         if plan.refusal is not None:
             running.refused = True
             self.core.discard_rest()
@@ -503,7 +504,9 @@ class StatementHandler:
 
     def _query(self, payload: bytes) -> int:
         s = self.session
-        statement = StatementText.received(payload[1:])
+        statement = self._received(payload)
+        if statement is None:
+            return DETACH
         text = statement.text
         decision = self._repeat(statement)
         if decision is not None:
@@ -538,7 +541,9 @@ class StatementHandler:
         return verdict
 
     def _prepare(self, payload: bytes) -> int:
-        statement = StatementText.received(payload[1:])
+        statement = self._received(payload)
+        if statement is None:
+            return DETACH
         self.session.current_statement = statement.text
         decision = self.decide_now(statement)
         refused = process_list.refusal(
@@ -551,6 +556,20 @@ class StatementHandler:
         if decision is None or decision.action != ALLOW:
             return DETACH
         return self._send(payload, _scan.RESPONSE_PREPARE, decision, statement.text.lower())
+
+    def _received(self, payload: bytes) -> StatementText | None:
+        """The statement of a COM_QUERY or COM_STMT_PREPARE, read in the session's
+        character set; None when the slow path must ask for the set first (it reads the
+        statement again)."""
+        s = self.session
+        sql = payload[1:]
+        text = s.reading.text(sql)
+        if text is not None:
+            return StatementText.received(sql, text)
+        statement = StatementText.received(sql, sql.decode("utf-8", "replace"))
+        s.current_statement = statement.text
+        self._running = Decided(payload[0], statement, None)
+        return None
 
     def _send(self, payload: bytes, kind: int, decision: Decision, words: str) -> int:
         """The verdict for a statement to forward as it is, or as rewritten."""

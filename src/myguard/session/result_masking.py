@@ -30,15 +30,16 @@ def _packets(run: bytes) -> list[tuple[bytes, int]]:
 
 
 def rewrite_metadata(
-    header: bytes, lineage: Lineage, rules: MaskRules, capabilities: int
+    header: bytes, lineage: Lineage, rules: MaskRules, capabilities: int, codec: str = "utf-8"
 ) -> tuple[bytes, MaskPlan]:
     """One result set's metadata (column count, definitions, EOF when not deprecated) as the
-    client gets it, and its plan; the ERR 4701 instead when ``plan.refusal``."""
+    client gets it, and its plan; the ERR 4701 instead when ``plan.refusal``. ``codec``
+    reads the names (the session's character set)."""
     packets = _packets(header)
     (count_packet, seq), *rest = packets
     count = PayloadReader(count_packet).lenenc_int()
     definitions = [parse_column_definition(p, capabilities) for p, _ in rest[:count]]
-    plan = plan_result(lineage, definitions, rules)
+    plan = plan_result(lineage, definitions, rules, codec)
     if plan.refusal is not None:
         refusal = err_packet(ER_MYGUARD_MASK_REFUSED, "42000", plan.refusal)
         return _framing.build_packets(refusal, seq)[0], plan

@@ -124,7 +124,7 @@ class SlowPath:
             statement, decision = decided.statement, decided.decision
         else:
             sql = payload[1:]
-            statement = decided.statement if decided else StatementText.received(sql)
+            statement = await self._received(sql, decided)
             try:
                 request = kill_stmt.parse_kill(sql, s.id)
             except MySQLError as exc:  # a KILL form myguard cannot map
@@ -315,7 +315,7 @@ class SlowPath:
         if decided is not None and decided.decision is not None:
             statement, decision = decided.statement, decided.decision
         else:
-            statement = decided.statement if decided else StatementText.received(payload[1:])
+            statement = await self._received(payload[1:], decided)
             decision = await self._decide(statement)
         mask = await self._mask_plan(statement, decision)
         return Decided(Command.COM_STMT_PREPARE, statement, decision, mask=mask)
@@ -409,6 +409,14 @@ class SlowPath:
                 estimates.append(_UNKNOWN_ROWS)
         event(logging.DEBUG, "estimated_rows", session=self.state.id, rows=estimates)
         return estimates
+
+    async def _received(self, sql: bytes, decided: Decided | None) -> StatementText:
+        """The statement the handler passed on, or read again once the backend has said
+        which character set it is in (the handler could not tell)."""
+        text = await self.state.reading.read_text(sql, self._read_settings)
+        if decided is not None and decided.statement.text == text:
+            return decided.statement
+        return StatementText.received(sql, text)
 
     async def _read_settings(self) -> tuple[str, str]:
         """The session's sql_mode and character_set_client, for reading its statements."""

@@ -20,9 +20,14 @@ class StatementText:
         self.started = started  # time.time() when it arrived
 
     @classmethod
-    def received(cls, sql: bytes) -> StatementText:
-        """From a COM_QUERY or COM_STMT_PREPARE payload's bytes."""
-        return cls(sql.decode("utf-8", "replace"), statement_fingerprint(sql), time.time())
+    def received(cls, sql: bytes, text: str) -> StatementText:
+        """From a COM_QUERY or COM_STMT_PREPARE payload's bytes, read as ``text`` in the
+        session's character set (``TextReading.text``). The fingerprint is the text's: a
+        statement has one whatever set it came in, and the same bytes read in two sets
+        are two statements."""
+        if text.isascii():  # the bytes are the text's UTF-8: no second encoding
+            return cls(text, statement_fingerprint(sql), time.time())
+        return cls(text, statement_fingerprint(text), time.time())
 
     @classmethod
     def of(cls, text: str, fingerprint: int | None = None) -> StatementText:

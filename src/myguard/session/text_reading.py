@@ -1,7 +1,10 @@
-"""Where the backend session reads a statement's text differently from myguard.
+"""How the backend session reads a statement's text, and where myguard cannot follow.
 
-myguard analyses SQL as MySQL reads UTF-8 text in the default sql_mode. Three session
-settings move where strings and names end:
+A statement's bytes are read in the session's client character set (``text``): ASCII and
+UTF-8 as they are, and a set whose characters never hold an ASCII byte (latin1, cp1251,
+koi8r, ...) with its own codec once the set is known, so that the rules, the masking and
+the audit trail see the characters the server sees. myguard analyses that text as MySQL
+reads it in the default sql_mode. Three session settings move where strings and names end:
 
 * ``ANSI_QUOTES`` (sql_mode): ``"name"`` is an identifier, not a string (a double quote
   inside a single-quoted string or a comment is read alike in both modes);
@@ -23,6 +26,7 @@ asked again after anything that may have changed them.
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -41,6 +45,7 @@ _MENTIONS_SQL_MODE = re.compile("sql_mode", re.IGNORECASE).search  # no lowered 
 # Client character sets whose two-byte characters may end in an ASCII byte such as \ or `.
 _ASCII_TRAIL_CHARSETS = frozenset({"big5", "cp932", "gbk", "sjis", "gb18030"})
 # A non-ASCII character right before a backslash or backtick: in those sets, one character.
+# Their text is read as UTF-8 (a broken character then shows, and the hazard with it).
 _TRAIL_HAZARD = re.compile("[^\x00-\x7f][\\\\`]").search
 
 BACKSLASH_REASON = (
@@ -52,6 +57,19 @@ ANSI_QUOTES_REASON = (
     "names from strings; quote names with backticks and strings with single quotes"
 )
 UNKNOWN_REASON = "myguard could not read the session's sql_mode and character set"
+# MariaDB's names of client character sets where Python's differ (MariaDB's latin1 is
+# cp1252); the others are looked up as they are. None: not text (read as UTF-8).
+_CODEC_NAMES = {
+    "utf8mb4": "utf-8",
+    "utf8mb3": "utf-8",
+    "utf8": "utf-8",
+    "latin1": "cp1252",
+    "koi8r": "koi8_r",
+    "koi8u": "koi8_u",
+    "macce": "mac_latin2",
+    "eucjpms": "euc_jp",
+    "binary": None,
+}
 
 
 def charset_reason(charset: str) -> str:
@@ -69,6 +87,21 @@ class Unknown:
 UNKNOWN = Unknown()
 
 
+def codec(charset: str) -> str:
+    """The Python codec that reads text in the client character set ``charset`` as the
+    server does; UTF-8 for the sets whose characters may end in an ASCII byte and for one
+    Python does not know (as before the set was known: fail closed where it matters)."""
+    if charset in _ASCII_TRAIL_CHARSETS:
+        return "utf-8"
+    name = _CODEC_NAMES.get(charset, charset)
+    if name is None:
+        return "utf-8"
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return "utf-8"
+
+
 def may_change_settings(sql: str, statements: Iterable[Statement] = ()) -> bool:
     """May ``sql`` change the settings that decide how texts read (sql_mode, charset)?"""
     return _MENTIONS_SQL_MODE(sql) is not None or any(
@@ -83,8 +116,9 @@ class TextReading:
 
     def __init__(self, status: int) -> None:
         self.no_backslash_escapes = bool(status & _NO_BACKSLASH_ESCAPES)
-        # (ANSI_QUOTES on, character_set_client) once asked; None: ask before relying on it
-        self._settings: tuple[bool, str] | None = None
+        # (ANSI_QUOTES on, character_set_client, its codec) once asked; None: ask before
+        # relying on it
+        self._settings: tuple[bool, str, str] | None = None
 
     def after_response(self, status: int, error_code: int) -> None:
         """Follow the flag the backend reports; an error carries no status, and a
@@ -100,6 +134,34 @@ class TextReading:
             return
         if may_change_settings(sql, statements):
             self._settings = None
+
+    @property
+    def codec(self) -> str:
+        """The codec of the session's character set as far as it is known (UTF-8 until
+        asked): for the names in result metadata, which come in it too."""
+        return self._settings[2] if self._settings is not None else "utf-8"
+
+    def text(self, sql: bytes) -> str | None:
+        """``sql`` as the server reads it in this session's client character set; None
+        when that set must be asked first (bytes that are not UTF-8, the set not known)."""
+        if sql.isascii():
+            return sql.decode("ascii")
+        if self._settings is not None:
+            return sql.decode(self._settings[2], "replace")
+        try:
+            return sql.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    async def read_text(
+        self, sql: bytes, read_settings: Callable[[], Awaitable[tuple[str, str]]]
+    ) -> str:
+        """``text``, asking the backend for the character set when it must; read as UTF-8
+        when that fails (the set stays unknown, so ``ambiguity`` refuses what it must)."""
+        text = self.text(sql)
+        if text is None and await self._ask(read_settings):
+            text = self.text(sql)
+        return text if text is not None else sql.decode("utf-8", "replace")
 
     def forget(self) -> None:
         """The session was reset (COM_RESET_CONNECTION)."""
@@ -118,7 +180,7 @@ class TextReading:
             return None
         if self._settings is None:
             return UNKNOWN
-        ansi_quotes, charset = self._settings
+        ansi_quotes, charset, _ = self._settings
         if quotes and ansi_quotes:
             return ANSI_QUOTES_REASON
         if hazard and charset in _ASCII_TRAIL_CHARSETS:
@@ -134,9 +196,17 @@ class TextReading:
         found = self.known_ambiguity(sql)
         if found is not UNKNOWN:
             return found
+        if not await self._ask(read_settings):  # a refusal, not a guess
+            return UNKNOWN_REASON
+        return self.known_ambiguity(sql)
+
+    async def _ask(self, read_settings: Callable[[], Awaitable[tuple[str, str]]]) -> bool:
+        """Ask the backend for the settings; False when it cannot say (asked again next
+        time)."""
         try:
             sql_mode, charset = await read_settings()
-        except MySQLError:  # a refusal, not a guess; asked again next time
-            return UNKNOWN_REASON
-        self._settings = ("ANSI_QUOTES" in sql_mode.upper().split(","), charset.lower())
-        return self.known_ambiguity(sql)
+        except MySQLError:
+            return False
+        charset = charset.lower()
+        self._settings = ("ANSI_QUOTES" in sql_mode.upper().split(","), charset, codec(charset))
+        return True
