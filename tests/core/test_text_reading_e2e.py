@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import mysql.connector
 import pymysql
 import pytest
 
@@ -192,7 +193,9 @@ def audited(proxy, sql):
     return [r for r in proxy.audit_records() if r.type == "statement" and r["statement"] == sql]
 
 
-def test_a_latin1_client_is_read_and_audited_in_its_own_characters(proxy, mariadb, first_email):
+@pytest.fixture(scope="module")
+def creme(mariadb):
+    """A table whose names are not ASCII, with one row."""
     root = pymysql.connect(
         host="127.0.0.1", port=mariadb.port, user="root", password=ROOT_PASSWORD,
         database="shop", autocommit=True,
@@ -202,6 +205,10 @@ def test_a_latin1_client_is_read_and_audited_in_its_own_characters(proxy, mariad
         cur.execute("DELETE FROM `crème`")
         cur.execute("INSERT INTO `crème` VALUES (7)")
     root.close()
+
+
+@pytest.mark.usefixtures("creme")
+def test_a_latin1_client_is_read_and_audited_in_its_own_characters(proxy, first_email):
     conn = charset_connect(proxy, "latin1")
     literal = "SELECT 'Crème brûlée', email FROM customers ORDER BY id LIMIT 1"
     names = "SELECT quantité FROM crème"  # unquoted: the text must be read to be analysed
@@ -217,6 +224,24 @@ def test_a_latin1_client_is_read_and_audited_in_its_own_characters(proxy, mariad
         (record,) = audited(proxy, sql)
         assert record["fingerprint"] == statement_fingerprint(sql)
     assert audited(proxy, names)[0]["tables_read"] == ["shop.crème"]
+
+
+@pytest.mark.usefixtures("creme")
+def test_a_latin1_client_s_prepared_statements_are_read_in_its_characters(proxy, first_email):
+    conn = mysql.connector.connect(
+        host="127.0.0.1", port=proxy.port, user="bob", password="bob-pw-2", database="shop",
+        charset="latin1", use_pure=True,
+    )  # fmt: skip
+    sql = "SELECT 'Crème', email FROM customers WHERE id > ? ORDER BY id LIMIT 1"
+    cur = conn.cursor(prepared=True)
+    cur.execute(sql, (0,))
+    text, masked = cur.fetchone()
+    assert text == "Crème"
+    assert masked != first_email and masked.endswith(first_email.split("@")[1])
+    cur.execute("SELECT quantité FROM crème WHERE quantité > ?", (0,))
+    assert cur.fetchall() == [(7,)]
+    conn.close()
+    assert audited(proxy, sql)
 
 
 def test_a_character_set_named_mid_session_is_asked_for_and_followed(proxy):
