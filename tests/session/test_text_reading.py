@@ -202,7 +202,11 @@ def test_bytes_that_are_not_utf8_are_read_in_the_asked_character_set():
     assert read_text(reading, sql, backend) == "SELECT 'Crème' FROM crème"
     assert reading.text("SELECT 'Zürich', '€'".encode("cp1252")) == "SELECT 'Zürich', '€'"
     assert reading.codec == "cp1252" and backend.asked == 1
+    for sql in ("SET autocommit = 0", "SET @x = 1", "SELECT 1"):
+        reading.after_statement(sql, analyze(sql, "shop"))
+    assert reading.text("SELECT 'é'".encode("cp1252")) == "SELECT 'é'"  # still known
     reading.after_statement("SET NAMES koi8r", analyze("SET NAMES koi8r", "shop"))
+    assert reading.text("SELECT 'é'".encode("cp1252")) is None
     backend.charset = "koi8r"
     assert read_text(reading, "SELECT 'Привет'".encode("koi8_r"), backend) == "SELECT 'Привет'"
     assert backend.asked == 2
@@ -238,3 +242,24 @@ def test_a_character_set_that_cannot_be_asked_reads_as_utf8_and_is_asked_again()
 )  # fmt: skip
 def test_codecs_of_client_character_sets(charset, expected):
     assert codec(charset) == expected
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SET NAMES latin1",
+        "SET CHARACTER SET cp1251",
+        "SET CHARSET koi8r",
+        "set @@session.Character_Set_Client = 'latin1'",
+        "SET STATEMENT character_set_client = latin1 FOR SELECT 1",
+        "/*!40101 SET NAMES utf8 */",
+        "EXECUTE s",
+        "EXECUTE IMMEDIATE @q",
+        "CALL shop.set_modes()",
+    ],
+)
+def test_statements_that_may_change_the_character_set_make_it_asked_again(sql):
+    reading, backend = TextReading(AUTOCOMMIT), Backend(charset="latin1")
+    read_text(reading, "SELECT 'é'".encode("latin1"), backend)
+    reading.after_statement(sql, analyze(sql, "shop"))
+    assert reading.text("SELECT 'é'".encode("latin1")) is None

@@ -42,6 +42,10 @@ _NO_BACKSLASH_ESCAPES = ServerStatus.SERVER_STATUS_NO_BACKSLASH_ESCAPES
 # not be analysed.
 _MAY_SET_KINDS = frozenset({"set", "execute", "unparsed", "call"})
 _MENTIONS_SQL_MODE = re.compile("sql_mode", re.IGNORECASE).search  # no lowered copy of big texts
+# What may change the client character set: SET NAMES, SET CHARACTER SET, SET CHARSET, the
+# character_set_* and collation_* variables by any spelling, or what hides its statements.
+_MENTIONS_CHARSET = re.compile("names|char|collat", re.IGNORECASE).search
+_MAY_SET_CHARSET_KINDS = _MAY_SET_KINDS - {"set"}
 # Client character sets whose two-byte characters may end in an ASCII byte such as \ or `.
 _ASCII_TRAIL_CHARSETS = frozenset({"big5", "cp932", "gbk", "sjis", "gb18030"})
 # A non-ASCII character right before a backslash or backtick: in those sets, one character.
@@ -109,16 +113,25 @@ def may_change_settings(sql: str, statements: Iterable[Statement] = ()) -> bool:
     )
 
 
+def _may_change_charset(sql: str, statements: Iterable[Statement]) -> bool:
+    """May ``sql`` change the client character set? (Not every SET: a session that SETs
+    autocommit around binary inserts should not be asked again each time.)"""
+    return _MENTIONS_CHARSET(sql) is not None or any(
+        s.kind in _MAY_SET_CHARSET_KINDS or s.opaque for s in statements
+    )
+
+
 class TextReading:
     """What one backend session's settings do to reading SQL, as far as they are known."""
 
-    __slots__ = ("no_backslash_escapes", "_settings")
+    __slots__ = ("no_backslash_escapes", "_settings", "_codec")
 
     def __init__(self, status: int) -> None:
         self.no_backslash_escapes = bool(status & _NO_BACKSLASH_ESCAPES)
-        # (ANSI_QUOTES on, character_set_client, its codec) once asked; None: ask before
-        # relying on it
-        self._settings: tuple[bool, str, str] | None = None
+        # (ANSI_QUOTES on, character_set_client) once asked; None: ask before relying on it
+        self._settings: tuple[bool, str] | None = None
+        # The codec of character_set_client, kept while nothing may have changed the set.
+        self._codec: str | None = None
 
     def after_response(self, status: int, error_code: int) -> None:
         """Follow the flag the backend reports; an error carries no status, and a
@@ -130,24 +143,24 @@ class TextReading:
 
     def after_statement(self, sql: str, statements: Iterable[Statement] = ()) -> None:
         """Forget the asked settings when ``sql`` may have changed them."""
-        if self._settings is None:  # nothing asked yet, nothing to forget
-            return
-        if may_change_settings(sql, statements):
+        if self._settings is not None and may_change_settings(sql, statements):
             self._settings = None
+        if self._codec is not None and _may_change_charset(sql, statements):
+            self._codec = None
 
     @property
     def codec(self) -> str:
         """The codec of the session's character set as far as it is known (UTF-8 until
         asked): for the names in result metadata, which come in it too."""
-        return self._settings[2] if self._settings is not None else "utf-8"
+        return self._codec or "utf-8"
 
     def text(self, sql: bytes) -> str | None:
         """``sql`` as the server reads it in this session's client character set; None
         when that set must be asked first (bytes that are not UTF-8, the set not known)."""
         if sql.isascii():
             return sql.decode("ascii")
-        if self._settings is not None:
-            return sql.decode(self._settings[2], "replace")
+        if self._codec is not None:
+            return sql.decode(self._codec, "replace")
         try:
             return sql.decode("utf-8")
         except UnicodeDecodeError:
@@ -165,7 +178,7 @@ class TextReading:
 
     def forget(self) -> None:
         """The session was reset (COM_RESET_CONNECTION)."""
-        self._settings = None
+        self._settings = self._codec = None
 
     def known_ambiguity(self, sql: str) -> str | None | Unknown:
         """Why ``sql`` cannot be read the default way in this session, or None; ``UNKNOWN``
@@ -180,7 +193,7 @@ class TextReading:
             return None
         if self._settings is None:
             return UNKNOWN
-        ansi_quotes, charset, _ = self._settings
+        ansi_quotes, charset = self._settings
         if quotes and ansi_quotes:
             return ANSI_QUOTES_REASON
         if hazard and charset in _ASCII_TRAIL_CHARSETS:
@@ -208,5 +221,6 @@ class TextReading:
         except MySQLError:
             return False
         charset = charset.lower()
-        self._settings = ("ANSI_QUOTES" in sql_mode.upper().split(","), charset, codec(charset))
+        self._settings = ("ANSI_QUOTES" in sql_mode.upper().split(","), charset)
+        self._codec = codec(charset)
         return True
