@@ -212,7 +212,11 @@ def test_a_latin1_client_is_read_and_audited_in_its_own_characters(proxy, first_
     conn = charset_connect(proxy, "latin1")
     literal = "SELECT 'Crème brûlée', email FROM customers ORDER BY id LIMIT 1"
     names = "SELECT quantité FROM crème"  # unquoted: the text must be read to be analysed
+    # Its latin1 bytes (C3 A9) also spell UTF-8 "é": only the login's set tells them apart.
+    lookalike = "SELECT 'Ã©tÃ©'"
     with conn.cursor() as cur:
+        cur.execute(lookalike)
+        assert cur.fetchone() == ("Ã©tÃ©",)
         cur.execute(literal)
         text, masked = cur.fetchone()
         assert text == "Crème brûlée"
@@ -220,7 +224,7 @@ def test_a_latin1_client_is_read_and_audited_in_its_own_characters(proxy, first_
         cur.execute(names)
         assert cur.fetchone() == (7,)
     conn.close()
-    for sql in (literal, names):
+    for sql in (lookalike, literal, names):
         (record,) = audited(proxy, sql)
         assert record["fingerprint"] == statement_fingerprint(sql)
     assert audited(proxy, names)[0]["tables_read"] == ["shop.crème"]

@@ -170,9 +170,6 @@ def test_other_statements_keep_what_is_known():
         reading.after_statement(sql, analyze(sql, "shop"))
     assert ambiguity(reading, 'SELECT "x"', backend) is None
     assert backend.asked == 1
-    reading.forget()  # COM_RESET_CONNECTION
-    ambiguity(reading, 'SELECT "x"', backend)
-    assert backend.asked == 2
 
 
 def test_unreadable_settings_refuse_and_are_asked_again():
@@ -202,10 +199,11 @@ def test_bytes_that_are_not_utf8_are_read_in_the_asked_character_set():
     assert read_text(reading, sql, backend) == "SELECT 'Crème' FROM crème"
     assert reading.text("SELECT 'Zürich', '€'".encode("cp1252")) == "SELECT 'Zürich', '€'"
     assert reading.codec == "cp1252" and backend.asked == 1
-    for sql in ("SET autocommit = 0", "SET @x = 1", "SELECT 1"):
+    for sql in ("SET autocommit = 0", "SET @x = 1", "SELECT CAST(1 AS CHAR), names FROM t"):
         reading.after_statement(sql, analyze(sql, "shop"))
     assert reading.text("SELECT 'é'".encode("cp1252")) == "SELECT 'é'"  # still known
-    reading.after_statement("SET NAMES koi8r", analyze("SET NAMES koi8r", "shop"))
+    changed = "SET @@session.character_set_client = @cs"
+    reading.after_statement(changed, analyze(changed, "shop"))
     assert reading.text("SELECT 'é'".encode("cp1252")) is None
     backend.charset = "koi8r"
     assert read_text(reading, "SELECT 'Привет'".encode("koi8_r"), backend) == "SELECT 'Привет'"
@@ -247,11 +245,7 @@ def test_codecs_of_client_character_sets(charset, expected):
 @pytest.mark.parametrize(
     "sql",
     [
-        "SET NAMES latin1",
-        "SET CHARACTER SET cp1251",
-        "SET CHARSET koi8r",
         "set @@session.Character_Set_Client = 'latin1'",
-        "SET STATEMENT character_set_client = latin1 FOR SELECT 1",
         "/*!40101 SET NAMES utf8 */",
         "EXECUTE s",
         "EXECUTE IMMEDIATE @q",
@@ -263,3 +257,29 @@ def test_statements_that_may_change_the_character_set_make_it_asked_again(sql):
     read_text(reading, "SELECT 'é'".encode("latin1"), backend)
     reading.after_statement(sql, analyze(sql, "shop"))
     assert reading.text("SELECT 'é'".encode("latin1")) is None
+
+
+def test_the_login_s_character_set_reads_without_asking():
+    reading, backend = TextReading(AUTOCOMMIT, "latin1"), Backend(charset="latin1")
+    assert reading.text("SELECT 'Ã©tÃ©'".encode("cp1252")) == "SELECT 'Ã©tÃ©'"  # not "été"
+    assert reading.codec == "cp1252"
+    assert TextReading(AUTOCOMMIT, "utf8mb4").text(b"SELECT '\xe9'") == "SELECT '\ufffd'"
+    assert backend.asked == 0
+
+
+@pytest.mark.parametrize(
+    ("sql", "error", "expected"),
+    [
+        ("SET NAMES koi8r", 0, "SELECT 'Привет'"),
+        ("set names 'koi8r' collate koi8r_general_ci;", 0, "SELECT 'Привет'"),
+        ("SET CHARACTER SET koi8r", 0, "SELECT 'Привет'"),
+        ("SET CHARSET `koi8r`", 0, "SELECT 'Привет'"),
+        ("SET NAMES koi8r", 1115, None),  # it failed: asked again
+        ("SET NAMES DEFAULT", 0, None),
+        ("SET NAMES koi8r, @x = 1", 0, None),
+    ],
+)
+def test_a_plain_set_names_is_followed_without_asking(sql, error, expected):
+    reading = TextReading(AUTOCOMMIT, "latin1")
+    reading.after_statement(sql, analyze(sql, "shop"), error)
+    assert reading.text("SELECT 'Привет'".encode("koi8_r")) == expected

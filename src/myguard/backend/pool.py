@@ -144,6 +144,7 @@ class BackendPool:
         self._keys: dict[Key, float] = {}  # bucket -> last checkout (buckets kept warm)
         self._accounts: dict[str, BackendAccount] = {}
         self._collations: dict[int, str] = {}  # id -> "SET NAMES" clause
+        self._charsets: dict[int, str] = {}  # id -> its character set, as the server names it
         self._reset_command = Command.COM_RESET_CONNECTION
         self._greeting: Greeting | None = None
         self._default_key: Key | None = None
@@ -492,7 +493,7 @@ class BackendPool:
                 # Unknown here (e.g. MySQL 8's 255 on MariaDB): the server picks one when
                 # the id comes in a handshake; a fresh connection shows which.
                 raise _UnknownCollation(collation)
-            clause = self._collations[collation] = _names_clause(*rows[0])
+            clause = self._learned(collation, *rows[0])
         return clause
 
     async def _learn_collation(self, conn: BackendConnection, collation: int) -> None:
@@ -503,7 +504,17 @@ class BackendPool:
             "SELECT @@character_set_connection, @@collation_connection",
             deprecate_eof=deprecate_eof,
         )
-        self._collations[collation] = _names_clause(*rows[0])
+        self._learned(collation, *rows[0])
+
+    def _learned(self, collation: int, charset: str | None, name: str | None) -> str:
+        clause = self._collations[collation] = _names_clause(charset, name)
+        self._charsets[collation] = str(charset).lower()
+        return clause
+
+    def charset(self, collation: int) -> str | None:
+        """The character set of a collation id a checkout has used, as the server names
+        it (what a session's statements start in); None before."""
+        return self._charsets.get(collation)
 
     async def _finish_reset(self, conn: BackendConnection) -> None:
         """Read the answer to the reset sent when ``conn`` came back."""

@@ -264,7 +264,7 @@ class StatementHandler:
         try:
             s.reading.after_response(scanner.status, error)
             self.withheld_diagnostics = False
-            s.reading.after_statement(text, decision.statements)
+            s.reading.after_statement(text, decision.statements, error)
             s.trail.record(
                 decision, text, fingerprint, started, scanner.rows, scanner.affected_rows, error
             )
@@ -680,7 +680,7 @@ class StatementHandler:
             opened = scanner.kind == _scan.RESPONSE_EXECUTE and scanner.status & _CURSOR_EXISTS
             running.argument.cursor_masker = running.masker if opened else None
         text = running.statement.text
-        s.reading.after_statement(text, decision.statements if decision else ())
+        s.reading.after_statement(text, decision.statements if decision else (), error)
         s.trail.statement(
             running.statement,
             decision,

@@ -40,7 +40,6 @@ from myguard.protocol.handshake import (
     parse_handshake_response,
 )
 from myguard.session.guard import Guard
-from myguard.session.text_reading import TextReading
 
 ResponseScanner = load("resultscan").ResponseScanner
 _DEFAULT_VERSION = "5.5.5-10.11.0-MariaDB-myguard"
@@ -228,7 +227,7 @@ class LoginPhase:
             raise
         metrics.backend_connected(self.backend_config.name, time.perf_counter() - started)
         self.scanner = ResponseScanner(bool(self.capabilities & Capability.CLIENT_DEPRECATE_EOF))
-        self.reading = TextReading(self.backend.status)
+        self.read_as_logged_in()
 
     # -- command phase ---------------------------------------------------------------
 

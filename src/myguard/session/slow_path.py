@@ -204,7 +204,7 @@ class SlowPath:
             exc.fatal = True  # the connection is gone or in an unknown state
             raise
         s.prepared.clear()
-        s.reading.forget()
+        s.read_as_logged_in()
         s.scanner.known_status = s.backend.status
         s.ok()
         await s.client.drain()

@@ -104,6 +104,11 @@ class SessionState:
         user = self.identity.user if self.identity is not None else self.user
         return SessionIdentity(user, self.id, self.source_ip)
 
+    def read_as_logged_in(self) -> None:
+        """Statements read as on a backend session just logged in or reset: its status
+        flags, the client's character set, nothing asked yet."""
+        self.reading = TextReading(self.backend.status, self.pool.charset(self.collation))
+
     @property
     def backend_thread_id(self) -> int | None:
         return self.backend.thread_id if self.backend is not None else None

@@ -46,6 +46,13 @@ _MENTIONS_SQL_MODE = re.compile("sql_mode", re.IGNORECASE).search  # no lowered 
 # character_set_* and collation_* variables by any spelling, or what hides its statements.
 _MENTIONS_CHARSET = re.compile("names|char|collat", re.IGNORECASE).search
 _MAY_SET_CHARSET_KINDS = _MAY_SET_KINDS - {"set"}
+# The set drivers name after login (PyMySQL, mysqlclient, Connector/J, PHP), followed
+# rather than asked for: SET NAMES cs [COLLATE c], SET CHARACTER SET cs, SET CHARSET cs.
+_SETS_CHARSET = re.compile(
+    r"\s*set\s+(?:names|character\s+set|charset)\s+(?:'(\w+)'|\"(\w+)\"|`?(\w+)`?)"
+    r"(?:\s+collate\s+\S+)?\s*;?\s*",
+    re.IGNORECASE,
+).fullmatch
 # Client character sets whose two-byte characters may end in an ASCII byte such as \ or `.
 _ASCII_TRAIL_CHARSETS = frozenset({"big5", "cp932", "gbk", "sjis", "gb18030"})
 # A non-ASCII character right before a backslash or backtick: in those sets, one character.
@@ -114,11 +121,12 @@ def may_change_settings(sql: str, statements: Iterable[Statement] = ()) -> bool:
 
 
 def _may_change_charset(sql: str, statements: Iterable[Statement]) -> bool:
-    """May ``sql`` change the client character set? (Not every SET: a session that SETs
-    autocommit around binary inserts should not be asked again each time.)"""
-    return _MENTIONS_CHARSET(sql) is not None or any(
-        s.kind in _MAY_SET_CHARSET_KINDS or s.opaque for s in statements
-    )
+    """May ``sql`` change the client character set? Not every SET: a session that SETs
+    autocommit around binary inserts (bytes that are not UTF-8) is not asked each time."""
+    kinds = {s.kind for s in statements}
+    if kinds & _MAY_SET_CHARSET_KINDS or any(s.opaque for s in statements):
+        return True
+    return (not kinds or "set" in kinds) and _MENTIONS_CHARSET(sql) is not None
 
 
 class TextReading:
@@ -126,12 +134,13 @@ class TextReading:
 
     __slots__ = ("no_backslash_escapes", "_settings", "_codec")
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, charset: str | None = None) -> None:
         self.no_backslash_escapes = bool(status & _NO_BACKSLASH_ESCAPES)
         # (ANSI_QUOTES on, character_set_client) once asked; None: ask before relying on it
         self._settings: tuple[bool, str] | None = None
-        # The codec of character_set_client, kept while nothing may have changed the set.
-        self._codec: str | None = None
+        # The codec of character_set_client (``charset``: the login's, when known), kept
+        # while nothing may have changed the set.
+        self._codec = codec(charset) if charset else None
 
     def after_response(self, status: int, error_code: int) -> None:
         """Follow the flag the backend reports; an error carries no status, and a
@@ -141,12 +150,18 @@ class TextReading:
         elif not error_code:
             self.no_backslash_escapes = False
 
-    def after_statement(self, sql: str, statements: Iterable[Statement] = ()) -> None:
-        """Forget the asked settings when ``sql`` may have changed them."""
+    def after_statement(
+        self, sql: str, statements: Iterable[Statement] = (), error: int = 0
+    ) -> None:
+        """Forget the asked settings when ``sql`` (ended with ``error``) may have changed
+        them; follow the character set a plain SET NAMES that ran names."""
         if self._settings is not None and may_change_settings(sql, statements):
             self._settings = None
-        if self._codec is not None and _may_change_charset(sql, statements):
-            self._codec = None
+        if not _may_change_charset(sql, statements):
+            return
+        named = None if error else _SETS_CHARSET(sql)
+        charset = named and next(filter(None, named.groups())).lower()
+        self._codec = codec(charset) if charset and charset != "default" else None
 
     @property
     def codec(self) -> str:
@@ -175,10 +190,6 @@ class TextReading:
         if text is None and await self._ask(read_settings):
             text = self.text(sql)
         return text if text is not None else sql.decode("utf-8", "replace")
-
-    def forget(self) -> None:
-        """The session was reset (COM_RESET_CONNECTION)."""
-        self._settings = self._codec = None
 
     def known_ambiguity(self, sql: str) -> str | None | Unknown:
         """Why ``sql`` cannot be read the default way in this session, or None; ``UNKNOWN``
