@@ -204,6 +204,7 @@ def creme(mariadb):
         cur.execute("CREATE TABLE IF NOT EXISTS `crème` (`quantité` INT)")
         cur.execute("DELETE FROM `crème`")
         cur.execute("INSERT INTO `crème` VALUES (7)")
+        cur.execute("CREATE DATABASE IF NOT EXISTS `bäse`")
     root.close()
 
 
@@ -263,3 +264,16 @@ def test_a_character_set_named_mid_session_is_asked_for_and_followed(proxy):
     conn.close()
     assert len(audited(proxy, cyrillic)) == 1
     assert len(audited(proxy, "SELECT HEX('Zürich')")) == 1
+
+
+@pytest.mark.usefixtures("creme")
+def test_a_latin1_client_s_database_is_read_in_its_characters(proxy):
+    conn = charset_connect(proxy, "latin1")
+    conn.select_db("bäse")  # COM_INIT_DB, the name in latin1
+    sql = "SELECT DATABASE() AS db"
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        assert cur.fetchone() == ("bäse",)
+    conn.ping()  # the session goes on on the same backend session
+    conn.close()
+    assert [r["database"] for r in audited(proxy, sql)] == ["bäse"]

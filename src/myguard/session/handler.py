@@ -620,7 +620,7 @@ class StatementHandler:
         return execute_response(payload)
 
     def _init_db(self, payload: bytes) -> int:
-        database = payload[1:].decode("utf-8", "replace")
+        database = payload[1:].decode(self.session.reading.codec, "replace")
         statement = StatementText.of("USE `" + database.replace("`", "``") + "`")
         decision = self.decide_now(statement)
         if decision is None:

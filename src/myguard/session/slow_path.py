@@ -340,7 +340,7 @@ class SlowPath:
         )
 
     async def _init_db(self, payload: bytes) -> Decided:
-        database = payload[1:].decode("utf-8", "replace")
+        database = payload[1:].decode(self.state.reading.codec, "replace")
         statement = StatementText.of("USE `" + database.replace("`", "``") + "`")
         decision = await self._decide(statement)
         return Decided(Command.COM_INIT_DB, statement, decision, database)
