@@ -9,6 +9,7 @@ import time
 import pytest
 
 from myguard.analysis import analyze
+from myguard.analysis.mariadb_syntax import text_for_sqlglot
 from myguard.analysis.sqlglot_path import MAX_OPEN_JOINS
 
 
@@ -342,3 +343,60 @@ def test_sqlglot_warnings_are_one_debug_line_per_fingerprint(caplog):
     assert all(r.levelno == logging.DEBUG for r in ours)
     # The statement is logged as its fingerprint: no literal reaches the log.
     assert not any("/d" in r.getMessage() or "my-key" in r.getMessage() for r in ours)
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind", "reads", "writes"),
+    [
+        ("SELECT a, COUNT(*) FROM t GROUP BY a DESC", "select", {"shop.t"}, set()),
+        (
+            "SELECT a FROM t GROUP BY a ASC, b DESC WITH ROLLUP HAVING a > 1 ORDER BY a DESC",
+            "select", {"shop.t"}, set(),
+        ),
+        (
+            "SELECT GROUP_CONCAT(b ORDER BY b DESC) FROM t GROUP BY a DESC",
+            "select", {"shop.t"}, set(),
+        ),
+        (
+            "SELECT a FROM (SELECT a FROM customers GROUP BY a DESC) d ORDER BY a DESC",
+            "select", {"shop.customers"}, set(),
+        ),
+        (
+            "DELETE t1.* FROM t1 JOIN t2 ON t1.a = t2.a WHERE t2.b = 1",
+            "delete", {"shop.t1", "shop.t2"}, {"shop.t1"},
+        ),
+        (
+            "DELETE t1.*, t2.* FROM t1 JOIN t2 ON t1.a = t2.a",
+            "delete", {"shop.t1", "shop.t2"}, {"shop.t1", "shop.t2"},
+        ),
+        (
+            "DELETE QUICK FROM t1.* USING t1 JOIN t2 ON t1.a = t2.a",
+            "delete", {"shop.t1", "shop.t2"}, {"shop.t1"},
+        ),
+        (
+            "UPDATE (t1 JOIN t2 ON t1.a = t2.a) SET t1.b = t2.b",
+            "update", {"shop.t1", "shop.t2"}, {"shop.t1"},
+        ),
+        (
+            "UPDATE LOW_PRIORITY (t1 JOIN customers c ON t1.a = c.id) SET t1.b = c.email",
+            "update", {"shop.t1", "shop.customers"}, {"shop.t1"},
+        ),
+    ],
+)  # fmt: skip
+def test_older_mariadb_forms_are_read_as_the_server_reads_them(sql, kind, reads, writes):
+    statement = one(sql)
+    assert statement.kind == kind
+    assert names(statement.reads) >= reads - writes
+    assert names(statement.writes) == writes
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT a FROM t ORDER BY a DESC",  # only GROUP BY loses its order words
+        "SELECT ROW_NUMBER() OVER (PARTITION BY a ORDER BY b DESC) FROM t GROUP BY a, b",
+        "UPDATE t SET a = (SELECT 1) WHERE b = 2",
+    ],
+)
+def test_forms_that_are_not_older_are_left_as_they_are(sql):
+    assert text_for_sqlglot(sql) == sql

@@ -23,6 +23,11 @@ c, d``, which sqlglot parses everywhere and whose columns the lineage sees as th
 they are (ORMs such as SQLAlchemy put ``values()`` in a CTE). In ``ON DUPLICATE KEY
 UPDATE``, ``VALUES(t.c)`` becomes ``VALUES(c)``: the column can only be the inserted
 table's, and sqlglot reads only the bare name there.
+
+Older forms MariaDB still takes: ``GROUP BY a DESC`` (the order of the groups) loses its
+ASC/DESC; a multi-table ``DELETE t1.* FROM ...`` (or ``DELETE FROM t1.* USING ...``) names
+its targets without ``.*``; and ``UPDATE (t1 JOIN t2 ON ...) SET`` its joined tables without
+the parentheses. None changes which tables or columns the statement touches.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import re
 from dataclasses import replace
 
 from myguard.analysis.lexer import LexError, Token, render, tokenize
-from myguard.analysis.tokens import is_word
+from myguard.analysis.tokens import find_word, is_word
 
 # Modifiers right after the statement's first word (MariaDB's INSERT/REPLACE/UPDATE/DELETE).
 _AFTER_FIRST = {
@@ -51,16 +56,74 @@ _SELECT_HINTS = frozenset(
 )  # fmt: skip
 _SELECT_OPTIONS = _SELECT_HINTS | {"ALL", "DISTINCT", "DISTINCTROW"}
 _WORDS = frozenset().union(*_AFTER_FIRST.values(), _SELECT_HINTS)
-# Text that may hold something to rewrite: a modifier, a sequence call, VALUES or an ODBC
-# escape.
+# Text that may hold something to rewrite: a modifier, a sequence call, VALUES, an ODBC
+# escape, an ordered GROUP BY, a ``.*`` target or a parenthesised UPDATE target.
 _MAY_HOLD = re.compile(
-    r"\b(?:" + "|".join(sorted(_WORDS | {"VALUE", "VALUES"})) + r")\b|\{", re.IGNORECASE
+    r"\b(?:" + "|".join(sorted(_WORDS | {"VALUE", "VALUES", "ASC", "DESC"})) + r")\b|\{"
+    r"|\.\s*\*|^\s*UPDATE\b[^(]*\(",
+    re.IGNORECASE,
 ).search
 
 
 def for_sqlglot(tokens: list[Token]) -> list[Token]:
     """One statement's tokens as sqlglot is to get them (the same list when unchanged)."""
-    return _values(_sequence_calls(_without_escapes(_without_modifiers(tokens))))
+    tokens = _without_escapes(_without_modifiers(tokens))
+    return _older_forms(_values(_sequence_calls(tokens)))
+
+
+# The clauses a GROUP BY list ends at (or the parenthesis around it).
+_AFTER_GROUP_BY = frozenset(
+    {"HAVING", "ORDER", "LIMIT", "WINDOW", "WITH", "UNION", "EXCEPT", "INTERSECT", "INTO",
+     "FOR", "LOCK", "PROCEDURE", "GROUP"}
+)  # fmt: skip
+
+
+def _older_forms(tokens: list[Token]) -> list[Token]:
+    """``GROUP BY a DESC``, ``DELETE t1.* FROM``, ``UPDATE (t1 JOIN t2 ...) SET``."""
+    drop: set[int] = set()
+    grouping: list[bool] = [False]  # per parenthesis depth: inside a GROUP BY list
+    for index, token in enumerate(tokens):
+        if token.kind == "op" and token.text == "(":
+            grouping.append(False)
+        elif token.kind == "op" and token.text == ")":
+            if len(grouping) > 1:
+                grouping.pop()
+        elif token.kind == "word":
+            if token.upper == "BY" and is_word(tokens, index - 1, "GROUP"):
+                grouping[-1] = True
+            elif token.upper in _AFTER_GROUP_BY:
+                grouping[-1] = False
+            elif token.upper in ("ASC", "DESC") and grouping[-1]:
+                drop.add(index)
+    if is_word(tokens, 0, "DELETE"):
+        end = len(tokens)
+        for word in ("USING", "FROM") if is_word(tokens, 1, "FROM") else ("FROM",):
+            found = find_word(tokens, word, 2 if word == "USING" else 1)
+            if found >= 0:
+                end = found
+                break
+        for index in range(1, end - 1):
+            if tokens[index].text == "." and tokens[index + 1].text == "*":
+                drop.update((index, index + 1))
+    elif is_word(tokens, 0, "UPDATE"):
+        start = 1
+        while is_word(tokens, start, *_AFTER_FIRST["UPDATE"]):
+            start += 1
+        if start < len(tokens) and tokens[start].kind == "op" and tokens[start].text == "(":
+            close = _closing(tokens, start)
+            if is_word(tokens, close + 1, "SET"):
+                drop.update((start, close))
+    if not drop:
+        return tokens
+    out: list[Token] = []
+    gap = False  # a dropped token's space goes to the next one kept: UPDATE (t1 -> UPDATE t1
+    for index, token in enumerate(tokens):
+        if index in drop:
+            gap = gap or token.gap
+        else:
+            out.append(replace(token, gap=True) if gap and not token.gap else token)
+            gap = False
+    return out
 
 
 def _values(tokens: list[Token]) -> list[Token]:
