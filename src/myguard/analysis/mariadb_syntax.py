@@ -79,8 +79,39 @@ _AFTER_GROUP_BY = frozenset(
 
 
 def _older_forms(tokens: list[Token]) -> list[Token]:
-    """``GROUP BY a DESC``, ``DELETE t1.* FROM``, ``UPDATE (t1 JOIN t2 ...) SET``."""
-    drop: set[int] = set()
+    """``GROUP BY a DESC``, ``DELETE t1.* FROM``, ``UPDATE (t1 JOIN t2 ...) SET`` (after
+    ``_without_modifiers``: the statement's second token is its first table or FROM)."""
+    drop = _group_order_words(tokens)
+    if is_word(tokens, 0, "DELETE"):
+        # Its targets end at FROM, or after DELETE FROM at USING (-1: a one-table DELETE).
+        end = (
+            find_word(tokens, "USING", 2)
+            if is_word(tokens, 1, "FROM")
+            else find_word(tokens, "FROM", 1)
+        )
+        for index in range(1, end - 1):
+            if tokens[index].text == "." and tokens[index + 1].text == "*":
+                drop.update((index, index + 1))
+    elif is_word(tokens, 0, "UPDATE") and len(tokens) > 1 and tokens[1].text == "(":
+        close = _closing(tokens, 1)
+        if is_word(tokens, close + 1, "SET"):
+            drop.update((1, close))
+    if not drop:
+        return tokens
+    out: list[Token] = []
+    gap = False  # a dropped token's space goes to the next one kept: UPDATE (t1 -> UPDATE t1
+    for index, token in enumerate(tokens):
+        if index in drop:
+            gap = gap or token.gap
+        else:
+            out.append(replace(token, gap=True) if gap and not token.gap else token)
+            gap = False
+    return out
+
+
+def _group_order_words(tokens: list[Token]) -> set[int]:
+    """The indexes of ASC and DESC in GROUP BY lists."""
+    found: set[int] = set()
     grouping: list[bool] = [False]  # per parenthesis depth: inside a GROUP BY list
     for index, token in enumerate(tokens):
         if token.kind == "op" and token.text == "(":
@@ -94,36 +125,8 @@ def _older_forms(tokens: list[Token]) -> list[Token]:
             elif token.upper in _AFTER_GROUP_BY:
                 grouping[-1] = False
             elif token.upper in ("ASC", "DESC") and grouping[-1]:
-                drop.add(index)
-    if is_word(tokens, 0, "DELETE"):
-        end = len(tokens)
-        for word in ("USING", "FROM") if is_word(tokens, 1, "FROM") else ("FROM",):
-            found = find_word(tokens, word, 2 if word == "USING" else 1)
-            if found >= 0:
-                end = found
-                break
-        for index in range(1, end - 1):
-            if tokens[index].text == "." and tokens[index + 1].text == "*":
-                drop.update((index, index + 1))
-    elif is_word(tokens, 0, "UPDATE"):
-        start = 1
-        while is_word(tokens, start, *_AFTER_FIRST["UPDATE"]):
-            start += 1
-        if start < len(tokens) and tokens[start].kind == "op" and tokens[start].text == "(":
-            close = _closing(tokens, start)
-            if is_word(tokens, close + 1, "SET"):
-                drop.update((start, close))
-    if not drop:
-        return tokens
-    out: list[Token] = []
-    gap = False  # a dropped token's space goes to the next one kept: UPDATE (t1 -> UPDATE t1
-    for index, token in enumerate(tokens):
-        if index in drop:
-            gap = gap or token.gap
-        else:
-            out.append(replace(token, gap=True) if gap and not token.gap else token)
-            gap = False
-    return out
+                found.add(index)
+    return found
 
 
 def _values(tokens: list[Token]) -> list[Token]:
