@@ -103,6 +103,34 @@ def test_change_user_reauthenticates_against_myguard(proxy):
     assert err.value.errno == 1045
 
 
+def test_a_failed_change_user_keeps_the_session_reset_as_the_server_does(proxy, mariadb):
+    """MariaDB answers a COM_CHANGE_USER that fails with 1045 and keeps the connection, as
+    the user it was, reset (variables gone, database kept)."""
+    direct = MySQLdb.connect(
+        host="127.0.0.1", port=mariadb.port, user="root", passwd=ROOT_PASSWORD, db="shop"
+    )
+    conn = MySQLdb.connect(
+        host="127.0.0.1", port=proxy.port, user="alice", password="alice-pw-1", database="shop"
+    )
+    for c in (direct, conn):
+        c.cursor().execute("SET @x = 42")
+        with pytest.raises(MySQLdb.OperationalError) as err:
+            c.change_user("bob", "wrong", "test")
+        assert err.value.args[0] == 1045
+        cur = c.cursor()
+        cur.execute("SELECT @x, DATABASE()")
+        assert cur.fetchone() == (None, "shop")
+    cur = conn.cursor()
+    cur.execute("SELECT @myguard_user")
+    assert cur.fetchone() == ("alice",)  # still alice, to the rules and the backend
+    cur.execute("SELECT COUNT(*) FROM orders")
+    assert cur.fetchone() == (9,)
+    denied = [r for r in proxy.audit_records() if r.type == "login" and r["user"] == "bob"]
+    assert denied and denied[-1]["success"] is False
+    conn.close()
+    direct.close()
+
+
 def test_mysqlclient_change_user_and_ping(proxy):
     conn = MySQLdb.connect(
         host="127.0.0.1", port=proxy.port, user="alice", password="alice-pw-1", database="shop"

@@ -233,10 +233,16 @@ class LoginPhase:
 
     async def _change_user(self, payload: bytes) -> None:
         change = parse_change_user(payload, self.capabilities)
-        self.user = change.user
-        result = await self._authenticate(
-            change.user, self._plugin(change.auth_plugin), change.auth_response
-        )
+        previous, self.user = self.user, change.user
+        try:
+            result = await self._authenticate(
+                change.user, self._plugin(change.auth_plugin), change.auth_response
+            )
+        except LoginDenied as exc:
+            # As the server does: the session stays the previous user's, reset.
+            self.user = previous
+            await self.reset_backend()
+            raise MySQLError(exc.code, exc.sqlstate, exc.message) from None
         self.attributes = change.attributes or self.attributes
         # The session starts over as the new user: its connection goes back (reset) and it
         # takes one for the new user's service account (often the same one, reset).

@@ -11,7 +11,6 @@ import logging
 from myguard.analysis import analyze
 from myguard.approvals.errors import MyguardCommandSyntax
 from myguard.approvals.sql_command import MyguardCommand, parse_myguard_command
-from myguard.backend.connect import BackendUnavailable
 from myguard.backend.query import text_query
 from myguard.logs import event
 from myguard.masking.lineage import Lineage
@@ -195,17 +194,9 @@ class SlowPath:
         s.ok()
 
     async def _reset_connection(self) -> None:
-        """COM_RESET_CONNECTION: the backend session reset to what the login left, with the
-        client's character set and this session's identity (``BackendPool.reset``)."""
+        """COM_RESET_CONNECTION (``SessionState.reset_backend``), answered with OK."""
         s = self.state
-        try:
-            await s.pool.reset(s.backend, s.collation, s.database, s.backend_identity)
-        except BackendUnavailable as exc:
-            exc.fatal = True  # the connection is gone or in an unknown state
-            raise
-        s.prepared.clear()
-        s.read_as_logged_in()
-        s.scanner.known_status = s.backend.status
+        await s.reset_backend()
         s.ok()
         await s.client.drain()
 

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from myguard.backend.connect import BackendConnection
+from myguard.backend.connect import BackendConnection, BackendUnavailable
 from myguard.backend.pool import SessionIdentity
 from myguard.config import BackendConfig
 from myguard.context import ServerContext
@@ -103,6 +103,21 @@ class SessionState:
         """Whose session the backend connection serves, as the pool sets it."""
         user = self.identity.user if self.identity is not None else self.user
         return SessionIdentity(user, self.id, self.source_ip)
+
+    async def reset_backend(self) -> None:
+        """The backend session reset to what the login left, with the client's character
+        set and this session's identity (``BackendPool.reset``); BackendUnavailable, fatal,
+        when the connection is gone or in an unknown state."""
+        try:
+            await self.pool.reset(
+                self.backend, self.collation, self.database, self.backend_identity
+            )
+        except BackendUnavailable as exc:
+            exc.fatal = True
+            raise
+        self.prepared.clear()
+        self.read_as_logged_in()
+        self.scanner.known_status = self.backend.status
 
     def read_as_logged_in(self) -> None:
         """Statements read as on a backend session just logged in or reset: its status
