@@ -1,5 +1,8 @@
 """Where a point select's CPU goes, per part of the proxy: ``perf`` on every myguard process
-(and on HAProxy and the bare relay, for the floor) while sysbench runs point selects.
+(and on HAProxy and the bare relay, for the floor) while sysbench runs point selects; then,
+in a second window of the same run, ``perf stat``'s count of system calls and context
+switches per statement (on a VM a switch costs more than a system call: the two are how
+the kernel's share differs between targets that make the same calls).
 
     .venv/bin/python -m benchmarks.e2e.breakdown [--seconds 10] [--threads 16] [--ps auto]
 
@@ -65,27 +68,53 @@ def record(pids: list[int], seconds: int, out: Path) -> dict[str, float]:
     return dict(shares)
 
 
+_COUNTED = ("raw_syscalls:sys_enter", "context-switches")
+
+
+def count(pids: list[int], seconds: int) -> dict[str, float]:
+    """System calls and context switches of ``pids`` over ``seconds`` (``perf stat``)."""
+    run = subprocess.run(
+        ["perf", "stat", "-x,", "-e", ",".join(_COUNTED), "-p", ",".join(map(str, pids)),
+         "--", "sleep", str(seconds)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    counts = {}
+    for line in run.stderr.splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and fields[2] in _COUNTED and fields[0].replace(".", "").isdigit():
+            counts[fields[2]] = float(fields[0])
+    return counts
+
+
 def measure(target: Target, pids: list[int], args: argparse.Namespace, out: Path) -> dict:
     workload = sysbench.Workload("oltp_point_select", args.threads, args.ps)
     result: dict[str, object] = {}
-    runner = threading.Thread(
-        target=lambda: result.update(sysbench.run(target, workload, args.seconds + 4))
-    )
+    seconds = 2 + args.seconds + args.stat_seconds + 2
+    runner = threading.Thread(target=lambda: result.update(sysbench.run(target, workload, seconds)))
     runner.start()
     threading.Event().wait(2)  # let the load settle before sampling
     before = cpu_seconds(pids)
     shares = record(pids, args.seconds, out)
     cpu = cpu_seconds(pids) - before
+    counts = count(pids, args.stat_seconds)
     runner.join()
     qps = float(result.get("qps", 0) or 0)
     statements = qps * args.seconds
     us = 1e6 * cpu / statements if statements else 0.0
-    return {"qps": qps, "cpu_us_per_statement": us, "shares": shares}
+    per = {k: v / (qps * args.stat_seconds) for k, v in counts.items()} if qps else {}
+    return {
+        "qps": qps,
+        "cpu_us_per_statement": us,
+        "shares": shares,
+        "syscalls_per_statement": per.get("raw_syscalls:sys_enter", 0.0),
+        "switches_per_statement": per.get("context-switches", 0.0),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.e2e.breakdown")
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--stat-seconds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--ps", choices=("auto", "disable"), default="disable")
     args = parser.parse_args()
@@ -108,6 +137,8 @@ def main() -> None:
                 for key, share in sorted(got["shares"].items(), key=lambda kv: -kv[1]):
                     us = got["cpu_us_per_statement"] * share / 100
                     print(f"| {key} | {share:.1f} % | {us:.1f} |")
+                print(f"\nPer statement: {got['syscalls_per_statement']:.2f} system calls, "
+                      f"{got['switches_per_statement']:.3f} context switches")  # fmt: skip
         finally:
             stack.stop()
 
