@@ -143,6 +143,20 @@ const scenarios = {
     return out;
   },
 
+  // A client in a character set other than UTF-8 (mysql2 encodes the text in it): its
+  // literals and names are read in that set.
+  async koi8r() {
+    const conn = await connect({ charset: 'KOI8R_GENERAL_CI' });
+    const out = result(
+      await conn.query(
+        "SELECT 'Привет, мир' AS greeting, CHAR_LENGTH('Привет') AS len, число" +
+          ' FROM (SELECT 7 AS число) AS т',
+      ),
+    );
+    await conn.end();
+    return out;
+  },
+
   async login() {
     try {
       const conn = await connect();

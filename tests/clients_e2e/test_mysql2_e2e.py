@@ -92,6 +92,18 @@ def test_ignore_space_on_every_connection(mysql2, proxy, mariadb):
     assert [(o["ignoreSpace"], rows_of(o["count"]["ok"])) for o in out] == [(1, [{"n": 9}])] * 3
 
 
+def test_a_koi8r_client_is_read_in_its_character_set(mysql2, proxy, mariadb):
+    """A KOI8-R client's statement was read as UTF-8: the audit trail recorded replacement
+    characters for its Cyrillic literal and names. Now they are read in KOI8-R, for an
+    identity with masking (bob) too, and the result is the direct one."""
+    proxy_end, direct_end = ends(proxy, mariadb)
+    out = compare(mysql2.run, proxy_end, direct_end, "koi8r")
+    assert rows_of(out) == [{"greeting": "Привет, мир", "len": 6, "число": 7}]
+    assert mysql2.run("koi8r", as_user(proxy_end, "bob", "bob-pw-2")) == out
+    texts = [r["statement"] for r in proxy.audit_records() if r.type == "statement"]
+    assert any("'Привет, мир'" in t and "число" in t for t in texts)
+
+
 # -- column types, text and binary protocol -------------------------------------------------
 
 
