@@ -18,6 +18,8 @@ import mysql.connector.aio
 import pymysql
 import pytest
 
+from mariadb_server import ROOT_PASSWORD
+
 USERS = {"alice": "alice-pw-1", "bob": "bob-pw-2", "carol": "carol-pw-3"}
 
 
@@ -367,3 +369,25 @@ def test_a_client_gone_mid_statement_stops_its_backend_statement(proxy, mariadb)
         time.sleep(0.1)
     assert one(holder, "SELECT RELEASE_LOCK('pool_dirty_close')") == (1,)
     holder.close()
+
+
+@pytest.mark.parametrize("pool", [{"min_idle": 0}, {"enabled": False}], ids=["fresh", "off"])
+def test_an_unknown_database_at_login_is_the_servers_error(private_proxy, mariadb, pool):
+    """A login naming a database that does not exist gets what a direct login gets (1049,
+    which frameworks read as "create it"), not 4690 "backend unavailable", whether the
+    pool opens a connection for it or is off; and the pool is none the worse."""
+    p = private_proxy(workers=1, backend={"pool": pool})
+    errors = []
+    ends = [(mariadb.port, "root", ROOT_PASSWORD), (p.port, "alice", USERS["alice"])]
+    for port, user, password in ends * 2:
+        with pytest.raises(pymysql.err.OperationalError) as err:
+            pymysql.connect(
+                host="127.0.0.1", port=port, user=user, password=password, database="nosuchdb"
+            )
+        errors.append(err.value.args)
+    assert errors[1] == errors[0] == (1049, "Unknown database 'nosuchdb'")
+    assert errors[3] == errors[0]
+    connect(p).close()
+    if pool.get("enabled", True):
+        time.sleep(1.5)  # metrics are flushed once a second
+        assert metric(p, "myguard_backend_pool_failures_total") == 0

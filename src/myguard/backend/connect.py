@@ -31,6 +31,8 @@ from myguard.protocol.constants import (
 )
 from myguard.protocol.errors import (
     CR_CONN_HOST_ERROR,
+    ER_BAD_DB_ERROR,
+    ER_DBACCESS_DENIED_ERROR,
     ER_MYGUARD_BACKEND_UNAVAILABLE,
     MySQLError,
     ProtocolError,
@@ -275,7 +277,11 @@ async def _authenticate(
         if head == OK_HEADER:
             return parse_ok(packet).status
         if head == ERR_HEADER:
-            raise BackendUnavailable(config.name, f"{what} failed: {parse_err(packet).message}")
+            err = parse_err(packet)
+            if err.code in (ER_BAD_DB_ERROR, ER_DBACCESS_DENIED_ERROR):
+                # The database the client asked for: its error, as a direct login gets it.
+                raise MySQLError(err.code, err.sqlstate, err.message, fatal=True)
+            raise BackendUnavailable(config.name, f"{what} failed: {err.message}")
         if head == AUTH_SWITCH_REQUEST:
             plugin, data = parse_auth_switch(packet)
             nonce = data.rstrip(b"\x00")
