@@ -249,21 +249,29 @@ def test_a_latin1_client_s_prepared_statements_are_read_in_its_characters(proxy,
     assert audited(proxy, sql)
 
 
-def test_a_character_set_named_mid_session_is_asked_for_and_followed(proxy):
+def test_a_character_set_named_mid_session_is_followed_or_asked_for(proxy):
     conn = charset_connect(proxy, "utf8mb4")
     cyrillic = "SELECT HEX('Привет, мир') AS h"
+    koi8 = "SELECT HEX('Мир') AS h"
     with conn.cursor() as cur:
-        cur.execute("SELECT 'Zürich'")  # UTF-8, read as such without asking
+        cur.execute("SELECT 'Zürich'")  # UTF-8, read as such
         assert cur.fetchone() == ("Zürich",)
-        cur.execute("SET NAMES cp1251")
-        cur.execute(cyrillic.encode("cp1251"))  # not UTF-8: the set is asked for
+        cur.execute("SET NAMES cp1251")  # followed
+        cur.execute(cyrillic.encode("cp1251"))
         assert cur.fetchone() == ("Привет, мир".encode("cp1251").hex().upper(),)
         cur.execute("SET NAMES utf8mb4")
         cur.execute("SELECT HEX('Zürich')")
         assert cur.fetchone() == ("Zürich".encode().hex().upper(),)
+        cur.execute("SET @cs = 'koi8r'")
+        # A set named through a variable: not UTF-8 bytes make the slow path ask for it.
+        cur.execute("SET character_set_client = @cs")
+        cur.execute(koi8.encode("koi8_r"))
+        # read as KOI8-R, converted to the connection's utf8mb4
+        assert cur.fetchone() == ("Мир".encode().hex().upper(),)
     conn.close()
     assert len(audited(proxy, cyrillic)) == 1
     assert len(audited(proxy, "SELECT HEX('Zürich')")) == 1
+    assert len(audited(proxy, koi8)) == 1
 
 
 @pytest.mark.usefixtures("creme")
