@@ -182,9 +182,12 @@ ring_steps = st.lists(
 )
 
 
-def run_ring(module, base: Path, steps, capacity: int, key) -> tuple:
+def run_ring(
+    module, base: Path, steps, capacity: int, key, rotate_size: int | None = None
+) -> tuple:
     """``steps`` through a tail with a ring of ``capacity``: an offer the ring cannot take
-    is appended, as the writer does. (segment bytes, ring file bytes, offers taken)."""
+    is appended, as the writer does. (segment bytes, ring file bytes, offers taken). With
+    ``rotate_size``, drains zero-fill the segment ahead (``preallocate``) up to that size."""
     segment, ring = base / "segment", base / "ring"
     fd = os.open(segment, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
     os.write(fd, b"\0" * HEADER_SIZE)
@@ -192,6 +195,8 @@ def run_ring(module, base: Path, steps, capacity: int, key) -> tuple:
         tail = module.Tail(key, ZERO_HASH, 1)
         tail.fd, tail.size, tail.header_size, tail.accepting = fd, HEADER_SIZE, HEADER_SIZE, True
         tail.seq = 3
+        if rotate_size is not None:
+            tail.preallocate, tail.rotate_size = True, rotate_size
         tail.attach_ring(str(ring), capacity)
         taken = []
         for step, body in steps:
@@ -199,15 +204,16 @@ def run_ring(module, base: Path, steps, capacity: int, key) -> tuple:
                 tail.flush()
                 assert tail.ring_pending == 0
             elif step == "append" or not tail.offer(body):
-                size = segment.stat().st_size
+                size = tail.size
                 tail.append(body)  # drains first: the chain's order holds in the file
-                assert tail.ring_pending == 0 and segment.stat().st_size > size
+                assert tail.ring_pending == 0 and segment.stat().st_size >= tail.size > size
             else:
                 taken.append(body)
         ring_bytes = ring.read_bytes()
         tail.flush()
-        assert tail.size == segment.stat().st_size
-        return segment.read_bytes(), ring_bytes, taken
+        if rotate_size is None:
+            assert tail.size == segment.stat().st_size
+        return segment.read_bytes(), ring_bytes, taken, tail.size
     finally:
         os.close(fd)
 
@@ -227,12 +233,37 @@ def test_ring_compiled_and_twin_agree_and_write_what_appending_writes(
     assert c[0] == plain[0]
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    steps=ring_steps,
+    capacity=st.integers(4096, 6000),
+    key=keys,
+    rotate_size=st.sampled_from([HEADER_SIZE, 3000, 20_000, 1 << 30]),
+)
+def test_zero_filling_ahead_writes_the_same_records_and_only_zeros_after_them(
+    tmp_path_factory, steps, capacity: int, key, rotate_size: int
+) -> None:
+    """With ``preallocate``, both twins write the same file: the records as appending
+    writes them, then zeros, up to ``ZERO_AHEAD`` past the last drain and not past the
+    rotation size (records past it extend the file themselves)."""
+    c = run_ring(compiled, tmp_path_factory.mktemp("c"), steps, capacity, key, rotate_size)
+    p = run_ring(python, tmp_path_factory.mktemp("p"), steps, capacity, key, rotate_size)
+    assert c == p
+    data, _, taken, end = c
+    bodies = [body for _, body in steps if _ != "drain"]
+    plain = write(compiled, tmp_path_factory.mktemp("plain") / "s", bodies, ZERO_HASH, 1, key)
+    assert data[:end] == plain[0] and not data[end:].strip(b"\0")
+    assert len(data) <= max(end, min(rotate_size, end + python.ZERO_AHEAD))
+    if taken and end < rotate_size:
+        assert len(data) > end  # a drain filled ahead
+
+
 @MODULES
 def test_a_record_across_the_ring_s_end_is_drained_whole(module, tmp_path):
     bodies = [bytes([i]) * 1500 for i in range(5)]  # the third one wraps a 4096-byte ring
     steps = [("offer", body) for body in bodies[:2]] + [("drain", b"")]
     steps += [("offer", body) for body in bodies[2:]]
-    data, _, taken = run_ring(module, tmp_path, steps, 4096, None)
+    data, _, taken, _ = run_ring(module, tmp_path, steps, 4096, None)
     assert taken == bodies[:4]  # the fifth found the ring full and was appended
     frames = [split_payload(p) for _, p in iter_frames(data)]
     assert [body for _, _, body in frames] == bodies

@@ -36,9 +36,13 @@ cdef class Tail:
     cdef uint64_t _capacity
     cdef int _ring_fd
     cdef int _epoch_fd
+    cdef public bint preallocate
+    cdef uint64_t _zero_seq
+    cdef long long _zeroed
     cdef pthread_mutex_t _lock
 
     cdef int drain(self) noexcept nogil
+    cdef void _zero_ahead(self, long long offset, long long end) noexcept nogil
     cdef bint _into_ring(self, const unsigned char *frame, uint64_t total) noexcept
     cdef bint _frame(self, bytes body, bint to_ring) except -1
     cpdef bint due(self, double now)

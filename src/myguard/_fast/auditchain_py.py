@@ -9,6 +9,7 @@ thread's ``drain`` moves them into the segment) is described in ``auditchain.pyx
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import struct
@@ -27,6 +28,10 @@ from myguard.audit.segment import (
 _WORD = struct.Struct("=Q")
 # Offsets of the ring header's words (segment.RING_HEADER).
 R_CAPACITY, R_SEQ, R_EPOCH_OFFSET, R_EPOCH_START, R_DRAINED, R_WRITTEN = range(8, 56, 8)
+# How far beyond the records it drains a synced segment is zero-filled (see the .pyx).
+ZERO_AHEAD = 1 << 20
+_ZEROS = bytes(1 << 16)
+_NEVER = (1 << 63) - 1  # no more zeros for this segment (a write of them failed)
 
 
 def _frame(body: bytes, prev_hash: bytes, number: int, key: bytes | None) -> tuple[bytes, bytes]:
@@ -66,6 +71,10 @@ class Tail:
         self._capacity = 0
         self._epoch_fd = -1
         self._lock = threading.Lock()
+        # ``drain`` zero-fills the segment ahead of its records (set when the writer syncs).
+        self.preallocate = False
+        self._zero_seq = 0
+        self._zeroed = 0
 
     def attach_ring(self, path: str, capacity: int) -> None:
         """Take records through a new, empty ring in the file at ``path`` (made or reset;
@@ -112,6 +121,8 @@ class Tail:
             offset = self._get(R_EPOCH_OFFSET) + drained - self._get(R_EPOCH_START)
             at = drained % self._capacity
             first = min(written - drained, self._capacity - at)
+            if self.preallocate:
+                self._zero_ahead(offset, offset + written - drained)
             data = memoryview(self._map)
             try:
                 write_all(self._epoch_fd, data[RING_DATA + at : RING_DATA + at + first], offset)
@@ -123,6 +134,29 @@ class Tail:
                 data.release()
             self._put(R_DRAINED, written)
             return 0
+
+    def _zero_ahead(self, offset: int, end: int) -> None:
+        """Zeros from ``offset`` to ``ZERO_AHEAD`` past ``end``, not past the rotation size,
+        unless done for this segment already; best effort: cut off again when a write
+        fails (see the .pyx)."""
+        seq = self._get(R_SEQ)
+        limit = min(end + ZERO_AHEAD, self.rotate_size)
+        if seq != self._zero_seq:
+            self._zero_seq, self._zeroed = seq, 0
+        if end <= self._zeroed or limit <= end:
+            return
+        start = max(offset, self._zeroed)
+        while start < limit:
+            length = min(len(_ZEROS), limit - start)
+            try:
+                write_all(self._epoch_fd, _ZEROS[:length], start)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._epoch_fd, offset)
+                self._zeroed = _NEVER
+                return
+            start += length
+        self._zeroed = start
 
     def flush(self) -> None:
         """Drain the ring now (on the caller's thread); OSError when the write fails."""

@@ -4,6 +4,10 @@ Records are appended on the event loop (each handed to the kernel before ``appen
 returns); the writer thread only syncs. Every append either lands completely or is
 truncated away again, so the segment on disk is always a valid prefix of the chain.
 
+The writer thread fills the segment being written with zeros ahead of its records (see
+``_fast/auditchain.pyx``); they are cut off when the segment is sealed or closed, or
+when a crash left them and the segment is opened again.
+
 Rotation on the loop must not wait for the disk, yet a power cut must not leave a new
 segment whose header links to records the old one lost. So a new segment is started
 under its ``.seg.tmp`` name (header written, no fsync) and records go into it at once;
@@ -64,6 +68,7 @@ class Rotation:
     """A segment started under its temporary name, waiting for :meth:`SegmentAppender.seal`."""
 
     old_fd: int  # the segment before it (-1: none), closed by seal
+    old_end: int  # where its records end (zeros may follow); -1: keep it whole
     fd: int  # the new segment, which the appender keeps writing
     tmp: Path
     path: Path
@@ -90,6 +95,24 @@ def _lock_directory(directory: Path) -> int:
             errno.EBUSY, "another process writes this audit directory (one writer each)"
         ) from None
     return fd
+
+
+# A disk writes whole sectors: one a power cut kept from the disk reads as zeros.
+_SECTOR = 512
+
+
+def _unwritten_sector(data: bytes, start: int, length: int) -> bool:
+    """Does ``data[start : start + length]`` hold an aligned sector of zeros? In a segment
+    filled with zeros ahead of its records, that is how a power cut during a sync leaves
+    its records: some sectors on the disk, others not. Cut off there, as a torn write: the
+    chain cannot tell that from records removed at its end either, while changed bytes
+    stay damage."""
+    first = -(-start // _SECTOR) * _SECTOR
+    zeros = bytes(_SECTOR)
+    return any(
+        data[at : at + _SECTOR] == zeros
+        for at in range(first, start + length - _SECTOR + 1, _SECTOR)
+    )
 
 
 def _tmp_path(path: Path) -> Path:
@@ -191,7 +214,7 @@ class SegmentAppender:
         if damaged:
             # Damage followed by more data is not a torn write: keep the file untouched as
             # evidence (verify reports it) and continue the chain in a new segment.
-            self.seal(self.start_segment(seq + 1))
+            self.seal(self.start_segment(seq + 1, keep_old=True))
         return repair
 
     def _resume(self, seq: int, path: Path) -> tuple[Repair, bool]:
@@ -220,13 +243,17 @@ class SegmentAppender:
         self.segment_seq, self.segment_path, self.segment_created = seq, path, header.created
         self.size = end
         if damage is None:
+            if len(data) > end:  # the zeros filled in ahead of the records
+                os.ftruncate(self.fd, end)
             return Repair("restart"), False
-        tail = data[damage.offset :]
-        if not damage.torn and tail.strip(b"\x00"):
+        tail = data[damage.offset :].rstrip(b"\x00")
+        if not damage.torn and tail and not _unwritten_sector(data, damage.offset, len(tail)):
             reason = f"damaged segment left in place: {damage.reason}"
             return Repair(reason, path.name, damage.offset), True
-        # A torn tail: keep the cut bytes beside the segment, then cut them off.
-        (path.parent / f"{path.name}.torn-{damage.offset}").write_bytes(tail)
+        # A torn tail: keep the cut bytes (without the zeros after them) beside the
+        # segment, then cut them off.
+        if tail:
+            (path.parent / f"{path.name}.torn-{damage.offset}").write_bytes(tail)
         os.ftruncate(self.fd, damage.offset)
         os.fsync(self.fd)
         return Repair("repaired torn tail", path.name, damage.offset, len(tail)), False
@@ -257,16 +284,17 @@ class SegmentAppender:
         """Temporary segments that do not continue the chain (a power cut lost what they
         follow): removed when they hold no record, else kept aside as evidence."""
         for tmp in self.directory.glob("*.seg.tmp"):
-            if tmp.stat().st_size <= HEADER_SIZE:
+            if not tmp.read_bytes()[HEADER_SIZE:].strip(b"\x00"):
                 tmp.unlink()
                 continue
             kept = tmp.with_name(f"{tmp.name[: -len('.tmp')]}.orphan-{time.time_ns()}")
             log.warning("audit segment %s does not continue the chain; kept as %s", tmp, kept)
             os.rename(tmp, kept)
 
-    def start_segment(self, seq: int) -> Rotation:
+    def start_segment(self, seq: int, keep_old: bool = False) -> Rotation:
         """Start segment ``seq`` under its temporary name (header written, nothing synced) and
-        write on into it; :meth:`seal` must follow. Cheap enough for the event loop."""
+        write on into it; :meth:`seal` must follow, and cuts the segment before it where its
+        records end unless ``keep_old``. Cheap enough for the event loop."""
         self.tail.flush()  # the ring's records belong to the segment before it
         path = self.directory / segment_name(seq)
         tmp = _tmp_path(path)
@@ -281,7 +309,7 @@ class SegmentAppender:
             os.close(fd)
             tmp.unlink(missing_ok=True)
             raise
-        rotation = Rotation(self.fd, fd, tmp, path)
+        rotation = Rotation(self.fd, -1 if keep_old else self.size, fd, tmp, path)
         self.fd = fd
         self.segment_seq, self.segment_path, self.segment_created = seq, path, created
         self.size = HEADER_SIZE
@@ -293,6 +321,8 @@ class SegmentAppender:
         rename it into place: its name is never on disk before what it links to. The old
         segment is closed last, so a seal that failed can be retried."""
         if rotation.old_fd >= 0:
+            if rotation.old_end >= 0:
+                os.ftruncate(rotation.old_fd, rotation.old_end)
             os.fsync(rotation.old_fd)
         if rotation.tmp.exists():  # not yet renamed by an earlier, failed attempt
             os.fsync(rotation.fd)
@@ -308,6 +338,7 @@ class SegmentAppender:
     def close(self) -> None:
         if self.fd >= 0:
             self.tail.flush()
+            os.ftruncate(self.fd, self.size)
             os.fsync(self.fd)
             os.close(self.fd)
             self.fd = -1

@@ -82,12 +82,12 @@ def replay(path: Path, directory: Path) -> int:
         fd = -1
     try:
         # The segment must end where the ring starts, or inside what it holds with the same
-        # bytes (a drain cut short): anything else was written after the crash without
-        # the ring, and writing over it would destroy records.
+        # bytes (a drain cut short), but for the zeros filled in ahead of its records:
+        # anything else was written after the crash without the ring, and writing over it
+        # would destroy records.
         size = os.fstat(fd).st_size if fd >= 0 else -1
-        if not offset <= size <= offset + pending or (
-            os.pread(fd, size - offset, offset) != records[: size - offset]
-        ):
+        found = os.pread(fd, size - offset, offset).rstrip(b"\x00") if offset <= size else None
+        if found is None or len(found) > pending or found != records[: len(found)]:
             kept = directory / f"{segment_name(seq)}.ring-{offset}-{time.time_ns()}"
             kept.write_bytes(records)
             log.error("audit ring %s does not continue its segment; records kept as %s", path, kept)

@@ -8,6 +8,9 @@ Layout (all integers little-endian; full description in docs/audit-format.md)::
     frame:             u32 payload length, u32 CRC32(payload), payload
     payload:           32-byte previous record hash, u64 record number, msgpack body
 
+The segment being written may end in zeros (filled ahead of its records so that a sync
+need not grow the file): zeros where a frame should start end the records.
+
 The record hash is SHA-256(payload), or HMAC-SHA256(key, payload) when the segment's
 flags say so. Because every payload starts with the previous record's hash, changing,
 removing or reordering any record breaks the link to the next one.
@@ -126,24 +129,42 @@ def encode_frame(payload: bytes) -> bytes:
 
 
 def iter_frames(data: bytes, start: int = HEADER_SIZE) -> Iterator[tuple[int, bytes]]:
-    """(offset, payload) for each frame from ``start``; raises FrameError at a bad one."""
+    """(offset, payload) for each frame from ``start``, up to the end of ``data`` or to
+    zeros that fill it from where a frame should start (the unwritten end of a segment
+    being written); raises FrameError at a bad frame. A bad frame is ``torn`` when it runs
+    past the end, or when only zeros follow a point inside it (a write cut short, or
+    still being copied in, within the zero-filled end)."""
     view = memoryview(data)
     pos = start
     size = len(data)
     while pos < size:
         if size - pos < FRAME_HEAD.size:
+            if _written_end(view, pos) == pos:
+                return
             raise FrameError(pos, "incomplete record header", torn=True)
         length, crc = FRAME_HEAD.unpack_from(data, pos)
+        if length == crc == 0 and _written_end(view, pos) == pos:
+            return
         if length < PAYLOAD_PREFIX.size or length > MAX_PAYLOAD:
-            raise FrameError(pos, f"implausible record length {length}", torn=False)
+            torn = _written_end(view, pos) <= pos + FRAME_HEAD.size < size
+            raise FrameError(pos, f"implausible record length {length}", torn=torn)
         end = pos + FRAME_HEAD.size + length
         if end > size:
             raise FrameError(pos, "incomplete record (torn write)", torn=True)
         payload = bytes(view[pos + FRAME_HEAD.size : end])
         if zlib.crc32(payload) != crc:
-            raise FrameError(pos, "record checksum mismatch", torn=False)
+            torn = _written_end(view, pos) < end
+            raise FrameError(pos, "record checksum mismatch", torn=torn)
         yield pos, payload
         pos = end
+
+
+def _written_end(view: memoryview, pos: int) -> int:
+    """Where the zeros that end ``view`` start, looking from ``pos`` on (``pos`` when
+    there is nothing but zeros from there)."""
+    if view[-1]:
+        return len(view)
+    return pos + len(bytes(view[pos:]).rstrip(b"\0"))
 
 
 def split_payload(payload: bytes) -> tuple[bytes, int, bytes]:

@@ -128,6 +128,7 @@ class AuditWriter:
         tail.rotate_size = rotate_bytes
         tail.rotate_at = appender.segment_created + rotate_seconds
         tail.syncer = self._syncer if self._sync or ringed else None
+        tail.preallocate = self._sync  # cheaper syncs; cut off again by seal and close
         tail.accepting = True
         self._recovery: asyncio.TimerHandle | None = None
         self._last_error: OSError | None = None
