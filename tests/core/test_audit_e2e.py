@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 
+import mysql.connector
 import pymysql
 import pytest
 
@@ -97,6 +98,37 @@ def test_always_mode_writes_the_intent_before_the_statement(private_proxy):
     intent, done = mine()
     assert (intent.type, done.type) == ("statement_intent", "statement")
     assert done["intent_id"] == intent["intent_id"]
+
+
+def test_always_mode_writes_the_intent_of_every_prepared_execution_first(private_proxy):
+    """The binary protocol too (mysql-connector, JDBC's server-side statements): each
+    execution of a prepared statement is forwarded after its intent record, not only the
+    first, and not straight from the compiled core."""
+    p = private_proxy(audit={"fsync": "always"})
+    conn = mysql.connector.connect(
+        host="127.0.0.1", port=p.port, user="alice", password="alice-pw-1", database="shop"
+    )
+    cur = conn.cursor(prepared=True)
+    for n in range(3):
+        cur.execute("SELECT ? + 40", (n,))
+        assert cur.fetchall() == [(n + 40,)]
+    conn.close()
+
+    def mine():
+        return [
+            r
+            for r in records(p)
+            if r.type in ("statement_intent", "statement") and r["statement"] == "SELECT ? + 40"
+        ]
+
+    wait_for(lambda: sum(bool(r.get("intent_id")) for r in mine()) == 6)
+    done = [r for r in mine() if r.type == "statement" and r.get("intent_id")]
+    intents = [r for r in mine() if r.type == "statement_intent"]
+    assert [r["intent_id"] for r in done] == [r["intent_id"] for r in intents]
+    order = [(r.type, r.get("intent_id")) for r in mine() if r.get("intent_id")]
+    for intent in intents:  # each intent is in the trail before its statement
+        iid = intent["intent_id"]
+        assert order.index(("statement_intent", iid)) < order.index(("statement", iid))
 
 
 def test_kill_9_under_load_then_verify_and_no_acknowledged_statement_lost(mariadb, tmp_path):

@@ -610,8 +610,8 @@ class StatementHandler:
             decided = Decided(_EXECUTE, StatementText.of(""), None)
         else:
             decision = prepared.decision
-            if prepared.mask is not None or decision.action != ALLOW:
-                return DETACH
+            if prepared.mask is not None or decision.action != ALLOW or s.trail.always:
+                return DETACH  # masked, held, or its intent record first (I/O)
             prepared.param_types = bound_types(payload, prepared.num_params, prepared.param_types)
             s.current_statement = prepared.sql
             decided = Decided(_EXECUTE, prepared.executed(), decision, prepared)
@@ -645,10 +645,16 @@ class StatementHandler:
                     scanner.num_params,
                     mask=running.mask,
                 )
-                if running.mask is None and decision and decision.action == ALLOW:
+                if (
+                    running.mask is None
+                    and decision
+                    and decision.action == ALLOW
+                    and not s.trail.always
+                ):
                     # Its executions go straight through (_execute): the core sends them
                     # itself, without following their parameter types, which only the slow
-                    # path reads, and it never runs this statement's executions.
+                    # path reads, and it never runs this statement's executions. In
+                    # ``always`` mode each one waits for its intent record (slow path).
                     _put(
                         self.core.executes,
                         scanner.stmt_id,

@@ -312,7 +312,8 @@ class SlowPath:
         return Decided(Command.COM_STMT_PREPARE, statement, decision, mask=mask)
 
     async def _execute(self, payload: bytes) -> Decided:
-        """An execution the handler could not send at once: masked, or held for approval."""
+        """An execution the handler could not send at once: masked, held for approval, or
+        whose intent record must be on disk first (audit ``always``)."""
         s = self.state
         prepared = s.prepared[int.from_bytes(payload[1:5], "little")]
         statement = prepared.executed()
@@ -328,6 +329,7 @@ class SlowPath:
             prepared,
             mask=prepared.mask,
             approval_id=approval_id,
+            intent_id=await s.trail.intent(statement.text, prepared.decision),
         )
 
     async def _init_db(self, payload: bytes) -> Decided:
