@@ -2,9 +2,13 @@
 (and on HAProxy and the bare relay, for the floor) while sysbench runs point selects; then,
 in a second window of the same run, ``perf stat``'s count of system calls and context
 switches per statement (on a VM a switch costs more than a system call: the two are how
-the kernel's share differs between targets that make the same calls).
+the kernel's share differs between targets that make the same calls), and page faults.
 
-    .venv/bin/python -m benchmarks.e2e.breakdown [--seconds 10] [--threads 16] [--ps auto]
+    .venv/bin/python -m benchmarks.e2e.breakdown [--seconds 10] [--threads 16] [--ps auto] \\
+        [--also OTHER_CHECKOUT]
+
+``--also`` measures a second myguard, run from another checkout's ``src`` (built in
+place), after this one: two builds in one run.
 
 Needs Linux ``perf`` (Debian: linux-perf) allowed to record (root, or
 kernel.perf_event_paranoid <= 1). Samples are grouped by the binary they ran in, and each
@@ -68,11 +72,12 @@ def record(pids: list[int], seconds: int, out: Path) -> dict[str, float]:
     return dict(shares)
 
 
-_COUNTED = ("raw_syscalls:sys_enter", "context-switches")
+_COUNTED = ("raw_syscalls:sys_enter", "context-switches", "page-faults")
 
 
 def count(pids: list[int], seconds: int) -> dict[str, float]:
-    """System calls and context switches of ``pids`` over ``seconds`` (``perf stat``)."""
+    """System calls, context switches and page faults of ``pids`` over ``seconds``
+    (``perf stat``)."""
     run = subprocess.run(
         ["perf", "stat", "-x,", "-e", ",".join(_COUNTED), "-p", ",".join(map(str, pids)),
          "--", "sleep", str(seconds)],
@@ -108,6 +113,7 @@ def measure(target: Target, pids: list[int], args: argparse.Namespace, out: Path
         "shares": shares,
         "syscalls_per_statement": per.get("raw_syscalls:sys_enter", 0.0),
         "switches_per_statement": per.get("context-switches", 0.0),
+        "faults_per_statement": per.get("page-faults", 0.0),
     }
 
 
@@ -117,6 +123,7 @@ def main() -> None:
     parser.add_argument("--stat-seconds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--ps", choices=("auto", "disable"), default="disable")
+    parser.add_argument("--also", type=Path, help="another checkout to measure as well")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="myguard-breakdown-") as tmp:
         stack = Stack(Path(tmp) / "stack")
@@ -129,8 +136,11 @@ def main() -> None:
                 ("relay", stack.relay.target(), stack.relay.tree()),
                 ("myguard", myguard.target("myguard"), myguard.tree()),
             ]
-            for name, target, pids in targets:
-                got = measure(target, pids, args, Path(tmp) / f"{name}.data")
+            if args.also is not None:
+                other = stack.proxy("also", source=args.also.resolve() / "src")
+                targets.append((f"myguard ({args.also})", other.target("also"), other.tree()))
+            for i, (name, target, pids) in enumerate(targets):
+                got = measure(target, pids, args, Path(tmp) / f"{i}.data")
                 print(f"\n## {name}: {got['qps']:,.0f} QPS, "
                       f"{got['cpu_us_per_statement']:.1f} µs CPU per point select")  # fmt: skip
                 print("\n| part | share | µs per statement |\n|---|---|---|")
@@ -138,7 +148,8 @@ def main() -> None:
                     us = got["cpu_us_per_statement"] * share / 100
                     print(f"| {key} | {share:.1f} % | {us:.1f} |")
                 print(f"\nPer statement: {got['syscalls_per_statement']:.2f} system calls, "
-                      f"{got['switches_per_statement']:.3f} context switches")  # fmt: skip
+                      f"{got['switches_per_statement']:.3f} context switches, "
+                      f"{got['faults_per_statement']:.4f} page faults")  # fmt: skip
         finally:
             stack.stop()
 
