@@ -131,6 +131,29 @@ def test_always_mode_writes_the_intent_of_every_prepared_execution_first(private
         assert order.index(("statement_intent", iid)) < order.index(("statement", iid))
 
 
+def test_always_mode_writes_the_intent_of_a_database_change_by_command(private_proxy):
+    """COM_INIT_DB (PyMySQL's select_db, the CLI's "use") is recorded as ``USE `db```
+    and, like a statement, forwarded after its intent record."""
+    p = private_proxy(audit={"fsync": "always"})
+    conn = connect(p)
+    conn.select_db("test")
+    with conn.cursor() as cur:
+        cur.execute("SELECT DATABASE()")
+        assert cur.fetchone() == ("test",)
+
+    def mine():
+        return [
+            r
+            for r in records(p)
+            if r.type in ("statement_intent", "statement") and r["statement"] == "USE `test`"
+        ]
+
+    wait_for(lambda: len(mine()) == 2)
+    intent, done = mine()
+    assert (intent.type, done.type) == ("statement_intent", "statement")
+    assert done["intent_id"] == intent["intent_id"]
+
+
 def test_kill_9_under_load_then_verify_and_no_acknowledged_statement_lost(mariadb, tmp_path):
     p = ProxyProcess(tmp_path / "p", mariadb, audit={"fsync": "always"})
     p.start()

@@ -623,8 +623,8 @@ class StatementHandler:
         database = payload[1:].decode(self.session.reading.codec, "replace")
         statement = StatementText.of("USE `" + database.replace("`", "``") + "`")
         decision = self.decide_now(statement)
-        if decision is None:
-            return DETACH
+        if decision is None or self.session.trail.always:
+            return DETACH  # an estimate, or its intent record first (I/O)
         self._running = Decided(_INIT_DB, statement, decision, database)
         return _scan.RESPONSE_SIMPLE
 
@@ -676,7 +676,12 @@ class StatementHandler:
         # Records carry the database a statement arrived in (the one it was decided in),
         # so session state changes after the record.
         if command == _INIT_DB:
-            s.trail.statement(running.statement, decision, Outcome(error_code=error))
+            s.trail.statement(
+                running.statement,
+                decision,
+                Outcome(error_code=error),
+                intent_id=running.intent_id,
+            )
             if not error:
                 s.use_database(running.argument)
             return

@@ -336,7 +336,13 @@ class SlowPath:
         database = payload[1:].decode(self.state.reading.codec, "replace")
         statement = StatementText.of("USE `" + database.replace("`", "``") + "`")
         decision = await self._decide(statement)
-        return Decided(Command.COM_INIT_DB, statement, decision, database)
+        return Decided(
+            Command.COM_INIT_DB,
+            statement,
+            decision,
+            database,
+            intent_id=await self.state.trail.intent(statement.text, decision),
+        )
 
     # -- deciding with I/O -----------------------------------------------------------------
 
