@@ -285,3 +285,25 @@ def test_a_latin1_client_s_database_is_read_in_its_characters(proxy):
     conn.ping()  # the session goes on on the same backend session
     conn.close()
     assert [r["database"] for r in audited(proxy, sql)] == ["bäse"]
+
+
+@pytest.mark.usefixtures("creme")
+@pytest.mark.parametrize("pool", [{"min_idle": 0}, {"enabled": False}], ids=["pool", "off"])
+def test_a_latin1_client_logs_in_to_a_database_named_in_its_characters(private_proxy, pool):
+    """The handshake's database is in the client's set, which the server reads it in: the
+    backend login (a fresh pooled connection, or one with the pool off) carries it in that
+    set, and so does the COM_INIT_DB that selects it on a reused connection."""
+    proxy = private_proxy(workers=1, backend={"pool": pool})
+    for _ in range(3):  # with the pool on: a fresh connection, then reused ones
+        conn = pymysql.connect(
+            host="127.0.0.1", port=proxy.port, user="bob", password="bob-pw-2",
+            database="bäse", charset="latin1",
+        )  # fmt: skip
+        with conn.cursor() as cur:
+            cur.execute("SELECT DATABASE() AS db")
+            assert cur.fetchone() == ("bäse",)
+        conn.close()
+    logins = [r for r in proxy.audit_records() if r.type == "login"]
+    sessions = {r["session_id"] for r in logins if r["success"]}
+    records = [r for r in proxy.audit_records() if r.get("session_id") in sessions]
+    assert {r["database"] for r in records if r.type == "statement"} == {"bäse"}

@@ -56,6 +56,7 @@ from myguard.backend.query import text_query
 from myguard.config import BackendAccount, BackendConfig
 from myguard.logs import event
 from myguard.net.packet_stream import ConnectionLost
+from myguard.protocol.charsets import client_codec
 from myguard.protocol.constants import (
     ERR_HEADER,
     PROXY_CAPABILITIES,
@@ -436,7 +437,8 @@ class BackendPool:
         identity: SessionIdentity,
         fresh: bool,
     ) -> None:
-        """One pipelined round trip: the pending reset's answer, COM_INIT_DB, SET."""
+        """One pipelined round trip: the pending reset's answer, the SET (character set,
+        identity), then COM_INIT_DB, whose name the server reads in the client's set."""
         stream = conn.stream
         async with asyncio.timeout(self.config.connect_timeout):
             if conn.reset_pending:
@@ -452,13 +454,14 @@ class BackendPool:
             names = ""
             if collation != conn.collation:
                 names = await self._names(conn, collation)
-            if database is not None and not fresh:
-                payloads.append(bytes((Command.COM_INIT_DB,)) + database.encode())
             if not fresh and conn.capabilities & Capability.CLIENT_IGNORE_SPACE:
                 # The server turns the flag into sql_mode IGNORE_SPACE at login only; a
                 # reset (or change of user) puts the global sql_mode back.
                 names += _IGNORE_SPACE
             payloads.append(_identity_statement(identity, names))
+            if database is not None and not fresh:
+                name = database.encode(client_codec(collation), "replace")
+                payloads.append(bytes((Command.COM_INIT_DB,)) + name)
             stream.write_commands(payloads)
             await stream.drain()
             error: MySQLError | None = None

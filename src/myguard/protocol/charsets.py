@@ -1,7 +1,10 @@
-"""Collation ids to Python codecs and bytes per character, for character-aware masking.
+"""Collation ids to Python codecs and bytes per character, for character-aware masking
+and for the names a client sends in its character set at login.
 
 Result-set columns carry the collation id of ``character_set_results``; only the
 character set matters here. Ids follow MySQL 8 and MariaDB 11 (the uca1400 blocks).
+Character sets Python has no codec for (armscii8, dec8, hp8, swe7, keybcs2, geostd8)
+read as UTF-8, as an unknown id does.
 """
 
 from __future__ import annotations
@@ -46,6 +49,23 @@ for _ids_of, _info in (
     (_ids(95, 96), ("cp932", 2)),
     (_ids(97, 98, 12, 91), ("euc_jp", 3)),
     (_ids(248, 249, 250), ("gb18030", 4)),
+    (_ids(2, 9, 21, 27, 77), ("iso8859_2", 1)),  # latin2
+    (_ids(26, 34, 44, 66, 99), ("cp1250", 1)),
+    (_ids(14, 23, 50, 51, 52), ("cp1251", 1)),
+    (_ids(57, 67), ("cp1256", 1)),
+    (_ids(29, 58, 59), ("cp1257", 1)),
+    (_ids(4, 80), ("cp850", 1)),
+    (_ids(40, 81), ("cp852", 1)),
+    (_ids(36, 68), ("cp866", 1)),
+    (_ids(25, 70), ("iso8859_7", 1)),  # greek
+    (_ids(16, 71), ("iso8859_8", 1)),  # hebrew
+    (_ids(7, 74), ("koi8_r", 1)),
+    (_ids(22, 75), ("koi8_u", 1)),
+    (_ids(30, 78), ("iso8859_9", 1)),  # latin5
+    (_ids(20, 41, 42, 79), ("iso8859_13", 1)),  # latin7
+    (_ids(38, 43), ("mac_latin2", 1)),  # macce
+    (_ids(39, 53), ("mac_roman", 1)),
+    (_ids(18, 89), ("tis_620", 1)),
     (_ids(BINARY_CHARSET), _BINARY),
 ):
     for _id in _ids_of:
@@ -55,6 +75,14 @@ for _ids_of, _info in (
 def codec(collation_id: int) -> str:
     """The Python codec for a collation id; utf-8 when unknown (the common default)."""
     return _TABLE.get(collation_id, _UTF8MB4)[0]
+
+
+def client_codec(collation_id: int) -> str:
+    """The codec of the names (user, database) a client sends at login in the character
+    set of ``collation_id``, which the server reads them in; UTF-8 for the sets no client
+    may use (ucs2, utf16, utf32: the server takes its default then) and unknown ids."""
+    name = codec(collation_id)
+    return "utf-8" if name.startswith("utf-") else name
 
 
 def max_bytes_per_char(collation_id: int) -> int:

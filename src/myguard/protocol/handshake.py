@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from myguard.protocol.charsets import client_codec
 from myguard.protocol.codec import PayloadReader, lenenc_int, lenenc_str
 from myguard.protocol.constants import (
     AUTH_SWITCH_REQUEST,
@@ -115,7 +116,8 @@ def parse_handshake_response(payload: bytes) -> HandshakeResponse:
     caps |= _extended_capabilities(caps, r.fixed(23))
     if len(payload) == SSL_REQUEST_LENGTH and caps & Capability.CLIENT_SSL:
         return HandshakeResponse(caps, max_packet, charset, ssl_request=True)
-    user = r.null_str().decode("utf-8", "replace")
+    names = client_codec(charset)  # the server reads the user and database in it
+    user = r.null_str().decode(names, "replace")
     if caps & Capability.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA:
         auth = r.lenenc_str()
     elif caps & Capability.CLIENT_SECURE_CONNECTION:
@@ -124,7 +126,7 @@ def parse_handshake_response(payload: bytes) -> HandshakeResponse:
         auth = r.null_str()
     database = None
     if caps & Capability.CLIENT_CONNECT_WITH_DB and r.remaining():
-        database = r.null_str().decode("utf-8", "replace") or None
+        database = r.null_str().decode(names, "replace") or None
     plugin, attrs = _plugin_and_attributes(r, caps)
     return HandshakeResponse(caps, max_packet, charset, user, auth, database, plugin, attrs)
 
@@ -152,13 +154,14 @@ def build_handshake_response(resp: HandshakeResponse) -> bytes:
     ]
     if resp.ssl_request:
         return b"".join(parts)
-    parts.append(resp.user.encode() + b"\x00")
+    names = client_codec(resp.charset)
+    parts.append(resp.user.encode(names, "replace") + b"\x00")
     if caps & Capability.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA:
         parts.append(lenenc_str(resp.auth_response))
     else:
         parts.append(bytes((len(resp.auth_response),)) + resp.auth_response)
     if caps & Capability.CLIENT_CONNECT_WITH_DB:
-        parts.append((resp.database or "").encode() + b"\x00")
+        parts.append((resp.database or "").encode(names, "replace") + b"\x00")
     if caps & Capability.CLIENT_PLUGIN_AUTH:
         parts.append(resp.auth_plugin.encode() + b"\x00")
     if caps & Capability.CLIENT_CONNECT_ATTRS:
@@ -191,12 +194,20 @@ class ChangeUser:
 
 def parse_change_user(payload: bytes, caps: int) -> ChangeUser:
     r = PayloadReader(payload, 1)
-    user = r.null_str().decode("utf-8", "replace")
+    user = r.null_str()
     if caps & Capability.CLIENT_SECURE_CONNECTION:
         auth = r.fixed(r.int1())
     else:
         auth = r.null_str()
-    database = r.null_str().decode("utf-8", "replace") or None if r.remaining() else None
+    database = r.null_str() if r.remaining() else b""
     charset = r.int2() if r.remaining() >= 2 else 0
     plugin, attrs = _plugin_and_attributes(r, caps)
-    return ChangeUser(user, auth, database, charset, plugin, attrs)
+    names = client_codec(charset)  # the set the names are in (UTF-8 when not given)
+    return ChangeUser(
+        user.decode(names, "replace"),
+        auth,
+        database.decode(names, "replace") or None,
+        charset,
+        plugin,
+        attrs,
+    )
