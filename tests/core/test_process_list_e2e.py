@@ -293,3 +293,31 @@ def test_prepare_from_a_variable_is_decided_on_what_the_variable_holds(listed):
         assert exc.value.args[0] == 1064
         cur.execute("SELECT 1")
         assert cur.fetchall() == ((1,),)
+
+
+def test_a_latin1_client_reads_the_list_in_its_characters(private_proxy):
+    """myguard's own result sets are in the client's character set, as the server's are
+    (converted to character_set_results): another session's statement with 'è' reads as
+    such for a latin1 client, and what latin1 cannot hold becomes '?'."""
+    p = private_proxy(workers=1, process_list_groups=["dba"])
+    alice = pymysql.connect(
+        host="127.0.0.1", port=p.port, user="alice", password="alice-pw-1", database="shop",
+        autocommit=True, charset="latin1",
+    )  # fmt: skip
+    carol = connect(p, "carol", "carol-pw-3")
+    sql = "SELECT SLEEP(3), 'Crème', 'Мир'"
+    running = threading.Thread(target=lambda: carol.cursor().execute(sql))
+    running.start()
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            infos = [r[7] for r in show(alice, full=True) if r[1] == "carol"]
+            if infos and infos[0] and infos[0].startswith("SELECT SLEEP"):
+                break
+            assert time.monotonic() < deadline, infos
+            time.sleep(0.05)
+        assert infos == ["SELECT SLEEP(3), 'Crème', '???'"]
+    finally:
+        running.join()
+        alice.close()
+        carol.close()

@@ -20,11 +20,12 @@ _framing = load("framing")
 
 
 async def text_query(
-    stream: PacketStream, sql: str, *, deprecate_eof: bool
+    stream: PacketStream, sql: str, *, deprecate_eof: bool, codec: str = "utf-8"
 ) -> tuple[list[str], list[list[str | None]]]:
-    """Column names and rows of ``sql``; a server error is raised as MySQLError."""
+    """Column names and rows of ``sql``, which goes, and whose results come, in ``codec``'s
+    character set (the session's); a server error is raised as MySQLError."""
     stream.seq = 0
-    stream.write_packet(bytes((Command.COM_QUERY,)) + sql.encode())
+    stream.write_packet(bytes((Command.COM_QUERY,)) + sql.encode(codec, "replace"))
     await stream.drain()
     scanner = _scan.ResponseScanner(deprecate_eof)
     scanner.start(_scan.RESPONSE_QUERY)
@@ -57,12 +58,13 @@ async def text_query(
         r = PayloadReader(payload)
         for _ in range(4):  # catalog, schema, table, org_table
             r.lenenc_str()
-        names.append(r.lenenc_str().decode("utf-8", "replace"))
+        names.append(r.lenenc_str().decode(codec, "replace"))
     first_row = 1 + count + (0 if deprecate_eof else 1)
-    return names, [_row(p, count) for p in payloads[first_row : first_row + scanner.rows]]
+    rows = payloads[first_row : first_row + scanner.rows]
+    return names, [_row(p, count, codec) for p in rows]
 
 
-def _row(payload: bytes, count: int) -> list[str | None]:
+def _row(payload: bytes, count: int, codec: str) -> list[str | None]:
     r = PayloadReader(payload)
     row: list[str | None] = []
     for _ in range(count):
@@ -70,5 +72,5 @@ def _row(payload: bytes, count: int) -> list[str | None]:
             r.pos += 1
             row.append(None)
         else:
-            row.append(r.lenenc_str().decode("utf-8", "replace"))
+            row.append(r.lenenc_str().decode(codec, "replace"))
     return row

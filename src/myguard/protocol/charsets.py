@@ -9,6 +9,8 @@ read as UTF-8, as an unknown id does.
 
 from __future__ import annotations
 
+import codecs
+
 from myguard.protocol.column_types import BINARY_CHARSET
 
 # (codec, max bytes per character)
@@ -83,6 +85,26 @@ def client_codec(collation_id: int) -> str:
     may use (ucs2, utf16, utf32: the server takes its default then) and unknown ids."""
     name = codec(collation_id)
     return "utf-8" if name.startswith("utf-") else name
+
+
+# The default collation of the character set each codec reads (for myguard's own results).
+_DEFAULT_COLLATIONS = {
+    "utf-8": 45, "cp1252": 8, "ascii": 11, "iso8859-2": 9, "cp1250": 26, "cp1251": 51,
+    "cp1256": 57, "cp1257": 59, "cp850": 4, "cp852": 40, "cp866": 36, "iso8859-7": 25,
+    "iso8859-8": 16, "koi8-r": 7, "koi8-u": 22, "iso8859-9": 30, "iso8859-13": 41,
+    "mac-latin2": 38, "mac-roman": 39, "tis-620": 18, "big5": 1, "shift_jis": 13,
+    "euc_kr": 19, "gb2312": 24, "gbk": 28, "cp932": 95, "euc_jp": 12, "gb18030": 248,
+}  # fmt: skip
+
+
+def collation_of(codec_name: str) -> int:
+    """The default collation id of the character set ``codec_name`` reads (utf8mb4's for
+    one not listed)."""
+    try:
+        name = codecs.lookup(codec_name).name
+    except LookupError:
+        return _DEFAULT_COLLATIONS["utf-8"]
+    return _DEFAULT_COLLATIONS.get(name, _DEFAULT_COLLATIONS["utf-8"])
 
 
 def max_bytes_per_char(collation_id: int) -> int:

@@ -81,5 +81,6 @@ async def run(session: SessionState, command: MyguardCommand) -> None:
         deprecate_eof=deprecate_eof,
         extended_metadata=extended,
         status=session.status(),
+        codec=session.reading.codec,
     ):
         session.client.write_packet(packet)

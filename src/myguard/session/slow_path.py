@@ -287,7 +287,12 @@ class SlowPath:
         deprecate_eof = bool(s.capabilities & Capability.CLIENT_DEPRECATE_EOF)
         extended = bool(s.capabilities & Capability.MARIADB_CLIENT_EXTENDED_METADATA)
         for packet in text_resultset(
-            names, rows, deprecate_eof=deprecate_eof, extended_metadata=extended, status=s.status()
+            names,
+            rows,
+            deprecate_eof=deprecate_eof,
+            extended_metadata=extended,
+            status=s.status(),
+            codec=s.reading.codec,
         ):
             s.client.write_packet(packet)
 
@@ -429,4 +434,6 @@ class SlowPath:
         """A question of myguard's own on the session's backend connection."""
         s = self.state
         deprecate_eof = bool(s.capabilities & Capability.CLIENT_DEPRECATE_EOF)
-        return await text_query(s.backend.stream, sql, deprecate_eof=deprecate_eof)
+        return await text_query(
+            s.backend.stream, sql, deprecate_eof=deprecate_eof, codec=s.reading.codec
+        )
