@@ -5,7 +5,7 @@ switches per statement (on a VM a switch costs more than a system call: the two 
 the kernel's share differs between targets that make the same calls), and page faults.
 
     .venv/bin/python -m benchmarks.e2e.breakdown [--seconds 10] [--threads 16] [--ps auto] \\
-        [--also OTHER_CHECKOUT]
+        [--workload oltp_read_only] [--also OTHER_CHECKOUT]
 
 ``--also`` measures a second myguard, run from another checkout's ``src`` (built in
 place), after this one: two builds in one run.
@@ -92,7 +92,7 @@ def count(pids: list[int], seconds: int) -> dict[str, float]:
 
 
 def measure(target: Target, pids: list[int], args: argparse.Namespace, out: Path) -> dict:
-    workload = sysbench.Workload("oltp_point_select", args.threads, args.ps)
+    workload = sysbench.Workload(args.workload, args.threads, args.ps)
     result: dict[str, object] = {}
     seconds = 2 + args.seconds + args.stat_seconds + 2
     runner = threading.Thread(target=lambda: result.update(sysbench.run(target, workload, seconds)))
@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument("--stat-seconds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--ps", choices=("auto", "disable"), default="disable")
+    parser.add_argument("--workload", default="oltp_point_select", help="a sysbench test")
     parser.add_argument("--also", type=Path, help="another checkout to measure as well")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="myguard-breakdown-") as tmp:
@@ -142,7 +143,7 @@ def main() -> None:
             for i, (name, target, pids) in enumerate(targets):
                 got = measure(target, pids, args, Path(tmp) / f"{i}.data")
                 print(f"\n## {name}: {got['qps']:,.0f} QPS, "
-                      f"{got['cpu_us_per_statement']:.1f} µs CPU per point select")  # fmt: skip
+                      f"{got['cpu_us_per_statement']:.1f} µs CPU per statement")  # fmt: skip
                 print("\n| part | share | µs per statement |\n|---|---|---|")
                 for key, share in sorted(got["shares"].items(), key=lambda kv: -kv[1]):
                     us = got["cpu_us_per_statement"] * share / 100
