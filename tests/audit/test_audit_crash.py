@@ -64,6 +64,28 @@ ENQUEUE_CHILD = textwrap.dedent(
 )
 
 
+def enqueue_then_kill(
+    script, directory, mode: str, ring_directory: str, count: int = 3000
+) -> list[str]:
+    """Run ``script`` (ENQUEUE_CHILD or a variant) until it has acknowledged ``count``
+    records, kill -9 it; the records it acknowledged."""
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(directory), mode, ring_directory],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    acked = []
+    for line in child.stdout:
+        acked.append(line.strip())
+        if len(acked) >= count:
+            break
+    os.kill(child.pid, signal.SIGKILL)
+    # Through the text wrapper: communicate() would skip the lines it has buffered.
+    rest = child.stdout.read()
+    child.wait()
+    return acked + [line for line in rest.split("\n")[:-1] if line]
+
+
 async def reopen(directory, ring_directory=None):
     writer = await AuditWriter.open(directory, fsync="always", ring_directory=ring_directory)
     await writer.close()
@@ -111,22 +133,7 @@ def test_kill_minus_9_loses_no_enqueued_record(tmp_path, mode, ring):
     rings.mkdir()
     ring_directory = str(rings) if ring else ""
     for _ in range(3):
-        child = subprocess.Popen(
-            [sys.executable, str(script), str(directory), mode, ring_directory],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        acked = []
-        for line in child.stdout:
-            acked.append(line.strip())
-            if len(acked) >= 3000:
-                break
-        os.kill(child.pid, signal.SIGKILL)
-        # Through the text wrapper: communicate() would skip the lines it has buffered.
-        rest = child.stdout.read()
-        child.wait()
-        acked += [line for line in rest.split("\n")[:-1] if line]
-
+        acked = enqueue_then_kill(script, directory, mode, ring_directory)
         asyncio.run(reopen(directory, ring_directory or None))
 
         report = verify(directory)

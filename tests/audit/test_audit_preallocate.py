@@ -7,12 +7,9 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
-import signal
-import subprocess
-import sys
 
 import pytest
-from test_audit_crash import ENQUEUE_CHILD
+from test_audit_crash import ENQUEUE_CHILD, enqueue_then_kill
 from test_audit_diskfull import TmpfsDisk
 from test_audit_ring import crash_with_records_in_the_ring, sessions, statement
 
@@ -171,19 +168,7 @@ def test_kill_minus_9_leaves_zeros_that_the_next_start_cuts_off_as_no_damage(tmp
     script.write_text(ENQUEUE_CHILD.replace("rotate_bytes=20_000", "rotate_bytes=64 << 20"))
     directory, rings = tmp_path / "audit", tmp_path / "rings"
     rings.mkdir()
-    child = subprocess.Popen(
-        [sys.executable, str(script), str(directory), "batch", str(rings)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    acked = []
-    for line in child.stdout:
-        acked.append(line.strip())
-        if len(acked) >= 3000:
-            break
-    os.kill(child.pid, signal.SIGKILL)
-    acked += [line for line in child.stdout.read().split("\n")[:-1] if line]
-    child.wait()
+    acked = enqueue_then_kill(script, directory, "batch", str(rings))
     ((_, segment),) = list_segments(directory)
     data = segment.read_bytes()
     assert len(data) > records_end(data)  # the zero-filled end a crash leaves

@@ -317,6 +317,12 @@ def test_a_latin1_client_reads_the_list_in_its_characters(private_proxy):
             assert time.monotonic() < deadline, infos
             time.sleep(0.05)
         assert infos == ["SELECT SLEEP(3), 'Crème', '???'"]
+        with alice.cursor() as cur:  # the backend answers it over myguard's rows
+            cur.execute(
+                "SELECT INFO FROM information_schema.PROCESSLIST"
+                " WHERE USER = 'carol' AND INFO LIKE '%rème%'"
+            )
+            assert cur.fetchall() == (("SELECT SLEEP(3), 'Crème', '???'",),)
     finally:
         running.join()
         alice.close()

@@ -7,9 +7,7 @@ from typing import TYPE_CHECKING
 
 from myguard.approvals.model import ApprovalRequest
 from myguard.approvals.sql_command import MyguardCommand
-from myguard.protocol.constants import Capability
 from myguard.protocol.generic_response import ok_packet
-from myguard.protocol.resultset import text_resultset
 from myguard.session.approval_hold import approval_error
 
 if TYPE_CHECKING:
@@ -73,14 +71,4 @@ async def run(session: SessionState, command: MyguardCommand) -> None:
             ]
     except Exception as exc:  # refusals, and a queue that cannot be reached
         raise approval_error(exc) from None
-    deprecate_eof = bool(session.capabilities & Capability.CLIENT_DEPRECATE_EOF)
-    extended = bool(session.capabilities & Capability.MARIADB_CLIENT_EXTENDED_METADATA)
-    for packet in text_resultset(
-        _COLUMNS,
-        rows,
-        deprecate_eof=deprecate_eof,
-        extended_metadata=extended,
-        status=session.status(),
-        codec=session.reading.codec,
-    ):
-        session.client.write_packet(packet)
+    session.answer_rows(_COLUMNS, rows)

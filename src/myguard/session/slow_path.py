@@ -34,7 +34,7 @@ from myguard.protocol.errors import (
     ProtocolError,
 )
 from myguard.protocol.prepared_statements import parse_execute_params
-from myguard.protocol.resultset import Column, text_resultset
+from myguard.protocol.resultset import Column
 from myguard.session import approval_hold, dynamic_sql, myguard_sql, process_list, workers
 from myguard.session import kill as kill_stmt
 from myguard.session.audit_trail import Outcome
@@ -236,9 +236,9 @@ class SlowPath:
             raise refused
         if full is None:
             sql = process_list.with_rows(statement.text, rows, s.database)
-            return bytes((Command.COM_QUERY,)) + sql.encode("utf-8", "surrogateescape")
+            return bytes((Command.COM_QUERY,)) + sql.encode(s.reading.codec, "replace")
         answer = process_list.show_rows(rows, full)
-        self._answer(process_list.SHOW_COLUMNS, answer)
+        s.answer_rows(process_list.SHOW_COLUMNS, answer)
         s.trail.statement(statement, decision, Outcome(rows=len(answer)))
         return None
 
@@ -278,23 +278,8 @@ class SlowPath:
             "ssl_version": s.client.tls_version or "",
         }
         rows = [[row[0], client_leg.get((row[0] or "").lower(), row[1]), *row[2:]] for row in rows]
-        self._answer([_STATUS_COLUMNS.get(n, n) for n in names], rows)
+        s.answer_rows([_STATUS_COLUMNS.get(n, n) for n in names], rows)
         s.trail.statement(statement, decision, Outcome(rows=len(rows)))
-
-    def _answer(self, names: list[str], rows: list[list[str | None]]) -> None:
-        """A text result set of myguard's own as the answer to the current command."""
-        s = self.state
-        deprecate_eof = bool(s.capabilities & Capability.CLIENT_DEPRECATE_EOF)
-        extended = bool(s.capabilities & Capability.MARIADB_CLIENT_EXTENDED_METADATA)
-        for packet in text_resultset(
-            names,
-            rows,
-            deprecate_eof=deprecate_eof,
-            extended_metadata=extended,
-            status=s.status(),
-            codec=s.reading.codec,
-        ):
-            s.client.write_packet(packet)
 
     async def _withheld_diagnostics(self, statement: StatementText, decision: Decision) -> None:
         """SHOW WARNINGS/ERRORS after a statement that read masked columns: the backend's
@@ -304,7 +289,7 @@ class SlowPath:
         if "Message" in names:
             at = names.index("Message")
             rows = [[*row[:at], WITHHELD, *row[at + 1 :]] for row in rows]
-        self._answer([_DIAGNOSTIC_COLUMNS.get(n, n) for n in names], rows)
+        s.answer_rows([_DIAGNOSTIC_COLUMNS.get(n, n) for n in names], rows)
         s.trail.statement(statement, decision, Outcome(rows=len(rows)))
 
     async def _prepare(self, payload: bytes, decided: Decided | None) -> Decided:

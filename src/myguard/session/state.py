@@ -5,6 +5,7 @@ approval holds) read and update it; it does no I/O beyond writing an OK to its c
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +18,9 @@ from myguard.masking.lineage import Lineage
 from myguard.masking.plan import MaskRules
 from myguard.net.packet_stream import PacketStream
 from myguard.policy.decision import Decision
-from myguard.protocol.constants import ServerStatus
+from myguard.protocol.constants import Capability, ServerStatus
 from myguard.protocol.generic_response import ok_packet
+from myguard.protocol.resultset import Column, text_resultset
 from myguard.session.audit_trail import AuditTrail
 from myguard.session.guard import Guard
 from myguard.session.statement_text import StatementText
@@ -137,6 +139,19 @@ class SessionState:
     def ok(self) -> None:
         """Answer the current command with an OK of myguard's own."""
         self.client.write_packet(ok_packet(status=self.status()))
+
+    def answer_rows(self, columns: Sequence[str | Column], rows: list[list[str | None]]) -> None:
+        """Answer the current command with a text result set of myguard's own, in the
+        session's character set."""
+        for packet in text_resultset(
+            list(columns),
+            rows,
+            deprecate_eof=bool(self.capabilities & Capability.CLIENT_DEPRECATE_EOF),
+            extended_metadata=bool(self.capabilities & Capability.MARIADB_CLIENT_EXTENDED_METADATA),
+            status=self.status(),
+            codec=self.reading.codec,
+        ):
+            self.client.write_packet(packet)
 
     def use_database(self, database: str | None) -> None:
         self.database = database
