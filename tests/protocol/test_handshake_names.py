@@ -54,3 +54,8 @@ def test_change_user_names_are_read_in_the_set_it_names():
     )  # fmt: skip
     change = parse_change_user(payload, CAPS)
     assert (change.user, change.database, change.charset) == ("юзер", "база", 7)
+    # without a set of its own: the session's
+    bare = b"\x11" + "bäse".encode("cp1252") + b"\x00\x14" + b"x" * 20 + b"b\xe4se\x00"
+    change = parse_change_user(bare, CAPS & ~Capability.CLIENT_PLUGIN_AUTH, "cp1252")
+    assert (change.user, change.database, change.charset) == ("bäse", "bäse", 0)
+    assert parse_change_user(bare, CAPS & ~Capability.CLIENT_PLUGIN_AUTH).database == "b\ufffdse"

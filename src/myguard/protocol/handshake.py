@@ -192,7 +192,9 @@ class ChangeUser:
     attributes: dict[str, str]
 
 
-def parse_change_user(payload: bytes, caps: int) -> ChangeUser:
+def parse_change_user(payload: bytes, caps: int, codec: str = "utf-8") -> ChangeUser:
+    """COM_CHANGE_USER; its names are in the character set it names, else in ``codec``
+    (the session's client set, which the server reads them in then)."""
     r = PayloadReader(payload, 1)
     user = r.null_str()
     if caps & Capability.CLIENT_SECURE_CONNECTION:
@@ -202,7 +204,7 @@ def parse_change_user(payload: bytes, caps: int) -> ChangeUser:
     database = r.null_str() if r.remaining() else b""
     charset = r.int2() if r.remaining() >= 2 else 0
     plugin, attrs = _plugin_and_attributes(r, caps)
-    names = client_codec(charset)  # the set the names are in (UTF-8 when not given)
+    names = client_codec(charset) if charset else codec
     return ChangeUser(
         user.decode(names, "replace"),
         auth,

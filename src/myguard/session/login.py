@@ -232,7 +232,7 @@ class LoginPhase:
     # -- command phase ---------------------------------------------------------------
 
     async def _change_user(self, payload: bytes) -> None:
-        change = parse_change_user(payload, self.capabilities)
+        change = parse_change_user(payload, self.capabilities, self.reading.codec)
         previous, self.user = self.user, change.user
         try:
             result = await self._authenticate(
