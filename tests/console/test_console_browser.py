@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import pytest
 from console_web import ALICE, BOB, CAROL, HeldCli, chromium_driver, wait_for
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import (
+    ElementNotInteractableException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -43,6 +46,22 @@ def text_when(browser, element_id, accept, timeout=10):
     WebDriverWait(browser, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda b: accept(b.find_element(By.ID, element_id).text)
     )
+
+
+def type_into(browser, element_id, text, timeout=10):
+    """Type into a field of the decision panel, which the page may swap in place (or not yet
+    have laid out) at the moment it is found: a flake seen once in CI."""
+
+    def typed(b):
+        try:
+            field = b.find_element(By.ID, element_id)
+            field.clear()
+            field.send_keys(text)
+            return field.get_attribute("value") == text
+        except (StaleElementReferenceException, ElementNotInteractableException):
+            return False
+
+    WebDriverWait(browser, timeout).until(typed)
 
 
 def queue_row(browser, needle, timeout=20):
@@ -96,7 +115,7 @@ def test_alice_sees_carols_ddl_arrive_and_approves_it(browser, console_proxy, ma
         statement = browser.find_element(By.ID, "statement")
         assert statement.text == "CREATE TABLE console_browser_t (id INT)"
         assert statement.find_elements(By.CSS_SELECTOR, "span.sql-k")  # highlighted
-        browser.find_element(By.ID, "reason").send_keys("schema change reviewed")
+        type_into(browser, "reason", "schema change reviewed")
         browser.find_element(By.ID, "approve").click()
         WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, "done")))
         # carol's statement ran at once: the page shows it approved (or already executed).
@@ -173,7 +192,7 @@ def test_statement_with_script_is_shown_as_text(browser, console_proxy, mariadb)
         assert browser.execute_script("return document.scripts.length") == 1
         assert browser.execute_script("return document.images.length") == 0
         # Deny it from the page, with a reason that is markup too.
-        browser.find_element(By.ID, "reason").send_keys("<b>no</b> scripts in defaults")
+        type_into(browser, "reason", "<b>no</b> scripts in defaults")
         browser.find_element(By.ID, "deny").click()
         WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, "done")))
         text_when(browser, "history", lambda t: "<b>no</b> scripts in defaults" in t)
