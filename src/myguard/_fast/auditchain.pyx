@@ -23,9 +23,9 @@ With ``preallocate`` (the writer sets it when it syncs), ``drain`` first fills t
 with zeros up to ``ZERO_AHEAD`` bytes beyond what it writes: a record then overwrites
 blocks the file already has, and the ``fdatasync`` after it need not commit the file's
 new size and blocks to the filesystem's journal (measured: half the CPU per sync; 13 %
-more statements per second with ``fsync = "always"``, benchmarks/README.md). Readers take zeros where a frame should start as the end of the
-records (``audit/segment.py``); the writer cuts them off when it seals or closes the
-segment.
+more statements per second with ``fsync = "always"``, benchmarks/README.md). Readers
+take zeros where a frame should start as the end of the records (``audit/segment.py``);
+the writer cuts them off when it seals or closes the segment.
 """
 
 import os
