@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.e2e.ab --variant ring \\
         --variant 'no-ring:audit.ring_directory=""' [--rounds 4] [--duration 8] \\
-        [--threads 16] [--ps disable,auto] [--measure sysbench,connect]
+        [--threads 16] [--ps disable,auto] [--measure sysbench,connect,request]
 
 A variant is ``NAME[@TREE][:[TABLE.]KEY=VALUE,...]`` with TOML values, applied to the
 config the suite writes for myguard (``--variant fast:audit.fsync="off"``, ``--variant
@@ -12,7 +12,8 @@ variant from another checkout (its ``src``, built in place), so two builds meet 
 back, the order rotated per round; the report gives per target the median QPS, CPU µs per
 statement and QPS / HAProxy (median of the per-round ratios). ``connect`` measures the
 connection rate (connect, authenticate, quit from 4 processes for 5 s) of MariaDB and
-each variant, interleaved the same way.
+each variant, interleaved the same way; ``request`` the same with one point select per
+connection (a connection opened per request).
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ def run(args: argparse.Namespace) -> None:
         measures = args.measure.split(",")
         if "sysbench" in measures:
             _sysbench(args, targets)
-        if "connect" in measures:
-            _connect(args.rounds, [stack.direct(), *targets[1:]])
+        for measure in ("connect", "request"):
+            if measure in measures:
+                _connect(args.rounds, [stack.direct(), *targets[1:]], measure == "request")
     finally:
         stack.stop()
 
@@ -98,15 +100,16 @@ def _sysbench(args: argparse.Namespace, targets: list[Target]) -> None:
               f"{median['cpu_us_per_query']:.1f} | {median['vs_haproxy']:.3f} |")  # fmt: skip
 
 
-def _connect(rounds: int, targets: list[Target]) -> None:
+def _connect(rounds: int, targets: list[Target], request: bool) -> None:
     results: dict[str, list[dict[str, object]]] = {}
+    what = "request" if request else "connect"
     for r in range(rounds):
         for target in _rotated(targets, r):
-            result = connect_rate(target, 4, 5)
+            result = connect_rate(target, 4, 5, request)
             results.setdefault(target.name, []).append(result)
-            print(f"round {r} connect {target.name}: {result['per_s']}/s, "
+            print(f"round {r} {what} {target.name}: {result['per_s']}/s, "
                   f"{result.get('target_cpu_us_per_conn')} µs", flush=True)  # fmt: skip
-    print("\n| target | connections/s | CPU µs per connection |\n|---|---|---|")
+    print(f"\n{what}\n\n| target | connections/s | CPU µs per connection |\n|---|---|---|")
     for name, runs in results.items():
         rate = statistics.median(float(r["per_s"]) for r in runs)
         cpu = statistics.median(float(r.get("target_cpu_us_per_conn") or 0) for r in runs)
@@ -120,7 +123,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--threads", default="16")
     parser.add_argument("--ps", default="disable,auto")
-    parser.add_argument("--measure", default="sysbench", help="sysbench, connect or both")
+    parser.add_argument("--measure", default="sysbench", help="any of sysbench, connect, request")
     run(parser.parse_args())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import subprocess
 import time
@@ -75,26 +76,38 @@ def transfer(
     return result
 
 
-def _connector(target: Target, until: float, out: multiprocessing.Queue) -> None:
+def _connector(target: Target, until: float, out: multiprocessing.Queue, request: bool) -> None:
     count = errors = 0
+    ids = itertools.cycle(range(1, 10001))
     while time.monotonic() < until:
         try:
-            pymysql.connect(host=target.host, port=target.port, user=target.user,
-                            password=target.password, connect_timeout=5,
-                            ssl_disabled=True).close()  # fmt: skip
+            conn = pymysql.connect(
+                host=target.host, port=target.port, user=target.user,
+                password=target.password, connect_timeout=5, ssl_disabled=True,
+                database="test" if request else None,
+            )  # fmt: skip
+            if request:
+                with conn.cursor() as cur:
+                    cur.execute(f"SELECT c FROM sbtest1 WHERE id={next(ids)}")
+                    cur.fetchall()
+            conn.close()
             count += 1
         except pymysql.MySQLError:
             errors += 1
     out.put((count, errors))
 
 
-def connect_rate(target: Target, connectors: int, duration: float) -> dict[str, object]:
-    """Connect, authenticate, COM_QUIT in a loop from ``connectors`` processes (GIL-free)."""
+def connect_rate(
+    target: Target, connectors: int, duration: float, request: bool = False
+) -> dict[str, object]:
+    """Connect, authenticate, COM_QUIT in a loop from ``connectors`` processes (GIL-free);
+    with ``request``, one point select on sysbench's table in between (a connection opened
+    per request, as PHP, serverless functions and agents open them)."""
     ctx = multiprocessing.get_context("fork")
     out: multiprocessing.Queue = ctx.Queue()
     pids = target.pids()
     cpu0, t0 = cpu_seconds(pids), time.monotonic()
-    procs = [ctx.Process(target=_connector, args=(target, t0 + duration, out))
+    procs = [ctx.Process(target=_connector, args=(target, t0 + duration, out, request))
              for _ in range(connectors)]  # fmt: skip
     for p in procs:
         p.start()

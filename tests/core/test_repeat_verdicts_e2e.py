@@ -199,3 +199,30 @@ def test_a_verdict_one_session_taught_serves_only_sessions_of_its_identity_conte
             "alice", "repeat_other", "allow", 1,
         )  # fmt: skip
     assert records[4]["error_code"] == BLOCKED
+
+
+def test_a_login_s_set_autocommit_is_recorded_for_each_session(private_proxy):
+    """Drivers send ``SET AUTOCOMMIT = 0`` at every login (PyMySQL by default): a quiet
+    statement, so after the first session taught it the core forwards it and writes each
+    session's record with that session's own fields (its first statement of that shape)."""
+    p = private_proxy()
+    sessions = []
+    for _ in range(3):
+        conn = pymysql.connect(
+            host="127.0.0.1", port=p.port, user="alice", password="alice-pw-1", database="shop"
+        )
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@autocommit, CONNECTION_ID()")
+            autocommit, session_id = cur.fetchone()
+            assert autocommit == 0
+            cur.execute('SELECT "x"')  # still read as the session's sql_mode reads it
+            assert cur.fetchone() == ("x",)
+        sessions.append(str(session_id))
+        conn.close()
+    records = statement_records(p, "SET AUTOCOMMIT = 0", 3)
+    assert [r["session_id"] for r in records] == sessions
+    for r in records:
+        assert (r["statement"], r["user"], r["database"], r["decision"]) == (
+            "SET AUTOCOMMIT = 0", "alice", "shop", "allow",
+        )  # fmt: skip
+        assert r["fingerprint"] == records[0]["fingerprint"] and r["duration"] >= 0

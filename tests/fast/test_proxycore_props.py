@@ -434,6 +434,12 @@ class TeachingHandler(Handler):
         self.events.append(("repeat_ended", repeat, text, fingerprint, self.core.scanner.rows))
         self.session.busy = False
 
+    lends = None  # the head shared_head lends for another session's verdict
+
+    def shared_head(self, repeat, fingerprint):
+        self.events.append(("shared_head", repeat, fingerprint))
+        return self.lends
+
 
 def sender(client, backend, handler):
     """Send one command and answer it with OK: (forwarded as sent, the handler's calls)."""
@@ -502,8 +508,9 @@ def test_taught_verdicts_forward_without_asking_the_handler(impl):
 def test_verdicts_another_session_taught_forward_from_the_first_query(impl):
     """A shape this session has no verdict for, but another session of its identity
     context taught (``session.guard.taught``), goes to the backend without ``command``
-    under the policy it was decided under; its end goes to ``repeat_ended`` (no head). A
-    verdict of the session's own comes first and must match its guard context."""
+    under the policy it was decided under; a quiet end is recorded with the head the
+    handler lends (``shared_head``), else goes to ``repeat_ended``. A verdict of the
+    session's own comes first and must match its guard context."""
     fingerprints = {compiled: compiled_fingerprint, python: twin("fingerprint")}[impl]
     handler = TeachingHandler([1] * 8)
     session = handler.session
@@ -518,9 +525,27 @@ def test_verdicts_another_session_taught_forward_from_the_first_query(impl):
     asked = (True, ["command", "ended"])
     assert send(query) == asked  # nothing taught anywhere
     session.guard.taught = {fingerprint: shared}
-    assert send(b"\x03set AUTOCOMMIT = 1") == (True, ["repeat_ended"])
-    assert handler.events[0][1:4] == (shared, "set AUTOCOMMIT = 1", fingerprint)
+    lent = (True, ["shared_head", "repeat_ended"])
+    assert send(b"\x03set AUTOCOMMIT = 1") == lent  # no head lent: its record needs Python
+    assert handler.events[0][1:] == (shared, fingerprint)
+    assert handler.events[1][1:4] == (shared, "set AUTOCOMMIT = 1", fingerprint)
     assert not session.trail.records  # the handler records it
+    keys = ("t", "ts", "q", "db", "fp", "mc", "aid", "rr", "ra", "ec", "st", "du", "iid")
+    handler.lends = RECORDPACKS[impl].StatementHead(keys, 3, b"\xa1u\xa3bob", 1, 1000)
+    assert send(b"\x03set AUTOCOMMIT = 1") == (True, ["shared_head"])
+    [(way, record)] = session.trail.records
+    assert (way, record["u"], record["q"], record["fp"]) == (
+        "offer",
+        "bob",
+        "set AUTOCOMMIT = 1",
+        fingerprint,
+    )
+    assert not session.busy
+    noisy = impl.Repeat("allow", session.ctx.policy, None, quiet=False)  # e.g. SET NAMES
+    session.guard.taught = {fingerprint: noisy}
+    assert send(query) == (True, ["repeat_ended"])
+    session.guard.taught = {fingerprint: shared}
+    handler.lends = None
     session.ctx.policy = object()  # a reload
     assert send(query) == asked
     session.ctx.policy = shared.policy

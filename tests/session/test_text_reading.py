@@ -147,7 +147,7 @@ def test_other_charsets_read_the_same(charset):
         "set `sql_mode`='ansi'",
         "SET STATEMENT sql_mode='' FOR SELECT 1",
         "SET NAMES gbk",
-        "SET autocommit = 0",
+        "SET @@session.character_set_client = @cs, autocommit = 0",
         "EXECUTE s",
         "EXECUTE IMMEDIATE @q",
         "CALL shop.set_modes()",  # a procedure may SET sql_mode inside
@@ -166,7 +166,13 @@ def test_statements_that_may_change_the_settings_make_them_asked_again(sql):
 def test_other_statements_keep_what_is_known():
     reading, backend = TextReading(AUTOCOMMIT), Backend()
     ambiguity(reading, 'SELECT "x"', backend)
-    for sql in ("SELECT * FROM modes", "UPDATE t SET a = 1", "CREATE TABLE s (sql_mod INT)"):
+    for sql in (
+        "SELECT * FROM modes",
+        "UPDATE t SET a = 1",
+        "CREATE TABLE s (sql_mod INT)",
+        "SET autocommit = 0",  # what drivers send at every login: a SET names what it sets
+        "SET @a = 1, SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+    ):
         reading.after_statement(sql, analyze(sql, "shop"))
     assert ambiguity(reading, 'SELECT "x"', backend) is None
     assert backend.asked == 1
@@ -250,6 +256,7 @@ def test_codecs_of_client_character_sets(charset, expected):
         "EXECUTE s",
         "EXECUTE IMMEDIATE @q",
         "CALL shop.set_modes()",
+        r"EXECUTE IMMEDIATE 'SET NAM\ES sjis'",  # the server reads SET NAMES sjis
     ],
 )
 def test_statements_that_may_change_the_character_set_make_it_asked_again(sql):

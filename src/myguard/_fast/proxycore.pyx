@@ -438,17 +438,24 @@ cdef class ProxyCore:
                 or self.handler.withheld_diagnostics):
             return False
         trail = session.trail
-        if entry.head is not None:
+        head = entry.head
+        if head is None and trail.writer is not None:
+            if entry.context is not None:  # the session's own, without a head: redaction
+                return False
+            # Another session taught it (a head is the session's): the handler lends this
+            # session's, or None when the record needs Python.
+            head = self.handler.shared_head(entry, self._repeat_fingerprint)
+            if head is None:
+                return False
+        if head is not None:
             now = _clock(CLOCK_REALTIME)
-            body = entry.head.pack(
+            body = (<StatementHead>head).pack(
                 now, self._repeat_text, session.database, self._repeat_fingerprint, None,
                 None, scanner.rows, scanner.affected_rows, None, self._repeat_started,
                 now - self._repeat_started, None,
             )
             if not trail.writer.tail.offer(body):
                 trail.enqueue(body)
-        elif trail.writer is not None:
-            return False
         session.busy = False
         return True
 

@@ -18,30 +18,31 @@ A verdict the handler teaches the core (a ``Repeat`` in ``repeats``, by fingerpr
 COM_QUERY, or in ``executes``, by statement id, for COM_STMT_EXECUTE) lets the core forward
 a command without asking: a query whose fingerprint is taught, whose text has no double
 quote, backslash or non-ASCII byte (so the session's sql_mode and character set cannot
-change how it reads) and whose session still has the policy and guard context it was
-decided under, or, not taught here, whose verdict another session with an equal identity
-context taught under the current policy (``session.guard.taught``, by fingerprint: a
-``Repeat`` without a context or head, so its end goes to ``repeat_ended``); an execution
-(without a cursor) of a taught prepared statement the session still has. Not a query that mentions ``sql_mode`` (its end may change how later texts
-read), nor while the proxy drains or the audit trail cannot be written: the handler
-answers those. The core marks the session busy with the statement's text. When the
-response has ended, a ``quiet`` verdict's end (one that changes no session state: the
-handler found no USE, schema change, SET, CALL or the like in it) is recorded by the core
-itself when nothing else needs the handler: no error, the server's NO_BACKSLASH_ESCAPES
-flag neither set nor to clear (``session.reading``), no diagnostics withheld
-(``handler.withheld_diagnostics``), not draining, and the audit record packed from the
-verdict's ``head`` (a ``recordpack.StatementHead``; None while audit is disabled or needs
+change how it reads) and whose session still has the policy and guard context it was decided
+under, or, not taught here, whose verdict another session with an equal identity context
+taught under the current policy (``session.guard.taught``, by fingerprint: a ``Repeat``
+without a context or head: the session's head for its record comes from
+``handler.shared_head(repeat, fingerprint)``); an execution (without a cursor) of a taught
+prepared statement the session still has. Not a query that mentions ``sql_mode`` (its end
+may change how later texts read), nor while the proxy drains or the audit trail cannot be
+written: the handler answers those. The core marks the session busy with the statement's
+text. When the response has ended, a ``quiet`` verdict's end (one that changes no session
+state: the handler found no USE, schema change, CALL, SET of sql_mode or the character set
+or the like in it) is recorded by the core itself when nothing else needs the handler: no
+error, the server's NO_BACKSLASH_ESCAPES flag neither set nor to clear
+(``session.reading``), no diagnostics withheld (``handler.withheld_diagnostics``), not
+draining, and the audit record packed from the verdict's ``head``, or the one
+``shared_head`` lends (a ``recordpack.StatementHead``; None while audit is disabled or needs
 Python, as for redacted literals): the record goes to the audit writer's tail
-(``auditchain.Tail.offer``), or to ``session.trail.enqueue`` when the tail leaves it to
-the writer (a rotation due, a failed write, the writer unhealthy); the session is no
-longer busy, and ``counts`` (``corecounts.CoreCounts``, one per process)
-count the command and its latency. Otherwise the core calls ``handler.repeat_ended(repeat,
-text, fingerprint, started, seconds)`` instead of ``response_ended``. Bytes relayed are
-counted in ``counts`` too.
+(``auditchain.Tail.offer``), or to ``session.trail.enqueue`` when the tail leaves it to the
+writer (a rotation due, a failed write, the writer unhealthy); the session is no longer
+busy, and ``counts`` (``corecounts.CoreCounts``, one per process) count the command and its
+latency. Otherwise the core calls ``handler.repeat_ended(repeat, text, fingerprint, started,
+seconds)`` instead of ``response_ended``. Bytes relayed are counted in ``counts`` too.
 
 Handler methods (all synchronous, none may raise):
 ``command(payload) -> int``, ``columns(header) -> bytes``, ``response_ended()``,
-``repeat_ended(...)``,
+``repeat_ended(...)``, ``shared_head(repeat, fingerprint) -> StatementHead | None``,
 ``masked_error(run) -> bytes`` (the last run of a masked response that ended in an ERR),
 ``client_lost(reason)``, ``backend_lost(reason, mid_response)``, ``core_failed(exc)``.
 """
@@ -458,16 +459,23 @@ class ProxyCore:
         ):
             return False
         trail = session.trail
-        if entry.head is not None:
+        head = entry.head
+        if head is None and trail.writer is not None:
+            if entry.context is not None:  # the session's own, without a head: redaction
+                return False
+            # Another session taught it (a head is the session's): the handler lends this
+            # session's, or None when the record needs Python.
+            head = self.handler.shared_head(entry, fingerprint)
+            if head is None:
+                return False
+        if head is not None:
             now = time.time()
-            body = entry.head.pack(
+            body = head.pack(
                 now, text, session.database, fingerprint, None, None, scanner.rows,
                 scanner.affected_rows, None, started, now - started, None,
             )  # fmt: skip
             if not trail.writer.tail.offer(body):
                 trail.enqueue(body)
-        elif trail.writer is not None:
-            return False
         session.busy = False
         return True
 

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from myguard import metrics
 from myguard._fast import load
@@ -46,6 +46,9 @@ from myguard.session.result_masking import rewrite_metadata, withhold_error
 from myguard.session.state import PreparedStatement, SessionState
 from myguard.session.statement_text import StatementText
 from myguard.session.text_reading import UNKNOWN, may_change_settings
+
+if TYPE_CHECKING:
+    from myguard._fast.recordpack_py import StatementHead
 
 _core = load("proxycore")
 _scan = load("resultscan")
@@ -278,6 +281,16 @@ class StatementHandler:
         s.busy = False
         if s.ctx.draining:
             self._resolve(None)
+
+    def shared_head(self, repeat: Any, fingerprint: int) -> StatementHead | None:
+        """The session's head for the record of a quiet query the core forwarded on a
+        verdict another session taught (``ProxyCore._end_taught``); None when the record
+        needs Python. A connection opened per request sends each of its statements once,
+        each first of its shape in its session: their ends need no handler either."""
+        head = self.session.trail.core_head(repeat.decision)
+        if head is not None:
+            self._shared_seen(fingerprint, repeat)
+        return head
 
     def _shared_seen(self, fingerprint: int, repeat: Any) -> None:
         """A quiet query (it changed no session state) forwarded on a verdict another

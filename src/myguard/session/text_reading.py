@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection
 
 from myguard.analysis.lexer import double_quote_in_code
 from myguard.analysis.model import Statement
@@ -36,16 +36,15 @@ from myguard.protocol.constants import ServerStatus
 from myguard.protocol.errors import MySQLError
 
 _NO_BACKSLASH_ESCAPES = ServerStatus.SERVER_STATUS_NO_BACKSLASH_ESCAPES
-# Statements that may change those settings under names their text does not show: any SET
-# (also one run by EXECUTE IMMEDIATE '...', whose literal may spell the name with escapes),
-# EXECUTE of a prepared statement, a CALL (the procedure may SET them), and whatever could
-# not be analysed.
-_MAY_SET_KINDS = frozenset({"set", "execute", "unparsed", "call"})
+# Statements that may change those settings under names their text does not show: EXECUTE
+# of a prepared statement, a CALL (the procedure may SET them), whatever could not be
+# analysed, and a SET run from a literal (EXECUTE IMMEDIATE '...': escapes may spell the
+# name, see ``_hides_settings``). A plain SET must name what it sets.
+_HIDING_KINDS = frozenset({"execute", "unparsed", "call"})
 _MENTIONS_SQL_MODE = re.compile("sql_mode", re.IGNORECASE).search  # no lowered copy of big texts
 # What may change the client character set: SET NAMES, SET CHARACTER SET, SET CHARSET, the
 # character_set_* and collation_* variables by any spelling, or what hides its statements.
 _MENTIONS_CHARSET = re.compile("names|char|collat", re.IGNORECASE).search
-_MAY_SET_CHARSET_KINDS = _MAY_SET_KINDS - {"set"}
 # The set drivers name after login (PyMySQL, mysqlclient, Connector/J, PHP), followed
 # rather than asked for: SET NAMES cs [COLLATE c], SET CHARACTER SET cs, SET CHARSET cs.
 _SETS_CHARSET = re.compile(
@@ -113,20 +112,29 @@ def codec(charset: str) -> str:
         return "utf-8"
 
 
-def may_change_settings(sql: str, statements: Iterable[Statement] = ()) -> bool:
-    """May ``sql`` change the settings that decide how texts read (sql_mode, charset)?"""
-    return _MENTIONS_SQL_MODE(sql) is not None or any(
-        s.kind in _MAY_SET_KINDS or s.opaque for s in statements
-    )
+def may_change_settings(sql: str, statements: Collection[Statement] = ()) -> bool:
+    """May ``sql`` change the settings that decide how texts read (sql_mode, charset)? Not
+    every SET: a plain one names what it sets (``SET autocommit = 0``, which drivers send
+    at every login, leaves them as they were)."""
+    return _MENTIONS_SQL_MODE(sql) is not None or _may_change_charset(sql, statements)
 
 
-def _may_change_charset(sql: str, statements: Iterable[Statement]) -> bool:
+def _may_change_charset(sql: str, statements: Collection[Statement]) -> bool:
     """May ``sql`` change the client character set? Not every SET: a session that SETs
     autocommit around binary inserts (bytes that are not UTF-8) is not asked each time."""
-    kinds = {s.kind for s in statements}
-    if kinds & _MAY_SET_CHARSET_KINDS or any(s.opaque for s in statements):
+    if _hides_settings(statements):
         return True
-    return (not kinds or "set" in kinds) and _MENTIONS_CHARSET(sql) is not None
+    sets = not statements or any(s.kind == "set" for s in statements)
+    return sets and _MENTIONS_CHARSET(sql) is not None
+
+
+def _hides_settings(statements: Collection[Statement]) -> bool:
+    """Statements that may set sql_mode or the character set without naming them in
+    ``sql``. The SET in ``EXECUTE IMMEDIATE 'SET NAM\\ES sjis'`` (``prepared``: read from a
+    literal) names NAMES only after the server unescapes it."""
+    return any(
+        s.kind in _HIDING_KINDS or s.opaque or (s.prepared and s.kind == "set") for s in statements
+    )
 
 
 class TextReading:
@@ -151,7 +159,7 @@ class TextReading:
             self.no_backslash_escapes = False
 
     def after_statement(
-        self, sql: str, statements: Iterable[Statement] = (), error: int = 0
+        self, sql: str, statements: Collection[Statement] = (), error: int = 0
     ) -> None:
         """Forget the asked settings when ``sql`` (ended with ``error``) may have changed
         them; follow the character set a plain SET NAMES that ran names."""
