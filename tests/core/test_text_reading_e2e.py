@@ -181,6 +181,23 @@ def test_a_gbk_character_cannot_unmask_a_column(proxy, first_email):
     conn.close()
 
 
+def test_a_character_set_named_through_an_escaped_name_is_seen(private_proxy):
+    """In a literal ``\\E`` reads as ``E``: the server runs SET NAMES gbk, whose name the
+    text does not show. The set must count as unknown after it (it stayed UTF-8), or a GBK
+    character would hide a tautology, as in the test above."""
+    proxy = private_proxy(environment="production")
+    conn = connect(proxy, "carol", "carol-pw-3")
+    with conn.cursor() as cur:
+        cur.execute('SELECT "x"')  # the session's settings asked: UTF-8, no ANSI_QUOTES
+        assert cur.fetchone() == ("x",)
+        cur.execute(r"EXECUTE IMMEDIATE 'SET NAM\ES gbk'")
+        sql = f"UPDATE orders SET quantity = quantity WHERE item = '{GBK_HIDING}' OR 1=1 -- '"
+        assert "gbk" in refused(cur, sql.encode("gbk"))
+        cur.execute("SELECT @@character_set_client")
+        assert cur.fetchone() == ("gbk",)
+    conn.close()
+
+
 def charset_connect(proxy, charset, user="bob", password="bob-pw-2"):
     return pymysql.connect(
         host="127.0.0.1", port=proxy.port, user=user, password=password, database="shop",
