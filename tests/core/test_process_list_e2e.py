@@ -101,6 +101,40 @@ def test_statements_show_and_masked_identities_have_literals_redacted(listed):
     assert "bob-secret" not in info["bob"] and info["bob"].startswith("SELECT SLEEP(")
 
 
+def test_busy_sessions_show_what_their_backend_threads_wait_for(listed):
+    """Tools and DBAs look for a session's state (``User lock``, ``Waiting for table
+    metadata lock``): a busy session shows its backend thread's, in SHOW PROCESSLIST and in
+    information_schema.PROCESSLIST, across workers (the list is the backend's by id)."""
+    _, alice, carol, bob = listed
+    with carol.cursor() as cur:
+        cur.execute("SELECT GET_LOCK('myguard-state-test', 30)")
+        assert cur.fetchone() == (1,)
+    waiter = threading.Thread(
+        target=lambda: bob.cursor().execute("SELECT GET_LOCK('myguard-state-test', 30)")
+    )
+    sleeper = threading.Thread(target=lambda: carol.cursor().execute("SELECT SLEEP(3)"))
+    waiter.start()
+    sleeper.start()
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            states = {r[1]: r[6] for r in show(alice)}
+            if states.get("bob") == "User lock" and states.get("carol") == "User sleep":
+                break
+            time.sleep(0.1)
+        assert (states["bob"], states["carol"]) == ("User lock", "User sleep")
+        assert states["alice"] == "executing"  # its own: the SHOW
+        with alice.cursor() as cur:
+            cur.execute("SELECT USER FROM information_schema.PROCESSLIST WHERE STATE = 'User lock'")
+            assert cur.fetchall() == (("bob",),)
+    finally:
+        sleeper.join(10)
+        with carol.cursor() as cur:
+            cur.execute("SELECT RELEASE_LOCK('myguard-state-test')")
+        waiter.join(10)
+    assert {r[1]: r[6] for r in show(alice)}["bob"] == ""  # idle again
+
+
 def test_information_schema_processlist_is_myguards(listed):
     _, alice, carol, _ = listed
     with carol.cursor() as cur:

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from myguard.session.process_list import refusal, unreachable, with_rows
+from myguard.session.process_list import (
+    refusal,
+    state_query,
+    unreachable,
+    with_backend_states,
+    with_rows,
+)
 
 ROWS = [
     {"Id": 7, "User": "carol", "Host": "h", "db": None, "Command": "Query", "Time": 0,
@@ -87,3 +93,36 @@ def test_a_prepared_statement_is_refused_when_it_reads_the_list(sql, current_db,
     error = refusal(sql, prepared=True, current_db=current_db)
     assert (error is not None) == refused
     assert error is None or "text queries only" in error.message
+
+
+def listed(id_: int, state: str, backend: str | None, thread: int | None) -> dict:
+    return {"Id": id_, "User": "u", "State": state, "Backend": backend, "Thread": thread}
+
+
+SESSIONS = [
+    listed(1, "executing", "main", 41),  # the asking session
+    listed(2, "executing", "main", 42),
+    listed(3, "", "main", 43),  # idle: myguard knows it waits for nothing
+    listed(4, "waiting for approval 9", "main", 44),  # held by myguard, not on the backend
+    listed(5, "executing", "other", 42),  # another server's thread 42
+    listed(6, "executing", "main", None),  # between backend connections
+    listed(7, "executing", "main", 47),
+]
+
+
+def test_backend_states_are_asked_for_busy_sessions_on_the_same_backend_by_thread():
+    assert state_query(SESSIONS, "main", 1) == (
+        "SELECT ID, STATE FROM information_schema.PROCESSLIST WHERE ID IN (42, 47)"
+    )
+    assert state_query(SESSIONS[:1], "main", 1) is None
+    assert state_query(SESSIONS, "nowhere", 1) is None
+
+
+def test_a_busy_session_takes_its_threads_state_unless_the_backend_reports_none():
+    found = [["42", "User lock"], ["47", ""], ["43", "Sleep"], ["44", "x"]]
+    states = [r["State"] for r in with_backend_states(SESSIONS, "main", found)]
+    assert states == [
+        "executing", "User lock", "", "waiting for approval 9", "executing", "executing",
+        "executing",
+    ]  # fmt: skip
+    assert SESSIONS[1]["State"] == "executing"  # the rows given are left as they were

@@ -7,6 +7,10 @@ answered from myguard's sessions instead: a user sees their own, members of
 ``process_list_groups`` see all; ids are session ids; the statement of a session with
 masking has its literals redacted.
 
+A busy session's State is the one its backend thread reports (``User lock``, ``Waiting
+for table metadata lock``, ``Sending data``...: what tools and DBAs wait on or look for),
+asked of the backend by thread id (``state_query``), never the backend's statement texts.
+
 Pure functions: the rows, the SHOW answer's columns, and the rewrite that puts the rows in
 place of ``information_schema.PROCESSLIST`` (so any SELECT over it, with its WHERE, ORDER
 BY and joins, runs on the backend against myguard's rows).
@@ -65,6 +69,8 @@ class Listed(Protocol):
     held_request: int | None
     current_statement: str | None
     masks_literals: bool
+    backend_config: object  # its ``name``
+    backend_thread_id: int | None
 
 
 def row(session: Listed, now: float | None = None) -> dict[str, object]:
@@ -76,7 +82,7 @@ def row(session: Listed, now: float | None = None) -> dict[str, object]:
     if session.held_request is not None:
         state = f"waiting for approval {session.held_request}"
     else:
-        state = "executing" if session.busy else ""
+        state = EXECUTING if session.busy else ""
     return {
         "Id": session.id,
         "User": session.user,
@@ -86,18 +92,54 @@ def row(session: Listed, now: float | None = None) -> dict[str, object]:
         "Time": int(now - session.last_active),
         "State": state,
         "Info": text,
+        "Backend": getattr(session.backend_config, "name", None),
+        "Thread": session.backend_thread_id,  # on that backend; not a column
     }
+
+
+EXECUTING = "executing"
+
+
+def state_query(rows: list[dict[str, object]], backend: str, asking: int) -> str | None:
+    """The question for the backend states of the busy sessions among ``rows`` on
+    ``backend`` (thread ids are the server's), other than ``asking`` (its thread is idle
+    while it asks); None when there are none."""
+    threads = sorted(
+        {
+            int(r["Thread"])  # type: ignore[call-overload]
+            for r in rows
+            if r["State"] == EXECUTING and r.get("Backend") == backend
+            and r.get("Thread") is not None and r["Id"] != asking
+        }
+    )  # fmt: skip
+    if not threads:
+        return None
+    ids = ", ".join(map(str, threads))
+    return f"SELECT ID, STATE FROM information_schema.PROCESSLIST WHERE ID IN ({ids})"
+
+
+def with_backend_states(
+    rows: list[dict[str, object]], backend: str, found: list[list[str | None]]
+) -> list[dict[str, object]]:
+    """``rows`` with the busy ones' State as their backend threads report it (``found``:
+    the rows of ``state_query``; an empty state keeps myguard's)."""
+    states = {int(t): state for t, state in found if t is not None and state}
+    out = []
+    for r in rows:
+        state = states.get(r.get("Thread"))  # type: ignore[arg-type]
+        if state is not None and r["State"] == EXECUTING and r.get("Backend") == backend:
+            r = {**r, "State": state}
+        out.append(r)
+    return out
 
 
 def detail_row(session: Listed, now: float | None = None) -> dict[str, object]:
     """``row`` and what the web console shows besides: groups, client program, backend."""
     out = row(session, now)
     identity = getattr(session, "identity", None)
-    backend = getattr(session, "backend_config", None)
     out["Groups"] = sorted(identity.groups) if identity is not None else []
     out["Program"] = (getattr(session, "attributes", None) or {}).get("program_name")
-    out["Backend"] = backend.name if backend is not None else None
-    out["Environment"] = backend.environment if backend is not None else None
+    out["Environment"] = getattr(session.backend_config, "environment", None)
     out["Held"] = session.held_request
     return out
 

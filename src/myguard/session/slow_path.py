@@ -226,7 +226,9 @@ class SlowPath:
         if refused is not None:
             s.trail.refused(statement, decision, refused.code)
             raise refused
-        rows = await workers.list_sessions(s.ctx.registry, s.user, s.sees_all_sessions)
+        rows = await self._with_backend_states(
+            await workers.list_sessions(s.ctx.registry, s.user, s.sees_all_sessions)
+        )
         full = process_list.show_full(statement.text)
         if full is None and any(st.object_type == "processlist" for st in decision.statements):
             # SHOW PROCESSLIST among other statements: the backend would answer it with
@@ -241,6 +243,21 @@ class SlowPath:
         s.answer_rows(process_list.SHOW_COLUMNS, answer)
         s.trail.statement(statement, decision, Outcome(rows=len(answer)))
         return None
+
+    async def _with_backend_states(self, rows: list[dict[str, object]]) -> list[dict[str, object]]:
+        """``rows`` with the states the backend reports for its busy threads; as they were
+        when it cannot say (the list is still answered)."""
+        s = self.state
+        backend = s.backend_config.name
+        question = process_list.state_query(rows, backend, s.id)
+        if question is None:
+            return rows
+        try:
+            _, found = await self._ask_backend(question)
+        except MySQLError as exc:
+            event(logging.WARNING, "process_list_states", session=s.id, error=exc.message)
+            return rows
+        return process_list.with_backend_states(rows, backend, found)
 
     async def _explain_for(
         self, statement: StatementText, decision: Decision, explain: kill_stmt.ExplainFor
