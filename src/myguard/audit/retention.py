@@ -32,13 +32,21 @@ def apply_retention(
     max_bytes: int | None = None,
     archive_dir: str | Path | None = None,
     now: float | None = None,
+    current_size: int | None = None,
 ) -> list[Path]:
     """Remove the oldest segments older than ``max_age_seconds`` (by last write) or beyond
-    ``max_bytes`` in total; ``current_seq`` is never touched. Returns the removed paths."""
+    ``max_bytes`` in total; ``current_seq`` is never touched. Returns the removed paths.
+
+    ``current_size``: where the records of segment ``current_seq`` end, counted instead of
+    its file's size, which includes the zeros the writer fills ahead of them (up to 1 MiB:
+    docs/audit-format.md, "Zero-filled end")."""
     now = time.time() if now is None else now
     archive = Path(archive_dir) if archive_dir is not None else None
     segments = [(seq, path, path.stat()) for seq, path in list_segments(directory)]
-    total = sum(stat.st_size for _, _, stat in segments)
+    total = sum(
+        current_size if seq == current_seq and current_size is not None else stat.st_size
+        for seq, _, stat in segments
+    )
     removed = []
     for seq, path, stat in segments:
         if seq >= current_seq:

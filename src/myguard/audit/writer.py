@@ -405,10 +405,13 @@ class AuditWriter:
         if now < self._next_maintenance:
             return
         self._next_maintenance = now + self._maintenance_interval
+        with self._lock:  # the loop thread starts segments under it
+            seq, size = self._appender.segment_seq, self._appender.size
         try:
             removed = apply_retention(
                 self._appender.directory,
-                current_seq=self._appender.segment_seq,
+                current_seq=seq,
+                current_size=size,
                 max_age_seconds=self._retention_seconds,
                 max_bytes=self._retention_bytes,
                 archive_dir=self._archive_dir,
