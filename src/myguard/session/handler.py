@@ -287,7 +287,10 @@ class StatementHandler:
         verdict another session taught (``ProxyCore._end_taught``); None when the record
         needs Python. A connection opened per request sends each of its statements once,
         each first of its shape in its session: their ends need no handler either."""
-        head = self.session.trail.core_head(repeat.decision)
+        try:
+            head = self.session.trail.core_head(repeat.decision)
+        except Exception:  # none may raise: repeat_ended records it, or ends the session
+            return None
         if head is not None:
             self._shared_seen(fingerprint, repeat)
         return head
