@@ -3,6 +3,8 @@
 in a second window of the same run, ``perf stat``'s count of system calls and context
 switches per statement (on a VM a switch costs more than a system call: the two are how
 the kernel's share differs between targets that make the same calls), and page faults.
+Each target's user-space and kernel time per statement come from ``/proc`` over the perf
+window (not from samples): the split that showed where myguard's extra over the relay is.
 
     .venv/bin/python -m benchmarks.e2e.breakdown [--seconds 10] [--threads 16] [--ps auto] \\
         [--workload oltp_read_only] [--also OTHER_CHECKOUT]
@@ -27,7 +29,7 @@ from collections import Counter
 from pathlib import Path
 
 from . import sysbench
-from .procstat import cpu_seconds
+from .procstat import cpu_split
 from .targets import Stack, Target
 
 # Which part of the proxy a binary (perf's "dso") belongs to.
@@ -98,18 +100,20 @@ def measure(target: Target, pids: list[int], args: argparse.Namespace, out: Path
     runner = threading.Thread(target=lambda: result.update(sysbench.run(target, workload, seconds)))
     runner.start()
     threading.Event().wait(2)  # let the load settle before sampling
-    before = cpu_seconds(pids)
+    before = cpu_split(pids)
     shares = record(pids, args.seconds, out)
-    cpu = cpu_seconds(pids) - before
+    user, system = (b - a for a, b in zip(before, cpu_split(pids), strict=True))
     counts = count(pids, args.stat_seconds)
     runner.join()
     qps = float(result.get("qps", 0) or 0)
     statements = qps * args.seconds
-    us = 1e6 * cpu / statements if statements else 0.0
+    per_statement = 1e6 / statements if statements else 0.0
     per = {k: v / (qps * args.stat_seconds) for k, v in counts.items()} if qps else {}
     return {
         "qps": qps,
-        "cpu_us_per_statement": us,
+        "cpu_us_per_statement": (user + system) * per_statement,
+        "user_us_per_statement": user * per_statement,
+        "system_us_per_statement": system * per_statement,
         "shares": shares,
         "syscalls_per_statement": per.get("raw_syscalls:sys_enter", 0.0),
         "switches_per_statement": per.get("context-switches", 0.0),
@@ -148,6 +152,9 @@ def main() -> None:
                 for key, share in sorted(got["shares"].items(), key=lambda kv: -kv[1]):
                     us = got["cpu_us_per_statement"] * share / 100
                     print(f"| {key} | {share:.1f} % | {us:.1f} |")
+                print(f"\nPer statement (from /proc, the same window): "
+                      f"{got['user_us_per_statement']:.1f} µs in user space, "
+                      f"{got['system_us_per_statement']:.1f} µs in the kernel")  # fmt: skip
                 print(f"\nPer statement: {got['syscalls_per_statement']:.2f} system calls, "
                       f"{got['switches_per_statement']:.3f} context switches, "
                       f"{got['faults_per_statement']:.4f} page faults")  # fmt: skip

@@ -39,12 +39,18 @@ def descendants(root: int) -> list[int]:
 
 def cpu_seconds(pids: list[int]) -> float:
     """utime + stime of ``pids`` (each process's own threads included, children's not)."""
-    total = 0
+    return sum(cpu_split(pids))
+
+
+def cpu_split(pids: list[int]) -> tuple[float, float]:
+    """(utime, stime) of ``pids``: user space and kernel, in seconds."""
+    user = system = 0
     for pid in pids:
         fields = _stat_fields(pid)
         if fields is not None:
-            total += int(fields[11]) + int(fields[12])
-    return total / _TICK
+            user += int(fields[11])
+            system += int(fields[12])
+    return user / _TICK, system / _TICK
 
 
 def rss_bytes(pids: list[int]) -> int:
