@@ -38,10 +38,10 @@ def other_orders(mariadb):
     mariadb.sql("DROP DATABASE repeat_other")
 
 
-def connect(proxy, database: str):
+def connect(proxy, database: str, autocommit: bool = True):
     return pymysql.connect(
         host="127.0.0.1", port=proxy.port, user="alice", password="alice-pw-1",
-        database=database, autocommit=True,
+        database=database, autocommit=autocommit,
     )  # fmt: skip
 
 
@@ -208,9 +208,7 @@ def test_a_login_s_set_autocommit_is_recorded_for_each_session(private_proxy):
     p = private_proxy()
     sessions = []
     for _ in range(3):
-        conn = pymysql.connect(
-            host="127.0.0.1", port=p.port, user="alice", password="alice-pw-1", database="shop"
-        )
+        conn = connect(p, "shop", autocommit=False)  # PyMySQL's default: SET AUTOCOMMIT = 0
         with conn.cursor() as cur:
             cur.execute("SELECT @@autocommit, CONNECTION_ID()")
             autocommit, session_id = cur.fetchone()
