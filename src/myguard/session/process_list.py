@@ -47,6 +47,7 @@ SHOW_COLUMNS = [
     Column("Progress", MYSQL_TYPE_DOUBLE, 7, NOT_NULL_FLAG | BINARY_FLAG, 3),
 ]  # fmt: skip
 SHORT_INFO = 100  # SHOW PROCESSLIST without FULL shows this much of a statement
+EXECUTING = "executing"  # a busy session's state until its backend thread's is known
 # Words after a table reference that are not its alias.
 _NOT_ALIAS = frozenset(
     {
@@ -95,9 +96,6 @@ def row(session: Listed, now: float | None = None) -> dict[str, object]:
         "Backend": getattr(session.backend_config, "name", None),
         "Thread": session.backend_thread_id,  # on that backend; not a column
     }
-
-
-EXECUTING = "executing"
 
 
 def state_query(rows: list[dict[str, object]], backend: str, asking: int) -> str | None:
