@@ -22,6 +22,7 @@ function connectOptions(extra = {}) {
     database: spec.database,
     supportBigNumbers: true,
     connectTimeout: 10000,
+    compress: Boolean(spec.compress),
     ...extra,
   };
   if (spec.ssl) {

@@ -194,6 +194,14 @@ def test_column_types_and_nulls(jdbc, proxy, mariadb, mode):
     assert labels(literals)[-1] == "列"
 
 
+@pytest.mark.parametrize("scenario", ["types", "prepared"])
+def test_compressed_protocol(jdbc, proxy, mariadb, scenario):
+    """useCompression=true: the compressed protocol on the client's leg, text and binary
+    rows and server-prepared statements exactly as MariaDB answers them compressed."""
+    out = jdbc.compare(scenario, *ends(proxy, mariadb), useCompression="true")
+    assert out.get("error") is None, out
+
+
 # -- prepared statements -----------------------------------------------------------------
 
 

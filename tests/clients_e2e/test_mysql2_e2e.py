@@ -86,6 +86,14 @@ def test_wrong_password_without_tls_is_access_denied(mysql2, proxy, mariadb):
     assert through == {"error": access_denied("alice")}
 
 
+@pytest.mark.parametrize(("scenario", "table"), [("types", "n2_ctypes"), ("prepared", "n2_cprep")])
+def test_compressed_protocol(mysql2, proxy, mariadb, scenario, table):
+    """compress: true, text rows and prepared statements exactly as MariaDB answers them
+    compressed."""
+    out = compare(mysql2.run, *ends(proxy, mariadb), scenario, table=table, compress=True)
+    assert out
+
+
 def test_ignore_space_on_every_connection(mysql2, proxy, mariadb):
     out = compare(mysql2.run, *ends(proxy, mariadb), "ignoreSpace")
     # Each connection: IGNORE_SPACE in @@sql_mode, and COUNT (*) read as the function.

@@ -160,29 +160,6 @@ def test_require_tls(private_proxy):
     assert query_user(conn) == 1
 
 
-def test_a_client_that_compresses_unasked_gets_a_clear_refusal(proxy):
-    """myguard does not offer CLIENT_COMPRESS. mysql.connector's pure-Python connector asks
-    for it anyway and then compresses what it sends: it hung at its first statement. Now
-    the login is refused, saying why; clients that follow the greeting (the C ones) run
-    uncompressed as before."""
-    kw = dict(host="127.0.0.1", port=proxy.port, user="alice", password="alice-pw-1")
-    with pytest.raises(mysql.connector.Error) as err:
-        mysql.connector.connect(use_pure=True, compress=True, read_timeout=10, **kw)
-    assert err.value.errno == 1043 and "compressed protocol" in err.value.msg
-    assert failed_login(proxy, "compressed protocol asked for")["user"] == "alice"
-    conn = mysql.connector.connect(use_pure=False, compress=True, **kw)
-    cur = conn.cursor()
-    cur.execute("SELECT 1")
-    assert cur.fetchall() == [(1,)]
-    conn.close()
-    cli = subprocess.run(
-        ["mariadb", "--no-defaults", "--compress", "-h127.0.0.1", f"-P{proxy.port}",
-         "-ualice", "-palice-pw-1", "--skip-ssl", "-e", "SELECT 2"],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
-    assert cli.returncode == 0 and cli.stdout.split() == ["2", "2"], cli.stderr
-
-
 def test_a_changed_users_file_password_ends_the_old_one_at_once(private_proxy):
     """The users file keeps its own verifiers: a full authentication (the clear password
     over TLS) leaves nothing cached that would let the old password in after a change,

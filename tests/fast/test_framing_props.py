@@ -144,6 +144,33 @@ def test_wrong_sequence_id_fails_alike(payloads, seq, bad, shift, chunk):
     assert failed
 
 
+@SETTINGS
+@given(
+    st.lists(st.binary(max_size=50), min_size=1, max_size=8),
+    st.lists(st.integers(0, 255), min_size=8, max_size=8),
+    st.integers(0, 255),
+    st.integers(1, 64),
+)
+def test_unchecked_sequence_ids_are_followed_alike(payloads, ids, seq, chunk):
+    """On the compressed protocol (``checks_sequence`` off) any sequence id is taken, and
+    the next one returned follows the id the packet carried."""
+    data = bytearray(stream(payloads, 0))
+    pos = 0
+    for i in range(len(payloads)):  # one packet per payload: give each an arbitrary id
+        data[pos + 3] = ids[i]
+        pos += 4 + (data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16)
+    pair = Pair(1 << 20)
+    pair.c.checks_sequence = pair.p.checks_sequence = False
+    got = []
+    for i in range(0, len(data), chunk):
+        pair.call("feed", bytes(data[i : i + chunk]))
+        more, seq = pair.drain(seq)
+        got += more[:-1]
+        assert more[-1] == ("value", None)
+    assert got == payloads
+    assert seq == (ids[len(payloads) - 1] + 1) & 0xFF
+
+
 OPS = st.lists(
     st.one_of(
         st.tuples(st.just("feed"), st.binary(max_size=40)),

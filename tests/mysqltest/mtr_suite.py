@@ -10,7 +10,12 @@ from pathlib import Path
 from mariadb_server import ROOT_PASSWORD, MariaDBServer
 
 SUITE = Path("/usr/share/mysql/mysql-test")
-MODES = {"text": [], "ps": ["--ps-protocol"], "cursor": ["--cursor-protocol"]}
+MODES = {
+    "text": [],
+    "ps": ["--ps-protocol"],
+    "cursor": ["--cursor-protocol"],
+    "compress": ["--compress"],  # the compressed protocol between client and myguard
+}
 
 
 def suite_available() -> str | None:

@@ -1,5 +1,6 @@
-"""MariaDB's own ``main`` mysql-test files through myguard, in text, --ps-protocol and
---cursor-protocol mode, each compared by ``mariadb-test`` with its ``.result`` file.
+"""MariaDB's own ``main`` mysql-test files through myguard, in text, --ps-protocol,
+--cursor-protocol and --compress mode, each compared by ``mariadb-test`` with its
+``.result`` file.
 
 Every (test, mode) here passes straight against the private MariaDB (as myguard's service
 account, which has the privileges myguard's backend sessions have). Through myguard the

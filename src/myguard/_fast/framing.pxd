@@ -2,6 +2,9 @@
 
 cdef class PacketBuffer:
     cdef public long long max_payload
+    # False on the compressed protocol, where the server reads the packets inside the
+    # compressed ones without checking their sequence ids (Connector/J numbers them on).
+    cdef public bint checks_sequence
     # Unread bytes are _data[_start:]. _data is bytes exactly as fed (never copied) or,
     # once a second chunk arrives before the first is used up, a bytearray appended to.
     cdef object _data

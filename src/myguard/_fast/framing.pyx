@@ -33,6 +33,7 @@ cdef class PacketBuffer:
 
     def __init__(self, long long max_payload):
         self.max_payload = max_payload
+        self.checks_sequence = True
         self._reset()
 
     cdef inline void _reset(self):
@@ -101,7 +102,8 @@ cdef class PacketBuffer:
     cpdef next_packet(self, long long seq):
         """Return ``(payload, next_seq)`` for the next complete logical packet, or None.
 
-        ``seq`` is the sequence id the first fragment must carry.
+        ``seq`` is the sequence id the first fragment must carry (any, and the next
+        follows it, when ``checks_sequence`` is off).
         """
         cdef Py_ssize_t size = self._size()
         cdef const unsigned char* p = self._ptr() + self._start
@@ -114,10 +116,12 @@ cdef class PacketBuffer:
             length = p[pos] | (p[pos + 1] << 8) | (p[pos + 2] << 16)
             got = p[pos + 3]
             if got != expected:
-                raise ProtocolError(
-                    f"Got packets out of order (expected sequence id {expected}, got {got})",
-                    ER_NET_PACKETS_OUT_OF_ORDER,
-                )
+                if self.checks_sequence:
+                    raise ProtocolError(
+                        f"Got packets out of order (expected sequence id {expected}, got {got})",
+                        ER_NET_PACKETS_OUT_OF_ORDER,
+                    )
+                expected = got
             total += length
             if total > self.max_payload:
                 raise ProtocolError(

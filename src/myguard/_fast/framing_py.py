@@ -23,6 +23,9 @@ class PacketBuffer:
 
     def __init__(self, max_payload: int) -> None:
         self.max_payload = max_payload
+        # False on the compressed protocol, where the server reads the packets inside the
+        # compressed ones without checking their sequence ids (Connector/J numbers them on).
+        self.checks_sequence = True
         self._buf = bytearray()
 
     def __len__(self) -> int:
@@ -40,7 +43,8 @@ class PacketBuffer:
     def next_packet(self, seq: int) -> tuple[bytes, int] | None:
         """Return ``(payload, next_seq)`` for the next complete logical packet, or None.
 
-        ``seq`` is the sequence id the first fragment must carry.
+        ``seq`` is the sequence id the first fragment must carry (any, and the next
+        follows it, when ``checks_sequence`` is off).
         """
         buf = self._buf
         pos = 0
@@ -52,10 +56,12 @@ class PacketBuffer:
             length = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
             got = buf[pos + 3]
             if got != expected:
-                raise ProtocolError(
-                    f"Got packets out of order (expected sequence id {expected}, got {got})",
-                    ER_NET_PACKETS_OUT_OF_ORDER,
-                )
+                if self.checks_sequence:
+                    raise ProtocolError(
+                        f"Got packets out of order (expected sequence id {expected}, got {got})",
+                        ER_NET_PACKETS_OUT_OF_ORDER,
+                    )
+                expected = got
             total += length
             if total > self.max_payload:
                 raise ProtocolError(

@@ -14,7 +14,7 @@ cdef class Repeat:
 
 
 cdef class Sender:
-    cdef object transport, tls
+    cdef object transport, layer
     cdef readonly int fd
     cdef bint buffered
 
@@ -36,7 +36,7 @@ cdef class ProxyCore:
     cdef readonly object backend_side
     cdef readonly CoreCounts counts
     cdef int _state
-    cdef object _client_transport, _client_tls, _backend_transport, _backend_tls
+    cdef object _client_transport, _client_layer, _backend_transport, _backend_layer
     cdef object _client_stream, _backend_stream
     cdef Sender _client_sender, _backend_sender
     cdef bytes _pending

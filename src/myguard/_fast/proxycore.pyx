@@ -55,10 +55,10 @@ cdef class Sender:
     """Writes one side's bytes (see the twin): straight to the socket while the transport
     holds nothing unsent, else through the transport; never once it is closing."""
 
-    def __init__(self, transport, tls):
+    def __init__(self, transport, layer):
         self.transport = transport
-        self.tls = tls
-        self.fd = socket_fd(transport) if tls is None else -1
+        self.layer = layer
+        self.fd = socket_fd(transport) if layer is None else -1
         self.buffered = True  # written before the core took over may still be unsent
 
     cpdef bint write(self, data) except -1:
@@ -67,8 +67,8 @@ cdef class Sender:
         transport = self.transport
         if transport.is_closing():
             return False
-        if self.tls is not None:
-            self.tls.write(data)
+        if self.layer is not None:
+            self.layer.write(data)
             return True
         if self.fd >= 0 and type(data) is bytes:
             if self.buffered and transport.get_write_buffer_size() == 0:
@@ -83,6 +83,12 @@ cdef class Sender:
                 self.buffered = True  # the rest, or an error to report, is the transport's
         transport.write(data)
         return True
+
+
+def layer_error(exc):
+    """Why a side is gone when its layer could not read what came: a TLS error, or a
+    malformed compressed packet (the layer's ValueError says so)."""
+    return f"TLS error: {exc}" if isinstance(exc, ssl.SSLError) else str(exc)
 
 
 def socket_fd(transport):
@@ -222,15 +228,16 @@ cdef class ProxyCore:
         self._client_stream = client_stream
         self._backend_stream = backend_stream
         self._repeat = None
-        transport, tls, unread, blocked = client_stream.hand_over()
-        self._client_transport, self._client_tls, self._client_blocked = transport, tls, blocked
-        self._client_sender = Sender(transport, tls)
+        transport, layer, unread, blocked = client_stream.hand_over()
+        self._client_transport, self._client_layer, self._client_blocked = transport, layer, blocked
+        self._client_sender = Sender(transport, layer)
+        self.requests.checks_sequence = getattr(client_stream, "checks_sequence", True)
         transport.set_protocol(self.client_side)
         if unread:
             self.requests.feed(unread)
-        transport, tls, unread, blocked = backend_stream.hand_over()
-        self._backend_transport, self._backend_tls, self._backend_blocked = transport, tls, blocked
-        self._backend_sender = Sender(transport, tls)
+        transport, layer, unread, blocked = backend_stream.hand_over()
+        self._backend_transport, self._backend_layer, self._backend_blocked = transport, layer, blocked
+        self._backend_sender = Sender(transport, layer)
         transport.set_protocol(self.backend_side)
         if unread:
             self._pending += unread
@@ -303,11 +310,11 @@ cdef class ProxyCore:
     # -- the client side ---------------------------------------------------------------------
 
     cdef client_data(self, bytes data):
-        if self._client_tls is not None:
+        if self._client_layer is not None:
             try:
-                data = self._client_tls.decrypt(data)
-            except ssl.SSLError as exc:
-                self.client_gone(f"TLS error: {exc}")
+                data = self._client_layer.unwrap(data)
+            except (ssl.SSLError, ValueError) as exc:  # TLS, the compressed protocol
+                self.client_gone(layer_error(exc))
                 self._client_transport.close()
                 return
         if PyBytes_GET_SIZE(data):
@@ -499,11 +506,11 @@ cdef class ProxyCore:
     # -- the backend side --------------------------------------------------------------------
 
     cdef backend_data(self, bytes data):
-        if self._backend_tls is not None:
+        if self._backend_layer is not None:
             try:
-                data = self._backend_tls.decrypt(data)
-            except ssl.SSLError as exc:
-                self.backend_gone(f"TLS error: {exc}")
+                data = self._backend_layer.unwrap(data)
+            except (ssl.SSLError, ValueError) as exc:  # TLS, the compressed protocol
+                self.backend_gone(layer_error(exc))
                 self._backend_transport.close()
                 return
         if self._state == _RELAY:

@@ -168,20 +168,21 @@ class Sender:
     through the transport, which then keeps them in order and reports a failure. Never
     once the transport is closing: its descriptor may already belong to another connection,
     and the transport refuses the write (``write`` says False; the core then takes that side
-    as gone, as its connection_lost will). Through the TLS layer when there is one."""
+    as gone, as its connection_lost will). Through the layer (TLS, compression) when there is
+    one."""
 
-    def __init__(self, transport: Any, tls: Any) -> None:
+    def __init__(self, transport: Any, layer: Any) -> None:
         self.transport = transport
-        self.tls = tls
-        self.fd = socket_fd(transport) if tls is None else -1
+        self.layer = layer
+        self.fd = socket_fd(transport) if layer is None else -1
         self.buffered = True  # written before the core took over may still be unsent
 
     def write(self, data: bytes) -> bool:
         transport = self.transport
         if transport.is_closing():
             return False
-        if self.tls is not None:
-            self.tls.write(data)
+        if self.layer is not None:
+            self.layer.write(data)
             return True
         if self.fd >= 0 and type(data) is bytes:
             if self.buffered and transport.get_write_buffer_size() == 0:
@@ -197,6 +198,12 @@ class Sender:
                 self.buffered = True
         transport.write(data)
         return True
+
+
+def layer_error(exc: Exception) -> str:
+    """Why a side is gone when its layer could not read what came: a TLS error, or a
+    malformed compressed packet (the layer's ValueError says so)."""
+    return f"TLS error: {exc}" if isinstance(exc, ssl.SSLError) else str(exc)
 
 
 def socket_fd(transport: Any) -> int:
@@ -225,7 +232,7 @@ class ProxyCore:
         self.client_side = ClientSide(self)
         self.backend_side = BackendSide(self)
         self._state = _DETACHED
-        self._client = None  # (transport, tls layer or None) of each side while attached
+        self._client = None  # (transport, its layer or None) of each side while attached
         self._backend = None
         self._client_stream: Any = None
         self._backend_stream: Any = None
@@ -251,15 +258,16 @@ class ProxyCore:
         self._client_stream = client_stream
         self._backend_stream = backend_stream
         self._repeat = None
-        transport, tls, unread, self._client_blocked = client_stream.hand_over()
-        self._client = (transport, tls)
-        self._client_sender = Sender(transport, tls)
+        transport, layer, unread, self._client_blocked = client_stream.hand_over()
+        self._client = (transport, layer)
+        self._client_sender = Sender(transport, layer)
+        self.requests.checks_sequence = getattr(client_stream, "checks_sequence", True)
         transport.set_protocol(self.client_side)
         if unread:
             self.requests.feed(unread)
-        transport, tls, unread, self._backend_blocked = backend_stream.hand_over()
-        self._backend = (transport, tls)
-        self._backend_sender = Sender(transport, tls)
+        transport, layer, unread, self._backend_blocked = backend_stream.hand_over()
+        self._backend = (transport, layer)
+        self._backend_sender = Sender(transport, layer)
         transport.set_protocol(self.backend_side)
         if unread:
             self._pending += unread
@@ -329,12 +337,12 @@ class ProxyCore:
     # -- the client side ---------------------------------------------------------------------
 
     def client_data(self, data: bytes) -> None:
-        tls = self._client[1]
-        if tls is not None:
+        layer = self._client[1]
+        if layer is not None:
             try:
-                data = tls.decrypt(data)
-            except ssl.SSLError as exc:
-                self.client_gone(f"TLS error: {exc}")
+                data = layer.unwrap(data)
+            except (ssl.SSLError, ValueError) as exc:  # TLS, the compressed protocol
+                self.client_gone(layer_error(exc))
                 self._client[0].close()
                 return
         if data:
@@ -520,12 +528,12 @@ class ProxyCore:
     # -- the backend side --------------------------------------------------------------------
 
     def backend_data(self, data: bytes) -> None:
-        tls = self._backend[1]
-        if tls is not None:
+        layer = self._backend[1]
+        if layer is not None:
             try:
-                data = tls.decrypt(data)
-            except ssl.SSLError as exc:
-                self.backend_gone(f"TLS error: {exc}")
+                data = layer.unwrap(data)
+            except (ssl.SSLError, ValueError) as exc:  # TLS, the compressed protocol
+                self.backend_gone(layer_error(exc))
                 self._backend[0].close()
                 return
         if self._state == _RELAY:

@@ -308,12 +308,16 @@ def backend_capabilities(
 ) -> int:
     """What myguard asks of the backend for a client with ``client_capabilities``: the
     client's result-format capabilities, so responses relay byte for byte (without
-    CLIENT_SSL and CLIENT_CONNECT_WITH_DB, which depend on the login itself)."""
+    CLIENT_SSL and CLIENT_CONNECT_WITH_DB, which depend on the login itself, and
+    CLIENT_COMPRESS)."""
     # MariaDB's extended capabilities (bits 32-63) are mirrored too: a MariaDB backend's
     # greeting lacks CLIENT_MYSQL, so caps do as well and they go out in the filler.
     caps = (client_capabilities | _ALWAYS) & greeting.capabilities
     caps &= ~(
-        Capability.CLIENT_SSL | Capability.CLIENT_CONNECT_WITH_DB | Capability.CLIENT_LOCAL_FILES
+        Capability.CLIENT_SSL
+        | Capability.CLIENT_CONNECT_WITH_DB
+        | Capability.CLIENT_LOCAL_FILES
+        | Capability.CLIENT_COMPRESS  # the client's leg only: myguard compresses for it
     )
     caps |= Capability.CLIENT_PROTOCOL_41
     if config.local_infile and client_capabilities & Capability.CLIENT_LOCAL_FILES:

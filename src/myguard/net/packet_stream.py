@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import cast
 
 from myguard._fast import load
+from myguard.net.compression_layer import CompressedPacketError, CompressionLayer
 from myguard.net.tls_layer import TlsLayer
 
 _framing = load("framing")
@@ -46,6 +47,9 @@ class PacketStream(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._on_connection = on_connection
         self._tls: TlsLayer | None = None
+        # What bytes pass through between the packets and the transport, outermost first:
+        # the compression layer (on top of TLS when both are on), else TLS, else nothing.
+        self._layer: TlsLayer | CompressionLayer | None = None
         self._lost: str | None = None  # why the connection is gone, once it is
         self._waiter: asyncio.Future[None] | None = None  # a reader waiting for bytes
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -65,11 +69,11 @@ class PacketStream(asyncio.Protocol):
             self._on_connection(self)
 
     def data_received(self, data: bytes) -> None:
-        if self._tls is not None:
+        if self._layer is not None:
             try:
-                data = self._tls.decrypt(data)
-            except ssl.SSLError as exc:
-                self._lose(f"TLS error: {exc}")
+                data = self._layer.unwrap(data)
+            except (ssl.SSLError, CompressedPacketError) as exc:
+                self._lose(f"TLS error: {exc}" if isinstance(exc, ssl.SSLError) else str(exc))
                 self.close()
                 return
         if data:
@@ -160,10 +164,10 @@ class PacketStream(asyncio.Protocol):
     def write_raw(self, data: bytes) -> None:
         if self._lost is not None:
             raise ConnectionLost(self._lost)
-        if self._tls is None:
+        if self._layer is None:
             self.transport.write(data)
         else:
-            self._tls.write(data)
+            self._layer.write(data)
 
     async def drain(self) -> None:
         """Wait while the transport's send buffer is over its high-water mark."""
@@ -178,13 +182,16 @@ class PacketStream(asyncio.Protocol):
 
     # -- handing the socket to the proxy core ------------------------------------------------
 
-    def hand_over(self) -> tuple[asyncio.Transport, TlsLayer | None, bytes, bool]:
-        """For the protocol taking the transport over: the transport, the TLS layer, the bytes
-        received but not read, and whether the send buffer is full."""
+    def hand_over(
+        self,
+    ) -> tuple[asyncio.Transport, TlsLayer | CompressionLayer | None, bytes, bool]:
+        """For the protocol taking the transport over: the transport, the layer bytes pass
+        through (``unwrap`` what is received, ``write``), the bytes received but not read,
+        and whether the send buffer is full."""
         if self._reading_paused:
             self._reading_paused = False
             self.transport.resume_reading()
-        return self.transport, self._tls, self.buffer.take(), self._writing_paused
+        return self.transport, self._layer, self.buffer.take(), self._writing_paused
 
     def take_back(self, unread: bytes, writing_paused: bool, lost: str | None) -> None:
         """Become the transport's protocol again, after ``hand_over``."""
@@ -216,9 +223,29 @@ class PacketStream(asyncio.Protocol):
         except ConnectionLost as exc:
             raise ConnectionLost(f"TLS handshake failed: {exc}") from exc
         # No await since the handshake's last read: nothing unencrypted is buffered.
-        self._tls = layer
+        self._tls = self._layer = layer
         if plain:
             self.buffer.feed(plain)
+
+    def start_compression(self) -> None:
+        """Run the compressed protocol from here on (after the OK that ends a login with
+        CLIENT_COMPRESS). Bytes already buffered came compressed."""
+        layer = CompressionLayer(self.transport.write, below=self._tls)
+        self._layer = layer
+        self.buffer.checks_sequence = False
+        early = self.buffer.take()
+        if early:
+            self.buffer.feed(layer.unwrap(early))
+
+    @property
+    def compressed(self) -> bool:
+        return isinstance(self._layer, CompressionLayer)
+
+    @property
+    def checks_sequence(self) -> bool:
+        """Do the packets that arrive carry checked sequence ids (not on the compressed
+        protocol)? For the proxy core's own framing of the client's commands."""
+        return self.buffer.checks_sequence
 
     @property
     def lost(self) -> str | None:

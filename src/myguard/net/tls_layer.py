@@ -51,7 +51,7 @@ class TlsLayer:
         self._flush()
         return self._drain_plaintext()
 
-    def decrypt(self, data: bytes) -> bytes:
+    def unwrap(self, data: bytes) -> bytes:
         """Plaintext from ``data``. Raises ``ssl.SSLZeroReturnError`` once the peer closed
         TLS (close_notify): the connection is over, as at EOF, and the peer gets myguard's
         close_notify first (a client may hold its TCP connection open waiting for it)."""

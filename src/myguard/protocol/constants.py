@@ -47,8 +47,9 @@ class Capability:
     MARIADB_CLIENT_EXTENDED_METADATA = 1 << 35
 
 
-# What myguard offers clients. Compression, query attributes and optional result-set
-# metadata are not implemented, so they are never advertised; CLIENT_LOCAL_FILES is added
+# What myguard offers clients. Query attributes and optional result-set metadata are not
+# implemented, so they are never advertised; compression is myguard's own, on the client's
+# leg only (net/compression_layer.py; backends are asked without it); CLIENT_LOCAL_FILES is added
 # per backend when LOAD DATA LOCAL is allowed; CLIENT_SSL when TLS is configured.
 # CLIENT_NO_SCHEMA is never passed on: with it the server ignores database qualifiers
 # (other_db.customers reads the current database's customers), which analysis and masking
@@ -68,6 +69,7 @@ PROXY_CAPABILITIES = (
     | Capability.CLIENT_RESERVED
     | Capability.CLIENT_SECURE_CONNECTION
     | Capability.CLIENT_MULTI_STATEMENTS
+    | Capability.CLIENT_COMPRESS
     | Capability.CLIENT_MULTI_RESULTS
     | Capability.CLIENT_PS_MULTI_RESULTS
     | Capability.CLIENT_PLUGIN_AUTH

@@ -25,7 +25,6 @@ from myguard.protocol.constants import (
     ServerStatus,
 )
 from myguard.protocol.errors import (
-    ER_HANDSHAKE_ERROR,
     ER_MYGUARD_IDENTITY_UNAVAILABLE,
     ER_SECURE_TRANSPORT_REQUIRED,
     MySQLError,
@@ -83,17 +82,6 @@ class LoginPhase:
         self.user = response.user
         self.attributes = response.attributes
         self.database = response.database
-        if response.capabilities & ~offered & Capability.CLIENT_COMPRESS:
-            # Not offered, asked for anyway: such a client (mysql.connector's pure Python
-            # one) compresses what it sends next, which would read as garbage; say why.
-            self._login_failed(self.user, "compressed protocol asked for")
-            raise MySQLError(
-                ER_HANDSHAKE_ERROR,
-                "08S01",
-                "myguard does not support the compressed protocol: connect without"
-                " compression (e.g. compress=False)",
-                fatal=True,
-            )
         if cfg.require_tls and not self.client.tls:
             self._login_failed(self.user, "TLS required")
             raise MySQLError(
@@ -123,6 +111,8 @@ class LoginPhase:
         self.guard.find_taught(self.ctx.policy)
         self.trail.login(True, self.user, plugin=result.plugin, method=result.method)
         self.client.write_packet(ok_packet(status=self.backend.status))
+        if self.capabilities & Capability.CLIENT_COMPRESS:
+            self.client.start_compression()  # what follows the OK goes compressed
         await self.client.drain()
         metrics.login(self.backend_config.name, "success")
         event(

@@ -286,13 +286,14 @@ class SlowPath:
         return bytes((Command.COM_QUERY,)) + sql.encode("utf-8", "surrogateescape")
 
     async def _session_status(self, statement: StatementText, decision: Decision) -> None:
-        """SHOW [SESSION] STATUS with the TLS variables of the client's leg (the backend
-        reports its own connection to myguard, or nothing)."""
+        """SHOW [SESSION] STATUS with the TLS and compression variables of the client's leg
+        (the backend reports its own connection to myguard, or nothing)."""
         s = self.state
         names, rows = await self._ask_backend(statement.text)
         client_leg = {
             "ssl_cipher": s.client.tls_cipher or "",
             "ssl_version": s.client.tls_version or "",
+            "compression": "ON" if s.client.compressed else "OFF",
         }
         rows = [[row[0], client_leg.get((row[0] or "").lower(), row[1]), *row[2:]] for row in rows]
         s.answer_rows([_STATUS_COLUMNS.get(n, n) for n in names], rows)
