@@ -44,7 +44,9 @@ class CompressionLayer:
     def __init__(self, send: Callable[[bytes], object], below: Layer | None = None) -> None:
         self._below = below
         self._send = send if below is None else below.write
-        self._pending = b""  # the start of a compressed packet still arriving
+        # What arrived of compressed packets not yet whole: appended to, so a 16 MiB packet
+        # arriving in 64 KiB reads is not copied again with each one.
+        self._pending = bytearray()
         self._seq = 0  # the sequence id of the next compressed packet myguard sends
 
     def unwrap(self, data: bytes) -> bytes:
@@ -52,7 +54,8 @@ class CompressionLayer:
         arrived; an incomplete one waits for its rest."""
         if self._below is not None:
             data = self._below.unwrap(data)
-        buf = self._pending + data if self._pending else data
+        buf = self._pending
+        buf += data
         out = []
         at = 0
         while len(buf) - at >= HEADER:
@@ -61,11 +64,12 @@ class CompressionLayer:
                 break
             seq = buf[at + 3]
             original = int.from_bytes(buf[at + 4 : at + 7], "little")
-            payload = buf[at + HEADER : at + HEADER + length]
+            payload = bytes(buf[at + HEADER : at + HEADER + length])
             out.append(payload if original == 0 else _inflate(payload, original))
             self._seq = (seq + 1) & 0xFF
             at += HEADER + length
-        self._pending = buf[at:]
+        if at:
+            del buf[:at]
         return b"".join(out)
 
     def write(self, data: bytes) -> None:
