@@ -88,3 +88,25 @@ def test_mysql_connector_compressed_text_and_prepared(proxy, pure):
         assert cur.fetchall() == [("carol",)]  # still compressed, as the new user
         cur.close()
     conn.close()
+
+
+def test_load_data_local_runs_compressed(private_proxy, tmp_path, mariadb):
+    """The file's packets come compressed; a 2 MB file spans many compressed packets."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[defaults]\naction = "allow"\n')
+    p = private_proxy(local_infile=True, rules_file=rules)
+    f = tmp_path / "rows.csv"
+    f.write_text("".join(f"{i},row{i}-{'v' * 30}\n" for i in range(50000)))
+    mariadb.sql("CREATE TABLE IF NOT EXISTS test.ldz (id INT, v VARCHAR(60))")
+    try:
+        out = subprocess.run(
+            ["mariadb", "--no-defaults", "--compress", "--local-infile=1", "--skip-ssl",
+             "-h127.0.0.1", f"-P{p.port}", "-ualice", "-palice-pw-1", "-N", "-B", "test",
+             "-e", f"LOAD DATA LOCAL INFILE '{f}' INTO TABLE ldz FIELDS TERMINATED BY ',';"
+             " SELECT COUNT(*), MAX(id) FROM ldz"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["50000", "49999"]
+    finally:
+        mariadb.sql("DROP TABLE IF EXISTS test.ldz")
