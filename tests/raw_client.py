@@ -73,9 +73,10 @@ class RawClient:
         extended_metadata: bool = False,
     ) -> bytes:
         greeting = self.read_greeting()
-        # Everything myguard offers, and CLIENT_NO_SCHEMA, which it must not pass on.
+        # Everything myguard offers but compression (this client speaks plain packets), and
+        # CLIENT_NO_SCHEMA, which it must not pass on.
         caps = (int(PROXY_CAPABILITIES) | Capability.CLIENT_NO_SCHEMA) & ~int(
-            Capability.CLIENT_CONNECT_WITH_DB
+            Capability.CLIENT_CONNECT_WITH_DB | Capability.CLIENT_COMPRESS
         )
         if not deprecate_eof:
             caps &= ~int(Capability.CLIENT_DEPRECATE_EOF)
