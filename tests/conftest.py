@@ -47,3 +47,11 @@ def private_proxy(mariadb: MariaDBServer, tmp_path: Path):
     yield make
     for p in started:
         p.stop()
+
+
+@pytest.fixture()
+def local_infile_proxy(private_proxy, tmp_path: Path) -> ProxyProcess:
+    """A myguard that allows LOAD DATA LOCAL and every statement (an allow-all rules file)."""
+    rules = tmp_path / "allow-all.toml"
+    rules.write_text('[defaults]\naction = "allow"\n')
+    return private_proxy(local_infile=True, rules_file=rules)

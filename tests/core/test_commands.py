@@ -317,10 +317,8 @@ def test_load_data_local_is_off_by_default(private_proxy, tmp_path):
     assert "LOAD DATA LOCAL INFILE is disabled for backend 'main'" in err.value.args[1]
 
 
-def test_load_data_local_when_allowed(private_proxy, tmp_path, mariadb):
-    rules = tmp_path / "rules.toml"
-    rules.write_text('[defaults]\naction = "allow"\n')
-    p = private_proxy(local_infile=True, rules_file=rules)
+def test_load_data_local_when_allowed(local_infile_proxy, tmp_path, mariadb):
+    p = local_infile_proxy
     f = tmp_path / "rows.csv"
     f.write_text("".join(f"{i},row{i}\n" for i in range(1000)))
     mariadb.sql("CREATE TABLE IF NOT EXISTS test.ld (id INT, v VARCHAR(20))")

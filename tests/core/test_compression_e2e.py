@@ -90,11 +90,9 @@ def test_mysql_connector_compressed_text_and_prepared(proxy, pure):
     conn.close()
 
 
-def test_load_data_local_runs_compressed(private_proxy, tmp_path, mariadb):
+def test_load_data_local_runs_compressed(local_infile_proxy, tmp_path, mariadb):
     """The file's packets come compressed; a 2 MB file spans many compressed packets."""
-    rules = tmp_path / "rules.toml"
-    rules.write_text('[defaults]\naction = "allow"\n')
-    p = private_proxy(local_infile=True, rules_file=rules)
+    p = local_infile_proxy
     f = tmp_path / "rows.csv"
     f.write_text("".join(f"{i},row{i}-{'v' * 30}\n" for i in range(50000)))
     mariadb.sql("CREATE TABLE IF NOT EXISTS test.ldz (id INT, v VARCHAR(60))")
