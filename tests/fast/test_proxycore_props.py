@@ -67,6 +67,8 @@ class Transport:
 
 
 class Stream:
+    checks_sequence = True  # a plain packet stream (no compressed protocol)
+
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
         self.taken_back = None

@@ -231,7 +231,7 @@ cdef class ProxyCore:
         transport, layer, unread, blocked = client_stream.hand_over()
         self._client_transport, self._client_layer, self._client_blocked = transport, layer, blocked
         self._client_sender = Sender(transport, layer)
-        self.requests.checks_sequence = getattr(client_stream, "checks_sequence", True)
+        self.requests.checks_sequence = client_stream.checks_sequence
         transport.set_protocol(self.client_side)
         if unread:
             self.requests.feed(unread)

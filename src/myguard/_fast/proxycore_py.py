@@ -261,7 +261,7 @@ class ProxyCore:
         transport, layer, unread, self._client_blocked = client_stream.hand_over()
         self._client = (transport, layer)
         self._client_sender = Sender(transport, layer)
-        self.requests.checks_sequence = getattr(client_stream, "checks_sequence", True)
+        self.requests.checks_sequence = client_stream.checks_sequence
         transport.set_protocol(self.client_side)
         if unread:
             self.requests.feed(unread)

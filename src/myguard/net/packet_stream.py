@@ -18,6 +18,7 @@ from myguard.net.compression_layer import CompressedPacketError, CompressionLaye
 from myguard.net.tls_layer import TlsLayer
 
 _framing = load("framing")
+_core = load("proxycore")  # layer_error: why a side is gone, as the core says it
 
 # Received bytes the consumer has not asked for yet; above this, reading pauses until it
 # does, so a slow client holds back the backend instead of filling memory.
@@ -73,7 +74,7 @@ class PacketStream(asyncio.Protocol):
             try:
                 data = self._layer.unwrap(data)
             except (ssl.SSLError, CompressedPacketError) as exc:
-                self._lose(f"TLS error: {exc}" if isinstance(exc, ssl.SSLError) else str(exc))
+                self._lose(_core.layer_error(exc))
                 self.close()
                 return
         if data:
