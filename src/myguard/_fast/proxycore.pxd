@@ -46,12 +46,17 @@ cdef class ProxyCore:
     cdef bint _masked, _holding, _binary, _discard
     cdef bytes _held
     cdef object _masker
+    cdef long long _kind
+    cdef readonly bytes deferred
+    cdef bint _settling
 
     cpdef attach(self, client_stream, backend_stream)
     cpdef serve(self)
     cpdef forward(self, bytes payload, long long kind, bint masked)
     cpdef mask_rows(self, masker, bint binary)
     cpdef discard_rest(self)
+    cpdef defer(self, bytes payload)
+    cpdef bytes take_deferred(self)
     cpdef detach(self)
     cpdef close(self)
     cpdef write_client(self, data)
@@ -67,6 +72,7 @@ cdef class ProxyCore:
     cdef client_writable(self, bint writable)
     cdef backend_data(self, bytes data)
     cdef _relay(self, bytes data)
+    cdef object _settle(self, bytes data)
     cdef _send(self, run, list runs)
     cdef Py_ssize_t _relay_masked(self, bytes data, list out) except -1
     cdef backend_gone(self, str reason)

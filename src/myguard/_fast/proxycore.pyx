@@ -220,6 +220,9 @@ cdef class ProxyCore:
         self._masker = None
         self._binary = False
         self._discard = False
+        self._kind = 0
+        self.deferred = b""
+        self._settling = False
 
     # -- taking over and handing back ------------------------------------------------------
 
@@ -254,11 +257,31 @@ cdef class ProxyCore:
         self._discard = False
         if not masked:
             self._masker = None
-        self.scanner.start(kind, not masked, masked)
+        self._kind = kind
         self._state = _RELAY
-        self._write_backend(build_packets(payload, 0)[0])
+        data = build_packets(payload, 0)[0]
+        if PyBytes_GET_SIZE(self.deferred):
+            # In the same write, so the backend applies them first (_settle drops their OK).
+            data = build_packets(self.deferred, 0)[0] + data
+            self.deferred = b""
+            self._settling = True
+            self.scanner.start(_KIND_QUERY, False, False)
+        else:
+            self.scanner.start(kind, not masked, masked)
+        self._write_backend(data)
         if PyBytes_GET_SIZE(self._pending):
             self._relay(b"")
+
+    cpdef defer(self, bytes payload):
+        """Send ``payload`` (settings the handler answered) in front of the next forwarded
+        command; it replaces what was deferred before (see the twin)."""
+        self.deferred = payload
+
+    cpdef bytes take_deferred(self):
+        """What was deferred and not sent (see the twin)."""
+        payload = self.deferred
+        self.deferred = b""
+        return payload
 
     cpdef mask_rows(self, masker, bint binary):
         """Rows of the current result set go through ``masker.rewrite_packets``."""
@@ -526,6 +549,11 @@ cdef class ProxyCore:
         if PyBytes_GET_SIZE(self._pending):
             data = self._pending + data
             self._pending = b""
+        if self._settling:
+            rest = self._settle(data)
+            if rest is None:
+                return
+            data = <bytes>rest
         size = PyBytes_GET_SIZE(data)
         try:
             if self._masked:
@@ -557,6 +585,29 @@ cdef class ProxyCore:
             self._state = _INFILE
             self._infile_seq = (scanner.last_seq + 1) & 0xFF
             self._infile()
+
+    cdef object _settle(self, bytes data):
+        """Read the deferred settings' response off ``data``: the rest once it ended in an
+        OK; None while it has not ended, or when it ended in an error (see the twin)."""
+        cdef ResponseScanner scanner = self.scanner
+        cdef Py_ssize_t used
+        try:
+            used = scanner._scan(<const unsigned char*>PyBytes_AS_STRING(data),
+                                 PyBytes_GET_SIZE(data))
+        except Exception as exc:  # a response that breaks the grammar
+            self._state = _CLOSED
+            self.handler.core_failed(exc)
+            return None
+        if not scanner.done:
+            self._pending = data[used:]
+            return None
+        if scanner.error_code:
+            self._state = _CLOSED
+            self.handler.settings_failed(data[:used])
+            return None
+        self._settling = False
+        scanner.start(self._kind, not self._masked, self._masked)
+        return data[used:]
 
     cdef _send(self, run, list runs):
         if run is not None:

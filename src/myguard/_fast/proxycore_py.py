@@ -40,11 +40,16 @@ busy, and ``counts`` (``corecounts.CoreCounts``, one per process) count the comm
 latency. Otherwise the core calls ``handler.repeat_ended(repeat, text, fingerprint, started,
 seconds)`` instead of ``response_ended``. Bytes relayed are counted in ``counts`` too.
 
+Settings the handler answered itself (``defer``, see ``session/deferred_settings.py``) go
+to the backend in front of the next forwarded command, in the same write; their response
+is read and dropped before that command's is relayed.
+
 Handler methods (all synchronous, none may raise):
 ``command(payload) -> int``, ``columns(header) -> bytes``, ``response_ended()``,
 ``repeat_ended(...)``, ``shared_head(repeat, fingerprint) -> StatementHead | None``,
 ``masked_error(run) -> bytes`` (the last run of a masked response that ended in an ERR),
-``client_lost(reason)``, ``backend_lost(reason, mid_response)``, ``core_failed(exc)``.
+``client_lost(reason)``, ``backend_lost(reason, mid_response)``, ``core_failed(exc)``,
+``settings_failed(run)`` (the ERR the backend sent for what was deferred).
 """
 
 from __future__ import annotations
@@ -250,6 +255,11 @@ class ProxyCore:
         self._masker: Any = None
         self._binary = False
         self._discard = False
+        self._kind = 0  # the response kind of the command being relayed
+        # A COM_QUERY of settings the handler answered itself, sent in front of the next
+        # forwarded command (``defer``); its response is being read and dropped.
+        self.deferred = b""
+        self._settling = False
 
     # -- taking over and handing back ------------------------------------------------------
 
@@ -284,11 +294,30 @@ class ProxyCore:
         self._discard = False
         if not masked:
             self._masker = None
-        self.scanner.start(kind, not masked, masked)
+        self._kind = kind
         self._state = _RELAY
-        self._write_backend(build_packets(payload, 0)[0])
+        data = build_packets(payload, 0)[0]
+        if self.deferred:
+            # In the same write, so the backend applies them first (_settle drops their OK).
+            data = build_packets(self.deferred, 0)[0] + data
+            self.deferred = b""
+            self._settling = True
+            self.scanner.start(RESPONSE_QUERY)
+        else:
+            self.scanner.start(kind, not masked, masked)
+        self._write_backend(data)
         if self._pending:
             self._relay(b"")
+
+    def defer(self, payload: bytes) -> None:
+        """Send ``payload``, a COM_QUERY of settings the handler answered itself, in front
+        of the next forwarded command; it replaces what was deferred before."""
+        self.deferred = payload
+
+    def take_deferred(self) -> bytes:
+        """What was deferred and not sent (the session task sends it before its own I/O)."""
+        payload, self.deferred = self.deferred, b""
+        return payload
 
     def mask_rows(self, masker: Any, binary: bool) -> None:
         """Rows of the current result set go through ``masker.rewrite_packets``."""
@@ -546,6 +575,11 @@ class ProxyCore:
             data = self._pending + data
             self._pending = b""
         scanner = self.scanner
+        if self._settling:
+            rest = self._settle(data)
+            if rest is None:
+                return
+            data = rest
         out: list[bytes] = []
         try:
             if self._masked:
@@ -576,6 +610,28 @@ class ProxyCore:
             self._state = _INFILE
             self._infile_seq = (scanner.last_seq + 1) & 0xFF
             self._infile()
+
+    def _settle(self, data: bytes) -> bytes | None:
+        """Read the deferred settings' response off ``data``: what follows it once it has
+        ended in an OK (the command's response, scanned from its start); None while it has
+        not ended, or when it ended in an error (``handler.settings_failed``)."""
+        scanner = self.scanner
+        try:
+            used = scanner.scan(data)
+        except Exception as exc:  # a response that breaks the grammar
+            self._state = _CLOSED
+            self.handler.core_failed(exc)
+            return None
+        if not scanner.done:
+            self._pending = data[used:]
+            return None
+        if scanner.error_code:
+            self._state = _CLOSED
+            self.handler.settings_failed(data[:used])
+            return None
+        self._settling = False
+        scanner.start(self._kind, not self._masked, self._masked)
+        return data[used:]
 
     def _send(self, runs: list[bytes]) -> None:
         """One write (a system call) for the runs of one received chunk."""

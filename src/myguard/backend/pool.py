@@ -56,7 +56,7 @@ from myguard.backend.query import text_query
 from myguard.config import BackendAccount, BackendConfig
 from myguard.logs import event
 from myguard.net.packet_stream import ConnectionLost
-from myguard.protocol.charsets import client_codec
+from myguard.protocol.charsets import ClientCharsets, client_codec
 from myguard.protocol.constants import (
     ERR_HEADER,
     PROXY_CAPABILITIES,
@@ -146,6 +146,8 @@ class BackendPool:
         self._accounts: dict[str, BackendAccount] = {}
         self._collations: dict[int, str] = {}  # id -> "SET NAMES" clause
         self._charsets: dict[int, str] = {}  # id -> its character set, as the server names it
+        # What SET NAMES the session may answer itself (session/deferred_settings.py).
+        self.client_charsets: ClientCharsets | None = None
         self._reset_command = Command.COM_RESET_CONNECTION
         self._greeting: Greeting | None = None
         self._default_key: Key | None = None
@@ -209,9 +211,16 @@ class BackendPool:
         when ``max`` connections stay in use for ``wait_timeout``, or the server's error for
         the database (as a direct login would get it)."""
         if not self.enabled:
-            return await self._connect(
+            conn = await self._connect(
                 account, client_capabilities, collation, database, attributes
             )
+            if self.client_charsets is None:
+                try:
+                    await self._learn_charsets(conn)
+                except BaseException:
+                    conn.close()
+                    raise
+            return conn
         self._accounts.setdefault(account.user, account)
         greeting = self._greeting
         if greeting is None:
@@ -256,6 +265,8 @@ class BackendPool:
             try:
                 if fresh and not self._limit_known:
                     await self._learn_limit(conn)
+                if fresh and self.client_charsets is None:
+                    await self._learn_charsets(conn)
                 if fresh and collation not in self._collations:
                     # once per collation id: what the server made of it at this login
                     await self._learn_collation(conn, collation)
@@ -480,6 +491,27 @@ class BackendPool:
         if error is not None:
             raise error
         conn.collation = collation
+
+    async def _learn_charsets(self, conn: BackendConnection) -> None:
+        """The client character sets and collations the backend lists, once per pool; none
+        when it will not say (every SET NAMES is then forwarded)."""
+        deprecate_eof = bool(conn.capabilities & Capability.CLIENT_DEPRECATE_EOF)
+        try:
+            async with asyncio.timeout(self.config.connect_timeout):
+                _, rows = await text_query(
+                    conn.stream,
+                    "SELECT CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLLATIONS",
+                    deprecate_eof=deprecate_eof,
+                )
+        except MySQLError as exc:
+            event(
+                logging.WARNING,
+                "pool_charsets_unknown",
+                backend=self.config.name,
+                error=exc.message,
+            )
+            rows = []
+        self.client_charsets = ClientCharsets([(cs, co) for cs, co in rows if cs and co])
 
     async def _names(self, conn: BackendConnection, collation: int) -> str:
         """The ``NAMES ... COLLATE ...,`` clause for a collation id (looked up once)."""
@@ -717,9 +749,12 @@ class BackendPool:
                     self._down(exc)
                     return
                 self.counters.opened += 1
-                if not self._limit_known:
+                if not self._limit_known or self.client_charsets is None:
                     try:
-                        await self._learn_limit(conn)
+                        if not self._limit_known:
+                            await self._learn_limit(conn)
+                        if self.client_charsets is None:
+                            await self._learn_charsets(conn)
                     except (ConnectionLost, ProtocolError, TimeoutError, MySQLError):
                         self._drop(conn, "broken")
                         return

@@ -110,3 +110,30 @@ def collation_of(codec_name: str) -> int:
 def max_bytes_per_char(collation_id: int) -> int:
     """The most bytes one character can take; 4 when unknown, so lengths are never short."""
     return _TABLE.get(collation_id, _UTF8MB4)[1]
+
+
+# Character sets the server refuses as the client's (Variable 'character_set_client' can't
+# be set to the value of ...).
+_NOT_CLIENT_CHARSETS = frozenset({"ucs2", "utf16", "utf16le", "utf32"})
+
+
+class ClientCharsets:
+    """The client character sets a backend lists, with their collations
+    (information_schema.COLLATIONS): ``SET NAMES`` of one of them cannot fail."""
+
+    __slots__ = ("_collations",)
+
+    def __init__(self, rows: list[tuple[str, str]]) -> None:
+        collations: dict[str, set[str]] = {}
+        for charset, collation in rows:
+            collations.setdefault(charset.lower(), set()).add(collation.lower())
+        self._collations = {
+            charset: frozenset(names)
+            for charset, names in collations.items()
+            if charset not in _NOT_CLIENT_CHARSETS
+        }
+
+    def allows(self, charset: str, collation: str | None) -> bool:
+        """Is ``SET NAMES charset [COLLATE collation]`` (lowercase names) valid here?"""
+        names = self._collations.get(charset)
+        return names is not None and (collation is None or collation in names)

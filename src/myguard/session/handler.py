@@ -28,7 +28,7 @@ from myguard.masking.lineage import Lineage
 from myguard.masking.plan import MaskRules, reads_masked
 from myguard.masking.service import ER_MYGUARD_MASK_REFUSED
 from myguard.policy.decision import ALLOW, Decision
-from myguard.protocol.constants import Command, ServerStatus
+from myguard.protocol.constants import Capability, Command, ServerStatus
 from myguard.protocol.errors import (
     CR_SERVER_LOST,
     ER_NET_PACKETS_OUT_OF_ORDER,
@@ -36,9 +36,9 @@ from myguard.protocol.errors import (
     MySQLError,
     ProtocolError,
 )
-from myguard.protocol.generic_response import err_packet
+from myguard.protocol.generic_response import err_packet, ok_packet, parse_err
 from myguard.protocol.prepared_statements import bound_types
-from myguard.session import backend_views, dynamic_sql, process_list
+from myguard.session import backend_views, deferred_settings, dynamic_sql, process_list
 from myguard.session import kill as kill_stmt
 from myguard.session.audit_trail import Outcome
 from myguard.session.guard import blocked_error
@@ -168,7 +168,7 @@ class StatementHandler:
 
     __slots__ = (
         "session", "core", "_waiter", "_running", "_command_byte", "_perf", "withheld_diagnostics",
-        "_seen",
+        "_seen", "_settings",
     )  # fmt: skip
 
     def __init__(self, session: SessionState) -> None:
@@ -182,6 +182,8 @@ class StatementHandler:
         # statement that read masked columns: the slow path answers those with them withheld.
         self.withheld_diagnostics = False
         self._seen: dict[int, bool] = {}  # shapes forwarded once on another session's verdict
+        # Settings answered here that the core has not sent yet (while ``core.deferred``).
+        self._settings = deferred_settings.PendingSettings()
 
     def wait(self) -> asyncio.Future[tuple[bytes, Decided | None] | None]:
         """What the session task waits for: a command it must run itself (with what was
@@ -352,6 +354,24 @@ class StatementHandler:
             self.core.requests.feed(unread)
         self._end(exc)
 
+    def settings_failed(self, run: bytes) -> None:
+        """The backend refused settings answered here earlier, sent in front of the current
+        command, which then ran without them: the session ends, as a lost connection
+        would end it (deferred_settings.py says why they cannot fail otherwise)."""
+        s = self.session
+        err = parse_err(run[4:])
+        s.end_reason = f"deferred settings refused: error {err.code}"
+        event(logging.ERROR, "settings_failed", session=s.id, code=err.code, error=err.message)
+        self._end(
+            MySQLError(
+                err.code,
+                err.sqlstate,
+                f"myguard: the backend refused this session's earlier SET ({err.message}); "
+                "the statement sent after it ran without it, so the session is closed",
+                fatal=True,
+            )
+        )
+
     def forward(self, payload: bytes, decided: Decided) -> None:
         """Send a command the session task decided on (after ``core.attach``)."""
         self._running = decided
@@ -504,6 +524,8 @@ class StatementHandler:
             or kill_stmt.reads_literals(decision.statements)
         ):
             return
+        if deferred_settings.read(statement.text) is not None:
+            return  # its shape answered here (_defer) when the session's status allows
         quiet = _quiet(statement.text, decision)
         self._teach(statement.fingerprint, decision, policy, quiet)
         # Without a head or context: the core takes it for any session of this identity
@@ -550,11 +572,43 @@ class StatementHandler:
             return DETACH  # answered, or rewritten, from what the slow path gathers
         if decision is None or decision.action != ALLOW or s.trail.always:
             return DETACH  # needs I/O: an estimate, settings, lineage, approval, intent record
+        if words.lstrip().startswith("set") and self._defer(statement, decision):
+            return ANSWERED
         verdict = self._send(payload, _scan.RESPONSE_QUERY, decision, words)
         # SHOW WARNINGS/ERRORS: whether the slow path answers it is session state.
         if verdict != FORWARDED and not shows_diagnostics(text):
             self._remember(statement, decision, misses)
         return verdict
+
+    def _defer(self, statement: StatementText, decision: Decision) -> bool:
+        """Answer a SET NAMES or SET autocommit here and leave it for the core to send in
+        front of the next command (deferred_settings.py); False when it goes now: another
+        statement, a change that commits, names the backend does not list, or a client
+        that tracks session state (its OK would carry what changed)."""
+        s = self.session
+        if s.capabilities & Capability.CLIENT_SESSION_TRACK:
+            return False
+        setting = deferred_settings.read(statement.text)
+        if setting is None:
+            return False
+        if setting.names is not None and (
+            s.pool.client_charsets is None or not s.pool.client_charsets.allows(*setting.names)
+        ):
+            return False
+        status = deferred_settings.status_after(setting, s.status())
+        if status is None:
+            return False
+        core = self.core
+        if not core.deferred:  # the core sent what was pending
+            self._settings.clear()
+        self._settings.add(setting)
+        core.defer(self._settings.payload())
+        s.scanner.known_status = status
+        core.answer([ok_packet(status=status)])
+        self.withheld_diagnostics = False  # the SET clears the diagnostics area when it runs
+        self._recorded(Decided(_QUERY, statement, decision), Outcome())
+        self._finished("ok")
+        return True
 
     def _prepare(self, payload: bytes) -> int:
         statement = self._received(payload)
@@ -706,17 +760,28 @@ class StatementHandler:
         if command == _EXECUTE and running.argument is not None:
             opened = scanner.kind == _scan.RESPONSE_EXECUTE and scanner.status & _CURSOR_EXISTS
             running.argument.cursor_masker = running.masker if opened else None
-        text = running.statement.text
-        s.reading.after_statement(text, decision.statements if decision else (), error)
-        s.trail.statement(
-            running.statement,
-            decision,
+        self._recorded(
+            running,
             Outcome(
                 rows=scanner.rows,
                 affected_rows=scanner.affected_rows,
                 error_code=error,
                 masked=running.masked,
             ),
+        )
+
+    def _recorded(self, running: Decided, outcome: Outcome) -> None:
+        """A statement's end: how later texts read, its audit record, then the session
+        state it changed."""
+        s = self.session
+        decision = running.decision
+        text = running.statement.text
+        error = outcome.error_code
+        s.reading.after_statement(text, decision.statements if decision else (), error)
+        s.trail.statement(
+            running.statement,
+            decision,
+            outcome,
             intent_id=running.intent_id,
             approval_id=running.approval_id,
         )

@@ -11,11 +11,12 @@ import time
 from myguard import metrics
 from myguard._fast import load
 from myguard.backend.connect import INTERNAL_CAPABILITIES, connect
+from myguard.backend.query import text_query
 from myguard.config import BackendConfig
 from myguard.context import ServerContext
 from myguard.logs import event
 from myguard.net.packet_stream import ConnectionLost, PacketStream
-from myguard.protocol.constants import UTF8MB4_GENERAL_CI, Command
+from myguard.protocol.constants import UTF8MB4_GENERAL_CI, Capability, Command
 from myguard.protocol.errors import MySQLError, ProtocolError
 from myguard.protocol.generic_response import err_packet
 from myguard.session.handler import COMMAND_NAMES, Decided, StatementHandler
@@ -24,6 +25,8 @@ from myguard.session.slow_path import SlowPath
 from myguard.session.state import SessionState
 
 _core = load("proxycore")
+# Commands that reset the backend session: settings deferred before them are dropped.
+_RESETS = frozenset({Command.COM_RESET_CONNECTION, Command.COM_CHANGE_USER})
 
 
 class Session(LoginPhase, SessionState):
@@ -175,9 +178,32 @@ class Session(LoginPhase, SessionState):
                     core.detach()
                     self._ended_cleanly = True
                 return
+            settings = core.take_deferred()
+            if settings and work[0][0] not in _RESETS:  # a reset would drop them anyway
+                await self._send_settings(settings)
             forward = await self._run_command(slow, *work)
             if self.ctx.draining and forward is None:
                 return
+
+    async def _send_settings(self, payload: bytes) -> None:
+        """Settings the handler answered itself and the core did not send (it sends them
+        in front of the next command it forwards): before the session task's own I/O."""
+        try:
+            await text_query(
+                self.backend.stream,
+                payload[1:].decode("ascii"),
+                deprecate_eof=bool(self.capabilities & Capability.CLIENT_DEPRECATE_EOF),
+            )
+        except MySQLError as exc:
+            self.client.seq = 1
+            self.end_reason = f"deferred settings refused: error {exc.code}"
+            raise MySQLError(
+                exc.code,
+                exc.sqlstate,
+                f"myguard: the backend refused this session's earlier SET ({exc.message}); "
+                "the session is closed",
+                fatal=True,
+            ) from None
 
     async def _run_command(
         self, slow: SlowPath, payload: bytes, decided: Decided | None
