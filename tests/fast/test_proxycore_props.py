@@ -651,3 +651,112 @@ def test_quiet_taught_ends_are_recorded_by_the_core(impl):
     records = len(session.trail.records)
     assert send(query, ok) == []
     assert len(session.trail.records) == records and counts.take(0)[0] == 1
+
+
+SETTINGS = b"\x03SET NAMES latin1, autocommit = 0"
+
+
+class DeferringHandler(MaskingHandler):
+    """Answers the first command itself and defers settings, as the session handler does
+    for SET NAMES / SET autocommit; the second goes to the backend with ``kind``."""
+
+    def __init__(self, kind: int, masked: bool) -> None:
+        super().__init__([])
+        self.kind = kind
+        self.masked = masked
+
+    def command(self, payload: bytes) -> int:
+        self.events.append(("command", payload))
+        if payload.startswith(b"\x03SET"):
+            self.core.defer(SETTINGS)
+            self.core.answer([OK])
+            return python.ANSWERED
+        if self.masked:
+            if self.kind == 3:
+                self.core.mask_rows(self, True)
+            self.core.forward(payload, self.kind, True)
+            return python.FORWARDED
+        return self.kind
+
+    def settings_failed(self, run: bytes) -> None:
+        self.events.append(("settings_failed", run))
+
+
+class Writes(Transport):
+    """Keeps each write apart: the settings must go in the command's write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        super().write(data)
+
+
+def run_deferred(impl, kind, deprecate_eof, masked, settings_answer, response, cuts):
+    handler = DeferringHandler(kind, masked)
+    core = handler.core = impl.ProxyCore(
+        handler,
+        SCANNERS[impl].ResponseScanner(deprecate_eof),
+        1 << 24,
+        COUNTS[impl].CoreCounts([0.001, float("inf")]),
+    )
+    client, backend = Transport(), Writes()
+    core.attach(Stream(client), Stream(backend))
+    core.serve()
+    client.protocol.data_received(
+        frame([b"\x03SET AUTOCOMMIT = 0"], 0) + frame([b"\x03SELECT 1"], 0)
+    )
+    before = bytes(client.written)
+    for part in cut(settings_answer + response, cuts):
+        backend.protocol.data_received(part)
+        while core.scanner.local_infile:
+            client.protocol.data_received(frame([b""], (core.scanner.last_seq + 1) & 0xFF))
+    return handler.events, before, bytes(client.written), backend.writes, core.deferred
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    responses(),
+    st.booleans(),
+    st.lists(st.integers(0, 10**6), max_size=25),
+)
+def test_deferred_settings_go_in_front_of_the_next_command_and_their_ok_is_dropped(
+    response, masked, cuts
+):
+    kind, deprecate_eof, data = response
+    masked = masked and kind in (1, 2, 3)  # QUERY, EXECUTE, FETCH carry rows
+    ok = frame([OK], 1)
+    got = run_deferred(compiled, kind, deprecate_eof, masked, ok, data, cuts)
+    want = run_deferred(python, kind, deprecate_eof, masked, ok, data, cuts)
+    assert got == want
+    events, before, to_client, writes, deferred = want
+    # the SET was answered at once; its settings and the SELECT left in one write
+    assert before == ok
+    assert writes[0] == frame([SETTINGS], 0) + frame([b"\x03SELECT 1"], 0)
+    assert deferred == b""
+    # the client got the SELECT's response, byte for byte, not the settings' OK
+    assert to_client == ok + data
+    names = [e[0] for e in events if e[0] != "error_run"]
+    assert "settings_failed" not in names
+    assert names[-1] == "ended"
+
+
+@pytest.mark.parametrize("impl", [compiled, python])
+def test_an_error_for_deferred_settings_goes_to_the_handler_not_the_client(impl):
+    err = frame([b"\xff\x5b\x04#42000Unknown character set"], 1)
+    events, before, to_client, _, _ = run_deferred(impl, 1, True, False, err, frame([OK], 1), [5])
+    assert to_client == before == frame([OK], 1)
+    assert events[-1] == ("settings_failed", err)
+
+
+@pytest.mark.parametrize("impl", [compiled, python])
+def test_deferred_settings_are_taken_back_when_no_command_followed(impl):
+    handler = DeferringHandler(1, False)
+    core, client, backend, _ = attached(impl, handler)
+    core.serve()
+    client.protocol.data_received(frame([b"\x03SET AUTOCOMMIT = 0"], 0))
+    assert backend.written == b""
+    assert core.take_deferred() == SETTINGS
+    assert core.deferred == b"" and core.take_deferred() == b""

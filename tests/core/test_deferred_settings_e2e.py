@@ -1,0 +1,171 @@
+"""SET NAMES and SET autocommit answered by myguard and sent to the backend in front of the
+session's next command (session/deferred_settings.py): the client sees what the server
+would have answered, the backend applies them before anything that can observe them, and
+nothing that must happen at once (a commit) waits."""
+
+from __future__ import annotations
+
+import mysql.connector
+import pymysql
+import pytest
+
+from mariadb_server import ROOT_PASSWORD
+
+ALICE = {"user": "alice", "password": "alice-pw-1"}
+
+
+def through(proxy, **options):
+    return pymysql.connect(host="127.0.0.1", port=proxy.port, **ALICE, **options)
+
+
+def direct(mariadb, **options):
+    return pymysql.connect(
+        host="127.0.0.1", port=mariadb.port, user="root", password=ROOT_PASSWORD, **options
+    )
+
+
+def one(conn, sql: str):
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchone()
+
+
+@pytest.fixture()
+def table(mariadb):
+    mariadb.sql(
+        "CREATE DATABASE IF NOT EXISTS deferred;"
+        "CREATE OR REPLACE TABLE deferred.t (id INT PRIMARY KEY) ENGINE=InnoDB;"
+    )
+    yield "deferred.t"
+    mariadb.sql("DROP DATABASE deferred")
+
+
+def test_a_drivers_login_settings_reach_the_backend_with_its_first_query(proxy, mariadb):
+    """PyMySQL's SET NAMES and SET AUTOCOMMIT = 0 after login cost no backend round trip
+    of their own: the general log shows them as one SET right before the first query,
+    after the pool's checkout, and the query runs under them."""
+    mariadb.sql("SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = ON;")
+    try:
+        conn = through(proxy, autocommit=False, charset="latin1")
+        assert one(conn, "SELECT @@autocommit, @@character_set_client, 'deferred-4711'") == (
+            0,
+            "latin1",
+            "deferred-4711",
+        )
+        conn.close()
+        log = direct(mariadb)
+        with log.cursor() as cur:
+            cur.execute(
+                "SELECT thread_id FROM mysql.general_log WHERE argument LIKE "
+                "'SELECT @@autocommit, @@character_set_client, %%deferred-4711%%'"
+            )
+            (thread,) = cur.fetchone()
+            cur.execute(
+                "SELECT argument FROM mysql.general_log WHERE thread_id = %s"
+                " AND command_type = 'Query'",
+                (thread,),
+            )
+            texts = [row[0].decode() if isinstance(row[0], bytes) else row[0] for row in cur]
+        log.close()
+    finally:
+        mariadb.sql("SET GLOBAL general_log = OFF; TRUNCATE mysql.general_log;")
+    at = next(i for i, text in enumerate(texts) if "deferred-4711" in text)
+    assert texts[at - 1] == "SET NAMES latin1, autocommit = 0"
+    assert "@myguard_user" in texts[at - 2]  # the checkout's own SET, nothing in between
+
+
+def test_myguards_answers_are_the_servers(proxy, mariadb):
+    """Affected rows, insert id, status flags and warnings of every SET as the server
+    answers them, through a sequence that switches autocommit off and on, opens a
+    transaction and changes the character set."""
+    sequence = [
+        "SET NAMES latin1",
+        "SET AUTOCOMMIT = 0",
+        "SET autocommit=0",
+        "SELECT 1",
+        "SET NAMES utf8mb4 COLLATE utf8mb4_bin",
+        "SET autocommit = 1",  # switched on: forwarded (it would commit)
+        "SET @@session.autocommit = ON",  # on already: answered
+        "BEGIN",
+        "SET AUTOCOMMIT = 0",  # in a transaction
+        "SET NAMES 'utf8mb4'",
+        "COMMIT",
+        "SET NAMES nonexistent_charset",  # the server's error, as it words it
+    ]
+    answers = []
+    for conn in (direct(mariadb), through(proxy)):
+        seen = []
+        for sql in sequence:
+            try:
+                conn.query(sql)
+            except pymysql.MySQLError as exc:
+                seen.append(exc.args)
+                continue
+            r = conn._result
+            seen.append((sql, r.affected_rows, r.insert_id, r.server_status, r.warning_count))
+        seen.append(
+            one(conn, "SELECT @@autocommit, @@character_set_client, @@collation_connection")
+        )
+        answers.append(seen)
+        conn.close()
+    assert answers[0] == answers[1]
+
+
+def test_autocommit_off_holds_the_next_statements_in_a_transaction(proxy, mariadb, table):
+    conn = through(proxy, autocommit=False)
+    with conn.cursor() as cur:
+        cur.execute(f"INSERT INTO {table} VALUES (1)")
+    other = direct(mariadb, autocommit=True)
+    assert one(other, f"SELECT COUNT(*) FROM {table}") == (0,)  # not committed
+    conn.rollback()
+    assert one(other, f"SELECT COUNT(*) FROM {table}") == (0,)
+    other.close()
+    conn.close()
+
+
+def test_switching_autocommit_on_commits_when_the_client_asks(proxy, mariadb, table):
+    """Not deferred: the transaction's rows and locks go when SET autocommit = 1 returns,
+    not at the session's next command."""
+    conn = through(proxy, autocommit=False)
+    with conn.cursor() as cur:
+        cur.execute(f"INSERT INTO {table} VALUES (2)")
+    conn.autocommit(True)
+    other = direct(mariadb, autocommit=True)
+    assert one(other, f"SELECT COUNT(*) FROM {table}") == (1,)
+    other.close()
+    conn.close()
+
+
+def test_settings_reach_the_backend_before_a_statement_myguard_runs_itself(
+    private_proxy, mariadb, table, tmp_path
+):
+    """A statement decided with I/O (here an EXPLAIN estimate) is sent by the session
+    task, not the core: the settings answered before it go first, so the INSERT runs in
+    the transaction autocommit = 0 opened and the rollback undoes it."""
+    rules = tmp_path / "estimate.toml"
+    rules.write_text(
+        '[defaults]\naction = "allow"\n\n[[rules]]\nname = "huge-writes"\naction = "block"\n'
+        f'message = "too many rows"\n[rules.when]\ntables = ["{table}"]\nrows_over = 1000000\n'
+    )
+    p = private_proxy(rules_file=rules)
+    conn = through(p, autocommit=False)
+    with conn.cursor() as cur:
+        cur.execute(f"INSERT INTO {table} VALUES (3)")
+    conn.rollback()
+    assert one(conn, f"SELECT COUNT(*) FROM {table}") == (0,)
+    assert one(conn, "SELECT @@autocommit") == (0,)
+    conn.close()
+
+
+def test_a_reset_drops_what_was_deferred(proxy):
+    """COM_RESET_CONNECTION after a deferred SET: the session is as at login."""
+    conn = mysql.connector.connect(
+        host="127.0.0.1", port=proxy.port, **ALICE, use_pure=True, autocommit=True
+    )
+    cur = conn.cursor()
+    cur.execute("SET autocommit = 0")
+    conn.cmd_reset_connection()
+    cur = conn.cursor()
+    cur.execute("SELECT @@autocommit")
+    assert cur.fetchall() == [(1,)]
+    conn.close()
