@@ -5,6 +5,8 @@ nothing that must happen at once (a commit) waits."""
 
 from __future__ import annotations
 
+import time
+
 import mysql.connector
 import pymysql
 import pytest
@@ -169,3 +171,69 @@ def test_a_reset_drops_what_was_deferred(proxy):
     cur.execute("SELECT @@autocommit")
     assert cur.fetchall() == [(1,)]
     conn.close()
+
+
+def _general_log(mariadb, marker: str) -> list[tuple[str, str, float]]:
+    """(command type, text, time) of the backend thread that ran ``marker``, in order."""
+    log = direct(mariadb)
+    with log.cursor() as cur:
+        cur.execute(
+            "SELECT thread_id FROM mysql.general_log WHERE argument LIKE %s",
+            (f"%{marker}%",),
+        )
+        (thread,) = cur.fetchone()
+        cur.execute(
+            "SELECT command_type, argument, UNIX_TIMESTAMP(event_time)"
+            " FROM mysql.general_log WHERE thread_id = %s",
+            (thread,),
+        )
+        rows = [
+            (kind, text.decode() if isinstance(text, bytes) else text, float(at))
+            for kind, text, at in cur
+        ]
+    log.close()
+    return rows
+
+
+def test_a_pooled_login_waits_for_no_backend_command(proxy, mariadb):
+    """The checkout's reset, SET and COM_INIT_DB of a connection just returned to the
+    pool go with the session's first command, not at login: in the general log they come
+    when the first query comes, half a second after the login, right before it."""
+    warm = through(proxy, database="test")  # the pool trusts "test" and has a connection
+    warm.close()
+    mariadb.sql("SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = ON;")
+    try:
+        conn = through(proxy, database="test", autocommit=True)
+        time.sleep(0.5)
+        assert one(conn, "SELECT 'pooled-login-4712', DATABASE()") == ("pooled-login-4712", "test")
+        conn.close()
+        rows = _general_log(mariadb, "pooled-login-4712")
+    finally:
+        mariadb.sql("SET GLOBAL general_log = OFF; TRUNCATE mysql.general_log;")
+    at = next(i for i, row in enumerate(rows) if "pooled-login-4712" in row[1])
+    query_time = rows[at][2]
+    checkout = [row for row in rows[:at] if "@myguard_user" in row[1]][-1]
+    assert query_time - checkout[2] < 0.25  # sent with the query, not at login
+    # (MariaDB does not log COM_RESET_CONNECTION)
+    sent = [(kind, text) for kind, text, _ in rows[rows.index(checkout) + 1 : at]]
+    assert sent == [("Init DB", "test"), ("Query", "SET NAMES utf8mb4")]  # PyMySQL's, too
+
+
+def test_a_database_dropped_after_the_pool_checked_it_fails_the_first_statement(proxy, mariadb):
+    """A database a checkout selected moments ago is trusted to exist; dropped since, the
+    session's first statement gets the server's 1049 and the session is closed (a direct
+    login would have failed); one never selected fails the login as before."""
+    mariadb.sql("CREATE DATABASE IF NOT EXISTS deferred_gone")
+    warm = through(proxy, database="deferred_gone")
+    warm.close()
+    mariadb.sql("DROP DATABASE deferred_gone")
+    conn = through(proxy, database="deferred_gone")
+    with pytest.raises(pymysql.MySQLError) as err:
+        one(conn, "SELECT 1")
+    assert err.value.args[0] == 1049 and "deferred_gone" in err.value.args[1]
+    with pytest.raises(pymysql.MySQLError) as err:
+        one(conn, "SELECT 1")
+    assert err.value.args[0] in (2006, 2013)  # myguard closed the session
+    with pytest.raises(pymysql.MySQLError) as err:
+        through(proxy, database="deferred_never_there")
+    assert err.value.args[0] == 1049

@@ -653,7 +653,8 @@ def test_quiet_taught_ends_are_recorded_by_the_core(impl):
     assert len(session.trail.records) == records and counts.take(0)[0] == 1
 
 
-SETTINGS = b"\x03SET NAMES latin1, autocommit = 0"
+# A checkout's reset, identity SET and COM_INIT_DB, then the settings the handler answered.
+DEFERRED = [b"\x1f", b"\x03SET @myguard_user = 'x'", b"\x02shop", b"\x03SET autocommit = 0"]
 
 
 class DeferringHandler(MaskingHandler):
@@ -668,7 +669,7 @@ class DeferringHandler(MaskingHandler):
     def command(self, payload: bytes) -> int:
         self.events.append(("command", payload))
         if payload.startswith(b"\x03SET"):
-            self.core.defer(SETTINGS)
+            self.core.defer(list(DEFERRED))
             self.core.answer([OK])
             return python.ANSWERED
         if self.masked:
@@ -694,7 +695,7 @@ class Writes(Transport):
         super().write(data)
 
 
-def run_deferred(impl, kind, deprecate_eof, masked, settings_answer, response, cuts):
+def run_deferred(impl, kind, deprecate_eof, masked, answers, response, cuts):
     handler = DeferringHandler(kind, masked)
     core = handler.core = impl.ProxyCore(
         handler,
@@ -709,7 +710,7 @@ def run_deferred(impl, kind, deprecate_eof, masked, settings_answer, response, c
         frame([b"\x03SET AUTOCOMMIT = 0"], 0) + frame([b"\x03SELECT 1"], 0)
     )
     before = bytes(client.written)
-    for part in cut(settings_answer + response, cuts):
+    for part in cut(answers + response, cuts):
         backend.protocol.data_received(part)
         while core.scanner.local_infile:
             client.protocol.data_received(frame([b""], (core.scanner.last_seq + 1) & 0xFF))
@@ -728,15 +729,16 @@ def test_deferred_settings_go_in_front_of_the_next_command_and_their_ok_is_dropp
     kind, deprecate_eof, data = response
     masked = masked and kind in (1, 2, 3)  # QUERY, EXECUTE, FETCH carry rows
     ok = frame([OK], 1)
-    got = run_deferred(compiled, kind, deprecate_eof, masked, ok, data, cuts)
-    want = run_deferred(python, kind, deprecate_eof, masked, ok, data, cuts)
+    got = run_deferred(compiled, kind, deprecate_eof, masked, ok * len(DEFERRED), data, cuts)
+    want = run_deferred(python, kind, deprecate_eof, masked, ok * len(DEFERRED), data, cuts)
     assert got == want
     events, before, to_client, writes, deferred = want
-    # the SET was answered at once; its settings and the SELECT left in one write
+    # the SET was answered at once; what was deferred and the SELECT left in one write
     assert before == ok
-    assert writes[0] == frame([SETTINGS], 0) + frame([b"\x03SELECT 1"], 0)
-    assert deferred == b""
-    # the client got the SELECT's response, byte for byte, not the settings' OK
+    sent = b"".join(frame([p], 0) for p in DEFERRED) + frame([b"\x03SELECT 1"], 0)
+    assert writes[0] == sent
+    assert deferred == []
+    # the client got the SELECT's response, byte for byte, not the deferred ones' OKs
     assert to_client == ok + data
     names = [e[0] for e in events if e[0] != "error_run"]
     assert "settings_failed" not in names
@@ -745,8 +747,11 @@ def test_deferred_settings_go_in_front_of_the_next_command_and_their_ok_is_dropp
 
 @pytest.mark.parametrize("impl", [compiled, python])
 def test_an_error_for_deferred_settings_goes_to_the_handler_not_the_client(impl):
-    err = frame([b"\xff\x5b\x04#42000Unknown character set"], 1)
-    events, before, to_client, _, _ = run_deferred(impl, 1, True, False, err, frame([OK], 1), [5])
+    err = frame([b"\xff\x19\x04#42000Unknown database 'shop'"], 1)
+    ok = frame([OK], 1)
+    events, before, to_client, _, _ = run_deferred(
+        impl, 1, True, False, ok + ok + err + ok, ok, [5, 12]
+    )
     assert to_client == before == frame([OK], 1)
     assert events[-1] == ("settings_failed", err)
 
@@ -758,5 +763,5 @@ def test_deferred_settings_are_taken_back_when_no_command_followed(impl):
     core.serve()
     client.protocol.data_received(frame([b"\x03SET AUTOCOMMIT = 0"], 0))
     assert backend.written == b""
-    assert core.take_deferred() == SETTINGS
-    assert core.deferred == b"" and core.take_deferred() == b""
+    assert core.take_deferred() == DEFERRED
+    assert core.deferred == [] and core.take_deferred() == []

@@ -47,16 +47,16 @@ cdef class ProxyCore:
     cdef bytes _held
     cdef object _masker
     cdef long long _kind
-    cdef readonly bytes deferred
-    cdef bint _settling
+    cdef readonly list deferred
+    cdef int _settling
 
     cpdef attach(self, client_stream, backend_stream)
     cpdef serve(self)
     cpdef forward(self, bytes payload, long long kind, bint masked)
     cpdef mask_rows(self, masker, bint binary)
     cpdef discard_rest(self)
-    cpdef defer(self, bytes payload)
-    cpdef bytes take_deferred(self)
+    cpdef defer(self, list payloads)
+    cpdef list take_deferred(self)
     cpdef detach(self)
     cpdef close(self)
     cpdef write_client(self, data)

@@ -221,8 +221,8 @@ cdef class ProxyCore:
         self._binary = False
         self._discard = False
         self._kind = 0
-        self.deferred = b""
-        self._settling = False
+        self.deferred = []
+        self._settling = 0
 
     # -- taking over and handing back ------------------------------------------------------
 
@@ -260,11 +260,11 @@ cdef class ProxyCore:
         self._kind = kind
         self._state = _RELAY
         data = build_packets(payload, 0)[0]
-        if PyBytes_GET_SIZE(self.deferred):
-            # In the same write, so the backend applies them first (_settle drops their OK).
-            data = build_packets(self.deferred, 0)[0] + data
-            self.deferred = b""
-            self._settling = True
+        if self.deferred:
+            # In the same write, so the backend applies them first (_settle drops their OKs).
+            data = b"".join([build_packets(p, 0)[0] for p in self.deferred]) + data
+            self._settling = len(self.deferred)
+            self.deferred = []
             self.scanner.start(_KIND_QUERY, False, False)
         else:
             self.scanner.start(kind, not masked, masked)
@@ -272,16 +272,16 @@ cdef class ProxyCore:
         if PyBytes_GET_SIZE(self._pending):
             self._relay(b"")
 
-    cpdef defer(self, bytes payload):
-        """Send ``payload`` (settings the handler answered) in front of the next forwarded
-        command; it replaces what was deferred before (see the twin)."""
-        self.deferred = payload
+    cpdef defer(self, list payloads):
+        """Send ``payloads`` in front of the next forwarded command; they replace what was
+        deferred before (see the twin)."""
+        self.deferred = payloads
 
-    cpdef bytes take_deferred(self):
+    cpdef list take_deferred(self):
         """What was deferred and not sent (see the twin)."""
-        payload = self.deferred
-        self.deferred = b""
-        return payload
+        payloads = self.deferred
+        self.deferred = []
+        return payloads
 
     cpdef mask_rows(self, masker, bint binary):
         """Rows of the current result set go through ``masker.rewrite_packets``."""
@@ -587,27 +587,31 @@ cdef class ProxyCore:
             self._infile()
 
     cdef object _settle(self, bytes data):
-        """Read the deferred settings' response off ``data``: the rest once it ended in an
-        OK; None while it has not ended, or when it ended in an error (see the twin)."""
+        """Read the deferred commands' responses off ``data``: the rest once each ended in
+        an OK; None while they have not, or when one ended in an error (see the twin)."""
         cdef ResponseScanner scanner = self.scanner
         cdef Py_ssize_t used
-        try:
-            used = scanner._scan(<const unsigned char*>PyBytes_AS_STRING(data),
-                                 PyBytes_GET_SIZE(data))
-        except Exception as exc:  # a response that breaks the grammar
-            self._state = _CLOSED
-            self.handler.core_failed(exc)
-            return None
-        if not scanner.done:
-            self._pending = data[used:]
-            return None
-        if scanner.error_code:
-            self._state = _CLOSED
-            self.handler.settings_failed(data[:used])
-            return None
-        self._settling = False
+        while self._settling:
+            try:
+                used = scanner._scan(<const unsigned char*>PyBytes_AS_STRING(data),
+                                     PyBytes_GET_SIZE(data))
+            except Exception as exc:  # a response that breaks the grammar
+                self._state = _CLOSED
+                self.handler.core_failed(exc)
+                return None
+            if not scanner.done:
+                self._pending = data[used:]
+                return None
+            if scanner.error_code:
+                self._state = _CLOSED
+                self.handler.settings_failed(data[:used])
+                return None
+            data = data[used:]
+            self._settling -= 1
+            if self._settling:
+                scanner.start(_KIND_QUERY, False, False)
         scanner.start(self._kind, not self._masked, self._masked)
-        return data[used:]
+        return data
 
     cdef _send(self, run, list runs):
         if run is not None:

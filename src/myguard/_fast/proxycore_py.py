@@ -256,10 +256,11 @@ class ProxyCore:
         self._binary = False
         self._discard = False
         self._kind = 0  # the response kind of the command being relayed
-        # A COM_QUERY of settings the handler answered itself, sent in front of the next
-        # forwarded command (``defer``); its response is being read and dropped.
-        self.deferred = b""
-        self._settling = False
+        # Commands the session left for the backend (its checkout's, settings the handler
+        # answered itself), sent in front of the next forwarded command (``defer``); the
+        # number of their responses still to read and drop.
+        self.deferred: list[bytes] = []
+        self._settling = 0
 
     # -- taking over and handing back ------------------------------------------------------
 
@@ -298,10 +299,10 @@ class ProxyCore:
         self._state = _RELAY
         data = build_packets(payload, 0)[0]
         if self.deferred:
-            # In the same write, so the backend applies them first (_settle drops their OK).
-            data = build_packets(self.deferred, 0)[0] + data
-            self.deferred = b""
-            self._settling = True
+            # In the same write, so the backend applies them first (_settle drops their OKs).
+            data = b"".join([build_packets(p, 0)[0] for p in self.deferred]) + data
+            self._settling = len(self.deferred)
+            self.deferred = []
             self.scanner.start(RESPONSE_QUERY)
         else:
             self.scanner.start(kind, not masked, masked)
@@ -309,15 +310,16 @@ class ProxyCore:
         if self._pending:
             self._relay(b"")
 
-    def defer(self, payload: bytes) -> None:
-        """Send ``payload``, a COM_QUERY of settings the handler answered itself, in front
-        of the next forwarded command; it replaces what was deferred before."""
-        self.deferred = payload
+    def defer(self, payloads: list[bytes]) -> None:
+        """Send ``payloads``, commands whose answer the client does not wait for (each an
+        OK, or ERR), in front of the next forwarded command; they replace what was
+        deferred before."""
+        self.deferred = payloads
 
-    def take_deferred(self) -> bytes:
+    def take_deferred(self) -> list[bytes]:
         """What was deferred and not sent (the session task sends it before its own I/O)."""
-        payload, self.deferred = self.deferred, b""
-        return payload
+        payloads, self.deferred = self.deferred, []
+        return payloads
 
     def mask_rows(self, masker: Any, binary: bool) -> None:
         """Rows of the current result set go through ``masker.rewrite_packets``."""
@@ -612,26 +614,30 @@ class ProxyCore:
             self._infile()
 
     def _settle(self, data: bytes) -> bytes | None:
-        """Read the deferred settings' response off ``data``: what follows it once it has
-        ended in an OK (the command's response, scanned from its start); None while it has
-        not ended, or when it ended in an error (``handler.settings_failed``)."""
+        """Read the deferred commands' responses off ``data``: what follows them once each
+        has ended in an OK (the command's response, scanned from its start); None while
+        they have not, or when one ended in an error (``handler.settings_failed``)."""
         scanner = self.scanner
-        try:
-            used = scanner.scan(data)
-        except Exception as exc:  # a response that breaks the grammar
-            self._state = _CLOSED
-            self.handler.core_failed(exc)
-            return None
-        if not scanner.done:
-            self._pending = data[used:]
-            return None
-        if scanner.error_code:
-            self._state = _CLOSED
-            self.handler.settings_failed(data[:used])
-            return None
-        self._settling = False
+        while self._settling:
+            try:
+                used = scanner.scan(data)
+            except Exception as exc:  # a response that breaks the grammar
+                self._state = _CLOSED
+                self.handler.core_failed(exc)
+                return None
+            if not scanner.done:
+                self._pending = data[used:]
+                return None
+            if scanner.error_code:
+                self._state = _CLOSED
+                self.handler.settings_failed(data[:used])
+                return None
+            data = data[used:]
+            self._settling -= 1
+            if self._settling:
+                scanner.start(RESPONSE_QUERY)
         scanner.start(self._kind, not self._masked, self._masked)
-        return data[used:]
+        return data
 
     def _send(self, runs: list[bytes]) -> None:
         """One write (a system call) for the runs of one received chunk."""

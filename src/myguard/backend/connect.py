@@ -6,7 +6,7 @@ import asyncio
 import ssl
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from myguard.config import BackendAccount, BackendConfig
 from myguard.net.packet_stream import ConnectionLost, PacketStream
@@ -99,6 +99,9 @@ class BackendConnection:
     # Someone sent KILL for its thread: never reused (a late KILL must not hit the next owner).
     tainted: bool = False
     uses: int = 0
+    # Checkout commands not sent yet: they go in front of the session's first command
+    # (backend/pool.py, BackendPool._prepare).
+    deferred: list[bytes] = field(default_factory=list)
 
     @property
     def thread_id(self) -> int:

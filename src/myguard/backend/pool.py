@@ -146,6 +146,7 @@ class BackendPool:
         self._accounts: dict[str, BackendAccount] = {}
         self._collations: dict[int, str] = {}  # id -> "SET NAMES" clause
         self._charsets: dict[int, str] = {}  # id -> its character set, as the server names it
+        self._databases: dict[str, float] = {}  # name -> when a checkout last selected it
         # What SET NAMES the session may answer itself (session/deferred_settings.py).
         self.client_charsets: ClientCharsets | None = None
         self._reset_command = Command.COM_RESET_CONNECTION
@@ -203,9 +204,12 @@ class BackendPool:
         database: str | None,
         identity: SessionIdentity,
         attributes: dict[str, str],
+        defer: bool = False,
     ) -> BackendConnection:
         """A connection for a session, logged in as ``account``, with the client's
-        database, character set and collation, and the session's identity set.
+        database, character set and collation, and the session's identity set. With
+        ``defer``, commands that need no answer before the session's first command (they
+        cannot fail) are left in ``conn.deferred`` for the session to send in front of it.
 
         Raises BackendUnavailable (4690) when the backend cannot be reached, PoolExhausted
         when ``max`` connections stay in use for ``wait_timeout``, or the server's error for
@@ -267,10 +271,12 @@ class BackendPool:
                     await self._learn_limit(conn)
                 if fresh and self.client_charsets is None:
                     await self._learn_charsets(conn)
+                if fresh and database is not None:  # its login selected it
+                    self._databases[database] = self._clock()
                 if fresh and collation not in self._collations:
                     # once per collation id: what the server made of it at this login
                     await self._learn_collation(conn, collation)
-                await self._prepare(conn, collation, database, identity, fresh)
+                await self._prepare(conn, collation, database, identity, fresh, defer)
             except _UnknownCollation:
                 self.release(conn, reusable=True)
                 fresh_only = True
@@ -447,9 +453,15 @@ class BackendPool:
         database: str | None,
         identity: SessionIdentity,
         fresh: bool,
+        defer: bool = False,
     ) -> None:
         """One pipelined round trip: the pending reset's answer, the SET (character set,
-        identity), then COM_INIT_DB, whose name the server reads in the client's set."""
+        identity), then COM_INIT_DB, whose name the server reads in the client's set.
+
+        With ``defer``, no round trip when none of them can fail: a connection just
+        opened, or one whose reset answered within ``_DEFER_WITHIN`` (alive), a character
+        set already looked up, and no database or one this pool selected within
+        ``_DATABASE_TRUST`` (it exists); they wait in ``conn.deferred``."""
         stream = conn.stream
         async with asyncio.timeout(self.config.connect_timeout):
             if conn.reset_pending:
@@ -473,6 +485,21 @@ class BackendPool:
             if database is not None and not fresh:
                 name = database.encode(client_codec(collation), "replace")
                 payloads.append(bytes((Command.COM_INIT_DB,)) + name)
+            now = self._clock()
+            if (
+                defer
+                and (fresh or now - conn.idle_since < _DEFER_WITHIN)
+                and (
+                    fresh
+                    or database is None
+                    or now - self._databases.get(database, -1e9) < _DATABASE_TRUST
+                )
+            ):
+                conn.deferred = payloads
+                if database is not None:
+                    conn.had_database = True
+                conn.collation = collation
+                return
             stream.write_commands(payloads)
             await stream.drain()
             error: MySQLError | None = None
@@ -490,7 +517,28 @@ class BackendPool:
             conn.had_database = True
         if error is not None:
             raise error
+        if database is not None:
+            self._databases[database] = self._clock()
         conn.collation = collation
+
+    async def apply_deferred(self, conn: BackendConnection, payloads: list[bytes]) -> None:
+        """Send what a checkout deferred (and settings a session answered itself) when
+        the session's first command is one myguard runs with I/O; the server's error,
+        fatal, when it refuses one (a database dropped since it was checked)."""
+        stream = conn.stream
+        stream.write_commands(payloads)
+        await stream.drain()
+        error: MySQLError | None = None
+        for _ in payloads:
+            stream.seq = 1
+            answer = await stream.read_packet()
+            if answer[:1] == bytes((ERR_HEADER,)):
+                err = parse_err(answer)
+                error = error or MySQLError(err.code, err.sqlstate, err.message, fatal=True)
+            else:
+                conn.status = parse_ok(answer).status
+        if error is not None:
+            raise error
 
     async def _learn_charsets(self, conn: BackendConnection) -> None:
         """The client character sets and collations the backend lists, once per pool; none
@@ -597,6 +645,7 @@ class BackendPool:
 
     def release(self, conn: BackendConnection, *, reusable: bool) -> None:
         """A session is done with ``conn``: reset and keep it, or close it."""
+        conn.deferred = []  # the reset makes them moot
         if not self.enabled:
             conn.close()
             return
@@ -773,6 +822,13 @@ class BackendPool:
 
 class _UnknownCollation(Exception):
     pass
+
+
+# A reused connection whose reset answered this recently is alive: its checkout commands
+# may wait for the session's first command (an older one is asked, as a health check).
+_DEFER_WITHIN = 1.0
+# A database a checkout selected this recently exists: selecting it again may wait too.
+_DATABASE_TRUST = 5.0
 
 
 _IGNORE_SPACE = "sql_mode = CONCAT(@@sql_mode, ',IGNORE_SPACE'), "

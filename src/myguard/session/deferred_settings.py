@@ -79,18 +79,27 @@ def status_after(setting: Setting, status: int) -> int | None:
 
 
 class PendingSettings:
-    """What myguard answered and has not sent: the last of each kind counts, so one
-    ``SET`` carries them all."""
+    """What the session's backend has not been sent: the commands its checkout left
+    (BackendPool._prepare), then the settings answered here, where the last of each kind
+    counts, so one ``SET`` carries them all."""
 
-    __slots__ = ("names", "autocommit")
+    __slots__ = ("commands", "names", "autocommit")
 
     def __init__(self) -> None:
+        self.commands: list[bytes] = []
         self.names: tuple[str, str | None] | None = None
         self.autocommit: bool | None = None
 
     def clear(self) -> None:
+        self.commands = []
         self.names = None
         self.autocommit = None
+
+    def payloads(self) -> list[bytes]:
+        """The commands to send, in order."""
+        if self.names is None and self.autocommit is None:
+            return list(self.commands)
+        return [*self.commands, self.payload()]
 
     def add(self, setting: Setting) -> None:
         if setting.names is not None:
@@ -99,7 +108,7 @@ class PendingSettings:
             self.autocommit = setting.autocommit
 
     def payload(self) -> bytes:
-        """The COM_QUERY that applies them (names the backend lists: plain words)."""
+        """The COM_QUERY that applies the settings (names the backend lists: plain words)."""
         parts = []
         if self.names is not None:
             charset, collation = self.names

@@ -354,6 +354,13 @@ class StatementHandler:
             self.core.requests.feed(unread)
         self._end(exc)
 
+    def defer_commands(self, payloads: list[bytes]) -> None:
+        """Commands the checkout left for the session's first command to carry."""
+        if not self.core.deferred:  # the core sent what was pending
+            self._settings.clear()
+        self._settings.commands.extend(payloads)
+        self.core.defer(self._settings.payloads())
+
     def settings_failed(self, run: bytes) -> None:
         """The backend refused settings answered here earlier, sent in front of the current
         command, which then ran without them: the session ends, as a lost connection
@@ -602,7 +609,7 @@ class StatementHandler:
         if not core.deferred:  # the core sent what was pending
             self._settings.clear()
         self._settings.add(setting)
-        core.defer(self._settings.payload())
+        core.defer(self._settings.payloads())
         s.scanner.known_status = status
         core.answer([ok_packet(status=status)])
         self.withheld_diagnostics = False  # the SET clears the diagnostics area when it runs

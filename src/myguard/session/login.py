@@ -208,6 +208,7 @@ class LoginPhase:
                 database=database,
                 identity=self.backend_identity,
                 attributes=attrs,
+                defer=True,  # sent in front of the session's first command (core)
             )
         except BackendUnavailable:
             metrics.login(self.backend_config.name, "backend_unavailable")

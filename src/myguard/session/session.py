@@ -11,12 +11,11 @@ import time
 from myguard import metrics
 from myguard._fast import load
 from myguard.backend.connect import INTERNAL_CAPABILITIES, connect
-from myguard.backend.query import text_query
 from myguard.config import BackendConfig
 from myguard.context import ServerContext
 from myguard.logs import event
 from myguard.net.packet_stream import ConnectionLost, PacketStream
-from myguard.protocol.constants import UTF8MB4_GENERAL_CI, Capability, Command
+from myguard.protocol.constants import UTF8MB4_GENERAL_CI, Command
 from myguard.protocol.errors import MySQLError, ProtocolError
 from myguard.protocol.generic_response import err_packet
 from myguard.session.handler import COMMAND_NAMES, Decided, StatementHandler
@@ -165,6 +164,9 @@ class Session(LoginPhase, SessionState):
                 core = handler.core = _core.ProxyCore(
                     handler, self.scanner, self.client.buffer.max_payload, metrics.core_counts
                 )
+            if self.backend.deferred:  # the checkout's (BackendPool._prepare)
+                handler.defer_commands(self.backend.deferred)
+                self.backend.deferred = []
             waiter = handler.wait()
             core.attach(self.client, self.backend.stream)
             if forward is None:
@@ -185,25 +187,16 @@ class Session(LoginPhase, SessionState):
             if self.ctx.draining and forward is None:
                 return
 
-    async def _send_settings(self, payload: bytes) -> None:
-        """Settings the handler answered itself and the core did not send (it sends them
-        in front of the next command it forwards): before the session task's own I/O."""
+    async def _send_settings(self, payloads: list[bytes]) -> None:
+        """Commands the core did not send (it sends them in front of the next command it
+        forwards): the checkout's, settings the handler answered; before the session
+        task's own I/O."""
         try:
-            await text_query(
-                self.backend.stream,
-                payload[1:].decode("ascii"),
-                deprecate_eof=bool(self.capabilities & Capability.CLIENT_DEPRECATE_EOF),
-            )
+            await self.pool.apply_deferred(self.backend, payloads)
         except MySQLError as exc:
             self.client.seq = 1
             self.end_reason = f"deferred settings refused: error {exc.code}"
-            raise MySQLError(
-                exc.code,
-                exc.sqlstate,
-                f"myguard: the backend refused this session's earlier SET ({exc.message}); "
-                "the session is closed",
-                fatal=True,
-            ) from None
+            raise
 
     async def _run_command(
         self, slow: SlowPath, payload: bytes, decided: Decided | None
