@@ -44,6 +44,7 @@ class Transport:
     def __init__(self) -> None:
         self.protocol = None
         self.written = bytearray()
+        self.writes: list[bytes] = []  # each write apart
         self.paused = False
         self.closed = False
 
@@ -52,6 +53,7 @@ class Transport:
 
     def write(self, data: bytes) -> None:
         self.written += data
+        self.writes.append(bytes(data))
 
     def pause_reading(self) -> None:
         self.paused = True
@@ -683,28 +685,9 @@ class DeferringHandler(MaskingHandler):
         self.events.append(("settings_failed", run))
 
 
-class Writes(Transport):
-    """Keeps each write apart: the settings must go in the command's write."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(bytes(data))
-        super().write(data)
-
-
 def run_deferred(impl, kind, deprecate_eof, masked, answers, response, cuts):
     handler = DeferringHandler(kind, masked)
-    core = handler.core = impl.ProxyCore(
-        handler,
-        SCANNERS[impl].ResponseScanner(deprecate_eof),
-        1 << 24,
-        COUNTS[impl].CoreCounts([0.001, float("inf")]),
-    )
-    client, backend = Transport(), Writes()
-    core.attach(Stream(client), Stream(backend))
+    core, client, backend, _ = attached(impl, handler, deprecate_eof)
     core.serve()
     client.protocol.data_received(
         frame([b"\x03SET AUTOCOMMIT = 0"], 0) + frame([b"\x03SELECT 1"], 0)

@@ -462,7 +462,6 @@ class BackendPool:
         opened, or one whose reset answered within ``_DEFER_WITHIN`` (alive), a character
         set already looked up, and no database or one this pool selected within
         ``_DATABASE_TRUST`` (it exists); they wait in ``conn.deferred``."""
-        stream = conn.stream
         async with asyncio.timeout(self.config.connect_timeout):
             if conn.reset_pending:
                 await self._finish_reset(conn)
@@ -500,19 +499,7 @@ class BackendPool:
                     conn.had_database = True
                 conn.collation = collation
                 return
-            stream.write_commands(payloads)
-            await stream.drain()
-            error: MySQLError | None = None
-            for payload in payloads:
-                stream.seq = 1
-                answer = await stream.read_packet()
-                if answer[:1] == bytes((ERR_HEADER,)):
-                    err = parse_err(answer)
-                    if payload is _RESET:
-                        raise BackendUnavailable(self.config.name, f"reset failed: {err.message}")
-                    error = error or MySQLError(err.code, err.sqlstate, err.message)
-                else:
-                    conn.status = parse_ok(answer).status
+            error = await self._send_commands(conn, payloads)
         if database is not None:
             conn.had_database = True
         if error is not None:
@@ -525,20 +512,31 @@ class BackendPool:
         """Send what a checkout deferred (and settings a session answered itself) when
         the session's first command is one myguard runs with I/O; the server's error,
         fatal, when it refuses one (a database dropped since it was checked)."""
+        error = await self._send_commands(conn, payloads)
+        if error is not None:
+            error.fatal = True
+            raise error
+
+    async def _send_commands(
+        self, conn: BackendConnection, payloads: list[bytes]
+    ) -> MySQLError | None:
+        """Pipelined commands answered by OK or ERR: the first server error, if any (the
+        status follows each OK); a failed reset means the connection cannot be used."""
         stream = conn.stream
         stream.write_commands(payloads)
         await stream.drain()
         error: MySQLError | None = None
-        for _ in payloads:
+        for payload in payloads:
             stream.seq = 1
             answer = await stream.read_packet()
             if answer[:1] == bytes((ERR_HEADER,)):
                 err = parse_err(answer)
-                error = error or MySQLError(err.code, err.sqlstate, err.message, fatal=True)
+                if payload == _RESET:
+                    raise BackendUnavailable(self.config.name, f"reset failed: {err.message}")
+                error = error or MySQLError(err.code, err.sqlstate, err.message)
             else:
                 conn.status = parse_ok(answer).status
-        if error is not None:
-            raise error
+        return error
 
     async def _learn_charsets(self, conn: BackendConnection) -> None:
         """The client character sets and collations the backend lists, once per pool; none
