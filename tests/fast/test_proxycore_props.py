@@ -421,6 +421,7 @@ class Session:
         self.trail = Trail()
         self.reading = type("Reading", (), {"no_backslash_escapes": False})()
         self.database = "shop"
+        self.capabilities = 0
         self.prepared: dict = {}
         self.busy = False
         self.last_active = 0.0
@@ -748,3 +749,86 @@ def test_deferred_settings_are_taken_back_when_no_command_followed(impl):
     assert backend.written == b""
     assert core.take_deferred() == DEFERRED
     assert core.deferred == [] and core.take_deferred() == []
+
+
+@pytest.mark.parametrize("impl", [compiled, python], ids=["compiled", "twin"])
+def test_a_taught_set_autocommit_is_answered_and_deferred_by_the_core(impl):
+    """A SET autocommit the handler answered and taught (``Repeat.autocommit``, its exact
+    text) is answered by the core with the server's OK (the session's flags of the last
+    answer, autocommit as set), recorded, and sent in front of the next forwarded command;
+    another value, an unknown status, switching autocommit on, a client tracking session
+    state, ``MAX_DEFERRED`` waiting, diagnostics withheld or a record needing Python go to
+    the handler."""
+    fingerprints = {compiled: compiled_fingerprint, python: twin("fingerprint")}[impl]
+    handler = TeachingHandler([1] * 20)
+    session = handler.session
+    core, client, backend, _ = attached(impl, handler)
+    core.serve()
+    session.trail.audit_on()
+    keys = ("t", "ts", "q", "db", "fp", "mc", "aid", "rr", "ra", "ec", "st", "du", "iid")
+    head = RECORDPACKS[impl].StatementHead(keys, 3, b"\xa1u\xa5alice", 1, 1000)
+    off, on = b"\x03SET AUTOCOMMIT = 0", b"\x03SET AUTOCOMMIT = 1"
+    fingerprint = fingerprints.fingerprint_hash(off[1:])
+    assert fingerprints.fingerprint_hash(on[1:]) == fingerprint
+
+    def teach(payload: bytes, context=session.guard.context, taught_head=head) -> None:
+        core.repeats[fingerprint] = impl.Repeat(
+            "allow", session.ctx.policy, context, text=payload[1:].decode(),
+            head=taught_head, quiet=True, autocommit=payload[-1] - 48,
+        )  # fmt: skip
+
+    def asked(payload: bytes) -> bool:
+        core.take_deferred()
+        handler.events.clear()
+        client.protocol.data_received(frame([payload], 0))
+        went = ("command", payload) in handler.events
+        if went:
+            backend.protocol.data_received(frame([OK], 1))
+        return went
+
+    teach(off)
+    core.scanner.known_status = 0x0002 | 0x0020  # autocommit, and a statement's flag
+    client.written.clear()
+    assert not asked(off)
+    assert bytes(client.written) == frame([b"\x00\x00\x00\x00\x00\x00\x00"], 1)
+    assert backend.written == b"" and core.scanner.known_status == 0
+    [(way, record)] = session.trail.records
+    assert (way, record["q"], record["fp"], record["db"]) == (
+        "offer", "SET AUTOCOMMIT = 0", fingerprint, "shop"
+    )  # fmt: skip
+    assert core.counts.cache_hits == 1 and session.current_statement == "SET AUTOCOMMIT = 0"
+    assert not session.busy and core.deferred == [off]
+    # the next forwarded command carries it; the client sees only that command's answer
+    select = b"\x03SELECT 1"
+    client.written.clear()
+    client.protocol.data_received(frame([select], 0))
+    assert bytes(backend.written) == frame([off], 0) + frame([select], 0)
+    backend.protocol.data_received(frame([OK], 1) + frame([OK], 1))
+    assert bytes(client.written) == frame([OK], 1) and core.deferred == []
+
+    core.scanner.known_status = 0x0002
+    assert asked(on)  # another value of the shape
+    core.scanner.known_status = -1
+    assert asked(off)  # the status not known
+    teach(on)
+    core.scanner.known_status = 0
+    assert asked(on)  # switching autocommit on commits: forwarded at once
+    core.scanner.known_status = 0x0002
+    assert not asked(on)  # on already: answered
+    teach(off)
+    session.capabilities = 1 << 23  # CLIENT_SESSION_TRACK
+    assert asked(off)
+    session.capabilities = 0
+    handler.withheld_diagnostics = True
+    assert asked(off)
+    handler.withheld_diagnostics = False
+    core.defer([b"\x03SET NAMES utf8mb4"] * impl.MAX_DEFERRED)
+    handler.events.clear()
+    client.protocol.data_received(frame([off], 0))
+    assert ("command", off) in handler.events  # too many waiting
+    backend.protocol.data_received(frame([OK], 1) * (impl.MAX_DEFERRED + 1))
+    teach(off, context=None, taught_head=None)  # another session's verdict, no head lent
+    session.guard.taught = {fingerprint: core.repeats.pop(fingerprint)}
+    assert asked(off) and handler.events[0][0] == "shared_head"
+    handler.lends = head
+    assert not asked(off) and session.trail.records[-1][1]["q"] == "SET AUTOCOMMIT = 0"

@@ -7,7 +7,7 @@ import pytest
 
 from myguard.protocol.charsets import ClientCharsets
 from myguard.protocol.constants import ServerStatus
-from myguard.session.deferred_settings import PendingSettings, Setting, read, status_after
+from myguard.session.deferred_settings import Setting, read, status_after
 
 AUTOCOMMIT = ServerStatus.SERVER_STATUS_AUTOCOMMIT
 IN_TRANS = ServerStatus.SERVER_STATUS_IN_TRANS
@@ -72,17 +72,6 @@ def test_the_ok_carries_the_session_flags_with_autocommit_as_set() -> None:
 def test_switching_autocommit_on_is_never_deferred(status: int) -> None:
     # it commits an open transaction: the locks go when the client asks
     assert status_after(Setting(autocommit=True), status) is None
-
-
-def test_one_set_carries_the_last_of_each_kind() -> None:
-    pending = PendingSettings()
-    pending.add(Setting(names=("latin1", None)))
-    pending.add(Setting(autocommit=False))
-    pending.add(Setting(names=("utf8mb4", "utf8mb4_bin")))
-    assert pending.payload() == b"\x03SET NAMES utf8mb4 COLLATE utf8mb4_bin, autocommit = 0"
-    pending.clear()
-    pending.add(Setting(autocommit=True))
-    assert pending.payload() == b"\x03SET autocommit = 1"
 
 
 def test_client_charsets_allow_what_the_backend_lists_for_clients() -> None:

@@ -11,6 +11,7 @@ cdef class Repeat:
     cdef readonly str text
     cdef readonly StatementHead head
     cdef readonly bint quiet
+    cdef readonly int autocommit
 
 
 cdef class Sender:
@@ -67,6 +68,10 @@ cdef class ProxyCore:
     cdef bint _taught(self, bytes payload) except -1
     cdef _ended(self)
     cdef bint _end_taught(self, Repeat entry) except -1
+    cdef bint _answer_setting(self, Repeat entry, bytes payload, str text, fingerprint) except -1
+    cdef object _head(self, Repeat entry, fingerprint)
+    cdef _record(self, StatementHead head, str text, fingerprint, unsigned long long rows,
+                 unsigned long long affected, double started)
     cdef _infile(self)
     cdef client_gone(self, str reason)
     cdef client_writable(self, bint writable)

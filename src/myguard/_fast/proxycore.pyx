@@ -21,6 +21,7 @@ from myguard._fast.recordpack cimport StatementHead
 from myguard._fast.resultscan cimport ResponseScanner
 
 NO_RESPONSE = 0
+MAX_DEFERRED = 16  # see the twin
 ANSWERED = -1
 DETACH = -2
 FORWARDED = -4
@@ -43,6 +44,10 @@ cdef enum:
     _NO_BACKSLASH_ESCAPES = 0x0200  # SERVER_STATUS_NO_BACKSLASH_ESCAPES
     _COM_QUERY = 0x03
     _COM_STMT_EXECUTE = 0x17
+    _MAX_DEFERRED = 16
+    _CLIENT_SESSION_TRACK = 1 << 23
+    _AUTOCOMMIT = 0x0002  # SERVER_STATUS_AUTOCOMMIT
+    _SESSION_FLAGS = 0x0001 | 0x0002 | 0x0200 | 0x2000  # ServerStatus.SESSION_FLAGS
 
 
 cdef extern from "sys/socket.h" nogil:
@@ -129,7 +134,7 @@ cdef class Repeat:
     forwarded without asking the handler while what it was decided under still holds."""
 
     def __init__(self, decision, policy, context, fingerprint=None, str text=None,
-                 prepared=None, StatementHead head=None, bint quiet=False):
+                 prepared=None, StatementHead head=None, bint quiet=False, int autocommit=-1):
         self.decision = decision
         self.policy = policy
         self.context = context
@@ -138,6 +143,7 @@ cdef class Repeat:
         self.prepared = prepared
         self.head = head
         self.quiet = quiet
+        self.autocommit = autocommit
 
 
 cdef class ClientSide:
@@ -273,9 +279,9 @@ cdef class ProxyCore:
             self._relay(b"")
 
     cpdef defer(self, list payloads):
-        """Send ``payloads`` in front of the next forwarded command; they replace what was
-        deferred before (see the twin)."""
-        self.deferred = payloads
+        """Send ``payloads`` in front of the next forwarded command, after those deferred
+        before (see the twin)."""
+        self.deferred.extend(payloads)
 
     cpdef list take_deferred(self):
         """What was deferred and not sent (see the twin)."""
@@ -423,6 +429,8 @@ cdef class ProxyCore:
         writer = session.trail.writer
         if writer is not None and not writer.healthy:
             return False
+        if entry.autocommit >= 0:
+            return self._answer_setting(entry, payload, text, fingerprint)
         clock = _clock(CLOCK_MONOTONIC)
         session.busy = True
         session.last_active = clock
@@ -467,27 +475,74 @@ cdef class ProxyCore:
                 or session.reading.no_backslash_escapes or session.ctx.draining
                 or self.handler.withheld_diagnostics):
             return False
-        trail = session.trail
-        head = entry.head
-        if head is None and trail.writer is not None:
-            if entry.context is not None:  # the session's own, without a head: redaction
-                return False
-            # Another session taught it (a head is the session's): the handler lends this
-            # session's, or None when the record needs Python.
-            head = self.handler.shared_head(entry, self._repeat_fingerprint)
-            if head is None:
-                return False
-        if head is not None:
-            now = _clock(CLOCK_REALTIME)
-            body = (<StatementHead>head).pack(
-                now, self._repeat_text, session.database, self._repeat_fingerprint, None,
-                None, scanner.rows, scanner.affected_rows, None, self._repeat_started,
-                now - self._repeat_started, None,
-            )
-            if not trail.writer.tail.offer(body):
-                trail.enqueue(body)
+        head = self._head(entry, self._repeat_fingerprint)
+        if head is False:
+            return False
+        self._record(head, self._repeat_text, self._repeat_fingerprint, scanner.rows,
+                     scanner.affected_rows, self._repeat_started)
         session.busy = False
         return True
+
+    cdef bint _answer_setting(self, Repeat entry, bytes payload, str text,
+                              fingerprint) except -1:
+        """Answer a taught SET autocommit with the server's OK and defer it; False when
+        the handler must (see the twin)."""
+        cdef long long status = self.scanner.known_status
+        cdef double started, clock
+        cdef bytearray ok
+        session = self._session
+        if (text != entry.text or status < 0 or len(self.deferred) >= _MAX_DEFERRED
+                or session.capabilities & _CLIENT_SESSION_TRACK
+                or self.handler.withheld_diagnostics):
+            return False
+        status &= _SESSION_FLAGS
+        if entry.autocommit:
+            if not status & _AUTOCOMMIT:
+                return False
+        else:
+            status &= ~_AUTOCOMMIT
+        head = self._head(entry, fingerprint)
+        if head is False:
+            return False
+        started = _clock(CLOCK_REALTIME)
+        clock = _clock(CLOCK_MONOTONIC)
+        self.deferred.append(payload)
+        self.scanner.known_status = status
+        ok = bytearray(b"\x00\x00\x00\x00\x00\x00\x00")
+        ok[3] = status & 0xFF
+        ok[4] = (status >> 8) & 0xFF
+        self.write_client(build_packets(bytes(ok), 1)[0])
+        self._record(head, text, fingerprint, 0, 0, started)
+        session.last_active = clock
+        session.current_statement = text
+        self.counts.cache_hits += 1
+        self.counts.done(_QUERY, _clock(CLOCK_MONOTONIC) - clock)
+        return True
+
+    cdef object _head(self, Repeat entry, fingerprint):
+        """The head for a taught command's record, None while audit is disabled, False
+        when the record needs Python (see the twin)."""
+        head = entry.head
+        if head is None and self._session.trail.writer is not None:
+            if entry.context is not None:  # the session's own, without a head: redaction
+                return False
+            head = self.handler.shared_head(entry, fingerprint)
+            if head is None:
+                return False
+        return head
+
+    cdef _record(self, StatementHead head, str text, fingerprint, unsigned long long rows,
+                 unsigned long long affected, double started):
+        cdef double now
+        if head is None:
+            return
+        session = self._session
+        now = _clock(CLOCK_REALTIME)
+        body = head.pack(now, text, session.database, fingerprint, None, None, rows, affected,
+                         None, started, now - started, None)
+        trail = session.trail
+        if not trail.writer.tail.offer(body):
+            trail.enqueue(body)
 
     cdef _infile(self):
         try:

@@ -71,6 +71,11 @@ ANSWERED = -1  # the handler answered (or refused) it itself
 DETACH = -2  # the handler needs I/O first: both sockets go back to their packet streams
 FORWARDED = -4  # the handler forwarded it itself (rewritten), with ``forward``
 
+# Commands deferred at most (``defer``, ``_answer_setting``): a session that only sets keeps
+# forwarding beyond this.
+MAX_DEFERRED = 16
+_CLIENT_SESSION_TRACK = 1 << 23
+
 # Client bytes buffered beyond this (pipelined commands, a LOCAL INFILE the backend has not
 # taken yet) pause reading from the client.
 PAUSE_READING_AT = 1 << 20
@@ -93,7 +98,8 @@ class Repeat:
     end changes no session state."""
 
     __slots__ = (
-        "decision", "policy", "context", "fingerprint", "text", "prepared", "head", "quiet"
+        "decision", "policy", "context", "fingerprint", "text", "prepared", "head", "quiet",
+        "autocommit",
     )  # fmt: skip
 
     def __init__(
@@ -106,6 +112,7 @@ class Repeat:
         prepared: Any = None,
         head: Any = None,
         quiet: bool = False,
+        autocommit: int = -1,
     ) -> None:
         self.decision = decision
         self.policy = policy
@@ -115,6 +122,9 @@ class Repeat:
         self.prepared = prepared
         self.head = head
         self.quiet = quiet
+        # A SET autocommit of exactly ``text`` setting it to this (0 or 1), which the core
+        # answers itself and defers (``_answer_setting``); -1: not one.
+        self.autocommit = autocommit
 
 
 class ClientSide:
@@ -312,9 +322,9 @@ class ProxyCore:
 
     def defer(self, payloads: list[bytes]) -> None:
         """Send ``payloads``, commands whose answer the client does not wait for (each an
-        OK, or ERR), in front of the next forwarded command; they replace what was
-        deferred before."""
-        self.deferred = payloads
+        OK, or ERR), in front of the next forwarded command, after those deferred
+        before."""
+        self.deferred.extend(payloads)
 
     def take_deferred(self) -> list[bytes]:
         """What was deferred and not sent (the session task sends it before its own I/O)."""
@@ -454,6 +464,8 @@ class ProxyCore:
         writer = session.trail.writer
         if writer is not None and not writer.healthy:
             return False
+        if entry.autocommit >= 0:
+            return self._answer_setting(entry, payload, text, fingerprint)
         clock = time.monotonic()
         session.busy = True
         session.last_active = clock
@@ -497,26 +509,79 @@ class ProxyCore:
             or self.handler.withheld_diagnostics
         ):
             return False
-        trail = session.trail
+        head = self._head(entry, fingerprint)
+        if head is False:
+            return False
+        self._record(head, text, fingerprint, scanner.rows, scanner.affected_rows, started)
+        session.busy = False
+        return True
+
+    def _answer_setting(self, entry: Repeat, payload: bytes, text: str, fingerprint: int) -> bool:
+        """Answer a taught ``SET autocommit`` with the OK the server would send (the
+        session's status flags of the last answer, autocommit as set) and defer it to the
+        next forwarded command (session/deferred_settings.py says why that is safe). False
+        when the handler must: another text of the shape (another value), the status not
+        known, autocommit switched on (that commits), a client that tracks session state,
+        ``MAX_DEFERRED`` waiting, diagnostics withheld to clear, a record needing Python."""
+        session = self._session
+        status = self.scanner.known_status
+        if (
+            text != entry.text
+            or status < 0
+            or len(self.deferred) >= MAX_DEFERRED
+            or session.capabilities & _CLIENT_SESSION_TRACK
+            or self.handler.withheld_diagnostics
+        ):
+            return False
+        status &= ServerStatus.SESSION_FLAGS
+        if entry.autocommit:
+            if not status & ServerStatus.SERVER_STATUS_AUTOCOMMIT:
+                return False
+        else:
+            status &= ~ServerStatus.SERVER_STATUS_AUTOCOMMIT
+        head = self._head(entry, fingerprint)
+        if head is False:
+            return False
+        started, clock = time.time(), time.monotonic()
+        self.deferred.append(payload)
+        self.scanner.known_status = status
+        self.write_client(
+            build_packets(b"\x00\x00\x00" + status.to_bytes(2, "little") + b"\x00\x00", 1)[0]
+        )
+        self._record(head, text, fingerprint, 0, 0, started)
+        session.last_active = clock
+        session.current_statement = text
+        self.counts.cache_hits += 1
+        self.counts.done(QUERY, time.monotonic() - clock)
+        return True
+
+    def _head(self, entry: Repeat, fingerprint: int) -> Any:
+        """The head that packs a taught command's audit record: its own, or the one the
+        handler lends this session for another session's verdict; None while audit is
+        disabled; False when the record needs Python (redaction)."""
         head = entry.head
-        if head is None and trail.writer is not None:
+        if head is None and self._session.trail.writer is not None:
             if entry.context is not None:  # the session's own, without a head: redaction
                 return False
-            # Another session taught it (a head is the session's): the handler lends this
-            # session's, or None when the record needs Python.
             head = self.handler.shared_head(entry, fingerprint)
             if head is None:
                 return False
-        if head is not None:
-            now = time.time()
-            body = head.pack(
-                now, text, session.database, fingerprint, None, None, scanner.rows,
-                scanner.affected_rows, None, started, now - started, None,
-            )  # fmt: skip
-            if not trail.writer.tail.offer(body):
-                trail.enqueue(body)
-        session.busy = False
-        return True
+        return head
+
+    def _record(
+        self, head: Any, text: str, fingerprint: int, rows: int, affected: int, started: float
+    ) -> None:
+        if head is None:
+            return
+        session = self._session
+        now = time.time()
+        body = head.pack(
+            now, text, session.database, fingerprint, None, None, rows, affected, None,
+            started, now - started, None,
+        )  # fmt: skip
+        trail = session.trail
+        if not trail.writer.tail.offer(body):
+            trail.enqueue(body)
 
     def _infile(self) -> None:
         """Relay a LOAD DATA LOCAL file: client packets until an empty one."""

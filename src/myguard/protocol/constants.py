@@ -100,6 +100,9 @@ class ServerStatus:
     SERVER_PS_OUT_PARAMS = 0x1000
     SERVER_STATUS_IN_TRANS_READONLY = 0x2000
     SERVER_SESSION_STATE_CHANGED = 0x4000
+    # The flags that describe the session rather than its last statement (index use,
+    # cursor, last row, slow query...): what an OK to a SET carries.
+    SESSION_FLAGS = 0x0001 | 0x0002 | 0x0200 | 0x2000
 
 
 class Command(IntEnum):

@@ -7,12 +7,15 @@ the server's) for a statement whose answer myguard knows: an OK whose status dif
 most in the autocommit flag. Sent in the same write as the next command, the backend
 applies them in the order the client sent them and before anything that could observe
 them; a session that ends first never sends them (its connection is reset or closed).
+Each goes as the client sent it; a session that keeps setting without running anything
+else has them forwarded beyond ``proxycore.MAX_DEFERRED``.
 
 Only settings that cannot fail and that nothing outside the session can notice qualify:
 a character set and collation the backend lists (client character sets only), and
 autocommit = 0, or 1 while it is on already (switching it on commits an open
 transaction: its locks must go when the client asks, not at its next command). No I/O
-here: the handler decides with these, the proxy core sends the payload.
+here: the handler decides with these and teaches the core a ``SET autocommit`` it may
+answer itself (``Repeat.autocommit``); the core sends them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from myguard.protocol.constants import Command, ServerStatus
+from myguard.protocol.constants import ServerStatus
 
 _WORD = r"(?:'(\w+)'|\"(\w+)\"|`(\w+)`|(\w+))"
 _NAMES = re.compile(
@@ -33,14 +36,6 @@ _AUTOCOMMIT = re.compile(
 ).fullmatch
 _ON = frozenset({"1", "on", "true"})
 _AUTOCOMMIT_FLAG = ServerStatus.SERVER_STATUS_AUTOCOMMIT
-# The flags that describe the session rather than the last statement (index use, cursor,
-# last row, slow query...): what the server's OK to a SET carries.
-_SESSION_FLAGS = (
-    ServerStatus.SERVER_STATUS_IN_TRANS
-    | ServerStatus.SERVER_STATUS_AUTOCOMMIT
-    | ServerStatus.SERVER_STATUS_NO_BACKSLASH_ESCAPES
-    | ServerStatus.SERVER_STATUS_IN_TRANS_READONLY
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,49 +65,9 @@ def status_after(setting: Setting, status: int) -> int | None:
     """The status flags of the OK the backend would send for ``setting`` in a session
     whose flags are ``status``; None when it must be forwarded now (autocommit switched
     on, which commits)."""
-    status &= _SESSION_FLAGS
+    status &= ServerStatus.SESSION_FLAGS
     if setting.autocommit is None:
         return status
     if setting.autocommit:
         return status if status & _AUTOCOMMIT_FLAG else None
     return status & ~_AUTOCOMMIT_FLAG
-
-
-class PendingSettings:
-    """What the session's backend has not been sent: the commands its checkout left
-    (BackendPool._prepare), then the settings answered here, where the last of each kind
-    counts, so one ``SET`` carries them all."""
-
-    __slots__ = ("commands", "names", "autocommit")
-
-    def __init__(self) -> None:
-        self.commands: list[bytes] = []
-        self.names: tuple[str, str | None] | None = None
-        self.autocommit: bool | None = None
-
-    def clear(self) -> None:
-        self.commands = []
-        self.names = None
-        self.autocommit = None
-
-    def payloads(self) -> list[bytes]:
-        """The commands to send, in order."""
-        if self.names is None and self.autocommit is None:
-            return list(self.commands)
-        return [*self.commands, self.payload()]
-
-    def add(self, setting: Setting) -> None:
-        if setting.names is not None:
-            self.names = setting.names
-        if setting.autocommit is not None:
-            self.autocommit = setting.autocommit
-
-    def payload(self) -> bytes:
-        """The COM_QUERY that applies the settings (names the backend lists: plain words)."""
-        parts = []
-        if self.names is not None:
-            charset, collation = self.names
-            parts.append(f"NAMES {charset}" + (f" COLLATE {collation}" if collation else ""))
-        if self.autocommit is not None:
-            parts.append(f"autocommit = {int(self.autocommit)}")
-        return bytes((Command.COM_QUERY,)) + ("SET " + ", ".join(parts)).encode("ascii")

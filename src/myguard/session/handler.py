@@ -168,7 +168,7 @@ class StatementHandler:
 
     __slots__ = (
         "session", "core", "_waiter", "_running", "_command_byte", "_perf", "withheld_diagnostics",
-        "_seen", "_settings",
+        "_seen",
     )  # fmt: skip
 
     def __init__(self, session: SessionState) -> None:
@@ -182,8 +182,6 @@ class StatementHandler:
         # statement that read masked columns: the slow path answers those with them withheld.
         self.withheld_diagnostics = False
         self._seen: dict[int, bool] = {}  # shapes forwarded once on another session's verdict
-        # Settings answered here that the core has not sent yet (while ``core.deferred``).
-        self._settings = deferred_settings.PendingSettings()
 
     def wait(self) -> asyncio.Future[tuple[bytes, Decided | None] | None]:
         """What the session task waits for: a command it must run itself (with what was
@@ -304,7 +302,14 @@ class StatementHandler:
         if fingerprint not in self._seen:
             _put(self._seen, fingerprint, True)
         elif repeat.policy is self.session.ctx.policy:
-            self._teach(fingerprint, repeat.decision, repeat.policy, repeat.quiet)
+            self._teach(
+                fingerprint,
+                repeat.decision,
+                repeat.policy,
+                repeat.quiet,
+                autocommit=repeat.autocommit,
+                text=repeat.text,
+            )
 
     def shows_withheld(self, text: str) -> bool:
         """Is ``text`` a SHOW WARNINGS/ERRORS whose texts must be withheld?"""
@@ -356,10 +361,7 @@ class StatementHandler:
 
     def defer_commands(self, payloads: list[bytes]) -> None:
         """Commands the checkout left for the session's first command to carry."""
-        if not self.core.deferred:  # the core sent what was pending
-            self._settings.clear()
-        self._settings.commands.extend(payloads)
-        self.core.defer(self._settings.payloads())
+        self.core.defer(list(payloads))
 
     def settings_failed(self, run: bytes) -> None:
         """The backend refused settings answered here earlier, sent in front of the current
@@ -517,10 +519,14 @@ class StatementHandler:
         metrics.tally.cache_hits += 1
         return entry.decision
 
-    def _remember(self, statement: StatementText, decision: Decision, misses: int) -> None:
+    def _remember(
+        self, statement: StatementText, decision: Decision, misses: int, autocommit: int = -1
+    ) -> None:
         """Teach the core a query forwarded as it was, with a plain allow from the policy's
         cache (an analysis that depends on its literals is never cached): the core forwards
-        the next ones of its shape itself (``repeat_ended``), or asks ``_repeat``."""
+        the next ones of its shape itself (``repeat_ended``), or asks ``_repeat``; with
+        ``autocommit``, a SET autocommit it answered and deferred (``_defer``), which the
+        core answers and defers itself when its text is the same."""
         s = self.session
         policy = s.ctx.policy
         if (
@@ -531,19 +537,42 @@ class StatementHandler:
             or kill_stmt.reads_literals(decision.statements)
         ):
             return
-        if deferred_settings.read(statement.text) is not None:
+        text = statement.text
+        if autocommit < 0 and deferred_settings.read(text) is not None:
             return  # its shape answered here (_defer) when the session's status allows
-        quiet = _quiet(statement.text, decision)
-        self._teach(statement.fingerprint, decision, policy, quiet)
+        quiet = _quiet(text, decision)
+        taught = text if autocommit >= 0 else None
+        self._teach(
+            statement.fingerprint, decision, policy, quiet, autocommit=autocommit, text=taught
+        )
         # Without a head or context: the core takes it for any session of this identity
         # context and leaves its end to repeat_ended, which teaches the session's own.
-        shared = _core.Repeat(decision, policy, None, quiet=quiet)
+        shared = _core.Repeat(
+            decision, policy, None, text=taught, quiet=quiet, autocommit=autocommit
+        )
         _put(s.guard.taught_verdicts(policy), statement.fingerprint, shared)
 
-    def _teach(self, fingerprint: int, decision: Decision, policy: Any, quiet: bool) -> None:
+    def _teach(
+        self,
+        fingerprint: int,
+        decision: Decision,
+        policy: Any,
+        quiet: bool,
+        *,
+        autocommit: int = -1,
+        text: str | None = None,
+    ) -> None:
+        """``autocommit`` (0, 1) with the exact ``text``: a SET autocommit the core answers
+        and defers itself (``_defer``)."""
         s = self.session
         repeat = _core.Repeat(
-            decision, policy, s.guard.context, head=s.trail.core_head(decision), quiet=quiet
+            decision,
+            policy,
+            s.guard.context,
+            text=text,
+            head=s.trail.core_head(decision),
+            quiet=quiet,
+            autocommit=autocommit,
         )
         _put(self.core.repeats, fingerprint, repeat)
 
@@ -579,7 +608,7 @@ class StatementHandler:
             return DETACH  # answered, or rewritten, from what the slow path gathers
         if decision is None or decision.action != ALLOW or s.trail.always:
             return DETACH  # needs I/O: an estimate, settings, lineage, approval, intent record
-        if words.lstrip().startswith("set") and self._defer(statement, decision):
+        if words.lstrip().startswith("set") and self._defer(payload, statement, decision, misses):
             return ANSWERED
         verdict = self._send(payload, _scan.RESPONSE_QUERY, decision, words)
         # SHOW WARNINGS/ERRORS: whether the slow path answers it is session state.
@@ -587,13 +616,20 @@ class StatementHandler:
             self._remember(statement, decision, misses)
         return verdict
 
-    def _defer(self, statement: StatementText, decision: Decision) -> bool:
+    def _defer(
+        self, payload: bytes, statement: StatementText, decision: Decision, misses: int
+    ) -> bool:
         """Answer a SET NAMES or SET autocommit here and leave it for the core to send in
         front of the next command (deferred_settings.py); False when it goes now: another
-        statement, a change that commits, names the backend does not list, or a client
-        that tracks session state (its OK would carry what changed)."""
+        statement, a change that commits, names the backend does not list, a client that
+        tracks session state (its OK would carry what changed), or many waiting already.
+        A SET autocommit is taught: the core answers the next ones of its text itself."""
         s = self.session
-        if s.capabilities & Capability.CLIENT_SESSION_TRACK:
+        core = self.core
+        if (
+            s.capabilities & Capability.CLIENT_SESSION_TRACK
+            or len(core.deferred) >= _core.MAX_DEFERRED
+        ):
             return False
         setting = deferred_settings.read(statement.text)
         if setting is None:
@@ -605,16 +641,14 @@ class StatementHandler:
         status = deferred_settings.status_after(setting, s.status())
         if status is None:
             return False
-        core = self.core
-        if not core.deferred:  # the core sent what was pending
-            self._settings.clear()
-        self._settings.add(setting)
-        core.defer(self._settings.payloads())
+        core.defer([payload])
         s.scanner.known_status = status
         core.answer([ok_packet(status=status)])
         self.withheld_diagnostics = False  # the SET clears the diagnostics area when it runs
         self._recorded(Decided(_QUERY, statement, decision), Outcome())
         self._finished("ok")
+        if setting.autocommit is not None:
+            self._remember(statement, decision, misses, autocommit=int(setting.autocommit))
         return True
 
     def _prepare(self, payload: bytes) -> int:
