@@ -565,20 +565,27 @@ def test_verdicts_another_session_taught_forward_from_the_first_query(impl):
     assert send(query) == (True, ["repeat_ended"]) and handler.events[0][1] is own
 
 
-@pytest.mark.parametrize("impl", [compiled, python], ids=["compiled", "twin"])
-def test_quiet_taught_ends_are_recorded_by_the_core(impl):
-    """The end of a quiet taught command is recorded by the core (audit record from the
-    verdict's head, counts, session no longer busy) without the handler; an end that
-    changes or reports session state, or needs Python for its record, goes to
-    ``repeat_ended``."""
+def audited(impl):
+    """A core serving a teaching handler whose session writes audit records, and the head
+    a taught verdict packs them with."""
     fingerprints = {compiled: compiled_fingerprint, python: twin("fingerprint")}[impl]
-    handler = TeachingHandler([1] * 12)
+    handler = TeachingHandler([1] * 20)
     session = handler.session
     core, client, backend, _ = attached(impl, handler)
     core.serve()
     session.trail.audit_on()
     keys = ("t", "ts", "q", "db", "fp", "mc", "aid", "rr", "ra", "ec", "st", "du", "iid")
     head = RECORDPACKS[impl].StatementHead(keys, 3, b"\xa1u\xa5alice", 1, 1000)
+    return fingerprints, handler, session, core, client, backend, head
+
+
+@pytest.mark.parametrize("impl", [compiled, python], ids=["compiled", "twin"])
+def test_quiet_taught_ends_are_recorded_by_the_core(impl):
+    """The end of a quiet taught command is recorded by the core (audit record from the
+    verdict's head, counts, session no longer busy) without the handler; an end that
+    changes or reports session state, or needs Python for its record, goes to
+    ``repeat_ended``."""
+    fingerprints, handler, session, core, client, backend, head = audited(impl)
     query = b"\x03SELECT c FROM t WHERE id = 7"
     fingerprint = fingerprints.fingerprint_hash(query[1:])
 
@@ -759,14 +766,7 @@ def test_a_taught_set_autocommit_is_answered_and_deferred_by_the_core(impl):
     another value, an unknown status, switching autocommit on, a client tracking session
     state, ``MAX_DEFERRED`` waiting, diagnostics withheld or a record needing Python go to
     the handler."""
-    fingerprints = {compiled: compiled_fingerprint, python: twin("fingerprint")}[impl]
-    handler = TeachingHandler([1] * 20)
-    session = handler.session
-    core, client, backend, _ = attached(impl, handler)
-    core.serve()
-    session.trail.audit_on()
-    keys = ("t", "ts", "q", "db", "fp", "mc", "aid", "rr", "ra", "ec", "st", "du", "iid")
-    head = RECORDPACKS[impl].StatementHead(keys, 3, b"\xa1u\xa5alice", 1, 1000)
+    fingerprints, handler, session, core, client, backend, head = audited(impl)
     off, on = b"\x03SET AUTOCOMMIT = 0", b"\x03SET AUTOCOMMIT = 1"
     fingerprint = fingerprints.fingerprint_hash(off[1:])
     assert fingerprints.fingerprint_hash(on[1:]) == fingerprint
