@@ -87,6 +87,11 @@ POOL_WAITS = Counter(
 POOL_RESETS = Counter(
     "myguard_backend_pool_resets", "Connections reset on their way back to the pool", ["backend"]
 )
+POOL_UNTOUCHED = Counter(
+    "myguard_backend_pool_untouched",
+    "Connections back in the pool without a reset: their session sent them nothing",
+    ["backend"],
+)
 POOL_OPENED = Counter(
     "myguard_backend_pool_opened", "Backend connections opened by the pool", ["backend"]
 )
@@ -248,6 +253,7 @@ def _flush_pool(pool, reported: dict[str, int]) -> None:  # noqa: ANN001 - Backe
         "new": c.checkouts - c.reused,
         "waits": c.waits,
         "resets": c.resets,
+        "untouched": c.untouched,
         "opened": c.opened,
         "closed": c.closed,
         **{f"failure:{k}": v for k, v in c.failures.items()},
@@ -263,6 +269,8 @@ def _flush_pool(pool, reported: dict[str, int]) -> None:  # noqa: ANN001 - Backe
             POOL_WAITS.labels(name).inc(delta)
         elif key == "resets":
             POOL_RESETS.labels(name).inc(delta)
+        elif key == "untouched":
+            POOL_UNTOUCHED.labels(name).inc(delta)
         elif key == "opened":
             POOL_OPENED.labels(name).inc(delta)
         elif key == "closed":

@@ -237,3 +237,15 @@ def test_a_database_dropped_after_the_pool_checked_it_fails_the_first_statement(
     with pytest.raises(pymysql.MySQLError) as err:
         through(proxy, database="deferred_never_there")
     assert err.value.args[0] == 1049
+
+
+def test_a_session_that_sent_nothing_leaves_nothing_to_the_next(private_proxy):
+    """A session that only set (deferred, never sent) returns its connection without a
+    reset; the next session on it sees the server's defaults, not what the first set."""
+    p = private_proxy(workers=1)
+    for _ in range(3):
+        first = through(p, autocommit=False, charset="latin1")  # SET NAMES, SET AUTOCOMMIT
+        first.close()
+        second = through(p, autocommit=True)
+        assert one(second, "SELECT @@autocommit, @@character_set_client") == (1, "utf8mb4")
+        second.close()

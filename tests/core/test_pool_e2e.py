@@ -255,9 +255,14 @@ def test_pool_metrics_and_warm_up(private_proxy):
         assert time.monotonic() < deadline, "the pool did not warm up"
         time.sleep(0.2)
     for _ in range(3):
-        connect(p).close()
+        connect(p).close()  # nothing reaches the backend: back without a reset
+    for _ in range(3):
+        conn = connect(p)
+        conn.ping()
+        conn.close()
     time.sleep(1.5)  # metrics are flushed once a second
-    assert metric(p, 'myguard_backend_pool_checkouts_total{backend="main",result="reused"}') >= 2
+    assert metric(p, 'myguard_backend_pool_checkouts_total{backend="main",result="reused"}') >= 5
+    assert metric(p, 'myguard_backend_pool_untouched_total{backend="main"}') >= 2
     assert metric(p, "myguard_backend_pool_resets_total") >= 3
     assert metric(p, 'myguard_backend_pool_max{backend="main"}') > 100  # from max_connections
 

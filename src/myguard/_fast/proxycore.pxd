@@ -50,6 +50,7 @@ cdef class ProxyCore:
     cdef long long _kind
     cdef readonly list deferred
     cdef int _settling
+    cdef readonly bint sent
 
     cpdef attach(self, client_stream, backend_stream)
     cpdef serve(self)

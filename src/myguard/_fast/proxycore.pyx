@@ -229,6 +229,7 @@ cdef class ProxyCore:
         self._kind = 0
         self.deferred = []
         self._settling = 0
+        self.sent = False
 
     # -- taking over and handing back ------------------------------------------------------
 
@@ -332,6 +333,7 @@ cdef class ProxyCore:
             self.write_client(data)
 
     cdef _write_backend(self, bytes data):
+        self.sent = True
         self.counts.bytes_to_backend += PyBytes_GET_SIZE(data)
         if not self._backend_sender.write(data):  # closed while the session task had it
             self.backend_gone("connection closed")

@@ -271,6 +271,7 @@ class ProxyCore:
         # number of their responses still to read and drop.
         self.deferred: list[bytes] = []
         self._settling = 0
+        self.sent = False  # anything written to the backend (the pool resets what was)
 
     # -- taking over and handing back ------------------------------------------------------
 
@@ -371,6 +372,7 @@ class ProxyCore:
             self.write_client(data)
 
     def _write_backend(self, data: bytes) -> None:
+        self.sent = True
         self.counts.bytes_to_backend += len(data)
         if not self._backend_sender.write(data):  # closed while the session task had it
             self.backend_gone("connection closed")

@@ -90,6 +90,7 @@ class BackendConnection:
     key: tuple[str, int] = ("", 0)  # (service account, capabilities): which pool bucket
     created: float = 0.0  # time.monotonic() at login
     idle_since: float = 0.0
+    alive_at: float = 0.0  # time.monotonic() of the server's last answer on it
     # A database was selected on it at some point: COM_RESET_CONNECTION keeps the current
     # database, so it serves only sessions that select one themselves.
     had_database: bool = False

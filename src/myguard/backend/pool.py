@@ -100,6 +100,7 @@ class PoolCounters:
     checkouts: int = 0
     reused: int = 0
     resets: int = 0
+    untouched: int = 0
     waits: int = 0
     failures: dict[str, int] = field(default_factory=dict)
 
@@ -391,7 +392,7 @@ class BackendPool:
         database: str | None,
         attributes: dict[str, str],
     ) -> BackendConnection:
-        return await connect(
+        conn = await connect(
             self.config,
             account,
             client_capabilities=client_capabilities,
@@ -400,6 +401,8 @@ class BackendPool:
             attributes=attributes,
             max_packet=self.max_packet,
         )
+        conn.alive_at = self._clock()
+        return conn
 
     async def _learn_limit(self, conn: BackendConnection) -> None:
         """``max`` from the backend's max_connections, shared by the workers, less headroom."""
@@ -459,7 +462,7 @@ class BackendPool:
         identity), then COM_INIT_DB, whose name the server reads in the client's set.
 
         With ``defer``, no round trip when none of them can fail: a connection just
-        opened, or one whose reset answered within ``_DEFER_WITHIN`` (alive), a character
+        opened, or one whose server answered within ``_DEFER_WITHIN`` (alive), a character
         set already looked up, and no database or one this pool selected within
         ``_DATABASE_TRUST`` (it exists); they wait in ``conn.deferred``."""
         async with asyncio.timeout(self.config.connect_timeout):
@@ -487,7 +490,7 @@ class BackendPool:
             now = self._clock()
             if (
                 defer
-                and (fresh or now - conn.idle_since < _DEFER_WITHIN)
+                and (fresh or now - conn.alive_at < _DEFER_WITHIN)
                 and (
                     fresh
                     or database is None
@@ -536,6 +539,7 @@ class BackendPool:
                 error = error or MySQLError(err.code, err.sqlstate, err.message)
             else:
                 conn.status = parse_ok(answer).status
+        conn.alive_at = self._clock()
         return error
 
     async def _learn_charsets(self, conn: BackendConnection) -> None:
@@ -603,6 +607,7 @@ class BackendPool:
         sent, conn.reset_pending = conn.reset_pending, 0
         stream.seq = 1
         answer = await stream.read_packet()
+        conn.alive_at = self._clock()
         if sent == Command.COM_CHANGE_USER:
             # The packet asked for the collation the connection had (change_user_packet).
             conn.status = await finish_auth(self.config, conn, self._password(conn), answer)
@@ -641,8 +646,10 @@ class BackendPool:
 
     # -- return --------------------------------------------------------------------------
 
-    def release(self, conn: BackendConnection, *, reusable: bool) -> None:
-        """A session is done with ``conn``: reset and keep it, or close it."""
+    def release(self, conn: BackendConnection, *, reusable: bool, untouched: bool = False) -> None:
+        """A session is done with ``conn``: reset and keep it, or close it. ``untouched``:
+        the session sent it nothing (its checkout's commands still waited), so it is as
+        the last reset left it and goes back as it is."""
         conn.deferred = []  # the reset makes them moot
         if not self.enabled:
             conn.close()
@@ -657,6 +664,13 @@ class BackendPool:
         ):
             reason = None if reusable and conn.usable else "not_reusable"
             self._drop(conn, reason, quit=reusable)
+            return
+        if untouched and self._reset_command == Command.COM_RESET_CONNECTION:
+            conn.collation = 0  # the login's character set, as after the reset
+            conn.idle_since = now
+            self.counters.untouched += 1
+            self._idle.setdefault(conn.key, []).append(conn)
+            self._notify()
             return
         stream = conn.stream
         command = self._reset_command
@@ -756,7 +770,7 @@ class BackendPool:
                     self._drop(conn, "broken")
                     continue
                 self.in_use -= 1
-                conn.idle_since = self._clock()
+                conn.idle_since = conn.alive_at = self._clock()
                 self._idle.setdefault(key, []).append(conn)
                 self._notify()
 
@@ -822,7 +836,7 @@ class _UnknownCollation(Exception):
     pass
 
 
-# A reused connection whose reset answered this recently is alive: its checkout commands
+# A reused connection whose server answered this recently is alive: its checkout commands
 # may wait for the session's first command (an older one is asked, as a health check).
 _DEFER_WITHIN = 1.0
 # A database a checkout selected this recently exists: selecting it again may wait too.

@@ -40,6 +40,8 @@ class Session(LoginPhase, SessionState):
         # The session ended between commands (COM_QUIT, or the client left while idle):
         # its backend connection can be reset and reused.
         self._ended_cleanly = False
+        # ... and it sent the connection nothing: no reset needed (BackendPool.release).
+        self._untouched = False
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -85,7 +87,11 @@ class Session(LoginPhase, SessionState):
             metrics.session_opened(name, -1)
             backend, self.backend = self.backend, None
             if backend is not None:
-                self.pool.release(backend, reusable=self._ended_cleanly and not self.busy)
+                self.pool.release(
+                    backend,
+                    reusable=self._ended_cleanly and not self.busy,
+                    untouched=self._untouched,
+                )
             self.client.close()
             reason = self.end_reason or "quit"
             if self.identity is not None:
@@ -159,13 +165,15 @@ class Session(LoginPhase, SessionState):
         slow = SlowPath(self, handler)
         core = None
         forward: tuple[bytes, Decided] | None = None
+        checkout: list[bytes] = []  # what the checkout deferred, while nothing else went
         while True:
             if core is None or core.scanner is not self.scanner:
                 core = handler.core = _core.ProxyCore(
                     handler, self.scanner, self.client.buffer.max_payload, metrics.core_counts
                 )
             if self.backend.deferred:  # the checkout's (BackendPool._prepare)
-                handler.defer_commands(self.backend.deferred)
+                checkout = self.backend.deferred
+                handler.defer_commands(checkout)
                 self.backend.deferred = []
             waiter = handler.wait()
             core.attach(self.client, self.backend.stream)
@@ -179,6 +187,12 @@ class Session(LoginPhase, SessionState):
                     # Between commands: take the backend socket back from the core for reuse.
                     core.detach()
                     self._ended_cleanly = True
+                    # Never sent: the core wrote nothing and still holds them unsent.
+                    self._untouched = (
+                        bool(checkout and core.deferred)
+                        and not core.sent
+                        and core.deferred[0] is checkout[0]
+                    )
                 return
             settings = core.take_deferred()
             if settings and work[0][0] not in _RESETS:  # a reset would drop them anyway
