@@ -196,16 +196,16 @@ def _general_log(mariadb, marker: str) -> list[tuple[str, str, float]]:
 
 
 def test_a_pooled_login_waits_for_no_backend_command(proxy, mariadb):
-    """The checkout's reset, SET and COM_INIT_DB of a connection just returned to the
-    pool go with the session's first command, not at login: in the general log they come
-    when the first query comes, half a second after the login, right before it."""
-    warm = through(proxy, database="test")  # the pool trusts "test" and has a connection
+    """The checkout's reset and SET of a connection just returned to the pool go with the
+    session's first command, not at login: in the general log the SET comes when the
+    first query comes, half a second after the login, right before it."""
+    warm = through(proxy)  # the pool has a connection without a database, just reset
     warm.close()
     mariadb.sql("SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = ON;")
     try:
-        conn = through(proxy, database="test", autocommit=True)
+        conn = through(proxy, autocommit=True)
         time.sleep(0.5)
-        assert one(conn, "SELECT 'pooled-login-4712', DATABASE()") == ("pooled-login-4712", "test")
+        assert one(conn, "SELECT 'pooled-login-4712', DATABASE()") == ("pooled-login-4712", None)
         conn.close()
         rows = _general_log(mariadb, "pooled-login-4712")
     finally:
@@ -216,27 +216,23 @@ def test_a_pooled_login_waits_for_no_backend_command(proxy, mariadb):
     assert query_time - checkout[2] < 0.25  # sent with the query, not at login
     # (MariaDB does not log COM_RESET_CONNECTION)
     sent = [(kind, text) for kind, text, _ in rows[rows.index(checkout) + 1 : at]]
-    assert sent == [("Init DB", "test"), ("Query", "SET NAMES utf8mb4")]  # PyMySQL's, too
+    assert sent == [("Query", "SET NAMES utf8mb4")]  # PyMySQL's, too
 
 
-def test_a_database_dropped_after_the_pool_checked_it_fails_the_first_statement(proxy, mariadb):
-    """A database a checkout selected moments ago is trusted to exist; dropped since, the
-    session's first statement gets the server's 1049 and the session is closed (a direct
-    login would have failed); one never selected fails the login as before."""
+def test_a_database_is_selected_before_the_login_answers(proxy, mariadb):
+    """COM_INIT_DB is never deferred: were the database gone, the statement sent behind it
+    would run in the database the pooled connection had. A database dropped since the pool
+    last selected it fails the login with the server's 1049, as a direct login would."""
     mariadb.sql("CREATE DATABASE IF NOT EXISTS deferred_gone")
     warm = through(proxy, database="deferred_gone")
     warm.close()
     mariadb.sql("DROP DATABASE deferred_gone")
-    conn = through(proxy, database="deferred_gone")
     with pytest.raises(pymysql.MySQLError) as err:
-        one(conn, "SELECT 1")
+        through(proxy, database="deferred_gone")
     assert err.value.args[0] == 1049 and "deferred_gone" in err.value.args[1]
-    with pytest.raises(pymysql.MySQLError) as err:
-        one(conn, "SELECT 1")
-    assert err.value.args[0] in (2006, 2013)  # myguard closed the session
-    with pytest.raises(pymysql.MySQLError) as err:
-        through(proxy, database="deferred_never_there")
-    assert err.value.args[0] == 1049
+    conn = through(proxy, database="test")
+    assert one(conn, "SELECT DATABASE()") == ("test",)
+    conn.close()
 
 
 def test_a_session_that_sent_nothing_leaves_nothing_to_the_next(private_proxy):

@@ -147,7 +147,6 @@ class BackendPool:
         self._accounts: dict[str, BackendAccount] = {}
         self._collations: dict[int, str] = {}  # id -> "SET NAMES" clause
         self._charsets: dict[int, str] = {}  # id -> its character set, as the server names it
-        self._databases: dict[str, float] = {}  # name -> when a checkout last selected it
         # What SET NAMES the session may answer itself (session/deferred_settings.py).
         self.client_charsets: ClientCharsets | None = None
         self._reset_command = Command.COM_RESET_CONNECTION
@@ -272,8 +271,6 @@ class BackendPool:
                     await self._learn_limit(conn)
                 if fresh and self.client_charsets is None:
                     await self._learn_charsets(conn)
-                if fresh and database is not None:  # its login selected it
-                    self._databases[database] = self._clock()
                 if fresh and collation not in self._collations:
                     # once per collation id: what the server made of it at this login
                     await self._learn_collation(conn, collation)
@@ -463,8 +460,9 @@ class BackendPool:
 
         With ``defer``, no round trip when none of them can fail: a connection just
         opened, or one whose server answered within ``_DEFER_WITHIN`` (alive), a character
-        set already looked up, and no database or one this pool selected within
-        ``_DATABASE_TRUST`` (it exists); they wait in ``conn.deferred``."""
+        set already looked up, and no COM_INIT_DB (a database could be gone: the command
+        sent behind it would then run in the database the connection had); they wait in
+        ``conn.deferred``."""
         async with asyncio.timeout(self.config.connect_timeout):
             if conn.reset_pending:
                 await self._finish_reset(conn)
@@ -491,15 +489,9 @@ class BackendPool:
             if (
                 defer
                 and (fresh or now - conn.alive_at < _DEFER_WITHIN)
-                and (
-                    fresh
-                    or database is None
-                    or now - self._databases.get(database, -1e9) < _DATABASE_TRUST
-                )
+                and payloads[-1][0] != Command.COM_INIT_DB
             ):
                 conn.deferred = payloads
-                if database is not None:
-                    conn.had_database = True
                 conn.collation = collation
                 return
             error = await self._send_commands(conn, payloads)
@@ -507,14 +499,12 @@ class BackendPool:
             conn.had_database = True
         if error is not None:
             raise error
-        if database is not None:
-            self._databases[database] = self._clock()
         conn.collation = collation
 
     async def apply_deferred(self, conn: BackendConnection, payloads: list[bytes]) -> None:
         """Send what a checkout deferred (and settings a session answered itself) when
         the session's first command is one myguard runs with I/O; the server's error,
-        fatal, when it refuses one (a database dropped since it was checked)."""
+        fatal, when it refuses one (none can fail short of a KILL)."""
         error = await self._send_commands(conn, payloads)
         if error is not None:
             error.fatal = True
@@ -839,8 +829,6 @@ class _UnknownCollation(Exception):
 # A reused connection whose server answered this recently is alive: its checkout commands
 # may wait for the session's first command (an older one is asked, as a health check).
 _DEFER_WITHIN = 1.0
-# A database a checkout selected this recently exists: selecting it again may wait too.
-_DATABASE_TRUST = 5.0
 
 
 _IGNORE_SPACE = "sql_mode = CONCAT(@@sql_mode, ',IGNORE_SPACE'), "
