@@ -71,6 +71,8 @@ class RawClient:
         *,
         deprecate_eof: bool = True,
         extended_metadata: bool = False,
+        collation: int = UTF8MB4_GENERAL_CI,
+        session_track: bool = True,
     ) -> bytes:
         greeting = self.read_greeting()
         # Everything myguard offers but compression (this client speaks plain packets), and
@@ -80,6 +82,8 @@ class RawClient:
         )
         if not deprecate_eof:
             caps &= ~int(Capability.CLIENT_DEPRECATE_EOF)
+        if not session_track:
+            caps &= ~int(Capability.CLIENT_SESSION_TRACK)
         if database:
             caps |= Capability.CLIENT_CONNECT_WITH_DB
         if extended_metadata:
@@ -91,7 +95,7 @@ class RawClient:
         resp = HandshakeResponse(
             caps,
             1 << 24,
-            UTF8MB4_GENERAL_CI,
+            collation,
             user,
             native_token(password.encode(), greeting.scramble),
             database,

@@ -12,8 +12,11 @@ import pymysql
 import pytest
 
 from mariadb_server import ROOT_PASSWORD
+from myguard.protocol.constants import UTF8MB4_GENERAL_CI
+from raw_client import RawClient
 
 ALICE = {"user": "alice", "password": "alice-pw-1"}
+LATIN1_SWEDISH_CI = 8
 
 
 def through(proxy, **options):
@@ -91,6 +94,7 @@ def test_myguards_answers_are_the_servers(proxy, mariadb):
         "BEGIN",
         "SET AUTOCOMMIT = 0",  # in a transaction
         "SET NAMES 'utf8mb4'",
+        "SET NAMES utf8mb4",  # the login's text: answered by the core (taught)
         "COMMIT",
         "SET NAMES nonexistent_charset",  # the server's error, as it words it
     ]
@@ -245,3 +249,20 @@ def test_a_session_that_sent_nothing_leaves_nothing_to_the_next(private_proxy):
         second = through(p, autocommit=True)
         assert one(second, "SELECT @@autocommit, @@character_set_client") == (1, "utf8mb4")
         second.close()
+
+
+def test_a_taught_set_names_still_changes_how_texts_read(private_proxy):
+    """A SET NAMES utf8mb4 one session taught, sent by a session whose login named latin1:
+    myguard follows the change, so the audit trail reads the next statement's UTF-8 as
+    the server does, not as latin1."""
+    p = private_proxy(workers=1)
+    for collation, times in ((UTF8MB4_GENERAL_CI, 2), (LATIN1_SWEDISH_CI, 1)):
+        client = RawClient(p.port)
+        assert client.login(**ALICE, collation=collation, session_track=False)[0] == 0
+        for _ in range(times):  # the first decided afresh, the second taught
+            assert client.command(b"\x03SET NAMES utf8mb4")[0] == 0
+        assert client.command("\x03SELECT 'naïve-4712'".encode())[0] == 1  # one column
+        client.close()
+    texts = [r["statement"] for r in p.audit_records() if r.type == "statement"]
+    assert texts.count("SET NAMES utf8mb4") == 3
+    assert texts.count("SELECT 'naïve-4712'") == 2

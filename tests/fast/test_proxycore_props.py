@@ -10,6 +10,7 @@ compiled module is imported explicitly: these tests fail, not skip, when it is n
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 
 import msgpack
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from test_resultscan_props import cut, feed, frame, responses
 
 from myguard._fast import twin
+from myguard.session.text_reading import TextReading
 
 compiled = importlib.import_module("myguard._fast.proxycore")
 compiled_fingerprint = importlib.import_module("myguard._fast.fingerprint")
@@ -419,7 +421,7 @@ class Session:
         self.ctx = type("Ctx", (), {"policy": object(), "draining": False})()
         self.guard = type("Guard", (), {"context": object(), "taught": None})()
         self.trail = Trail()
-        self.reading = type("Reading", (), {"no_backslash_escapes": False})()
+        self.reading = TextReading(0, "utf8mb4")
         self.database = "shop"
         self.capabilities = 0
         self.prepared: dict = {}
@@ -832,3 +834,49 @@ def test_a_taught_set_autocommit_is_answered_and_deferred_by_the_core(impl):
     assert asked(off) and handler.events[0][0] == "shared_head"
     handler.lends = head
     assert not asked(off) and session.trail.records[-1][1]["q"] == "SET AUTOCOMMIT = 0"
+
+
+@pytest.mark.parametrize("impl", [compiled, python], ids=["compiled", "twin"])
+def test_a_taught_set_names_is_answered_by_the_core_while_texts_read_in_its_set(impl):
+    """A SET NAMES the handler answered and taught (``Repeat.names``: its set's codec) is
+    answered, recorded and deferred by the core while the session's texts read in that
+    set already; one that would change how they read, or make asked settings stale, goes
+    to the handler, which follows it (``TextReading.after_statement``)."""
+    fingerprints, handler, session, core, client, backend, head = audited(impl)
+    names = b"\x03SET NAMES utf8mb4"
+    fingerprint = fingerprints.fingerprint_hash(names[1:])
+    core.repeats[fingerprint] = impl.Repeat(
+        "allow", session.ctx.policy, session.guard.context, text=names[1:].decode(),
+        head=head, names="utf-8",
+    )  # fmt: skip
+
+    def asked() -> bool:
+        core.take_deferred()
+        handler.events.clear()
+        client.written.clear()
+        client.protocol.data_received(frame([names], 0))
+        went = ("command", names) in handler.events
+        if went:
+            backend.protocol.data_received(frame([OK], 1))
+        return went
+
+    core.scanner.known_status = 0x0002 | 0x0020
+    assert not asked()
+    assert bytes(client.written) == frame([b"\x00\x00\x00\x02\x00\x00\x00"], 1)
+    assert core.deferred == [names] and backend.written == b""
+    assert session.trail.records[-1][1]["q"] == "SET NAMES utf8mb4"
+    assert core.counts.cache_hits == 1
+    session.reading = TextReading(0, "latin1")  # texts read as cp1252: the SET changes that
+    assert asked()
+    session.reading = TextReading(0)  # the set not known
+    assert asked()
+    session.reading = TextReading(0, "utf8mb4")
+
+    async def settings() -> tuple[str, str]:
+        return "STRICT_TRANS_TABLES", "utf8mb4"
+
+    assert asyncio.run(session.reading.ambiguity('SELECT "a"', settings)) is None
+    assert asked()  # settings asked for: the SET makes them stale
+    session.reading = TextReading(0, "utf8mb4")
+    core.scanner.known_status = -1
+    assert asked()

@@ -8,7 +8,7 @@ from myguard._fast.resultscan cimport ResponseScanner
 
 cdef class Repeat:
     cdef readonly object decision, policy, context, prepared, fingerprint
-    cdef readonly str text
+    cdef readonly str text, names
     cdef readonly StatementHead head
     cdef readonly bint quiet
     cdef readonly int autocommit

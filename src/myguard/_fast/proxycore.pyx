@@ -134,7 +134,8 @@ cdef class Repeat:
     forwarded without asking the handler while what it was decided under still holds."""
 
     def __init__(self, decision, policy, context, fingerprint=None, str text=None,
-                 prepared=None, StatementHead head=None, bint quiet=False, int autocommit=-1):
+                 prepared=None, StatementHead head=None, bint quiet=False, int autocommit=-1,
+                 str names=None):
         self.decision = decision
         self.policy = policy
         self.context = context
@@ -144,6 +145,7 @@ cdef class Repeat:
         self.head = head
         self.quiet = quiet
         self.autocommit = autocommit
+        self.names = names
 
 
 cdef class ClientSide:
@@ -431,7 +433,7 @@ cdef class ProxyCore:
         writer = session.trail.writer
         if writer is not None and not writer.healthy:
             return False
-        if entry.autocommit >= 0:
+        if entry.autocommit >= 0 or entry.names is not None:
             return self._answer_setting(entry, payload, text, fingerprint)
         clock = _clock(CLOCK_MONOTONIC)
         session.busy = True
@@ -487,8 +489,8 @@ cdef class ProxyCore:
 
     cdef bint _answer_setting(self, Repeat entry, bytes payload, str text,
                               fingerprint) except -1:
-        """Answer a taught SET autocommit with the server's OK and defer it; False when
-        the handler must (see the twin)."""
+        """Answer a taught SET autocommit or SET NAMES with the server's OK and defer it;
+        False when the handler must (see the twin)."""
         cdef long long status = self.scanner.known_status
         cdef double started, clock
         cdef bytearray ok
@@ -498,7 +500,10 @@ cdef class ProxyCore:
                 or self.handler.withheld_diagnostics):
             return False
         status &= _SESSION_FLAGS
-        if entry.autocommit:
+        if entry.names is not None:
+            if not session.reading.unchanged_by_names(entry.names):
+                return False
+        elif entry.autocommit:
             if not status & _AUTOCOMMIT:
                 return False
         else:

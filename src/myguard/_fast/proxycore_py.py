@@ -99,7 +99,7 @@ class Repeat:
 
     __slots__ = (
         "decision", "policy", "context", "fingerprint", "text", "prepared", "head", "quiet",
-        "autocommit",
+        "autocommit", "names",
     )  # fmt: skip
 
     def __init__(
@@ -113,6 +113,7 @@ class Repeat:
         head: Any = None,
         quiet: bool = False,
         autocommit: int = -1,
+        names: str | None = None,
     ) -> None:
         self.decision = decision
         self.policy = policy
@@ -125,6 +126,9 @@ class Repeat:
         # A SET autocommit of exactly ``text`` setting it to this (0 or 1), which the core
         # answers itself and defers (``_answer_setting``); -1: not one.
         self.autocommit = autocommit
+        # A SET NAMES of exactly ``text``, whose set reads texts with this codec: the core
+        # answers it itself while the session reads with it already (nothing to follow).
+        self.names = names
 
 
 class ClientSide:
@@ -466,7 +470,7 @@ class ProxyCore:
         writer = session.trail.writer
         if writer is not None and not writer.healthy:
             return False
-        if entry.autocommit >= 0:
+        if entry.autocommit >= 0 or entry.names is not None:
             return self._answer_setting(entry, payload, text, fingerprint)
         clock = time.monotonic()
         session.busy = True
@@ -519,12 +523,14 @@ class ProxyCore:
         return True
 
     def _answer_setting(self, entry: Repeat, payload: bytes, text: str, fingerprint: int) -> bool:
-        """Answer a taught ``SET autocommit`` with the OK the server would send (the
-        session's status flags of the last answer, autocommit as set) and defer it to the
-        next forwarded command (session/deferred_settings.py says why that is safe). False
-        when the handler must: another text of the shape (another value), the status not
-        known, autocommit switched on (that commits), a client that tracks session state,
-        ``MAX_DEFERRED`` waiting, diagnostics withheld to clear, a record needing Python."""
+        """Answer a taught ``SET autocommit`` or ``SET NAMES`` with the OK the server would
+        send (the session's status flags of the last answer, autocommit as set) and defer
+        it to the next forwarded command (session/deferred_settings.py says why that is
+        safe). False when the handler must: another text of the shape (another value), the
+        status not known, autocommit switched on (that commits), a set the session's texts
+        do not read in already (the handler follows the change), a client that tracks
+        session state, ``MAX_DEFERRED`` waiting, diagnostics withheld to clear, a record
+        needing Python."""
         session = self._session
         status = self.scanner.known_status
         if (
@@ -536,7 +542,10 @@ class ProxyCore:
         ):
             return False
         status &= ServerStatus.SESSION_FLAGS
-        if entry.autocommit:
+        if entry.names is not None:
+            if not session.reading.unchanged_by_names(entry.names):
+                return False
+        elif entry.autocommit:
             if not status & ServerStatus.SERVER_STATUS_AUTOCOMMIT:
                 return False
         else:

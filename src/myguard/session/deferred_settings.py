@@ -14,8 +14,9 @@ Only settings that cannot fail and that nothing outside the session can notice q
 a character set and collation the backend lists (client character sets only), and
 autocommit = 0, or 1 while it is on already (switching it on commits an open
 transaction: its locks must go when the client asks, not at its next command). No I/O
-here: the handler decides with these and teaches the core a ``SET autocommit`` it may
-answer itself (``Repeat.autocommit``); the core sends them.
+here: the handler decides with these and teaches the core each text it may answer itself
+(``Repeat.autocommit``; ``Repeat.names``, while the session reads texts in that set
+already); the core sends them.
 """
 
 from __future__ import annotations

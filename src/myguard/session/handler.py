@@ -46,6 +46,7 @@ from myguard.session.result_masking import rewrite_metadata, withhold_error
 from myguard.session.state import PreparedStatement, SessionState
 from myguard.session.statement_text import StatementText
 from myguard.session.text_reading import UNKNOWN, may_change_settings
+from myguard.session.text_reading import codec as charset_codec
 
 if TYPE_CHECKING:
     from myguard._fast.recordpack_py import StatementHead
@@ -308,6 +309,7 @@ class StatementHandler:
                 repeat.policy,
                 repeat.quiet,
                 autocommit=repeat.autocommit,
+                names=repeat.names,
                 text=repeat.text,
             )
 
@@ -520,13 +522,19 @@ class StatementHandler:
         return entry.decision
 
     def _remember(
-        self, statement: StatementText, decision: Decision, misses: int, autocommit: int = -1
+        self,
+        statement: StatementText,
+        decision: Decision,
+        misses: int,
+        autocommit: int = -1,
+        names: str | None = None,
     ) -> None:
         """Teach the core a query forwarded as it was, with a plain allow from the policy's
         cache (an analysis that depends on its literals is never cached): the core forwards
         the next ones of its shape itself (``repeat_ended``), or asks ``_repeat``; with
-        ``autocommit``, a SET autocommit it answered and deferred (``_defer``), which the
-        core answers and defers itself when its text is the same."""
+        ``autocommit`` or ``names`` (its set's codec), a SET autocommit or SET NAMES it
+        answered and deferred (``_defer``), which the core answers and defers itself when
+        its text is the same."""
         s = self.session
         policy = s.ctx.policy
         if (
@@ -538,17 +546,24 @@ class StatementHandler:
         ):
             return
         text = statement.text
-        if autocommit < 0 and deferred_settings.read(text) is not None:
+        setting = autocommit >= 0 or names is not None
+        if not setting and deferred_settings.read(text) is not None:
             return  # its shape answered here (_defer) when the session's status allows
         quiet = _quiet(text, decision)
-        taught = text if autocommit >= 0 else None
+        taught = text if setting else None
         self._teach(
-            statement.fingerprint, decision, policy, quiet, autocommit=autocommit, text=taught
+            statement.fingerprint,
+            decision,
+            policy,
+            quiet,
+            autocommit=autocommit,
+            names=names,
+            text=taught,
         )
         # Without a head or context: the core takes it for any session of this identity
         # context and leaves its end to repeat_ended, which teaches the session's own.
         shared = _core.Repeat(
-            decision, policy, None, text=taught, quiet=quiet, autocommit=autocommit
+            decision, policy, None, text=taught, quiet=quiet, autocommit=autocommit, names=names
         )
         _put(s.guard.taught_verdicts(policy), statement.fingerprint, shared)
 
@@ -560,10 +575,11 @@ class StatementHandler:
         quiet: bool,
         *,
         autocommit: int = -1,
+        names: str | None = None,
         text: str | None = None,
     ) -> None:
-        """``autocommit`` (0, 1) with the exact ``text``: a SET autocommit the core answers
-        and defers itself (``_defer``)."""
+        """``autocommit`` (0, 1) or ``names`` (a codec) with the exact ``text``: a SET
+        autocommit or SET NAMES the core answers and defers itself (``_defer``)."""
         s = self.session
         repeat = _core.Repeat(
             decision,
@@ -573,6 +589,7 @@ class StatementHandler:
             head=s.trail.core_head(decision),
             quiet=quiet,
             autocommit=autocommit,
+            names=names,
         )
         _put(self.core.repeats, fingerprint, repeat)
 
@@ -623,7 +640,7 @@ class StatementHandler:
         front of the next command (deferred_settings.py); False when it goes now: another
         statement, a change that commits, names the backend does not list, a client that
         tracks session state (its OK would carry what changed), or many waiting already.
-        A SET autocommit is taught: the core answers the next ones of its text itself."""
+        Both are taught: the core answers the next ones of their text itself."""
         s = self.session
         core = self.core
         if (
@@ -649,6 +666,8 @@ class StatementHandler:
         self._finished("ok")
         if setting.autocommit is not None:
             self._remember(statement, decision, misses, autocommit=int(setting.autocommit))
+        else:
+            self._remember(statement, decision, misses, names=charset_codec(setting.names[0]))
         return True
 
     def _prepare(self, payload: bytes) -> int:

@@ -171,6 +171,11 @@ class TextReading:
         charset = named and next(filter(None, named.groups())).lower()
         self._codec = codec(charset) if charset and charset != "default" else None
 
+    def unchanged_by_names(self, codec: str) -> bool:
+        """Would a ``SET NAMES`` of a set read with ``codec`` leave this reading as it is
+        (``after_statement``): texts read with it already, no asked settings to forget?"""
+        return self._settings is None and self._codec == codec
+
     @property
     def codec(self) -> str:
         """The codec of the session's character set as far as it is known (UTF-8 until
