@@ -498,3 +498,35 @@ def test_rerun_on_the_same_connection_after_a_timed_out_hold_is_approved(hold_pr
         carol.close()
     case.outcome = "approved"  # what the database shows: the table, and the INSERT committed
     check_effects(mariadb, case)
+
+
+def test_a_backend_connection_lost_during_a_hold_is_reported(hold_proxy, mariadb):
+    """The backend connection of a session whose statement is held dies meanwhile (a
+    DBA's KILL, a restart, wait_timeout). Once approved, the client gets myguard's
+    lost-connection error at once: the statement is not forwarded into the closed socket
+    to wait for an answer that never comes."""
+    case = Case("approved", False, "lost")
+    carol = connect(hold_proxy, CAROL)
+    carol._read_timeout = 3 * OUTCOME_TIMEOUT  # a hang shows as no answer in outcome()
+    try:
+        cur = carol.cursor()
+        cur.execute("SELECT @@pseudo_thread_id")
+        (backend_thread,) = cur.fetchone()
+        held = Background(lambda: cur.execute(case.create))
+        held.start()
+        alice = connect(hold_proxy, ALICE)
+        try:
+            request_id = pending_request(alice, case.table)
+            mariadb.sql(f"KILL CONNECTION {backend_thread}")
+            time.sleep(0.5)  # the closed socket reaches myguard
+            with alice.cursor() as approve:
+                approve.execute(f"MYGUARD APPROVE {request_id}")
+        finally:
+            alice.close()
+        _, error = held.outcome()
+    finally:
+        carol.close()
+    assert error is not None, "the approved statement ran on a killed connection"
+    code, message = error.args
+    assert code == 2013 and "lost connection to backend" in message, error.args
+    assert "backend_lost" in hold_proxy.log()

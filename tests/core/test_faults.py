@@ -10,7 +10,7 @@ import time
 import pymysql
 import pytest
 
-from mariadb_server import MariaDBServer, free_port
+from mariadb_server import ROOT_PASSWORD, MariaDBServer, free_port
 from proxy_process import ProxyProcess
 from raw_client import RawClient, as_error
 
@@ -210,6 +210,63 @@ def test_backend_dies_mid_query(tmp_path):
         assert "backend_lost" in p.log()
         db.start()
         proxy_still_serves(p)
+    finally:
+        p.stop()
+        db.stop()
+
+
+def test_backend_dies_while_myguard_asks_it_before_a_statement(tmp_path):
+    """The backend dies while the session task itself waits on it (here the EXPLAIN a
+    rows_over rule needs, stuck behind another session's table lock): the client gets
+    myguard's lost-connection error, and the log names the backend, not the client."""
+    db = MariaDBServer(tmp_path / "db")
+    db.start()
+    db.seed()
+    db.sql("CREATE DATABASE faults; CREATE TABLE faults.t (id INT) ENGINE=InnoDB")
+    rules = tmp_path / "estimate.toml"
+    rules.write_text(
+        '[defaults]\naction = "allow"\n\n[[rules]]\nname = "huge-reads"\naction = "block"\n'
+        'message = "too many rows"\n[rules.when]\ntables = ["faults.t"]\nrows_over = 1000000\n'
+    )
+    p = ProxyProcess(tmp_path / "p", db, rules_file=rules)
+    p.start()
+    try:
+        locker = pymysql.connect(
+            host="127.0.0.1", port=db.port, user="root", password=ROOT_PASSWORD
+        )
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLES faults.t WRITE")
+        conn = pymysql.connect(
+            host="127.0.0.1", port=p.port, user="alice", password="alice-pw-1", read_timeout=20
+        )
+        result: dict[str, object] = {}
+
+        def estimated():
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT * FROM faults.t")
+            except pymysql.err.MySQLError as exc:
+                result["error"] = exc
+
+        t = threading.Thread(target=estimated)
+        t.start()
+        deadline = time.monotonic() + 10
+        waiting = ""
+        while "EXPLAIN" not in waiting and time.monotonic() < deadline:
+            time.sleep(0.05)
+            waiting = db.sql(
+                "SELECT INFO FROM information_schema.PROCESSLIST"
+                " WHERE STATE = 'Waiting for table metadata lock'"
+            )
+        assert "EXPLAIN" in waiting, "the estimate never waited for the lock"
+        db.kill()
+        t.join(15)
+        assert not t.is_alive()
+        code, message = result["error"].args
+        assert code == 2013
+        assert "lost connection to backend 'main'" in message
+        log = p.log()
+        assert "event=backend_lost" in log and 'user=alice reason="backend lost: ' in log
     finally:
         p.stop()
         db.stop()

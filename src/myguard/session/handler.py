@@ -30,7 +30,6 @@ from myguard.masking.service import ER_MYGUARD_MASK_REFUSED
 from myguard.policy.decision import ALLOW, Decision
 from myguard.protocol.constants import Capability, Command, ServerStatus
 from myguard.protocol.errors import (
-    CR_SERVER_LOST,
     ER_NET_PACKETS_OUT_OF_ORDER,
     ER_NOT_ALLOWED_COMMAND,
     MySQLError,
@@ -332,16 +331,7 @@ class StatementHandler:
 
     def backend_lost(self, reason: str, mid_response: bool) -> None:
         s = self.session
-        metrics.ERRORS.labels("backend_lost").inc()
-        event(logging.WARNING, "backend_lost", session=s.id, user=s.user, detail=reason)
-        # The client is told and the session ends: silently reconnecting would lose its
-        # transaction and session state.
-        error = MySQLError(
-            CR_SERVER_LOST,
-            "HY000",
-            f"myguard: lost connection to backend '{s.backend_config.name}' during query",
-            fatal=True,
-        )
+        error = s.backend_lost(reason)
         if mid_response:
             last = s.scanner.last_seq
             self._end(error, (last + 1) & 0xFF if last else 1)

@@ -65,14 +65,19 @@ class Session(LoginPhase, SessionState):
             self._fail(exc, "protocol" if isinstance(exc, ProtocolError) else "error")
         except ConnectionLost as exc:
             # Lost while the session task had the sockets (login, a command needing I/O).
-            self.end_reason = f"client gone: {exc}"
-            event(
-                logging.INFO,
-                "client_gone",
-                session=self.id,
-                user=self.user or None,
-                detail=str(exc),
-            )
+            lost = self.backend.stream.lost if self.backend is not None else None
+            if lost is not None and self.client.lost is None:
+                self.end_reason = f"backend lost: {lost}"
+                self._send_error(self.backend_lost(lost))
+            else:
+                self.end_reason = f"client gone: {exc}"
+                event(
+                    logging.INFO,
+                    "client_gone",
+                    session=self.id,
+                    user=self.user or None,
+                    detail=str(exc),
+                )
         except asyncio.CancelledError:
             self.end_reason = self.end_reason or "closed by myguard"
         except Exception as exc:  # a bug must cost one session, never the proxy
@@ -175,6 +180,9 @@ class Session(LoginPhase, SessionState):
                 checkout = self.backend.deferred
                 handler.defer_commands(checkout)
                 self.backend.deferred = []
+            for stream in (self.client, self.backend.stream):
+                if stream.lost is not None:  # while this task had it (an approval hold)
+                    raise ConnectionLost(stream.lost)
             waiter = handler.wait()
             core.attach(self.client, self.backend.stream)
             if forward is None:

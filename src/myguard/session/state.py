@@ -4,21 +4,25 @@ approval holds) read and update it; it does no I/O beyond writing an OK to its c
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from myguard import metrics
 from myguard.backend.connect import BackendConnection, BackendUnavailable
 from myguard.backend.pool import SessionIdentity
 from myguard.config import BackendConfig
 from myguard.context import ServerContext
 from myguard.identity.base import Identity
+from myguard.logs import event
 from myguard.masking.lineage import Lineage
 from myguard.masking.plan import MaskRules
 from myguard.net.packet_stream import PacketStream
 from myguard.policy.decision import Decision
 from myguard.protocol.constants import Capability, ServerStatus
+from myguard.protocol.errors import CR_SERVER_LOST, MySQLError
 from myguard.protocol.generic_response import ok_packet
 from myguard.protocol.resultset import Column, text_resultset
 from myguard.session.audit_trail import AuditTrail
@@ -135,6 +139,19 @@ class SessionState:
         known = self.scanner.known_status if self.scanner is not None else -1
         status = known if known >= 0 else self.backend.status
         return status & ~ServerStatus.SERVER_MORE_RESULTS_EXISTS
+
+    def backend_lost(self, reason: str) -> MySQLError:
+        """Count and log a lost backend connection; the error that ends the session. The
+        client is told: silently reconnecting would lose its transaction and session
+        state."""
+        metrics.ERRORS.labels("backend_lost").inc()
+        event(logging.WARNING, "backend_lost", session=self.id, user=self.user, detail=reason)
+        return MySQLError(
+            CR_SERVER_LOST,
+            "HY000",
+            f"myguard: lost connection to backend '{self.backend_config.name}' during query",
+            fatal=True,
+        )
 
     def ok(self) -> None:
         """Answer the current command with an OK of myguard's own."""
