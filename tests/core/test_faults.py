@@ -270,3 +270,53 @@ def test_backend_dies_while_myguard_asks_it_before_a_statement(tmp_path):
     finally:
         p.stop()
         db.stop()
+
+
+def test_a_client_gone_while_myguard_asks_the_backend_ends_its_session(
+    private_proxy, mariadb, tmp_path
+):
+    """The client disconnects while the session task waits on the backend for it (the
+    EXPLAIN a rows_over rule needs, behind a table lock), and its statement is then
+    refused: the session ends and frees its backend connection, rather than waiting
+    forever for commands on a socket that is gone."""
+    mariadb.sql(
+        "CREATE DATABASE IF NOT EXISTS faults_gone;"
+        "CREATE OR REPLACE TABLE faults_gone.t (id INT) ENGINE=InnoDB;"
+        "INSERT INTO faults_gone.t VALUES (1), (2);"
+    )
+    rules = tmp_path / "estimate.toml"
+    rules.write_text(
+        '[defaults]\naction = "allow"\n\n[[rules]]\nname = "any-rows"\naction = "block"\n'
+        'message = "too many rows"\n[rules.when]\ntables = ["faults_gone.t"]\nrows_over = 0\n'
+    )
+    p = private_proxy(rules_file=rules, workers=1)
+    locker = pymysql.connect(
+        host="127.0.0.1", port=mariadb.port, user="root", password=ROOT_PASSWORD
+    )
+    try:
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLES faults_gone.t WRITE")
+        client = RawClient(p.port)
+        assert client.login("alice", "alice-pw-1")[0] == 0
+        client.seq = 0
+        client.write_packet(b"\x03SELECT * FROM faults_gone.t")
+        deadline = time.monotonic() + 10
+        waiting = ""
+        while "EXPLAIN" not in waiting and time.monotonic() < deadline:
+            time.sleep(0.05)
+            waiting = mariadb.sql(
+                "SELECT INFO FROM information_schema.PROCESSLIST"
+                " WHERE STATE = 'Waiting for table metadata lock'"
+            )
+        assert "EXPLAIN" in waiting, "the estimate never waited for the lock"
+        client.close()
+        time.sleep(0.3)
+        with locker.cursor() as cur:
+            cur.execute("UNLOCK TABLES")
+        deadline = time.monotonic() + 5
+        while 'user=alice reason="client gone' not in p.log():
+            assert time.monotonic() < deadline, "the session outlived its client"
+            time.sleep(0.05)
+    finally:
+        locker.close()
+        mariadb.sql("DROP DATABASE faults_gone")

@@ -180,9 +180,6 @@ class Session(LoginPhase, SessionState):
                 checkout = self.backend.deferred
                 handler.defer_commands(checkout)
                 self.backend.deferred = []
-            for stream in (self.client, self.backend.stream):
-                if stream.lost is not None:  # while this task had it (an approval hold)
-                    raise ConnectionLost(stream.lost)
             waiter = handler.wait()
             core.attach(self.client, self.backend.stream)
             if forward is None:
