@@ -181,6 +181,55 @@ def test_backend_refuses(mariadb, tmp_path):
         t.join()
 
 
+class Statement(threading.Thread):
+    """A statement run on ``conn`` in a thread; ``error`` is what the client got."""
+
+    def __init__(self, conn, sql: str) -> None:
+        super().__init__()
+        self.conn, self.sql = conn, sql
+        self.error: pymysql.err.MySQLError | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(self.sql)
+        except pymysql.err.MySQLError as exc:
+            self.error = exc
+
+    def told_backend_lost(self) -> None:
+        """The client got myguard's error for a lost backend connection, in time."""
+        self.join(15)
+        assert not self.is_alive() and self.error is not None
+        code, message = self.error.args
+        assert code == 2013
+        assert "lost connection to backend 'main'" in message
+
+
+def estimate_rules(path, table: str, rows_over: int):
+    """Rules that block reads of ``table`` estimated above ``rows_over`` rows: myguard asks
+    the backend (EXPLAIN) before the statement."""
+    path.write_text(
+        '[defaults]\naction = "allow"\n\n[[rules]]\nname = "estimated"\naction = "block"\n'
+        f'message = "too many rows"\n[rules.when]\ntables = ["{table}"]\n'
+        f"rows_over = {rows_over}\n"
+    )
+    return path
+
+
+def wait_for_explain_on_lock(db) -> None:
+    """Until myguard's EXPLAIN waits for the table lock another session holds."""
+    deadline = time.monotonic() + 10
+    waiting = ""
+    while "EXPLAIN" not in waiting and time.monotonic() < deadline:
+        time.sleep(0.05)
+        waiting = db.sql(
+            "SELECT INFO FROM information_schema.PROCESSLIST"
+            " WHERE STATE = 'Waiting for table metadata lock'"
+        )
+    assert "EXPLAIN" in waiting, "the estimate never waited for the lock"
+
+
 def test_backend_dies_mid_query(tmp_path):
     db = MariaDBServer(tmp_path / "db")
     db.start()
@@ -189,24 +238,10 @@ def test_backend_dies_mid_query(tmp_path):
     p.start()
     try:
         conn = pymysql.connect(host="127.0.0.1", port=p.port, user="alice", password="alice-pw-1")
-        result: dict[str, object] = {}
-
-        def slow():
-            try:
-                with conn.cursor() as cur:
-                    cur.execute("SELECT SLEEP(20)")
-            except pymysql.err.MySQLError as exc:
-                result["error"] = exc
-
-        t = threading.Thread(target=slow)
-        t.start()
+        slow = Statement(conn, "SELECT SLEEP(20)")
         time.sleep(0.5)
         db.kill()
-        t.join(15)
-        assert not t.is_alive()
-        code, message = result["error"].args
-        assert code == 2013
-        assert "lost connection to backend 'main'" in message
+        slow.told_backend_lost()
         assert "backend_lost" in p.log()
         db.start()
         proxy_still_serves(p)
@@ -223,11 +258,7 @@ def test_backend_dies_while_myguard_asks_it_before_a_statement(tmp_path):
     db.start()
     db.seed()
     db.sql("CREATE DATABASE faults; CREATE TABLE faults.t (id INT) ENGINE=InnoDB")
-    rules = tmp_path / "estimate.toml"
-    rules.write_text(
-        '[defaults]\naction = "allow"\n\n[[rules]]\nname = "huge-reads"\naction = "block"\n'
-        'message = "too many rows"\n[rules.when]\ntables = ["faults.t"]\nrows_over = 1000000\n'
-    )
+    rules = estimate_rules(tmp_path / "estimate.toml", "faults.t", 1000000)
     p = ProxyProcess(tmp_path / "p", db, rules_file=rules)
     p.start()
     try:
@@ -239,32 +270,10 @@ def test_backend_dies_while_myguard_asks_it_before_a_statement(tmp_path):
         conn = pymysql.connect(
             host="127.0.0.1", port=p.port, user="alice", password="alice-pw-1", read_timeout=20
         )
-        result: dict[str, object] = {}
-
-        def estimated():
-            try:
-                with conn.cursor() as cur:
-                    cur.execute("SELECT * FROM faults.t")
-            except pymysql.err.MySQLError as exc:
-                result["error"] = exc
-
-        t = threading.Thread(target=estimated)
-        t.start()
-        deadline = time.monotonic() + 10
-        waiting = ""
-        while "EXPLAIN" not in waiting and time.monotonic() < deadline:
-            time.sleep(0.05)
-            waiting = db.sql(
-                "SELECT INFO FROM information_schema.PROCESSLIST"
-                " WHERE STATE = 'Waiting for table metadata lock'"
-            )
-        assert "EXPLAIN" in waiting, "the estimate never waited for the lock"
+        estimated = Statement(conn, "SELECT * FROM faults.t")
+        wait_for_explain_on_lock(db)
         db.kill()
-        t.join(15)
-        assert not t.is_alive()
-        code, message = result["error"].args
-        assert code == 2013
-        assert "lost connection to backend 'main'" in message
+        estimated.told_backend_lost()
         log = p.log()
         assert "event=backend_lost" in log and 'user=alice reason="backend lost: ' in log
     finally:
@@ -284,11 +293,7 @@ def test_a_client_gone_while_myguard_asks_the_backend_ends_its_session(
         "CREATE OR REPLACE TABLE faults_gone.t (id INT) ENGINE=InnoDB;"
         "INSERT INTO faults_gone.t VALUES (1), (2);"
     )
-    rules = tmp_path / "estimate.toml"
-    rules.write_text(
-        '[defaults]\naction = "allow"\n\n[[rules]]\nname = "any-rows"\naction = "block"\n'
-        'message = "too many rows"\n[rules.when]\ntables = ["faults_gone.t"]\nrows_over = 0\n'
-    )
+    rules = estimate_rules(tmp_path / "estimate.toml", "faults_gone.t", 0)
     p = private_proxy(rules_file=rules, workers=1)
     locker = pymysql.connect(
         host="127.0.0.1", port=mariadb.port, user="root", password=ROOT_PASSWORD
@@ -300,15 +305,7 @@ def test_a_client_gone_while_myguard_asks_the_backend_ends_its_session(
         assert client.login("alice", "alice-pw-1")[0] == 0
         client.seq = 0
         client.write_packet(b"\x03SELECT * FROM faults_gone.t")
-        deadline = time.monotonic() + 10
-        waiting = ""
-        while "EXPLAIN" not in waiting and time.monotonic() < deadline:
-            time.sleep(0.05)
-            waiting = mariadb.sql(
-                "SELECT INFO FROM information_schema.PROCESSLIST"
-                " WHERE STATE = 'Waiting for table metadata lock'"
-            )
-        assert "EXPLAIN" in waiting, "the estimate never waited for the lock"
+        wait_for_explain_on_lock(mariadb)
         client.close()
         time.sleep(0.3)
         with locker.cursor() as cur:

@@ -760,6 +760,22 @@ def test_deferred_settings_are_taken_back_when_no_command_followed(impl):
     assert core.deferred == [] and core.take_deferred() == []
 
 
+def asker(handler, core, client, backend):
+    """Send one setting with nothing deferred before it: did it go to the handler? (Then
+    it is forwarded, and answered by the backend's OK.)"""
+
+    def asked(payload: bytes) -> bool:
+        core.take_deferred()
+        handler.events.clear()
+        client.protocol.data_received(frame([payload], 0))
+        went = ("command", payload) in handler.events
+        if went:
+            backend.protocol.data_received(frame([OK], 1))
+        return went
+
+    return asked
+
+
 @pytest.mark.parametrize("impl", [compiled, python], ids=["compiled", "twin"])
 def test_a_taught_set_autocommit_is_answered_and_deferred_by_the_core(impl):
     """A SET autocommit the handler answered and taught (``Repeat.autocommit``, its exact
@@ -779,15 +795,7 @@ def test_a_taught_set_autocommit_is_answered_and_deferred_by_the_core(impl):
             head=taught_head, quiet=True, autocommit=payload[-1] - 48,
         )  # fmt: skip
 
-    def asked(payload: bytes) -> bool:
-        core.take_deferred()
-        handler.events.clear()
-        client.protocol.data_received(frame([payload], 0))
-        went = ("command", payload) in handler.events
-        if went:
-            backend.protocol.data_received(frame([OK], 1))
-        return went
-
+    asked = asker(handler, core, client, backend)
     teach(off)
     core.scanner.known_status = 0x0002 | 0x0020  # autocommit, and a statement's flag
     client.written.clear()
@@ -850,15 +858,11 @@ def test_a_taught_set_names_is_answered_by_the_core_while_texts_read_in_its_set(
         head=head, names="utf-8",
     )  # fmt: skip
 
+    ask = asker(handler, core, client, backend)
+
     def asked() -> bool:
-        core.take_deferred()
-        handler.events.clear()
         client.written.clear()
-        client.protocol.data_received(frame([names], 0))
-        went = ("command", names) in handler.events
-        if went:
-            backend.protocol.data_received(frame([OK], 1))
-        return went
+        return ask(names)
 
     core.scanner.known_status = 0x0002 | 0x0020
     assert not asked()
