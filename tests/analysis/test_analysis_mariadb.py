@@ -400,3 +400,31 @@ def test_older_mariadb_forms_are_read_as_the_server_reads_them(sql, kind, reads,
 )
 def test_forms_that_are_not_older_are_left_as_they_are(sql):
     assert text_for_sqlglot(sql) == sql
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind", "columns"),
+    [
+        ("INSERT INTO t VALUES (DEFAULT(a), DEFAULT(b))", "insert", {"a", "b"}),
+        ("UPDATE t SET a = DEFAULT(a) WHERE b = 1", "update", {"a", "b"}),
+        ("SELECT DEFAULT(email) FROM customers", "select", {"email"}),  # not a column DEFAULT
+        ("SELECT default(`email`) AS d FROM customers WHERE id = 1", "select", {"email", "id"}),
+    ],
+)
+def test_the_default_function_is_a_call_on_its_column(sql, kind, columns):
+    statement = one(sql)
+    assert statement.kind == kind
+    assert {c.name for c in statement.columns} == columns
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE TABLE t (a INT DEFAULT (1 + 2))",  # a clause in a table definition
+        "ALTER TABLE t ALTER COLUMN a SET DEFAULT (1)",
+        "INSERT INTO t VALUES (DEFAULT, 1)",  # the keyword
+        "SELECT 'DEFAULT(a)' FROM t",
+    ],
+)
+def test_default_that_is_no_call_is_left_as_it_is(sql):
+    assert text_for_sqlglot(sql) == sql

@@ -208,6 +208,10 @@ def test_statements_with_modifiers_run(prod, mariadb):
         cur.execute("DELETE LOW_PRIORITY QUICK IGNORE FROM orders WHERE id = 0")
         cur.execute("SELECT SQL_CACHE COUNT(*) FROM orders")
         assert cur.fetchone() == (9,)
+        # DEFAULT(c), the column's default (mysql-test main.strict)
+        cur.execute("UPDATE orders SET status = DEFAULT(status) WHERE id = 0")
+        cur.execute("SELECT DEFAULT(status) FROM orders WHERE id = 3")
+        assert cur.fetchone() == ("new",)
         # ODBC escapes, as BI tools send them through ODBC drivers
         cur.execute(
             "SELECT COUNT(*) FROM {oj orders o LEFT OUTER JOIN customers c ON c.id = o.customer_id}"

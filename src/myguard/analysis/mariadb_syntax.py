@@ -28,6 +28,11 @@ Older forms MariaDB still takes: ``GROUP BY a DESC`` (the order of the groups) l
 ASC/DESC; a multi-table ``DELETE t1.* FROM ...`` (or ``DELETE FROM t1.* USING ...``) names
 its targets without ``.*``; and ``UPDATE (t1 JOIN t2 ON ...) SET`` its joined tables without
 the parentheses. None changes which tables or columns the statement touches.
+
+``DEFAULT(c)``, the column's default value (``INSERT ... VALUES (DEFAULT(c))``, ``UPDATE t
+SET c = DEFAULT(c)``): sqlglot cannot parse it, or reads ``SELECT DEFAULT(c)`` as a column
+``DEFAULT`` named ``c``; written `` `DEFAULT`(c) `` it is the call it is, of column ``c``.
+Only in queries and data changes: in a table definition ``DEFAULT (expr)`` is a clause.
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ _WORDS = frozenset().union(*_AFTER_FIRST.values(), _SELECT_HINTS)
 # Text that may hold something to rewrite: a modifier, a sequence call, VALUES, an ODBC
 # escape, an ordered GROUP BY, a ``.*`` target or a parenthesised UPDATE target.
 _MAY_HOLD = re.compile(
-    r"\b(?:" + "|".join(sorted(_WORDS | {"VALUE", "VALUES", "ASC", "DESC"})) + r")\b|\{"
+    r"\b(?:" + "|".join(sorted(_WORDS | {"VALUE", "VALUES", "ASC", "DESC", "DEFAULT"})) + r")\b|\{"
     r"|\.\s*\*|^\s*UPDATE\b[^(]*\(",
     re.IGNORECASE,
 ).search
@@ -68,7 +73,34 @@ _MAY_HOLD = re.compile(
 def for_sqlglot(tokens: list[Token]) -> list[Token]:
     """One statement's tokens as sqlglot is to get them (the same list when unchanged)."""
     tokens = _without_escapes(_without_modifiers(tokens))
-    return _older_forms(_values(_sequence_calls(tokens)))
+    return _default_calls(_older_forms(_values(_sequence_calls(tokens))))
+
+
+# Statements whose DEFAULT( can only be the function (not a table definition's clause).
+_DATA_STATEMENTS = frozenset(
+    {"SELECT", "WITH", "INSERT", "REPLACE", "UPDATE", "DELETE", "VALUES", "TABLE"}
+)
+
+
+def _default_calls(tokens: list[Token]) -> list[Token]:
+    """``DEFAULT(c)`` as `` `DEFAULT`(c) ``, which sqlglot reads as the call it is."""
+    first = tokens[0] if tokens else None
+    if first is None or not (first.text == "(" or first.upper in _DATA_STATEMENTS):
+        return tokens
+    calls = [
+        index
+        for index, token in enumerate(tokens[:-1])
+        if token.kind == "word"
+        and token.upper == "DEFAULT"
+        and tokens[index + 1].text == "("
+        and not tokens[index + 1].gap
+    ]
+    if not calls:
+        return tokens
+    out = list(tokens)
+    for index in calls:
+        out[index] = Token("qid", "`DEFAULT`", "`DEFAULT`", tokens[index].gap)
+    return out
 
 
 # The clauses a GROUP BY list ends at (or the parenthesis around it).
