@@ -99,3 +99,26 @@ def test_get_diagnostics_is_refused_for_identities_with_masking(bob):
         with pytest.raises(pymysql.err.MySQLError) as err:
             cur.execute("GET DIAGNOSTICS CONDITION 1 @m = MESSAGE_TEXT")
         assert err.value.args[0] == 4701  # refused by masking: it cannot be analysed
+
+
+@pytest.mark.parametrize(
+    "get",
+    [
+        "GET DIAGNOSTICS CONDITION 1 @m = MESSAGE_TEXT",
+        "get current diagnostics condition 1 @m = message_text",
+    ],
+)
+def test_get_diagnostics_cannot_read_withheld_texts(bob, get):
+    """GET DIAGNOSTICS reads the diagnostics area SHOW WARNINGS shows: into a variable,
+    then SELECT @m, it would hand over the texts withheld there. For a session with masked
+    columns it is refused (myguard does not analyse it, and masking refuses what it cannot
+    read), and the variable is left as it was."""
+    with bob.cursor() as cur:
+        cur.execute("SET @m = 'unset'")
+        cur.execute("SELECT email, 1 / 0 FROM customers WHERE id <= 2")
+        cur.fetchall()
+        with pytest.raises(pymysql.err.MySQLError) as err:
+            cur.execute(get)
+        assert err.value.args[0] == 4701
+        cur.execute("SELECT @m")
+        assert cur.fetchone() == ("unset",)
