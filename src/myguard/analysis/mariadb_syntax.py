@@ -62,7 +62,7 @@ _SELECT_HINTS = frozenset(
 _SELECT_OPTIONS = _SELECT_HINTS | {"ALL", "DISTINCT", "DISTINCTROW"}
 _WORDS = frozenset().union(*_AFTER_FIRST.values(), _SELECT_HINTS)
 # Text that may hold something to rewrite: a modifier, a sequence call, VALUES, an ODBC
-# escape, an ordered GROUP BY, a ``.*`` target or a parenthesised UPDATE target.
+# escape, an ordered GROUP BY, a ``.*`` target, a parenthesised UPDATE target or DEFAULT(.
 _MAY_HOLD = re.compile(
     r"\b(?:" + "|".join(sorted(_WORDS | {"VALUE", "VALUES", "ASC", "DESC", "DEFAULT"})) + r")\b|\{"
     r"|\.\s*\*|^\s*UPDATE\b[^(]*\(",

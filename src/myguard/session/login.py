@@ -218,7 +218,6 @@ class LoginPhase:
             raise
         metrics.backend_connected(self.backend_config.name, time.perf_counter() - started)
         self.scanner = ResponseScanner(bool(self.capabilities & Capability.CLIENT_DEPRECATE_EOF))
-        self.scanner.known_status = self.backend.status  # the login's OK carries it
         self.read_as_logged_in()
 
     # -- command phase ---------------------------------------------------------------

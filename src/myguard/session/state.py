@@ -123,11 +123,12 @@ class SessionState:
             raise
         self.prepared.clear()
         self.read_as_logged_in()
-        self.scanner.known_status = self.backend.status
 
     def read_as_logged_in(self) -> None:
         """Statements read as on a backend session just logged in or reset: its status
-        flags, the client's character set, nothing asked yet."""
+        flags (the last answer's, which the login's or the reset's OK carries), the
+        client's character set, nothing asked yet."""
+        self.scanner.known_status = self.backend.status
         self.reading = TextReading(self.backend.status, self.pool.charset(self.collation))
 
     @property
