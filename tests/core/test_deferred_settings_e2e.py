@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import mysql.connector
+import MySQLdb
 import pymysql
 import pytest
 
@@ -266,3 +267,109 @@ def test_a_taught_set_names_still_changes_how_texts_read(private_proxy):
     texts = [r["statement"] for r in p.audit_records() if r.type == "statement"]
     assert texts.count("SET NAMES utf8mb4") == 3
     assert texts.count("SELECT 'naïve-4712'") == 2
+
+
+# OK-answered statements through which a tracking client's SETs must get the server's
+# bytes: autocommit switched off, in a transaction, character sets set again.
+TRACKED_SEQUENCE = [
+    "SET NAMES utf8mb4",
+    "SET autocommit=0",
+    "DO 1",
+    "BEGIN",
+    "SET autocommit=0",
+    "SET NAMES utf8mb4",
+    "COMMIT",
+    "SET autocommit=0",
+    "DO 2",
+]
+
+
+def _raw_answers(port: int, user: str, password: str, sequence: list[str]) -> list[bytes]:
+    client = RawClient(port)
+    assert client.login(user, password)[0] == 0
+    assert client.capabilities & (1 << 23)  # CLIENT_SESSION_TRACK
+    answers = [client.command(b"\x03" + sql.encode()) for sql in sequence]
+    client.close()
+    return answers
+
+
+def test_a_tracking_clients_settings_get_the_servers_answer(private_proxy, mariadb):
+    """Clients that track session state (libmariadb: mysqlclient, the CLI; Connector/J) get
+    what the server's trackers say in the OK to SET NAMES and SET autocommit: the first of
+    a text goes to the server and its OK is learned, the next ones are answered by myguard
+    with the same bytes, session after session, and checked against the server's own OK
+    when they reach it (no ``tracked_stale``)."""
+    p = private_proxy(workers=1)
+    want = _raw_answers(mariadb.port, "root", ROOT_PASSWORD, TRACKED_SEQUENCE)
+    assert any(len(ok) > 7 for ok in want)  # the server's trackers report the changes
+    for _ in range(3):
+        assert _raw_answers(p.port, **ALICE, sequence=TRACKED_SEQUENCE) == want
+    assert "event=tracked_stale" not in p.log()
+
+
+def test_mysqlclients_login_settings_go_with_its_first_query(private_proxy, mariadb):
+    """mysqlclient (libmariadb, tracking session state) sends SET NAMES and SET
+    autocommit=0 after every login: once learned, they cost no backend round trip of their
+    own; the general log shows them when the first query comes, half a second later, and
+    the query runs under them."""
+    p = private_proxy(workers=1)
+
+    def login():
+        return MySQLdb.connect(host="127.0.0.1", port=p.port, charset="utf8mb4", **ALICE)
+
+    for _ in range(2):  # the first decides them afresh, the second learns their OKs
+        login().close()
+    mariadb.sql("SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = ON;")
+    try:
+        conn = login()
+        assert conn.character_set_name() == "utf8mb4" and not conn.get_autocommit()
+        time.sleep(0.5)
+        cur = conn.cursor()
+        cur.execute("SELECT @@autocommit, @@character_set_client, 'tracked-4713'")
+        assert cur.fetchone() == (0, "utf8mb4", "tracked-4713")
+        conn.close()
+        rows = _general_log(mariadb, "tracked-4713")
+    finally:
+        mariadb.sql("SET GLOBAL general_log = OFF; TRUNCATE mysql.general_log;")
+    at = next(i for i, row in enumerate(rows) if "tracked-4713" in row[1])
+    sets = [row for row in rows[:at] if row[1] in ("SET NAMES utf8mb4", "SET autocommit=0")]
+    assert [row[1] for row in sets] == ["SET NAMES utf8mb4", "SET autocommit=0"]
+    assert all(rows[at][2] - row[2] < 0.25 for row in sets)  # sent with the query
+
+
+def test_an_answer_the_server_contradicts_is_learned_again(private_proxy, mariadb):
+    """The server's trackers change (here: ``session_track_state_change`` switched on for
+    new sessions): the next answer given from what was learned before is found to differ
+    when the server's own OK arrives with the next command (logged as ``tracked_stale``),
+    and the session after it gets the server's new answer again."""
+    p = private_proxy(workers=1)
+    sequence = ["SET autocommit=0", "DO 1"]
+    for _ in range(2):  # decided afresh, then learned
+        _raw_answers(p.port, **ALICE, sequence=sequence)
+    mariadb.sql("SET GLOBAL session_track_state_change = ON")
+    try:
+        want = _raw_answers(mariadb.port, "root", ROOT_PASSWORD, sequence)
+        assert want[0].endswith(b"\x02\x011")  # the state-change tracker's entry
+        stale = _raw_answers(p.port, **ALICE, sequence=sequence)
+        assert stale[0] != want[0]  # answered from what was learned before
+        assert "event=tracked_stale" in p.log()
+        assert _raw_answers(p.port, **ALICE, sequence=sequence) == want
+        assert _raw_answers(p.port, **ALICE, sequence=sequence) == want
+    finally:
+        mariadb.sql("SET GLOBAL session_track_state_change = OFF")
+    assert p.log().count("event=tracked_stale") == 1
+
+
+def test_a_session_that_changes_its_trackers_gets_the_servers_own_answers(private_proxy, mariadb):
+    """A session that changes its own session trackers is never answered from what other
+    sessions taught: its SETs go to the server, and what it sees is not taught."""
+    p = private_proxy(workers=1)
+    for _ in range(2):  # decided afresh, then learned
+        _raw_answers(p.port, **ALICE, sequence=["SET autocommit=0", "DO 1"])
+    sequence = ["SET session_track_state_change = ON", "SET autocommit=0", "DO 1"]
+    want = _raw_answers(mariadb.port, "root", ROOT_PASSWORD, sequence)
+    assert want[1].endswith(b"\x02\x011")
+    assert _raw_answers(p.port, **ALICE, sequence=sequence) == want
+    assert "event=tracked_stale" not in p.log()
+    plain = _raw_answers(mariadb.port, "root", ROOT_PASSWORD, ["SET autocommit=0"])
+    assert _raw_answers(p.port, **ALICE, sequence=["SET autocommit=0"]) == plain

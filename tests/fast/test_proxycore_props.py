@@ -435,6 +435,10 @@ class TeachingHandler(Handler):
         super().__init__(kinds)
         self.session = Session()
         self.withheld_diagnostics = False
+        self.own_trackers = False
+
+    def tracked_stale(self, repeat, fingerprint, tail, ok) -> None:
+        self.events.append(("tracked_stale", repeat, fingerprint, tail, ok))
 
     def repeat_ended(self, repeat, text, fingerprint, started) -> None:
         assert self.session.busy and started > 0
@@ -884,3 +888,96 @@ def test_a_taught_set_names_is_answered_by_the_core_while_texts_read_in_its_set(
     session.reading = TextReading(0, "utf8mb4")
     core.scanner.known_status = -1
     assert asked()
+
+
+# MariaDB's OK to SET autocommit=0 with its default trackers, after the status flags.
+TRACKED_OFF = bytes.fromhex("11000f0a6175746f636f6d6d6974034f4646")
+
+
+@pytest.mark.parametrize("impl", [compiled, python], ids=["compiled", "twin"])
+def test_a_learned_ok_answers_clients_that_track_session_state(impl):
+    """To a client that tracks session state, a taught SET is answered with the server's
+    OK learned for its text (``Repeat.tracked``: the flags, SERVER_SESSION_STATE_CHANGED
+    and what the trackers said), then checked against the server's own OK when it goes
+    with the next command: one that differs unlearns it (``tracked_stale``) and the next
+    goes to the handler. Not learned, or a session that changed its trackers: the
+    handler. A client that does not track gets the plain OK."""
+    fingerprints, handler, session, core, client, backend, head = audited(impl)
+    off = b"\x03SET autocommit=0"
+    fingerprint = fingerprints.fingerprint_hash(off[1:])
+    entry = core.repeats[fingerprint] = impl.Repeat(
+        "allow", session.ctx.policy, session.guard.context, text=off[1:].decode(),
+        head=head, quiet=True, autocommit=0, tracked=TRACKED_OFF,
+    )  # fmt: skip
+    asked = asker(handler, core, client, backend)
+    select = b"\x03SELECT 1"
+    answered = frame([b"\x00\x00\x00\x00\x40\x00\x00" + TRACKED_OFF], 1)
+
+    def then_select(server_ok: bytes) -> bytes:
+        client.written.clear()
+        handler.events.clear()
+        client.protocol.data_received(frame([select], 0))
+        assert bytes(backend.written).endswith(frame([off], 0) + frame([select], 0))
+        backend.protocol.data_received(frame([server_ok], 1) + frame([OK], 1))
+        assert core.deferred == []
+        return bytes(client.written)
+
+    session.capabilities = 1 << 23  # CLIENT_SESSION_TRACK
+    core.scanner.known_status = 0x0002
+    client.written.clear()
+    assert not asked(off)
+    assert bytes(client.written) == answered and core.deferred == [off]
+    assert core.scanner.known_status == 0
+    assert session.trail.records[-1][1]["q"] == "SET autocommit=0"
+    # the server agrees: nothing to tell, the client gets only the SELECT's answer
+    assert then_select(b"\x00\x00\x00\x00\x40\x00\x00" + TRACKED_OFF) == frame([OK], 1)
+    assert "tracked_stale" not in [e[0] for e in handler.events]
+    assert entry.tracked == TRACKED_OFF
+    handler.own_trackers = True
+    assert asked(off)
+    handler.own_trackers = False
+    client.written.clear()
+    assert not asked(off)
+    assert bytes(client.written) == answered
+    # the server's trackers now report the state change too: unlearned, the next asked
+    theirs = b"\x00\x00\x00\x00\x40\x00\x00" + TRACKED_OFF[:-1] + b"F\x02\x011"
+    assert then_select(theirs) == frame([OK], 1)
+    stale = [e for e in handler.events if e[0] == "tracked_stale"]
+    assert stale == [("tracked_stale", entry, fingerprint, TRACKED_OFF, theirs)]
+    assert entry.tracked is None
+    assert asked(off)
+    # a client that does not track: the plain OK, whatever was learned
+    entry.tracked = TRACKED_OFF
+    session.capabilities = 0
+    core.scanner.known_status = 0x0002
+    client.written.clear()
+    assert not asked(off)
+    assert bytes(client.written) == frame([b"\x00\x00\x00\x00\x00\x00\x00"], 1)
+    # deferred and then taken back by the session task: nothing left to check
+    session.capabilities = 1 << 23
+    core.take_deferred()
+    assert not asked(off)
+    assert core.take_deferred() == [off]
+    handler.events.clear()
+    client.protocol.data_received(frame([select], 0))
+    backend.protocol.data_received(frame([OK], 1))
+    assert bytes(backend.written).endswith(frame([select], 0)) and entry.tracked == TRACKED_OFF
+
+
+@pytest.mark.parametrize("impl", [compiled, python], ids=["compiled", "twin"])
+def test_the_end_of_a_response_is_kept_when_asked(impl):
+    """``keep_end``: the client's last run of the next response, whole, for ``take_kept``,
+    once; not for a masked response."""
+    handler = Handler([1, 1, 1])
+    core, client, backend, _ = attached(impl, handler)
+    core.serve()
+    core.keep_end = True
+    client.protocol.data_received(frame([b"\x03SET autocommit=0"], 0))
+    answer = frame([b"\x00\x00\x00\x00\x40\x00\x00" + TRACKED_OFF], 1)
+    backend.protocol.data_received(answer[:5])
+    backend.protocol.data_received(answer[5:])
+    assert core.take_kept() == answer and core.take_kept() is None
+    assert not core.keep_end
+    client.protocol.data_received(frame([b"\x03SELECT 1"], 0))
+    backend.protocol.data_received(frame([OK], 1))
+    assert core.take_kept() is None

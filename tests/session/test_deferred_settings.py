@@ -7,7 +7,7 @@ import pytest
 
 from myguard.protocol.charsets import ClientCharsets
 from myguard.protocol.constants import ServerStatus
-from myguard.session.deferred_settings import Setting, read, status_after
+from myguard.session.deferred_settings import Setting, read, status_after, tracked_tail
 
 AUTOCOMMIT = ServerStatus.SERVER_STATUS_AUTOCOMMIT
 IN_TRANS = ServerStatus.SERVER_STATUS_IN_TRANS
@@ -91,3 +91,55 @@ def test_client_charsets_allow_what_the_backend_lists_for_clients() -> None:
     assert not charsets.allows("gbk", None)  # not listed
     assert not charsets.allows("ucs2", None)
     assert not ClientCharsets([]).allows("utf8mb4", None)
+
+
+# What MariaDB 10.11 answers with its default trackers (session_track_system_variables:
+# autocommit and the character sets), as seen on the wire.
+AUTOCOMMIT_OFF = bytes.fromhex("11000f0a6175746f636f6d6d6974034f4646")
+NAMES_UTF8MB4 = bytes.fromhex(
+    "62001d146368617261637465725f7365745f636c69656e7407757466386d6234"
+    "001e156368617261637465725f7365745f726573756c747307757466386d6234"
+    "0021186368617261637465725f7365745f636f6e6e656374696f6e07757466386d6234"
+)
+STATE_CHANGED = ServerStatus.SERVER_SESSION_STATE_CHANGED
+
+
+def ok(status: int, tail: bytes = b"", warnings: int = 0, head: bytes = b"\x00\x00\x00") -> bytes:
+    return head + status.to_bytes(2, "little") + warnings.to_bytes(2, "little") + tail
+
+
+@pytest.mark.parametrize(
+    ("status", "tail"),
+    [
+        (0, AUTOCOMMIT_OFF),
+        (AUTOCOMMIT | IN_TRANS, NAMES_UTF8MB4),
+        (0, bytes.fromhex("14000f0a6175746f636f6d6d6974034f4646020131")),  # state_change
+        (0, b"\x00" + AUTOCOMMIT_OFF),  # MySQL: the empty info text first
+        (AUTOCOMMIT, b""),  # nothing tracked
+    ],
+)
+def test_a_servers_ok_to_a_setting_is_learned_with_what_its_trackers_said(
+    status: int, tail: bytes
+) -> None:
+    flags = status | STATE_CHANGED if tail else status
+    assert tracked_tail(ok(flags, tail), status) == tail
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        ok(STATE_CHANGED | AUTOCOMMIT, AUTOCOMMIT_OFF),  # other flags than expected
+        ok(0, AUTOCOMMIT_OFF),  # changes without the flag that says so
+        ok(STATE_CHANGED, b""),  # the flag without changes
+        ok(STATE_CHANGED, AUTOCOMMIT_OFF, warnings=1),
+        ok(STATE_CHANGED, AUTOCOMMIT_OFF, head=b"\x00\x01\x00"),  # a row affected
+        ok(STATE_CHANGED, AUTOCOMMIT_OFF[:-1]),  # truncated
+        ok(STATE_CHANGED, AUTOCOMMIT_OFF + b"\x00"),  # more than the length says
+        ok(STATE_CHANGED, b"\x0b\x05\x09\x08________"),  # transaction state: not the text's
+        ok(STATE_CHANGED, b"\x07\x01\x05\x04shop"),  # a schema
+        b"\xff\x19\x04#42000",
+        b"",
+    ],
+)
+def test_an_ok_that_says_more_than_the_text_decides_is_not_learned(answer: bytes) -> None:
+    assert tracked_tail(answer, 0) is None

@@ -12,6 +12,7 @@ cdef class Repeat:
     cdef readonly StatementHead head
     cdef readonly bint quiet
     cdef readonly int autocommit
+    cdef public bytes tracked
 
 
 cdef class Sender:
@@ -50,7 +51,10 @@ cdef class ProxyCore:
     cdef long long _kind
     cdef readonly list deferred
     cdef int _settling
+    cdef dict _checks, _expect
     cdef readonly bint sent
+    cdef public bint keep_end
+    cdef bytes _kept
 
     cpdef attach(self, client_stream, backend_stream)
     cpdef serve(self)
@@ -59,6 +63,7 @@ cdef class ProxyCore:
     cpdef discard_rest(self)
     cpdef defer(self, list payloads)
     cpdef list take_deferred(self)
+    cpdef object take_kept(self)
     cpdef detach(self)
     cpdef close(self)
     cpdef write_client(self, data)
@@ -79,6 +84,7 @@ cdef class ProxyCore:
     cdef backend_data(self, bytes data)
     cdef _relay(self, bytes data)
     cdef object _settle(self, bytes data)
+    cdef _check_tail(self, tuple check, bytes ok)
     cdef _send(self, run, list runs)
     cdef Py_ssize_t _relay_masked(self, bytes data, list out) except -1
     cdef backend_gone(self, str reason)

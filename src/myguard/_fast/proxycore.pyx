@@ -47,6 +47,7 @@ cdef enum:
     _MAX_DEFERRED = 16
     _CLIENT_SESSION_TRACK = 1 << 23
     _AUTOCOMMIT = 0x0002  # SERVER_STATUS_AUTOCOMMIT
+    _STATE_CHANGED = 0x4000  # SERVER_SESSION_STATE_CHANGED
     _SESSION_FLAGS = 0x0001 | 0x0002 | 0x0200 | 0x2000  # ServerStatus.SESSION_FLAGS
 
 
@@ -135,7 +136,7 @@ cdef class Repeat:
 
     def __init__(self, decision, policy, context, fingerprint=None, str text=None,
                  prepared=None, StatementHead head=None, bint quiet=False, int autocommit=-1,
-                 str names=None):
+                 str names=None, bytes tracked=None):
         self.decision = decision
         self.policy = policy
         self.context = context
@@ -146,6 +147,7 @@ cdef class Repeat:
         self.quiet = quiet
         self.autocommit = autocommit
         self.names = names
+        self.tracked = tracked
 
 
 cdef class ClientSide:
@@ -231,7 +233,11 @@ cdef class ProxyCore:
         self._kind = 0
         self.deferred = []
         self._settling = 0
+        self._checks = {}
+        self._expect = {}
         self.sent = False
+        self.keep_end = False
+        self._kept = None
 
     # -- taking over and handing back ------------------------------------------------------
 
@@ -272,8 +278,12 @@ cdef class ProxyCore:
         if self.deferred:
             # In the same write, so the backend applies them first (_settle drops their OKs).
             data = b"".join([build_packets(p, 0)[0] for p in self.deferred]) + data
-            self._settling = len(self.deferred)
+            count = len(self.deferred)
+            self._settling = count
             self.deferred = []
+            if self._checks:
+                self._expect = {count - i: check for i, check in self._checks.items()}
+                self._checks = {}
             self.scanner.start(_KIND_QUERY, False, False)
         else:
             self.scanner.start(kind, not masked, masked)
@@ -290,7 +300,14 @@ cdef class ProxyCore:
         """What was deferred and not sent (see the twin)."""
         payloads = self.deferred
         self.deferred = []
+        self._checks = {}
         return payloads
+
+    cpdef object take_kept(self):
+        """The end of the response ``keep_end`` asked for (see the twin)."""
+        kept = self._kept
+        self._kept = None
+        return kept
 
     cpdef mask_rows(self, masker, bint binary):
         """Rows of the current result set go through ``masker.rewrite_packets``."""
@@ -492,11 +509,16 @@ cdef class ProxyCore:
         """Answer a taught SET autocommit or SET NAMES with the server's OK and defer it;
         False when the handler must (see the twin)."""
         cdef long long status = self.scanner.known_status
+        cdef long long flags
         cdef double started, clock
         cdef bytearray ok
+        cdef bytes tail = b""
         session = self._session
+        if session.capabilities & _CLIENT_SESSION_TRACK:
+            tail = entry.tracked
+            if tail is None or self.handler.own_trackers:
+                return False
         if (text != entry.text or status < 0 or len(self.deferred) >= _MAX_DEFERRED
-                or session.capabilities & _CLIENT_SESSION_TRACK
                 or self.handler.withheld_diagnostics):
             return False
         status &= _SESSION_FLAGS
@@ -513,12 +535,17 @@ cdef class ProxyCore:
             return False
         started = _clock(CLOCK_REALTIME)
         clock = _clock(CLOCK_MONOTONIC)
+        if PyBytes_GET_SIZE(tail):
+            self._checks[len(self.deferred)] = (entry, fingerprint, tail)
+            flags = status | _STATE_CHANGED
+        else:
+            flags = status
         self.deferred.append(payload)
         self.scanner.known_status = status
         ok = bytearray(b"\x00\x00\x00\x00\x00\x00\x00")
-        ok[3] = status & 0xFF
-        ok[4] = (status >> 8) & 0xFF
-        self.write_client(build_packets(bytes(ok), 1)[0])
+        ok[3] = flags & 0xFF
+        ok[4] = (flags >> 8) & 0xFF
+        self.write_client(build_packets(bytes(ok) + tail, 1)[0])
         self._record(head, text, fingerprint, 0, 0, started)
         session.last_active = clock
         session.current_statement = text
@@ -635,6 +662,9 @@ cdef class ProxyCore:
         if scanner.done:
             # The audit record before the end of the response (see the twin).
             self._state = _IDLE
+            if self.keep_end:
+                self.keep_end = False
+                self._kept = None if self._masked or run is None else run
             self._ended()
             if self._masked and scanner.error_code and runs:
                 # the ERR is the last packet (no negative index: wraparound is off here)
@@ -668,12 +698,24 @@ cdef class ProxyCore:
                 self._state = _CLOSED
                 self.handler.settings_failed(data[:used])
                 return None
+            if self._expect:
+                check = self._expect.pop(self._settling, None)
+                if check is not None:
+                    self._check_tail(check, data[4:used])
             data = data[used:]
             self._settling -= 1
             if self._settling:
                 scanner.start(_KIND_QUERY, False, False)
         scanner.start(self._kind, not self._masked, self._masked)
         return data
+
+    cdef _check_tail(self, tuple check, bytes ok):
+        """The server's own OK to a setting answered with a learned tail (see the twin)."""
+        cdef Repeat entry = check[0]
+        tail = check[2]
+        if ok[:3] != b"\x00\x00\x00" or ok[5:7] != b"\x00\x00" or ok[7:] != tail:
+            entry.tracked = None
+            self.handler.tracked_stale(entry, check[1], tail, ok)
 
     cdef _send(self, run, list runs):
         if run is not None:

@@ -49,7 +49,10 @@ Handler methods (all synchronous, none may raise):
 ``repeat_ended(...)``, ``shared_head(repeat, fingerprint) -> StatementHead | None``,
 ``masked_error(run) -> bytes`` (the last run of a masked response that ended in an ERR),
 ``client_lost(reason)``, ``backend_lost(reason, mid_response)``, ``core_failed(exc)``,
-``settings_failed(run)`` (the ERR the backend sent for what was deferred).
+``settings_failed(run)`` (the ERR the backend sent for what was deferred),
+``tracked_stale(repeat, fingerprint, tail, ok)`` (the server's OK to a setting answered
+with a learned tail differed; the core has unlearned it on ``repeat``). Attributes read:
+``withheld_diagnostics``, ``own_trackers`` (the session changed its session trackers).
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ FORWARDED = -4  # the handler forwarded it itself (rewritten), with ``forward``
 # forwarding beyond this.
 MAX_DEFERRED = 16
 _CLIENT_SESSION_TRACK = 1 << 23
+_STATE_CHANGED = ServerStatus.SERVER_SESSION_STATE_CHANGED
 
 # Client bytes buffered beyond this (pipelined commands, a LOCAL INFILE the backend has not
 # taken yet) pause reading from the client.
@@ -99,7 +103,7 @@ class Repeat:
 
     __slots__ = (
         "decision", "policy", "context", "fingerprint", "text", "prepared", "head", "quiet",
-        "autocommit", "names",
+        "autocommit", "names", "tracked",
     )  # fmt: skip
 
     def __init__(
@@ -114,6 +118,7 @@ class Repeat:
         quiet: bool = False,
         autocommit: int = -1,
         names: str | None = None,
+        tracked: bytes | None = None,
     ) -> None:
         self.decision = decision
         self.policy = policy
@@ -129,6 +134,11 @@ class Repeat:
         # A SET NAMES of exactly ``text``, whose set reads texts with this codec: the core
         # answers it itself while the session reads with it already (nothing to follow).
         self.names = names
+        # For clients that track session state: what follows the status flags and
+        # warnings in the server's OK to that SET (deferred_settings.tracked_tail); None:
+        # not learned (or unlearned: the server's OK differed), such clients go to the
+        # handler. The one field the core writes: it unlearns what the server contradicts.
+        self.tracked = tracked
 
 
 class ClientSide:
@@ -275,7 +285,14 @@ class ProxyCore:
         # number of their responses still to read and drop.
         self.deferred: list[bytes] = []
         self._settling = 0
+        # Settings answered with a learned tail, to check against the server's own OK: by
+        # position in ``deferred``; once sent, by the number still to settle at theirs.
+        self._checks: dict[int, tuple[Repeat, int, bytes]] = {}
+        self._expect: dict[int, tuple[Repeat, int, bytes]] = {}
         self.sent = False  # anything written to the backend (the pool resets what was)
+        # The handler asks for the end of the next response (``take_kept``).
+        self.keep_end = False
+        self._kept: bytes | None = None
 
     # -- taking over and handing back ------------------------------------------------------
 
@@ -316,8 +333,11 @@ class ProxyCore:
         if self.deferred:
             # In the same write, so the backend applies them first (_settle drops their OKs).
             data = b"".join([build_packets(p, 0)[0] for p in self.deferred]) + data
-            self._settling = len(self.deferred)
+            self._settling = count = len(self.deferred)
             self.deferred = []
+            if self._checks:
+                self._expect = {count - i: check for i, check in self._checks.items()}
+                self._checks = {}
             self.scanner.start(RESPONSE_QUERY)
         else:
             self.scanner.start(kind, not masked, masked)
@@ -334,7 +354,14 @@ class ProxyCore:
     def take_deferred(self) -> list[bytes]:
         """What was deferred and not sent (the session task sends it before its own I/O)."""
         payloads, self.deferred = self.deferred, []
+        self._checks = {}
         return payloads
+
+    def take_kept(self) -> bytes | None:
+        """What the client got of the chunk that ended the response ``keep_end`` asked
+        for (unmasked: an OK's packet, whole); None when no response ended so."""
+        kept, self._kept = self._kept, None
+        return kept
 
     def mask_rows(self, masker: Any, binary: bool) -> None:
         """Rows of the current result set go through ``masker.rewrite_packets``."""
@@ -529,15 +556,20 @@ class ProxyCore:
         safe). False when the handler must: another text of the shape (another value), the
         status not known, autocommit switched on (that commits), a set the session's texts
         do not read in already (the handler follows the change), a client that tracks
-        session state, ``MAX_DEFERRED`` waiting, diagnostics withheld to clear, a record
-        needing Python."""
+        session state and whose OK for the text was not learned (``Repeat.tracked``) or
+        that changed its own trackers, ``MAX_DEFERRED`` waiting, diagnostics withheld to
+        clear, a record needing Python."""
         session = self._session
         status = self.scanner.known_status
+        tail = b""
+        if session.capabilities & _CLIENT_SESSION_TRACK:
+            tail = entry.tracked
+            if tail is None or self.handler.own_trackers:
+                return False
         if (
             text != entry.text
             or status < 0
             or len(self.deferred) >= MAX_DEFERRED
-            or session.capabilities & _CLIENT_SESSION_TRACK
             or self.handler.withheld_diagnostics
         ):
             return False
@@ -554,10 +586,13 @@ class ProxyCore:
         if head is False:
             return False
         started, clock = time.time(), time.monotonic()
+        if tail:
+            self._checks[len(self.deferred)] = (entry, fingerprint, tail)
         self.deferred.append(payload)
         self.scanner.known_status = status
+        flags = status | _STATE_CHANGED if tail else status
         self.write_client(
-            build_packets(b"\x00\x00\x00" + status.to_bytes(2, "little") + b"\x00\x00", 1)[0]
+            build_packets(b"\x00\x00\x00" + flags.to_bytes(2, "little") + b"\x00\x00" + tail, 1)[0]
         )
         self._record(head, text, fingerprint, 0, 0, started)
         session.last_active = clock
@@ -677,6 +712,9 @@ class ProxyCore:
             # The statement's audit record reaches the kernel before the client sees the
             # end of its response: a crash after that loses no acknowledged statement.
             self._state = _IDLE
+            if self.keep_end:
+                self.keep_end = False
+                self._kept = None if self._masked or not out else out[0]
             self._ended()
             if self._masked and scanner.error_code and out:
                 out[-1] = self.handler.masked_error(out[-1])  # the ERR is its last packet
@@ -708,12 +746,24 @@ class ProxyCore:
                 self._state = _CLOSED
                 self.handler.settings_failed(data[:used])
                 return None
+            if self._expect:
+                check = self._expect.pop(self._settling, None)
+                if check is not None:
+                    self._check_tail(check, data[4:used])
             data = data[used:]
             self._settling -= 1
             if self._settling:
                 scanner.start(RESPONSE_QUERY)
         scanner.start(self._kind, not self._masked, self._masked)
         return data
+
+    def _check_tail(self, check: tuple[Repeat, int, bytes], ok: bytes) -> None:
+        """The server's own OK (payload) to a setting answered with a learned tail: one
+        that differs unlearns it (``handler.tracked_stale``)."""
+        entry, fingerprint, tail = check
+        if ok[:3] != b"\x00\x00\x00" or ok[5:7] != b"\x00\x00" or ok[7:] != tail:
+            entry.tracked = None
+            self.handler.tracked_stale(entry, fingerprint, tail, ok)
 
     def _send(self, runs: list[bytes]) -> None:
         """One write (a system call) for the runs of one received chunk."""

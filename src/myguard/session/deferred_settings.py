@@ -17,6 +17,16 @@ transaction: its locks must go when the client asks, not at its next command). N
 here: the handler decides with these and teaches the core each text it may answer itself
 (``Repeat.autocommit``; ``Repeat.names``, while the session reads texts in that set
 already); the core sends them.
+
+A client that tracks session state (``CLIENT_SESSION_TRACK``: libmariadb, so mysqlclient
+and the ``mariadb`` CLI; Connector/J) gets what changed in the OK, as the server's session
+trackers report it: which variables they track is the server's configuration, not
+myguard's. So for those clients the first such SET of a text goes to the server, and the
+part of its OK after the status flags and warnings (``tracked_tail``) is learned with the
+text; the core answers the next ones with it. The server's own OK for each one answered
+so is checked when it arrives with the next command: one that differs (the server's
+tracker configuration changed) unlearns the text. A session that changes its own trackers
+(``session_track_*``) is never answered so, nor taught what it sees.
 """
 
 from __future__ import annotations
@@ -24,7 +34,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from myguard.protocol.codec import PayloadReader
 from myguard.protocol.constants import ServerStatus
+from myguard.protocol.errors import ProtocolError
 
 _WORD = r"(?:'(\w+)'|\"(\w+)\"|`(\w+)`|(\w+))"
 _NAMES = re.compile(
@@ -37,6 +49,12 @@ _AUTOCOMMIT = re.compile(
 ).fullmatch
 _ON = frozenset({"1", "on", "true"})
 _AUTOCOMMIT_FLAG = ServerStatus.SERVER_STATUS_AUTOCOMMIT
+_STATE_CHANGED = ServerStatus.SERVER_SESSION_STATE_CHANGED
+# Session tracker entries whose content the SET's text alone decides: a system variable's
+# new value, and "the state changed". (Schema, GTIDs and transaction state depend on more.)
+SESSION_TRACK_SYSTEM_VARIABLES = 0
+SESSION_TRACK_STATE_CHANGE = 2
+_TEXT_DECIDED = frozenset({SESSION_TRACK_SYSTEM_VARIABLES, SESSION_TRACK_STATE_CHANGE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +90,35 @@ def status_after(setting: Setting, status: int) -> int | None:
     if setting.autocommit:
         return status if status & _AUTOCOMMIT_FLAG else None
     return status & ~_AUTOCOMMIT_FLAG
+
+
+def tracked_tail(ok: bytes, status: int) -> bytes | None:
+    """What follows the status flags and warnings in ``ok``, the server's OK (a payload)
+    to a deferrable SET from a client that tracks session state, when the next ones of its
+    text may be answered with it: no rows, id or warnings; the status flags ``status``
+    (``status_after``'s) plus SERVER_SESSION_STATE_CHANGED exactly when it reports changes;
+    only changes the text decides (``_TEXT_DECIDED``). None otherwise."""
+    if len(ok) < 7 or ok[:3] != b"\x00\x00\x00" or ok[5:7] != b"\x00\x00":
+        return None
+    flags = int.from_bytes(ok[3:5], "little")
+    tail = ok[7:]
+    if flags & ~_STATE_CHANGED != status:
+        return None
+    if not flags & _STATE_CHANGED:
+        return tail if not tail else None
+    # MariaDB sends the changes alone, MySQL the (empty) info text first.
+    for skip_info in (False, True):
+        reader = PayloadReader(tail)
+        try:
+            if skip_info:
+                reader.lenenc_str()
+            if reader.lenenc_int() != reader.remaining() or not reader.remaining():
+                continue
+            while reader.remaining():
+                if reader.int1() not in _TEXT_DECIDED:
+                    return None
+                reader.lenenc_str()
+        except ProtocolError:
+            continue
+        return tail
+    return None

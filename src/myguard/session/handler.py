@@ -168,7 +168,7 @@ class StatementHandler:
 
     __slots__ = (
         "session", "core", "_waiter", "_running", "_command_byte", "_perf", "withheld_diagnostics",
-        "_seen",
+        "_seen", "own_trackers", "_learning",
     )  # fmt: skip
 
     def __init__(self, session: SessionState) -> None:
@@ -182,6 +182,10 @@ class StatementHandler:
         # statement that read masked columns: the slow path answers those with them withheld.
         self.withheld_diagnostics = False
         self._seen: dict[int, bool] = {}  # shapes forwarded once on another session's verdict
+        # The session changed its session trackers: the OKs its settings get are its own.
+        self.own_trackers = False
+        # A setting forwarded to learn its OK (``_learn``): statement, decision, status.
+        self._learning: tuple[StatementText, Decision, deferred_settings.Setting, int] | None = None
 
     def wait(self) -> asyncio.Future[tuple[bytes, Decided | None] | None]:
         """What the session task waits for: a command it must run itself (with what was
@@ -215,6 +219,7 @@ class StatementHandler:
         s.last_active = time.monotonic()
         self._perf = time.perf_counter()
         self._running = None
+        self._learning = None
         self._command_byte = payload[0] if payload else 0
         # An error that ends the session detaches: the session task reports it and closes.
         if not payload:
@@ -252,6 +257,8 @@ class StatementHandler:
             s.reading.after_response(scanner.status, error)
             if running is not None:
                 self._statement_ended(running, scanner)
+                if self._learning is not None and not error:
+                    self._learn(*self._learning)
         except Exception as exc:
             self._end(exc)
             return
@@ -310,6 +317,7 @@ class StatementHandler:
                 autocommit=repeat.autocommit,
                 names=repeat.names,
                 text=repeat.text,
+                tracked=repeat.tracked,
             )
 
     def shows_withheld(self, text: str) -> bool:
@@ -372,6 +380,28 @@ class StatementHandler:
                 fatal=True,
             )
         )
+
+    def tracked_stale(self, repeat: Any, fingerprint: int, tail: bytes, ok: bytes) -> None:
+        """The server's OK to a setting the core answered with a learned tail differed
+        (its session trackers' configuration changed): the copy this identity context
+        shares is unlearned too, so the next one of its text goes to the server again."""
+        s = self.session
+        try:
+            taught = s.guard.taught
+            shared = taught.get(fingerprint) if taught is not None else None
+            if shared is not None and shared.text == repeat.text:
+                shared.tracked = None
+            metrics.ERRORS.labels("tracked_stale").inc()
+            event(
+                logging.WARNING,
+                "tracked_stale",
+                session=s.id,
+                statement=repeat.text,
+                answered=tail.hex(),
+                server=ok[7:].hex(),
+            )
+        except Exception:  # none may raise; the entry itself is unlearned already
+            return
 
     def forward(self, payload: bytes, decided: Decided) -> None:
         """Send a command the session task decided on (after ``core.attach``)."""
@@ -515,21 +545,21 @@ class StatementHandler:
         self,
         statement: StatementText,
         decision: Decision,
-        misses: int,
         autocommit: int = -1,
         names: str | None = None,
+        tracked: bytes | None = None,
     ) -> None:
         """Teach the core a query forwarded as it was, with a plain allow from the policy's
-        cache (an analysis that depends on its literals is never cached): the core forwards
-        the next ones of its shape itself (``repeat_ended``), or asks ``_repeat``; with
-        ``autocommit`` or ``names`` (its set's codec), a SET autocommit or SET NAMES it
-        answered and deferred (``_defer``), which the core answers and defers itself when
-        its text is the same."""
+        cache (callers check: an analysis that depends on its literals is never cached):
+        the core forwards the next ones of its shape itself (``repeat_ended``), or asks
+        ``_repeat``; with ``autocommit`` or ``names`` (its set's codec), a SET autocommit or
+        SET NAMES it answered and deferred (``_defer``) or learned the OK of (``_learn``:
+        ``tracked``), which the core answers and defers itself when its text is the same.
+        Never one that changes session trackers: the handler must see those."""
         s = self.session
         policy = s.ctx.policy
         if (
             decision.observed  # each one is logged
-            or policy.cache_misses != misses
             or s.reading.known_ambiguity(statement.text) is not None  # not decided by shape
             # a KILL or a backend view may hide in a literal
             or kill_stmt.reads_literals(decision.statements)
@@ -539,6 +569,8 @@ class StatementHandler:
         setting = autocommit >= 0 or names is not None
         if not setting and deferred_settings.read(text) is not None:
             return  # its shape answered here (_defer) when the session's status allows
+        if "session_track" in text.lower():
+            return
         quiet = _quiet(text, decision)
         taught = text if setting else None
         self._teach(
@@ -549,11 +581,19 @@ class StatementHandler:
             autocommit=autocommit,
             names=names,
             text=taught,
+            tracked=tracked,
         )
         # Without a head or context: the core takes it for any session of this identity
         # context and leaves its end to repeat_ended, which teaches the session's own.
         shared = _core.Repeat(
-            decision, policy, None, text=taught, quiet=quiet, autocommit=autocommit, names=names
+            decision,
+            policy,
+            None,
+            text=taught,
+            quiet=quiet,
+            autocommit=autocommit,
+            names=names,
+            tracked=tracked,
         )
         _put(s.guard.taught_verdicts(policy), statement.fingerprint, shared)
 
@@ -567,9 +607,11 @@ class StatementHandler:
         autocommit: int = -1,
         names: str | None = None,
         text: str | None = None,
+        tracked: bytes | None = None,
     ) -> None:
         """``autocommit`` (0, 1) or ``names`` (a codec) with the exact ``text``: a SET
-        autocommit or SET NAMES the core answers and defers itself (``_defer``)."""
+        autocommit or SET NAMES the core answers and defers itself (``_defer``), to clients
+        that track session state with ``tracked`` (``_learn``)."""
         s = self.session
         repeat = _core.Repeat(
             decision,
@@ -580,6 +622,7 @@ class StatementHandler:
             quiet=quiet,
             autocommit=autocommit,
             names=names,
+            tracked=tracked,
         )
         _put(self.core.repeats, fingerprint, repeat)
 
@@ -595,6 +638,8 @@ class StatementHandler:
             self._running = Decided(_QUERY, statement, decision)
             return _scan.RESPONSE_QUERY
         words = text.lower()  # one copy for the cheap tests of what else it may be
+        if "session_track" in words:
+            self.own_trackers = True
         if (
             ("kill" in words and kill_stmt.is_kill(payload[1:]))
             or ("myguard" in words and is_myguard_command(text))
@@ -615,28 +660,27 @@ class StatementHandler:
             return DETACH  # answered, or rewritten, from what the slow path gathers
         if decision is None or decision.action != ALLOW or s.trail.always:
             return DETACH  # needs I/O: an estimate, settings, lineage, approval, intent record
-        if words.lstrip().startswith("set") and self._defer(payload, statement, decision, misses):
+        cached = s.ctx.policy.cache_misses == misses
+        if words.lstrip().startswith("set") and self._defer(payload, statement, decision, cached):
             return ANSWERED
         verdict = self._send(payload, _scan.RESPONSE_QUERY, decision, words)
         # SHOW WARNINGS/ERRORS: whether the slow path answers it is session state.
-        if verdict != FORWARDED and not shows_diagnostics(text):
-            self._remember(statement, decision, misses)
+        if verdict != FORWARDED and cached and not shows_diagnostics(text):
+            self._remember(statement, decision)
         return verdict
 
     def _defer(
-        self, payload: bytes, statement: StatementText, decision: Decision, misses: int
+        self, payload: bytes, statement: StatementText, decision: Decision, cached: bool
     ) -> bool:
         """Answer a SET NAMES or SET autocommit here and leave it for the core to send in
         front of the next command (deferred_settings.py); False when it goes now: another
         statement, a change that commits, names the backend does not list, a client that
-        tracks session state (its OK would carry what changed), or many waiting already.
-        Both are taught: the core answers the next ones of their text itself."""
+        tracks session state (its OK carries what changed: learned from this one, see
+        ``_learn``), or many waiting already. Both are taught: the core answers the next
+        ones of their text itself."""
         s = self.session
         core = self.core
-        if (
-            s.capabilities & Capability.CLIENT_SESSION_TRACK
-            or len(core.deferred) >= _core.MAX_DEFERRED
-        ):
+        if len(core.deferred) >= _core.MAX_DEFERRED:
             return False
         setting = deferred_settings.read(statement.text)
         if setting is None:
@@ -648,17 +692,51 @@ class StatementHandler:
         status = deferred_settings.status_after(setting, s.status())
         if status is None:
             return False
+        if s.capabilities & Capability.CLIENT_SESSION_TRACK:
+            if cached and not self.own_trackers:
+                self._learning = (statement, decision, setting, status)
+                core.keep_end = True
+            return False
         core.defer([payload])
         s.scanner.known_status = status
         core.answer([ok_packet(status=status)])
         self.withheld_diagnostics = False  # the SET clears the diagnostics area when it runs
         self._recorded(Decided(_QUERY, statement, decision), Outcome())
         self._finished("ok")
-        if setting.autocommit is not None:
-            self._remember(statement, decision, misses, autocommit=int(setting.autocommit))
-        else:
-            self._remember(statement, decision, misses, names=charset_codec(setting.names[0]))
+        if cached:
+            self._remember_setting(statement, decision, setting)
         return True
+
+    def _remember_setting(
+        self,
+        statement: StatementText,
+        decision: Decision,
+        setting: deferred_settings.Setting,
+        tracked: bytes | None = None,
+    ) -> None:
+        if setting.autocommit is not None:
+            self._remember(statement, decision, autocommit=int(setting.autocommit), tracked=tracked)
+        else:
+            codec = charset_codec(setting.names[0])
+            self._remember(statement, decision, names=codec, tracked=tracked)
+
+    def _learn(
+        self,
+        statement: StatementText,
+        decision: Decision,
+        setting: deferred_settings.Setting,
+        status: int,
+    ) -> None:
+        """A setting forwarded for a client that tracks session state has ended in an OK:
+        taught with what follows the OK's status flags (``deferred_settings.tracked_tail``),
+        which the core answers the next ones of its text with."""
+        self._learning = None
+        kept = self.core.take_kept()
+        if kept is None or int.from_bytes(kept[:3], "little") != len(kept) - 4:
+            return  # not one whole packet
+        tail = deferred_settings.tracked_tail(kept[4:], status)
+        if tail is not None:
+            self._remember_setting(statement, decision, setting, tail)
 
     def _prepare(self, payload: bytes) -> int:
         statement = self._received(payload)
