@@ -13,7 +13,8 @@ back, the order rotated per round; the report gives per target the median QPS, C
 statement and QPS / HAProxy (median of the per-round ratios). ``connect`` measures the
 connection rate (connect, authenticate, quit from 4 processes for 5 s) of MariaDB and
 each variant, interleaved the same way; ``request`` the same with one point select per
-connection (a connection opened per request).
+connection (a connection opened per request). ``--client mysqlclient`` makes those loops
+use mysqlclient (libmariadb, a client that tracks session state) instead of PyMySQL.
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ def run(args: argparse.Namespace) -> None:
             _sysbench(args, targets)
         for measure in ("connect", "request"):
             if measure in measures:
-                _connect(args.rounds, [stack.direct(), *targets[1:]], measure == "request")
+                _connect(
+                    args.rounds, [stack.direct(), *targets[1:]], measure == "request", args.client
+                )
     finally:
         stack.stop()
 
@@ -100,12 +103,12 @@ def _sysbench(args: argparse.Namespace, targets: list[Target]) -> None:
               f"{median['cpu_us_per_query']:.1f} | {median['vs_haproxy']:.3f} |")  # fmt: skip
 
 
-def _connect(rounds: int, targets: list[Target], request: bool) -> None:
+def _connect(rounds: int, targets: list[Target], request: bool, client: str) -> None:
     results: dict[str, list[dict[str, object]]] = {}
-    what = "request" if request else "connect"
+    what = f"{'request' if request else 'connect'} ({client})"
     for r in range(rounds):
         for target in _rotated(targets, r):
-            result = connect_rate(target, 4, 5, request)
+            result = connect_rate(target, 4, 5, request, client)
             results.setdefault(target.name, []).append(result)
             print(f"round {r} {what} {target.name}: {result['per_s']}/s, "
                   f"{result.get('target_cpu_us_per_conn')} µs", flush=True)  # fmt: skip
@@ -124,6 +127,7 @@ def main() -> None:
     parser.add_argument("--threads", default="16")
     parser.add_argument("--ps", default="disable,auto")
     parser.add_argument("--measure", default="sysbench", help="any of sysbench, connect, request")
+    parser.add_argument("--client", default="pymysql", choices=("pymysql", "mysqlclient"))
     run(parser.parse_args())
 
 

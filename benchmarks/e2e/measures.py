@@ -76,38 +76,64 @@ def transfer(
     return result
 
 
-def _connector(target: Target, until: float, out: multiprocessing.Queue, request: bool) -> None:
+def _connector(
+    target: Target, until: float, out: multiprocessing.Queue, request: bool, client: str
+) -> None:
     count = errors = 0
     ids = itertools.cycle(range(1, 10001))
-    while time.monotonic() < until:
-        try:
-            conn = pymysql.connect(
+    database = "test" if request else None
+    if client == "mysqlclient":  # libmariadb: tracks session state, sends the same SETs
+        import MySQLdb
+
+        def connect():
+            options = {"database": database} if database else {}
+            return MySQLdb.connect(
+                host=target.host, port=target.port, user=target.user,
+                password=target.password, connect_timeout=5, charset="utf8mb4", **options,
+            )  # fmt: skip
+
+        failed: tuple[type[Exception], ...] = (MySQLdb.MySQLError,)
+    else:
+
+        def connect():
+            return pymysql.connect(
                 host=target.host, port=target.port, user=target.user,
                 password=target.password, connect_timeout=5, ssl_disabled=True,
-                database="test" if request else None,
+                database=database,
             )  # fmt: skip
+
+        failed = (pymysql.MySQLError,)
+    while time.monotonic() < until:
+        try:
+            conn = connect()
             if request:
-                with conn.cursor() as cur:
-                    cur.execute(f"SELECT c FROM sbtest1 WHERE id={next(ids)}")
-                    cur.fetchall()
+                cur = conn.cursor()
+                cur.execute(f"SELECT c FROM sbtest1 WHERE id={next(ids)}")
+                cur.fetchall()
+                cur.close()
             conn.close()
             count += 1
-        except pymysql.MySQLError:
+        except failed:
             errors += 1
     out.put((count, errors))
 
 
 def connect_rate(
-    target: Target, connectors: int, duration: float, request: bool = False
+    target: Target,
+    connectors: int,
+    duration: float,
+    request: bool = False,
+    client: str = "pymysql",
 ) -> dict[str, object]:
     """Connect, authenticate, COM_QUIT in a loop from ``connectors`` processes (GIL-free);
     with ``request``, one point select on sysbench's table in between (a connection opened
-    per request, as PHP, serverless functions and agents open them)."""
+    per request, as PHP, serverless functions and agents open them). ``client``: PyMySQL,
+    or mysqlclient (libmariadb, which asks for session-state tracking)."""
     ctx = multiprocessing.get_context("fork")
     out: multiprocessing.Queue = ctx.Queue()
     pids = target.pids()
     cpu0, t0 = cpu_seconds(pids), time.monotonic()
-    procs = [ctx.Process(target=_connector, args=(target, t0 + duration, out, request))
+    procs = [ctx.Process(target=_connector, args=(target, t0 + duration, out, request, client))
              for _ in range(connectors)]  # fmt: skip
     for p in procs:
         p.start()
@@ -118,6 +144,7 @@ def connect_rate(
     done = sum(c for c, _ in counts)
     result: dict[str, object] = {
         "target": target.name,
+        "client": client,
         "connectors": connectors,
         "connections": done,
         "errors": sum(e for _, e in counts),
