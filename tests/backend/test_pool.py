@@ -122,3 +122,58 @@ def test_pool_limit_follows_the_backends_max_connections(mariadb):
         await pool.close()
 
     run(scenario())
+
+
+def test_a_database_the_connection_has_selected_is_not_selected_again(mariadb):
+    """A checkout for the database the connection has selected, as the server confirmed
+    within a second, sends no COM_INIT_DB (the reset keeps it), so its commands wait for
+    the session's first one; later, for another database, or once a session changed it,
+    the database is selected afresh (a round trip at login)."""
+    mariadb.sql("CREATE DATABASE IF NOT EXISTS pool_db_a; CREATE DATABASE IF NOT EXISTS pool_db_b")
+    now = [1000.0]
+
+    async def scenario():
+        pool = BackendPool(
+            backend(mariadb, max=1), workers=1, max_packet=1 << 24, clock=lambda: now[0]
+        )
+
+        async def take(database: str):
+            conn = await pool.checkout(
+                pool.config.account,
+                client_capabilities=int(PROXY_CAPABILITIES),
+                collation=UTF8MB4_GENERAL_CI,
+                database=database,
+                identity=SessionIdentity("alice", 7, "127.0.0.1"),
+                attributes={},
+                defer=True,
+            )
+            deferred = [p[0] for p in conn.deferred]
+            pool.release(conn, reusable=True)
+            await asyncio.sleep(0.05)  # the reset's answer arrives
+            return conn, deferred
+
+        init_db = 0x02
+        conn, _ = await take("pool_db_a")  # a fresh login with the database
+        assert conn.database == "pool_db_a"
+        now[0] += 0.5
+        _, deferred = await take("pool_db_a")
+        assert deferred and init_db not in deferred  # nothing sent: all deferred
+        now[0] += 0.6  # the server said so more than a second ago
+        _, deferred = await take("pool_db_a")
+        assert deferred == []  # COM_INIT_DB went, and everything with it
+        assert conn.database == "pool_db_a" and conn.database_at == now[0]
+        _, deferred = await take("pool_db_b")
+        assert deferred == [] and conn.database == "pool_db_b"
+        now[0] += 0.1
+        conn.database = None  # a session selected another one itself (USE)
+        _, deferred = await take("pool_db_b")
+        assert deferred == [] and conn.database == "pool_db_b"
+        now[0] += 0.1
+        _, deferred = await take("pool_db_b")
+        assert deferred and init_db not in deferred
+        await pool.close()
+
+    try:
+        run(scenario())
+    finally:
+        mariadb.sql("DROP DATABASE pool_db_a; DROP DATABASE pool_db_b")

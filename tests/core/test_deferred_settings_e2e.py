@@ -226,12 +226,14 @@ def test_a_pooled_login_waits_for_no_backend_command(proxy, mariadb):
 
 def test_a_database_is_selected_before_the_login_answers(proxy, mariadb):
     """COM_INIT_DB is never deferred: were the database gone, the statement sent behind it
-    would run in the database the pooled connection had. A database dropped since the pool
-    last selected it fails the login with the server's 1049, as a direct login would."""
+    would run in the database the pooled connection had. A database dropped since the
+    server last confirmed it to the pool (more than a second ago) fails the login with the
+    server's 1049, as a direct login would."""
     mariadb.sql("CREATE DATABASE IF NOT EXISTS deferred_gone")
     warm = through(proxy, database="deferred_gone")
     warm.close()
     mariadb.sql("DROP DATABASE deferred_gone")
+    time.sleep(1.1)  # within the second, its connection would keep it selected
     with pytest.raises(pymysql.MySQLError) as err:
         through(proxy, database="deferred_gone")
     assert err.value.args[0] == 1049 and "deferred_gone" in err.value.args[1]
@@ -373,3 +375,67 @@ def test_a_session_that_changes_its_trackers_gets_the_servers_own_answers(privat
     assert "event=tracked_stale" not in p.log()
     plain = _raw_answers(mariadb.port, "root", ROOT_PASSWORD, ["SET autocommit=0"])
     assert _raw_answers(p.port, **ALICE, sequence=["SET autocommit=0"]) == plain
+
+
+def test_a_login_naming_the_database_its_connection_has_waits_for_no_backend_command(
+    private_proxy, mariadb
+):
+    """A login naming the database its pooled connection has selected (confirmed by the
+    server within a second; the reset keeps it) is not selected again: the checkout's
+    commands go with the first query, half a second after the login, and no Init DB is
+    among them."""
+    p = private_proxy(workers=1)
+    through(p, database="test").close()
+    mariadb.sql("SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = ON;")
+    try:
+        conn = through(p, database="test", autocommit=True)
+        time.sleep(0.5)
+        assert one(conn, "SELECT 'same-db-4714', DATABASE()") == ("same-db-4714", "test")
+        conn.close()
+        rows = _general_log(mariadb, "same-db-4714")
+    finally:
+        mariadb.sql("SET GLOBAL general_log = OFF; TRUNCATE mysql.general_log;")
+    at = next(i for i, row in enumerate(rows) if "same-db-4714" in row[1])
+    checkout = [i for i, row in enumerate(rows[:at]) if "@myguard_user" in row[1]][-1]
+    assert rows[at][2] - rows[checkout][2] < 0.25  # sent with the query, not at login
+    assert "Init DB" not in [kind for kind, _, _ in rows[checkout:at]]
+
+
+@pytest.mark.parametrize("change", ["USE", "COM_INIT_DB", "DROP DATABASE", "EXECUTE IMMEDIATE"])
+def test_a_session_that_changed_its_database_leaves_none_to_the_next(
+    private_proxy, mariadb, change
+):
+    """A session that selected another database (USE, COM_INIT_DB) or dropped its own
+    (seen, or in SQL the analysis cannot read):
+    the next session naming the first database at login gets it selected afresh (its
+    statements run there), or the server's 1049 once it is gone, as a direct login."""
+    p = private_proxy(workers=1)
+    mariadb.sql(
+        "CREATE DATABASE IF NOT EXISTS db_first; CREATE DATABASE IF NOT EXISTS db_other;"
+        "CREATE OR REPLACE TABLE db_first.t (v VARCHAR(10)); INSERT INTO db_first.t VALUES ('first');"
+        "CREATE OR REPLACE TABLE db_other.t (v VARCHAR(10)); INSERT INTO db_other.t VALUES ('other');"
+    )
+    try:
+        through(p, database="db_first").close()
+        first = through(p, database="db_first")
+        if change == "USE":
+            first.query("USE db_other")
+        elif change == "COM_INIT_DB":
+            first.select_db("db_other")
+        elif change == "DROP DATABASE":
+            first.query("DROP DATABASE db_first")
+        else:  # opaque to the analysis
+            first.query("EXECUTE IMMEDIATE CONCAT('DROP DATA', 'BASE db_first')")
+        first.close()
+        if "DROP" in change or "EXECUTE" in change:
+            with pytest.raises(pymysql.MySQLError) as err:
+                through(p, database="db_first", autocommit=True).close()
+            assert err.value.args[0] == 1049
+            return
+        second = through(p, database="db_first", autocommit=True)  # holds no lock after
+        try:
+            assert one(second, "SELECT DATABASE(), (SELECT v FROM t)") == ("db_first", "first")
+        finally:
+            second.close()
+    finally:
+        mariadb.sql("DROP DATABASE IF EXISTS db_first; DROP DATABASE db_other")

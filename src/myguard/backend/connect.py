@@ -94,6 +94,10 @@ class BackendConnection:
     # A database was selected on it at some point: COM_RESET_CONNECTION keeps the current
     # database, so it serves only sessions that select one themselves.
     had_database: bool = False
+    # The database the pool knows is selected on it (None: none, or not known) and when
+    # the server last said it exists (the pool's clock at its login or COM_INIT_DB's OK).
+    database: str | None = None
+    database_at: float = 0.0
     # The reset sent when it came back (a command byte, 0: none); its answer is read
     # before the next use.
     reset_pending: int = 0
@@ -262,6 +266,7 @@ async def _login(
         created=now,
         idle_since=now,
         had_database=bool(database),
+        database=database or None,
     )
 
 

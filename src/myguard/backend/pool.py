@@ -13,7 +13,9 @@ COM_RESET_CONNECTION (MySQL < 5.7, MariaDB < 10.2) gets COM_CHANGE_USER instead.
 Checkout, one round trip pipelined on a reused connection: the pending reset's OK,
 COM_RESET_CONNECTION again (session variables start from the global values, and those may
 have changed while the connection was idle: a new session sees today's, as on a fresh
-connection), COM_INIT_DB when the client asked for a database, and ``SET [NAMES ...,]
+connection), COM_INIT_DB when the client asked for a database (not when the connection has
+that one selected, as the server confirmed less than ``_DEFER_WITHIN`` ago: the reset keeps
+it, and the sessions that ran on it since did not change it), and ``SET [NAMES ...,]
 @myguard_user =
 ..., @myguard_session = ...`` — the client's character set and collation, and who the
 session belongs to, where the server can show it. That round trip is also the health check:
@@ -482,10 +484,13 @@ class BackendPool:
                 # reset (or change of user) puts the global sql_mode back.
                 names += _IGNORE_SPACE
             payloads.append(_identity_statement(identity, names))
-            if database is not None and not fresh:
+            now = self._clock()
+            if fresh:
+                conn.database_at = now  # its login selected it
+            elif database is not None and not _selected(conn, database, now):
                 name = database.encode(client_codec(collation), "replace")
                 payloads.append(bytes((Command.COM_INIT_DB,)) + name)
-            now = self._clock()
+                conn.database = None  # until the server says it is selected
             if (
                 defer
                 and (fresh or now - conn.alive_at < _DEFER_WITHIN)
@@ -499,6 +504,8 @@ class BackendPool:
             conn.had_database = True
         if error is not None:
             raise error
+        if database is not None and conn.database is None:
+            conn.database, conn.database_at = database, conn.alive_at
         conn.collation = collation
 
     async def apply_deferred(self, conn: BackendConnection, payloads: list[bytes]) -> None:
@@ -602,6 +609,7 @@ class BackendPool:
             # The packet asked for the collation the connection had (change_user_packet).
             conn.status = await finish_auth(self.config, conn, self._password(conn), answer)
             conn.had_database = False
+            conn.database = None
             conn.collation = conn.collation or UTF8MB4_GENERAL_CI
             return
         # After a reset the session's character set is the server's choice (MariaDB
@@ -629,6 +637,7 @@ class BackendPool:
         answer = await stream.read_packet()
         conn.status = await finish_auth(self.config, conn, self._password(conn), answer)
         conn.had_database = False
+        conn.database = None
         conn.collation = conn.collation or UTF8MB4_GENERAL_CI  # what the packet asked for
 
     def _password(self, conn: BackendConnection) -> str:
@@ -829,6 +838,13 @@ class _UnknownCollation(Exception):
 # A reused connection whose server answered this recently is alive: its checkout commands
 # may wait for the session's first command (an older one is asked, as a health check).
 _DEFER_WITHIN = 1.0
+
+
+def _selected(conn: BackendConnection, database: str, now: float) -> bool:
+    """Has ``conn`` got ``database`` selected, as the server confirmed within
+    ``_DEFER_WITHIN``? Then COM_INIT_DB would change nothing (a database dropped since
+    shows at the session's statements, not at its login)."""
+    return conn.database == database and now - conn.database_at < _DEFER_WITHIN
 
 
 _IGNORE_SPACE = "sql_mode = CONCAT(@@sql_mode, ',IGNORE_SPACE'), "

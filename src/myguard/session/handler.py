@@ -931,6 +931,8 @@ class StatementHandler:
                     s.use_database(database)
             elif statement.kind in _SCHEMA_CHANGES:
                 s.ctx.masking.invalidate_schema(s.backend_config.name)
+            if (statement.opaque or statement.object_type == "database") and s.backend is not None:
+                s.backend.database = None  # dropping the current one deselects it
 
     def _finished(self, outcome: str) -> None:
         s = self.session

@@ -173,6 +173,9 @@ class SessionState:
 
     def use_database(self, database: str | None) -> None:
         self.database = database
-        if database is not None and self.backend is not None:
-            self.backend.had_database = True  # a reset keeps it: see backend/pool.py
+        if self.backend is not None:
+            # The pool selects the next session's database afresh (see backend/pool.py).
+            self.backend.database = None
+            if database is not None:
+                self.backend.had_database = True  # a reset keeps it
         self.guard.use_database(database)
