@@ -555,7 +555,8 @@ class StatementHandler:
         ``_repeat``; with ``autocommit`` or ``names`` (its set's codec), a SET autocommit or
         SET NAMES it answered and deferred (``_defer``) or learned the OK of (``_learn``:
         ``tracked``), which the core answers and defers itself when its text is the same.
-        Never one that changes session trackers: the handler must see those."""
+        (``_query`` never teaches one that changes session trackers: the handler must see
+        those.)"""
         s = self.session
         policy = s.ctx.policy
         if (
@@ -569,8 +570,6 @@ class StatementHandler:
         setting = autocommit >= 0 or names is not None
         if not setting and deferred_settings.read(text) is not None:
             return  # its shape answered here (_defer) when the session's status allows
-        if "session_track" in text.lower():
-            return
         quiet = _quiet(text, decision)
         taught = text if setting else None
         self._teach(
@@ -638,7 +637,8 @@ class StatementHandler:
             self._running = Decided(_QUERY, statement, decision)
             return _scan.RESPONSE_QUERY
         words = text.lower()  # one copy for the cheap tests of what else it may be
-        if "session_track" in words:
+        trackers = "session_track" in words
+        if trackers:
             self.own_trackers = True
         if (
             ("kill" in words and kill_stmt.is_kill(payload[1:]))
@@ -665,7 +665,7 @@ class StatementHandler:
             return ANSWERED
         verdict = self._send(payload, _scan.RESPONSE_QUERY, decision, words)
         # SHOW WARNINGS/ERRORS: whether the slow path answers it is session state.
-        if verdict != FORWARDED and cached and not shows_diagnostics(text):
+        if verdict != FORWARDED and cached and not trackers and not shows_diagnostics(text):
             self._remember(statement, decision)
         return verdict
 
