@@ -325,6 +325,14 @@ def test_prepared_and_opaque():
     assert one("EXECUTE s").opaque is False
 
 
+@pytest.mark.parametrize("sql", ["EXECUTE IMMEDIATE 'USE hr'", "PREPARE s FROM 'use `hr`'"])
+def test_use_inside_dynamic_sql_is_not_analysed(sql):
+    """The server switches databases there (MariaDB prepares USE), but myguard would go on
+    resolving names in the old one: refused as unparsed, never read as a plain USE."""
+    statement = one(sql)
+    assert statement.kind == "unparsed" and "USE inside PREPARE" in statement.error
+
+
 def test_multi_statement_and_use_tracking():
     statements = analyze("SELECT 1; USE other; DROP TABLE t;;", "shop")
     assert [s.kind for s in statements] == ["select", "use", "drop"]

@@ -439,3 +439,42 @@ def test_a_session_that_changed_its_database_leaves_none_to_the_next(
             second.close()
     finally:
         mariadb.sql("DROP DATABASE IF EXISTS db_first; DROP DATABASE db_other")
+
+
+@pytest.mark.parametrize("environment", ["development", "production"])
+@pytest.mark.parametrize(
+    "sql", ["EXECUTE IMMEDIATE 'USE db_other'", "PREPARE s FROM 'USE db_other'"]
+)
+def test_use_in_dynamic_sql_never_leaves_the_next_session_elsewhere(
+    private_proxy, mariadb, environment, sql
+):
+    """MariaDB runs USE from a prepared text too. myguard does not read it as a USE (its
+    names would resolve in the old database): refused in production, and where the shipped
+    rules let statements it cannot analyse through (development), the pool selects the
+    next session's database afresh all the same."""
+    p = private_proxy(workers=1, environment=environment)
+    mariadb.sql(
+        "CREATE DATABASE IF NOT EXISTS db_first; CREATE DATABASE IF NOT EXISTS db_other;"
+        "CREATE OR REPLACE TABLE db_first.t (v VARCHAR(10)); INSERT INTO db_first.t VALUES ('first');"
+        "CREATE OR REPLACE TABLE db_other.t (v VARCHAR(10)); INSERT INTO db_other.t VALUES ('other');"
+    )
+    try:
+        through(p, database="db_first").close()
+        first = through(p, database="db_first", autocommit=True)
+        try:
+            first.query(sql)
+            if sql.startswith("PREPARE"):
+                first.query("EXECUTE s")
+            refused = None
+        except pymysql.MySQLError as exc:
+            refused = exc.args[0]
+        first.close()
+        if environment == "production":
+            assert refused == 4700
+        second = through(p, database="db_first", autocommit=True)
+        try:
+            assert one(second, "SELECT DATABASE(), (SELECT v FROM t)") == ("db_first", "first")
+        finally:
+            second.close()
+    finally:
+        mariadb.sql("DROP DATABASE IF EXISTS db_first; DROP DATABASE db_other")

@@ -556,6 +556,13 @@ def _dynamic(
     inner = analyze(text, current_db)
     if len(inner) != 1:
         return replace(unparsed(sql, f"{kind} text must hold one statement"), cacheable=False)
+    if inner[0].kind == "use":
+        # The session's database decides how every later statement's names resolve, and
+        # a USE run from a prepared text changes it where myguard cannot follow it.
+        return replace(
+            unparsed(sql, "USE inside PREPARE or EXECUTE IMMEDIATE is not followed (send USE)"),
+            cacheable=False,
+        )
     # The literal text is erased by the fingerprint: never cache this analysis.
     return replace(inner[0], sql=sql, prepared=True, cacheable=False)
 

@@ -931,8 +931,12 @@ class StatementHandler:
                     s.use_database(database)
             elif statement.kind in _SCHEMA_CHANGES:
                 s.ctx.masking.invalidate_schema(s.backend_config.name)
-            if (statement.opaque or statement.object_type == "database") and s.backend is not None:
-                s.backend.database = None  # dropping the current one deselects it
+            if s.backend is not None and (
+                statement.opaque or statement.unparsed or statement.object_type == "database"
+            ):
+                # It may select another database, or drop the current one (which deselects
+                # it): the pool selects the next session's afresh.
+                s.backend.database = None
 
     def _finished(self, outcome: str) -> None:
         s = self.session
