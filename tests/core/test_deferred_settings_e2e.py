@@ -401,44 +401,48 @@ def test_a_login_naming_the_database_its_connection_has_waits_for_no_backend_com
     assert "Init DB" not in [kind for kind, _, _ in rows[checkout:at]]
 
 
+@pytest.fixture()
+def two_databases(mariadb):
+    """db_first and db_other, each with a table t holding its own name."""
+    mariadb.sql(
+        "CREATE DATABASE IF NOT EXISTS db_first; CREATE DATABASE IF NOT EXISTS db_other;"
+        "CREATE OR REPLACE TABLE db_first.t (v VARCHAR(10)); INSERT INTO db_first.t VALUES ('first');"
+        "CREATE OR REPLACE TABLE db_other.t (v VARCHAR(10)); INSERT INTO db_other.t VALUES ('other');"
+    )
+    yield
+    mariadb.sql("DROP DATABASE IF EXISTS db_first; DROP DATABASE db_other")
+
+
 @pytest.mark.parametrize("change", ["USE", "COM_INIT_DB", "DROP DATABASE", "EXECUTE IMMEDIATE"])
 def test_a_session_that_changed_its_database_leaves_none_to_the_next(
-    private_proxy, mariadb, change
+    private_proxy, two_databases, change
 ):
     """A session that selected another database (USE, COM_INIT_DB) or dropped its own
     (seen, or in SQL the analysis cannot read):
     the next session naming the first database at login gets it selected afresh (its
     statements run there), or the server's 1049 once it is gone, as a direct login."""
     p = private_proxy(workers=1)
-    mariadb.sql(
-        "CREATE DATABASE IF NOT EXISTS db_first; CREATE DATABASE IF NOT EXISTS db_other;"
-        "CREATE OR REPLACE TABLE db_first.t (v VARCHAR(10)); INSERT INTO db_first.t VALUES ('first');"
-        "CREATE OR REPLACE TABLE db_other.t (v VARCHAR(10)); INSERT INTO db_other.t VALUES ('other');"
-    )
+    through(p, database="db_first").close()
+    first = through(p, database="db_first")
+    if change == "USE":
+        first.query("USE db_other")
+    elif change == "COM_INIT_DB":
+        first.select_db("db_other")
+    elif change == "DROP DATABASE":
+        first.query("DROP DATABASE db_first")
+    else:  # opaque to the analysis
+        first.query("EXECUTE IMMEDIATE CONCAT('DROP DATA', 'BASE db_first')")
+    first.close()
+    if "DROP" in change or "EXECUTE" in change:
+        with pytest.raises(pymysql.MySQLError) as err:
+            through(p, database="db_first", autocommit=True).close()
+        assert err.value.args[0] == 1049
+        return
+    second = through(p, database="db_first", autocommit=True)  # holds no lock after
     try:
-        through(p, database="db_first").close()
-        first = through(p, database="db_first")
-        if change == "USE":
-            first.query("USE db_other")
-        elif change == "COM_INIT_DB":
-            first.select_db("db_other")
-        elif change == "DROP DATABASE":
-            first.query("DROP DATABASE db_first")
-        else:  # opaque to the analysis
-            first.query("EXECUTE IMMEDIATE CONCAT('DROP DATA', 'BASE db_first')")
-        first.close()
-        if "DROP" in change or "EXECUTE" in change:
-            with pytest.raises(pymysql.MySQLError) as err:
-                through(p, database="db_first", autocommit=True).close()
-            assert err.value.args[0] == 1049
-            return
-        second = through(p, database="db_first", autocommit=True)  # holds no lock after
-        try:
-            assert one(second, "SELECT DATABASE(), (SELECT v FROM t)") == ("db_first", "first")
-        finally:
-            second.close()
+        assert one(second, "SELECT DATABASE(), (SELECT v FROM t)") == ("db_first", "first")
     finally:
-        mariadb.sql("DROP DATABASE IF EXISTS db_first; DROP DATABASE db_other")
+        second.close()
 
 
 @pytest.mark.parametrize("environment", ["development", "production"])
@@ -446,35 +450,27 @@ def test_a_session_that_changed_its_database_leaves_none_to_the_next(
     "sql", ["EXECUTE IMMEDIATE 'USE db_other'", "PREPARE s FROM 'USE db_other'"]
 )
 def test_use_in_dynamic_sql_never_leaves_the_next_session_elsewhere(
-    private_proxy, mariadb, environment, sql
+    private_proxy, two_databases, environment, sql
 ):
     """MariaDB runs USE from a prepared text too. myguard does not read it as a USE (its
     names would resolve in the old database): refused in production, and where the shipped
     rules let statements it cannot analyse through (development), the pool selects the
     next session's database afresh all the same."""
     p = private_proxy(workers=1, environment=environment)
-    mariadb.sql(
-        "CREATE DATABASE IF NOT EXISTS db_first; CREATE DATABASE IF NOT EXISTS db_other;"
-        "CREATE OR REPLACE TABLE db_first.t (v VARCHAR(10)); INSERT INTO db_first.t VALUES ('first');"
-        "CREATE OR REPLACE TABLE db_other.t (v VARCHAR(10)); INSERT INTO db_other.t VALUES ('other');"
-    )
+    through(p, database="db_first").close()
+    first = through(p, database="db_first", autocommit=True)
     try:
-        through(p, database="db_first").close()
-        first = through(p, database="db_first", autocommit=True)
-        try:
-            first.query(sql)
-            if sql.startswith("PREPARE"):
-                first.query("EXECUTE s")
-            refused = None
-        except pymysql.MySQLError as exc:
-            refused = exc.args[0]
-        first.close()
-        if environment == "production":
-            assert refused == 4700
-        second = through(p, database="db_first", autocommit=True)
-        try:
-            assert one(second, "SELECT DATABASE(), (SELECT v FROM t)") == ("db_first", "first")
-        finally:
-            second.close()
+        first.query(sql)
+        if sql.startswith("PREPARE"):
+            first.query("EXECUTE s")
+        refused = None
+    except pymysql.MySQLError as exc:
+        refused = exc.args[0]
+    first.close()
+    if environment == "production":
+        assert refused == 4700
+    second = through(p, database="db_first", autocommit=True)
+    try:
+        assert one(second, "SELECT DATABASE(), (SELECT v FROM t)") == ("db_first", "first")
     finally:
-        mariadb.sql("DROP DATABASE IF EXISTS db_first; DROP DATABASE db_other")
+        second.close()
